@@ -1,0 +1,215 @@
+"""Validate OAuth 2.0 access tokens (JWTs) issued by Okta or any RFC 8414 issuer.
+
+This module knows nothing of Pyramid and can be used on its own::
+
+    verifier = AccessTokenVerifier("https://dev-123456.okta.com/oauth2/default",
+                                   audience="api://default")
+    claims = verifier.verify(token)   # or raises okta_pyramid.exceptions.VerificationError
+
+What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
+
+1. the token is a compact JWS of bounded size whose header is a JSON object;
+2. ``alg`` is in the allowlist (RS256 only) before anything else is looked at;
+3. ``crit`` and ``b64`` are refused (no extensions are understood, RFC 7515 §4.1.11),
+   ``typ``, when present, must name a JWT access token (RFC 9068 §4, RFC 8725 §3.11);
+4. ``kid`` selects the key from the issuer's JWKS; ``jwk``, ``jku``, ``x5u`` and ``x5c``
+   are ignored, so a token can never choose its own key or make us fetch anything;
+5. the signature;
+6. the claims: ``iss`` exactly, ``aud`` (string or list) contains an accepted audience,
+   ``exp`` and ``iat`` present, ``exp``/``nbf``/``iat`` within the leeway, registered
+   claims of the right JSON type (a NumericDate is a number), ``cid`` in the allowlist.
+"""
+from __future__ import annotations
+
+import binascii
+import json
+import math
+import time
+from typing import Any, Callable, Iterable
+
+import requests
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from jwt.utils import base64url_decode
+
+from .exceptions import (
+    ExpiredToken,
+    ImmatureToken,
+    InvalidAudience,
+    InvalidClaims,
+    InvalidIssuer,
+    InvalidSignature,
+    MalformedToken,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    UnsupportedHeader,
+)
+from .jwks import IssuerClient, KeySet
+from .settings import (
+    DEFAULT_AUDIENCE,
+    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_JWKS_REFETCH_COOLDOWN,
+    DEFAULT_LEEWAY,
+)
+
+#: Okta signs access tokens with RS256 only; RFC 8725 §3.1: accept an explicit allowlist.
+ALGORITHMS = ("RS256",)
+#: Larger tokens are refused before any decoding. Okta tokens with large groups
+#: claims stay well below this.
+MAX_TOKEN_LENGTH = 16 * 1024
+#: ``typ`` values that may appear on an access token (RFC 9068 §2.1; Okta sends none).
+ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
+
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(data: bytes) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259 §6); Python would accept them.
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+def _segment(data: str) -> bytes:
+    try:
+        return base64url_decode(data.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise MalformedToken("the token is not base64url-encoded") from None
+
+
+class AccessTokenVerifier:
+    """Verify access tokens against one issuer and a set of accepted audiences."""
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str | Iterable[str] = DEFAULT_AUDIENCE,
+        *,
+        client_ids: Iterable[str] = (),
+        leeway: int = DEFAULT_LEEWAY,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        jwks_refetch_cooldown: float = DEFAULT_JWKS_REFETCH_COOLDOWN,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
+        if not self.audiences:
+            raise ValueError("at least one audience is required")
+        self.client_ids = frozenset(client_ids)
+        self.leeway = leeway
+        self.clock = clock
+        self.keys = KeySet(
+            IssuerClient(issuer, http_timeout=http_timeout, session=session),
+            refetch_cooldown=jwks_refetch_cooldown,
+        )
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the token's claims, or raise a :class:`VerificationError`."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
+        if not token.isascii():
+            raise MalformedToken("the token contains characters that are not ASCII")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise MalformedToken("the token is not a JWT (expected three dot-separated parts)")
+        header_b64, payload_b64, signature_b64 = parts
+        header = self._header(header_b64)
+        key = self.keys.get(header["kid"])
+        try:
+            key.verify(_segment(signature_b64), f"{header_b64}.{payload_b64}".encode("ascii"),
+                       _PKCS1, _SHA256)
+        except _CryptoInvalidSignature:
+            raise InvalidSignature("the token's signature does not verify") from None
+        try:
+            claims = _loads(_segment(payload_b64))
+        except (ValueError, RecursionError):
+            raise MalformedToken("the token's claims are not JSON") from None
+        if not isinstance(claims, dict):
+            raise MalformedToken("the token's claims are not a JSON object")
+        self._validate_claims(claims)
+        return claims
+
+    def _header(self, header_b64: str) -> dict[str, Any]:
+        try:
+            header = _loads(_segment(header_b64))
+        except (ValueError, RecursionError):
+            raise MalformedToken("the token's header is not JSON") from None
+        if not isinstance(header, dict):
+            raise MalformedToken("the token's header is not a JSON object")
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise UnsupportedAlgorithm(
+                f"the token's algorithm {str(alg)[:20]!r} is not accepted; expected RS256"
+            )
+        if "crit" in header or "b64" in header:
+            raise UnsupportedHeader("the token uses a critical header extension (crit) "
+                                    "that is not supported")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES):
+            raise UnsupportedHeader("the token's type (typ) is not an access token")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise UnknownKey("the token has no key id (kid)")
+        return header
+
+    # -- claims, one check each ---------------------------------------------------
+
+    def _validate_claims(self, claims: dict[str, Any]) -> None:
+        for name in REQUIRED_CLAIMS:
+            if name not in claims:
+                raise InvalidClaims(f"the token has no '{name}' claim")
+        now = self.clock()
+        self._validate_iss(claims["iss"])
+        self._validate_aud(claims["aud"])
+        self._validate_exp(claims["exp"], now)
+        self._validate_iat(claims["iat"], now)
+        if "nbf" in claims:
+            self._validate_nbf(claims["nbf"], now)
+        for name in ("sub", "cid", "jti"):
+            if name in claims and not isinstance(claims[name], str):
+                raise InvalidClaims(f"the token's '{name}' claim is not a string")
+        if self.client_ids:
+            self._validate_cid(claims.get("cid"))
+
+    def _validate_iss(self, iss: Any) -> None:
+        if iss != self.issuer:
+            raise InvalidIssuer("the token was issued by another authorization server")
+
+    def _validate_aud(self, aud: Any) -> None:
+        if isinstance(aud, str):
+            aud = [aud]
+        elif not isinstance(aud, list) or not all(isinstance(a, str) for a in aud):
+            raise InvalidClaims("the token's 'aud' claim is not a string or list of strings")
+        if self.audiences.isdisjoint(aud):
+            raise InvalidAudience("the token is not meant for this API (wrong audience)")
+
+    def _validate_exp(self, exp: Any, now: float) -> None:
+        if _numeric_date(exp, "exp") <= now - self.leeway:
+            raise ExpiredToken("the token has expired")
+
+    def _validate_iat(self, iat: Any, now: float) -> None:
+        if _numeric_date(iat, "iat") > now + self.leeway:
+            raise ImmatureToken("the token was issued in the future (iat)")
+
+    def _validate_nbf(self, nbf: Any, now: float) -> None:
+        if _numeric_date(nbf, "nbf") > now + self.leeway:
+            raise ImmatureToken("the token is not valid yet (nbf)")
+
+    def _validate_cid(self, cid: Any) -> None:
+        if cid not in self.client_ids:
+            raise InvalidClaims("the token was issued to a client that is not allowed (cid)")
+
+
+def _numeric_date(value: Any, name: str) -> float:
+    # RFC 7519 §2: a NumericDate is a JSON number; booleans and strings are not.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise InvalidClaims(f"the token's '{name}' claim is not a NumericDate")
+    return value

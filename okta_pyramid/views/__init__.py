@@ -1,0 +1,1 @@
+"""Views of the okta_pyramid application (not part of the add-on)."""

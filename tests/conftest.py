@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import pytest
+import webtest
+
+from okta_pyramid import main
+from okta_pyramid.verifier import AccessTokenVerifier
+
+from .issuer import LoopbackIssuer
+
+
+@pytest.fixture
+def issuer() -> Iterator[LoopbackIssuer]:
+    server = LoopbackIssuer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def settings(issuer: LoopbackIssuer) -> dict[str, Any]:
+    return {
+        "okta.issuer": issuer.issuer,
+        "okta.audience": issuer.audience,
+        "okta.http_timeout": "2",
+        "okta.jwks_refetch_cooldown": "30",
+    }
+
+
+@pytest.fixture
+def make_app(settings: dict[str, Any]) -> Callable[..., webtest.TestApp]:
+    """Build the real application (main) with extra settings, wrapped in WebTest."""
+
+    def factory(**extra: Any) -> webtest.TestApp:
+        merged = {**settings, **{f"okta.{k}": v for k, v in extra.items()}}
+        return webtest.TestApp(main({}, **merged), extra_environ={"REMOTE_ADDR": "192.0.2.7"})
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
+    return make_app()
+
+
+@pytest.fixture
+def verifier(issuer: LoopbackIssuer) -> AccessTokenVerifier:
+    return AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2)

@@ -1,0 +1,179 @@
+"""A real authorization server on loopback: RFC 8414 discovery and a JWKS over HTTP.
+
+It mints tokens like Okta's and can be told to rotate keys, fail, hang, or
+answer garbage, so tests exercise the verifier over real sockets.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+@functools.lru_cache(maxsize=None)
+def rsa_key(index: int, bits: int = 2048) -> rsa.RSAPrivateKey:
+    """The same generated key for the same index for the whole run (keygen is slow)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def b64url_uint(value: int) -> str:
+    data = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
+    numbers = key.public_key().public_numbers()
+    return {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+            "n": b64url_uint(numbers.n), "e": b64url_uint(numbers.e), **extra}
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    @property
+    def jwk(self) -> dict[str, Any]:
+        return public_jwk(self.private_key, self.kid)
+
+
+class LoopbackIssuer:
+    """An issuer at ``http://127.0.0.1:<port>/oauth2/default``.
+
+    ``mode`` changes how the discovery and JWKS endpoints answer: ``ok``, ``error``
+    (HTTP 500), ``garbage`` (not JSON), ``hang`` (no answer until released).
+    """
+
+    audience = "api://default"
+
+    def __init__(self) -> None:
+        self.keys: list[SigningKey] = [SigningKey("key-1", rsa_key(1))]
+        self.mode = "ok"
+        self.hits: Counter[str] = Counter()
+        self.metadata_overrides: dict[str, Any] = {}
+        self.jwks_override: Any = None
+        self.well_known = {"oauth-authorization-server", "openid-configuration"}
+        self.release = threading.Event()
+        self.jwks_delay = 0.0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        self.issuer = f"{self.base_url}/oauth2/default"
+        self.jwks_uri = f"{self.issuer}/v1/keys"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- tokens ---------------------------------------------------------------
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {
+            "ver": 1,
+            "jti": "AT." + uuid.uuid4().hex,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + 3600,
+            "cid": "0oa-test-client",
+            "uid": "00u-test-user",
+            "scp": ["openid", "profile"],
+            "sub": "alice@example.com",
+        }
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not _DROP}
+
+    def mint(self, *, key: SigningKey | None = None, headers: dict[str, Any] | None = None,
+             **claims: Any) -> str:
+        """An RS256 access token signed with ``key`` (default: the first served key)."""
+        key = key or self.keys[0]
+        header = {"kid": key.kid, **(headers or {})}
+        return jwt.encode(self.claims(**claims), key.private_key, algorithm="RS256",
+                          headers=header)
+
+    def rotate(self, index: int, *, keep_old: bool = True) -> SigningKey:
+        new = SigningKey(f"key-{index}", rsa_key(index))
+        self.keys = [new, *self.keys] if keep_old else [new]
+        return new
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.issuer}/v1/authorize",
+            "token_endpoint": f"{self.issuer}/v1/token",
+            "jwks_uri": self.jwks_uri,
+            "response_types_supported": ["code"],
+            **self.metadata_overrides,
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                issuer.hits[self.path] += 1
+                prefix = "/oauth2/default"
+                if self.path == f"{prefix}/v1/keys":
+                    if issuer.jwks_delay:
+                        time.sleep(issuer.jwks_delay)
+                    body = issuer.jwks_override
+                    if body is None:
+                        body = {"keys": [k.jwk for k in issuer.keys]}
+                    return self.answer(body)
+                for name in issuer.well_known:
+                    if self.path == f"{prefix}/.well-known/{name}":
+                        return self.answer(issuer.metadata())
+                self.send(404, b'{"errorCode":"E0000022"}')
+
+            def answer(self, body: Any) -> None:
+                if issuer.mode == "hang":
+                    issuer.release.wait(30)
+                    return
+                if issuer.mode == "error":
+                    return self.send(500, b"internal error")
+                if issuer.mode == "garbage":
+                    return self.send(200, b"<html>not json")
+                self.send(200, json.dumps(body).encode())
+
+            def send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+_DROP = object()
+#: Pass as a claim value to leave the claim out: ``issuer.mint(exp=DROP)``.
+DROP = _DROP
+
+
+def unreachable_url() -> str:
+    """A loopback URL where nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/oauth2/default"
