@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from .exceptions import IssuerUnavailable, UnknownKey
 from .settings import is_loopback_host
@@ -188,7 +188,7 @@ def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
             continue
         try:
             key = PyJWK({"kty": "RSA", "n": jwk.get("n"), "e": jwk.get("e")}, "RS256").key
-        except (PyJWKError, ValueError, TypeError):
+        except (PyJWTError, ValueError, TypeError):
             continue
         if not isinstance(key, RSAPublicKey) or key.key_size < MIN_RSA_BITS:
             continue

@@ -70,7 +70,8 @@ class LoopbackIssuer:
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self.issuer = f"{self.base_url}/oauth2/default"
         self.jwks_uri = f"{self.issuer}/v1/keys"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -102,8 +103,9 @@ class LoopbackIssuer:
         """An RS256 access token signed with ``key`` (default: the first served key)."""
         key = key or self.keys[0]
         header = {"kid": key.kid, **(headers or {})}
-        return jwt.encode(self.claims(**claims), key.private_key, algorithm="RS256",
-                          headers=header)
+        # Signed as raw JSON so tests can mint claims PyJWT's encoder would refuse.
+        payload = json.dumps(self.claims(**claims)).encode()
+        return jwt.api_jws.encode(payload, key.private_key, algorithm="RS256", headers=header)
 
     def rotate(self, index: int, *, keep_old: bool = True) -> SigningKey:
         new = SigningKey(f"key-{index}", rsa_key(index))

@@ -1,0 +1,230 @@
+"""Discovery and the key cache, over real HTTP to the loopback issuer."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from okta_pyramid import exceptions as exc
+from okta_pyramid.jwks import (
+    MAX_DOCUMENT_BYTES,
+    FetchError,
+    IssuerClient,
+    KeySet,
+    discovery_urls,
+    parse_jwks,
+)
+from okta_pyramid.verifier import AccessTokenVerifier
+
+from .issuer import LoopbackIssuer, public_jwk, rsa_key, unreachable_url
+
+OAS = "/oauth2/default/.well-known/oauth-authorization-server"
+OIDC = "/oauth2/default/.well-known/openid-configuration"
+KEYS = "/oauth2/default/v1/keys"
+
+
+def test_discovery_urls() -> None:
+    assert discovery_urls("https://o.okta.com/oauth2/default") == [
+        "https://o.okta.com/oauth2/default/.well-known/oauth-authorization-server",
+        "https://o.okta.com/oauth2/default/.well-known/openid-configuration",
+        "https://o.okta.com/.well-known/oauth-authorization-server/oauth2/default",
+    ]
+    assert discovery_urls("https://login.example.com") == [
+        "https://login.example.com/.well-known/oauth-authorization-server",
+        "https://login.example.com/.well-known/openid-configuration",
+    ]
+
+
+def test_rfc8414_metadata_is_used_first(issuer: LoopbackIssuer) -> None:
+    metadata = IssuerClient(issuer.issuer).metadata()
+    assert metadata.jwks_uri == issuer.jwks_uri
+    assert dict(issuer.hits) == {OAS: 1}
+
+
+def test_falls_back_to_openid_configuration(issuer: LoopbackIssuer) -> None:
+    issuer.well_known = {"openid-configuration"}
+    assert IssuerClient(issuer.issuer).metadata().jwks_uri == issuer.jwks_uri
+    assert issuer.hits[OAS] == 1 and issuer.hits[OIDC] == 1
+
+
+def test_metadata_issuer_must_match_exactly(issuer: LoopbackIssuer) -> None:
+    # RFC 8414 §3.3: otherwise an attacker's metadata could point at their keys.
+    issuer.metadata_overrides = {"issuer": issuer.issuer + "/"}
+    with pytest.raises(FetchError, match="expected exactly"):
+        IssuerClient(issuer.issuer).metadata()
+
+
+@pytest.mark.parametrize("jwks_uri", [None, 42, "ftp://x/keys", "http://evil.example.com/keys",
+                                      "/relative/keys"])
+def test_metadata_needs_a_usable_jwks_uri(issuer: LoopbackIssuer, jwks_uri: Any) -> None:
+    issuer.metadata_overrides = {"jwks_uri": jwks_uri}
+    with pytest.raises(FetchError, match="jwks_uri"):
+        IssuerClient(issuer.issuer).metadata()
+
+
+def test_metadata_is_fetched_once(issuer: LoopbackIssuer) -> None:
+    client = IssuerClient(issuer.issuer)
+    client.fetch_keys()
+    client.fetch_keys()
+    assert issuer.hits[OAS] == 1 and issuer.hits[KEYS] == 2
+
+
+@pytest.mark.parametrize("mode", ["error", "garbage"])
+def test_broken_issuer_is_a_fetch_error(issuer: LoopbackIssuer, mode: str) -> None:
+    issuer.mode = mode
+    with pytest.raises(FetchError):
+        IssuerClient(issuer.issuer).metadata()
+
+
+def test_hanging_issuer_times_out(issuer: LoopbackIssuer) -> None:
+    issuer.mode = "hang"
+    started = time.monotonic()
+    with pytest.raises(FetchError):
+        IssuerClient(issuer.issuer, http_timeout=0.3).metadata()
+    assert time.monotonic() - started < 2
+
+
+def test_oversized_document_is_refused(issuer: LoopbackIssuer) -> None:
+    issuer.jwks_override = {"keys": [], "padding": "x" * MAX_DOCUMENT_BYTES}
+    with pytest.raises(FetchError, match="more than"):
+        IssuerClient(issuer.issuer).fetch_keys()
+
+
+def test_unusable_keys_are_skipped() -> None:
+    good = public_jwk(rsa_key(1), "good")
+    weak = public_jwk(rsa_key(7, 1024), "weak")
+    keys, _ = parse_jwks({"keys": [
+        good,
+        weak,
+        {**public_jwk(rsa_key(2), "enc"), "use": "enc"},
+        {**public_jwk(rsa_key(2), "ps"), "alg": "PS256"},
+        {**public_jwk(rsa_key(2), "ops"), "key_ops": ["encrypt"]},
+        {**public_jwk(rsa_key(2), "priv"), "d": "AQAB"},
+        {**public_jwk(rsa_key(2), "good")},  # duplicate kid: the first one wins
+        {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+        {"kty": "RSA", "kid": 7, "n": good["n"], "e": good["e"]},
+        "not a key",
+    ]})
+    assert set(keys) == {"good"}
+    assert keys["good"].public_numbers() == rsa_key(1).public_key().public_numbers()
+
+
+@pytest.mark.parametrize("document", [[], {"keys": {}}, {"nokeys": []}, "x"])
+def test_malformed_key_set(document: Any) -> None:
+    with pytest.raises(FetchError):
+        parse_jwks(document)
+
+
+def test_unknown_kid_refetch_is_rate_limited(issuer: LoopbackIssuer) -> None:
+    clock = FakeClock()
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=30, clock=clock)
+    keys.get("key-1")
+    for second in range(0, 95):
+        clock.now += 1
+        with pytest.raises(exc.UnknownKey):
+            keys.get(f"made-up-{second}")
+    # The load, then one refetch per 30 s cooldown however many made-up kids arrive.
+    assert issuer.hits[KEYS] == 1 + 3
+
+
+def test_rotated_in_key_is_picked_up_without_restart(issuer: LoopbackIssuer) -> None:
+    verifier = AccessTokenVerifier(issuer.issuer, jwks_refetch_cooldown=0)
+    assert verifier.verify(issuer.mint())
+    new = issuer.rotate(2)
+    assert verifier.verify(issuer.mint(key=new))["iss"] == issuer.issuer
+    assert issuer.hits[KEYS] == 2
+
+
+def test_removed_key_stops_its_tokens(issuer: LoopbackIssuer) -> None:
+    clock = FakeClock()
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=30, clock=clock)
+    keys.get("key-1")
+    generation = keys.generation
+    issuer.rotate(2, keep_old=False)
+    clock.now += 31
+    keys.get("key-2")
+    assert keys.kids == {"key-2"}
+    assert keys.generation == generation + 1
+    with pytest.raises(exc.UnknownKey):
+        keys.get("key-1")
+
+
+def test_unchanged_key_set_keeps_its_generation(issuer: LoopbackIssuer) -> None:
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=0)
+    keys.refresh()
+    generation = keys.generation
+    keys.refresh()
+    assert keys.generation == generation
+
+
+def test_concurrent_misses_share_one_fetch(issuer: LoopbackIssuer) -> None:
+    issuer.jwks_delay = 0.3
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=0)
+    results: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(keys.get("key-1"))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    assert issuer.hits[KEYS] == 1
+
+
+def test_keys_held_survive_an_issuer_outage(issuer: LoopbackIssuer) -> None:
+    verifier = AccessTokenVerifier(issuer.issuer, jwks_refetch_cooldown=0)
+    token = issuer.mint()
+    verifier.verify(token)
+    issuer.mode = "error"
+    verifier.keys.refresh()
+    assert verifier.keys.last_error is not None
+    assert verifier.verify(token)["sub"] == "alice@example.com"  # stale, not failing
+
+
+def test_no_keys_at_all_is_issuer_unavailable(issuer: LoopbackIssuer) -> None:
+    verifier = AccessTokenVerifier(unreachable_url(), http_timeout=1)
+    with pytest.raises(exc.IssuerUnavailable) as info:
+        verifier.verify(issuer.mint())
+    assert info.value.retry_after >= 1
+
+
+def test_failed_fetch_is_not_retried_during_the_backoff(issuer: LoopbackIssuer) -> None:
+    issuer.mode = "error"
+    clock = FakeClock()
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=30, clock=clock)
+    for _ in range(20):
+        with pytest.raises(exc.IssuerUnavailable):
+            keys.get("key-1")
+    assert issuer.hits[OAS] == 1
+    issuer.mode = "ok"
+    clock.now += 5
+    assert keys.get("key-1")
+
+
+def test_unknown_kid_while_issuer_is_down_is_unavailable(issuer: LoopbackIssuer) -> None:
+    clock = FakeClock()
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=30, clock=clock)
+    keys.get("key-1")
+    issuer.mode = "error"
+    clock.now += 31
+    # The token may be signed by a key we cannot fetch yet: 503, not 401.
+    with pytest.raises(exc.IssuerUnavailable):
+        keys.get("key-2")
+    assert keys.get("key-1")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+

@@ -1,0 +1,265 @@
+"""AccessTokenVerifier against a real issuer on loopback: every rule, every attack."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from okta_pyramid import exceptions as exc
+from okta_pyramid.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
+
+from .issuer import DROP, LoopbackIssuer, SigningKey, public_jwk, rsa_key
+
+
+def b64(data: Any) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def forge(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"sig") -> str:
+    return f"{b64(header)}.{b64(claims)}.{b64(signature)}"
+
+
+def test_valid_token_returns_its_claims(issuer: LoopbackIssuer,
+                                        verifier: AccessTokenVerifier) -> None:
+    claims = verifier.verify(issuer.mint(sub="bob@example.com"))
+    assert claims["sub"] == "bob@example.com"
+    assert claims["iss"] == issuer.issuer
+
+
+def test_audience_list_needs_one_accepted_entry(issuer: LoopbackIssuer) -> None:
+    verifier = AccessTokenVerifier(issuer.issuer, ["api://other", "api://default"])
+    assert verifier.verify(issuer.mint(aud=["api://x", "api://default"]))
+    with pytest.raises(exc.InvalidAudience):
+        verifier.verify(issuer.mint(aud=["api://x", "api://y"]))
+
+
+@pytest.mark.parametrize(("claims", "error", "text"), [
+    ({"exp": int(time.time()) - 61}, exc.ExpiredToken, "expired"),
+    ({"nbf": int(time.time()) + 120}, exc.ImmatureToken, "not valid yet"),
+    ({"iat": int(time.time()) + 120}, exc.ImmatureToken, "issued in the future"),
+    ({"iss": "https://evil.example.com/oauth2/default"}, exc.InvalidIssuer, "another"),
+    ({"aud": "api://someone-else"}, exc.InvalidAudience, "wrong audience"),
+    ({"aud": []}, exc.InvalidAudience, "wrong audience"),
+    ({"exp": DROP}, exc.InvalidClaims, "'exp'"),
+    ({"iat": DROP}, exc.InvalidClaims, "'iat'"),
+    ({"iss": DROP}, exc.InvalidClaims, "'iss'"),
+    ({"aud": DROP}, exc.InvalidClaims, "'aud'"),
+    # RFC 7519 §2: NumericDate is a JSON number, not a string or a boolean.
+    ({"exp": str(int(time.time()) + 600)}, exc.InvalidClaims, "NumericDate"),
+    ({"exp": True}, exc.InvalidClaims, "NumericDate"),
+    ({"nbf": "0"}, exc.InvalidClaims, "NumericDate"),
+    ({"iat": None}, exc.InvalidClaims, "NumericDate"),
+    ({"aud": 42}, exc.InvalidClaims, "'aud'"),
+    ({"aud": ["api://default", 1]}, exc.InvalidClaims, "'aud'"),
+    ({"iss": ["x"]}, exc.InvalidIssuer, "another"),
+    ({"sub": 12}, exc.InvalidClaims, "'sub'"),
+    ({"cid": ["a"]}, exc.InvalidClaims, "'cid'"),
+])
+def test_claims_are_checked(issuer: LoopbackIssuer, verifier: AccessTokenVerifier,
+                            claims: dict[str, Any], error: type, text: str) -> None:
+    with pytest.raises(error) as info:
+        verifier.verify(issuer.mint(**claims))
+    assert text in str(info.value)
+
+
+def test_leeway_tolerates_small_clock_skew(issuer: LoopbackIssuer) -> None:
+    now = int(time.time())
+    lenient = AccessTokenVerifier(issuer.issuer, leeway=60)
+    strict = AccessTokenVerifier(issuer.issuer, leeway=0)
+    token = issuer.mint(exp=now - 30, nbf=now + 30, iat=now + 30)
+    assert lenient.verify(token)
+    with pytest.raises(exc.ExpiredToken):
+        strict.verify(token)
+
+
+def test_non_finite_dates_are_refused(issuer: LoopbackIssuer,
+                                      verifier: AccessTokenVerifier) -> None:
+    # Python's json accepts these; JSON (RFC 8259) does not.
+    payload = b64(issuer.claims()).encode()
+    for bad in (b'"exp": Infinity', b'"exp": NaN'):
+        claims = json.dumps(issuer.claims()).encode().replace(
+            b'"exp": ' + str(issuer.claims()["exp"]).encode(), bad)
+        token = jwt.api_jws.encode(claims, issuer.keys[0].private_key, algorithm="RS256",
+                                   headers={"kid": issuer.keys[0].kid})
+        assert b64(claims).encode() != payload
+        with pytest.raises(exc.MalformedToken):
+            verifier.verify(token)
+    huge = jwt.api_jws.encode(
+        json.dumps({**issuer.claims(), "exp": 10**400 // 10**399 * 10**300}).encode(),
+        issuer.keys[0].private_key, algorithm="RS256", headers={"kid": "key-1"})
+    assert verifier.verify(huge)  # a very large integer is a valid, far-future NumericDate
+
+
+def test_client_id_allowlist(issuer: LoopbackIssuer) -> None:
+    verifier = AccessTokenVerifier(issuer.issuer, client_ids=["0oa-allowed"])
+    assert verifier.verify(issuer.mint(cid="0oa-allowed"))
+    for cid in ("0oa-other", DROP):
+        with pytest.raises(exc.InvalidClaims, match="cid"):
+            verifier.verify(issuer.mint(cid=cid))
+
+
+# -- header and signature attacks (RFC 8725 §2, §3) ------------------------------
+
+
+def test_alg_none_is_refused(issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
+    token = f"{b64({'alg': 'none', 'kid': 'key-1'})}.{b64(issuer.claims())}."
+    with pytest.raises(exc.UnsupportedAlgorithm):
+        verifier.verify(token)
+    assert issuer.hits == {}  # refused before any key was looked up
+
+
+def test_hs256_keyed_with_the_public_key_is_refused(issuer: LoopbackIssuer,
+                                                    verifier: AccessTokenVerifier) -> None:
+    pem = issuer.keys[0].private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = {"alg": "HS256", "kid": "key-1", "typ": "JWT"}
+    signing_input = f"{b64(header)}.{b64(issuer.claims())}".encode()
+    import hashlib
+    import hmac
+    signature = hmac.new(pem, signing_input, hashlib.sha256).digest()
+    with pytest.raises(exc.UnsupportedAlgorithm):
+        verifier.verify(f"{signing_input.decode()}.{b64(signature)}")
+
+
+@pytest.mark.parametrize("alg", ["RS384", "RS512", "PS256", "ES256", "HS512", "EdDSA",
+                                 "rs256", "", None, 256, ["RS256"]])
+def test_only_rs256_is_accepted(issuer: LoopbackIssuer, verifier: AccessTokenVerifier,
+                                alg: Any) -> None:
+    with pytest.raises(exc.UnsupportedAlgorithm):
+        verifier.verify(forge({"alg": alg, "kid": "key-1"}, issuer.claims()))
+
+
+def test_embedded_jwk_is_ignored(issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
+    # The attacker signs with their own key and embeds its public half (CVE-2018-0114 style).
+    attacker = rsa_key(9)
+    token = jwt.encode(issuer.claims(), attacker, algorithm="RS256",
+                       headers={"kid": "key-1", "jwk": public_jwk(attacker, "key-1")})
+    with pytest.raises(exc.InvalidSignature):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize("param", ["jku", "x5u"])
+def test_key_urls_in_the_token_are_never_fetched(issuer: LoopbackIssuer,
+                                                 verifier: AccessTokenVerifier,
+                                                 param: str) -> None:
+    attacker = rsa_key(9)
+    url = f"{issuer.base_url}/attacker/keys"
+    token = jwt.encode(issuer.claims(), attacker, algorithm="RS256",
+                       headers={"kid": "attacker-key", param: url})
+    with pytest.raises(exc.UnknownKey):
+        verifier.verify(token)
+    assert "/attacker/keys" not in issuer.hits
+    assert set(issuer.hits) <= {"/oauth2/default/.well-known/oauth-authorization-server",
+                                "/oauth2/default/v1/keys"}
+
+
+def test_x5c_chain_is_ignored(issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
+    token = jwt.encode(issuer.claims(), rsa_key(9), algorithm="RS256",
+                       headers={"kid": "key-1", "x5c": ["MIIB"]})
+    with pytest.raises(exc.InvalidSignature):
+        verifier.verify(token)
+
+
+def test_foreign_key_with_a_known_kid_is_refused(issuer: LoopbackIssuer,
+                                                 verifier: AccessTokenVerifier) -> None:
+    impostor = SigningKey("key-1", rsa_key(9))
+    with pytest.raises(exc.InvalidSignature):
+        verifier.verify(issuer.mint(key=impostor))
+
+
+def test_tampered_payload_is_refused(issuer: LoopbackIssuer,
+                                     verifier: AccessTokenVerifier) -> None:
+    header, _, signature = issuer.mint().split(".")
+    tampered = b64(issuer.claims(sub="admin@example.com"))
+    with pytest.raises(exc.InvalidSignature):
+        verifier.verify(f"{header}.{tampered}.{signature}")
+
+
+def test_missing_kid_is_refused(issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
+    token = jwt.encode(issuer.claims(), issuer.keys[0].private_key, algorithm="RS256")
+    with pytest.raises(exc.UnknownKey, match="no key id"):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize("header", [
+    {"crit": ["exp"]},
+    {"crit": ["b64"], "b64": False},
+    {"b64": True},
+])
+def test_critical_extensions_are_refused(issuer: LoopbackIssuer,
+                                         verifier: AccessTokenVerifier,
+                                         header: dict[str, Any]) -> None:
+    # RFC 7515 §4.1.11: a recipient that does not understand a crit extension rejects.
+    token = forge({"alg": "RS256", "kid": "key-1", **header}, issuer.claims())
+    with pytest.raises(exc.UnsupportedHeader, match="crit"):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize(("typ", "accepted"), [
+    ("at+jwt", True), ("application/at+JWT", True), ("JWT", True),
+    ("secevent+jwt", False), ("dpop+jwt", False), (1, False),
+])
+def test_explicit_type(issuer: LoopbackIssuer, verifier: AccessTokenVerifier,
+                       typ: Any, accepted: bool) -> None:
+    # RFC 8725 §3.11 / RFC 9068 §4: a JWT of another kind is not an access token.
+    token = issuer.mint(headers={"typ": typ})
+    if accepted:
+        assert verifier.verify(token)
+    else:
+        with pytest.raises(exc.UnsupportedHeader, match="typ"):
+            verifier.verify(token)
+
+
+def test_id_token_is_not_an_access_token(issuer: LoopbackIssuer,
+                                         verifier: AccessTokenVerifier) -> None:
+    # An Okta ID token: same issuer and keys, but its audience is the client id.
+    id_token = issuer.mint(aud="0oa-test-client", nonce="n-0S6_WzA2Mj", amr=["pwd"],
+                           auth_time=int(time.time()), cid=DROP, scp=DROP)
+    with pytest.raises(exc.InvalidAudience):
+        verifier.verify(id_token)
+
+
+@pytest.mark.parametrize("token", [
+    "", "abc", "a.b", "a.b.c.d", "...", "..", "e30.e30.", "!!!.@@@.###",
+    "eyJhbGciOiJSUzI1NiJ9", "\u00e9.\u00e9.\u00e9", "a" * (MAX_TOKEN_LENGTH + 1),
+])
+def test_garbage_is_malformed(verifier: AccessTokenVerifier, token: str) -> None:
+    with pytest.raises(exc.InvalidToken):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize(("header", "claims"), [
+    (b"not json", {}),
+    (b"[1, 2]", {}),
+    (b'"RS256"', {}),
+    (b"{" * 100000, {}),
+    ({"alg": "RS256", "kid": "key-1"}, b"not json"),
+    ({"alg": "RS256", "kid": "key-1"}, b"[]"),
+    ({"alg": "RS256", "kid": ["key-1"]}, {}),
+    ({"alg": "RS256", "kid": ""}, {}),
+])
+def test_malformed_segments(issuer: LoopbackIssuer, verifier: AccessTokenVerifier,
+                            header: Any, claims: Any) -> None:
+    if isinstance(claims, bytes):  # a correctly signed token with a broken payload
+        token = jwt.api_jws.encode(claims, issuer.keys[0].private_key, algorithm="RS256",
+                                   headers={"kid": "key-1"})
+    else:
+        token = f"{b64(header)}.{b64(claims)}.{b64(b'x')}"
+    with pytest.raises(exc.InvalidToken):
+        verifier.verify(token)
+
+
+def test_exceptions_never_contain_the_token(issuer: LoopbackIssuer,
+                                            verifier: AccessTokenVerifier) -> None:
+    for token in (issuer.mint(exp=1), issuer.mint(aud="x"), issuer.mint(key=SigningKey(
+            "key-1", rsa_key(9))), issuer.mint(headers={"kid": "nope"})):
+        with pytest.raises(exc.VerificationError) as info:
+            verifier.verify(token)
+        for part in token.split("."):
+            assert part not in str(info.value)
