@@ -138,7 +138,7 @@
         `${url}, or that API does not allow calls from this page's origin`,
         `(${location.origin}): add it to the API's okta.cors_allowed_origins.`,
         "The browser's developer tools show which of the two it was.",
-      ].join("\n");
+      ].join(" ");
       finished();
       return;
     }
