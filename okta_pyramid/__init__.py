@@ -18,14 +18,15 @@ def includeme(config: Configurator) -> None:
 
     ``config.include("okta_pyramid")`` reads the ``okta.*`` settings (and refuses to
     start if one is wrong), installs the security policy, the ACL root factory and
-    the error views, and, with ``okta.cors_allowed_origins``, the CORS tween. With
+    the error views, with ``okta.cors_allowed_origins`` the CORS tween, and with
+    ``okta.console = true`` the developer console page at ``/console/``. With
     ``okta.protect_all = true`` (the default) every view needs an authenticated
     caller unless it says ``permission=NO_PERMISSION_REQUIRED``.
 
     Settings: ``okta.issuer`` (required), ``okta.audience``, ``okta.client_ids``,
     ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
     ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
-    ``okta.realm``. See the README for each.
+    ``okta.realm``, ``okta.console``. See the README for each.
     """
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -45,6 +46,8 @@ def includeme(config: Configurator) -> None:
     config.include(".errors")
     if settings.cors_allowed_origins:
         config.include(".cors")
+    if settings.console:
+        config.include(".console")
 
 
 def main(global_config: dict[str, Any], **settings: Any):

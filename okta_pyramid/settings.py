@@ -38,6 +38,7 @@ class OktaSettings:
     cors_allowed_origins: tuple[str, ...] = ()
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     realm: str = "api"
+    console: bool = False
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -173,4 +174,5 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         cors_max_age=int(_number(settings, "cors_max_age", DEFAULT_CORS_MAX_AGE,
                                  minimum=0, maximum=86400, integer=True)),
         realm=realm,
+        console=_boolean(settings, "console", False),
     )
