@@ -65,9 +65,8 @@ def readyz(request: Request) -> Response:
                                 getattr(registry, "okta_key_refresher", None))
     if reason is None:
         return _json(200, {"status": "ready", **details})
-    response = _json(503, {"status": "not_ready", "reason": reason,
-                           "description": _DESCRIPTIONS[reason], **details})
-    return response
+    return _json(503, {"status": "not_ready", "reason": reason,
+                       "description": _DESCRIPTIONS[reason], **details})
 
 
 def includeme(config: Configurator) -> None:

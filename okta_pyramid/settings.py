@@ -88,13 +88,15 @@ def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
     """
     parts = urlsplit(value)
     host = (parts.hostname or "").lower()
-    if parts.path.strip("/") == "" and any(
+    # Its issuer is the bare org URL; its endpoints live under /oauth2/v1.
+    if parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and any(
         host == domain or host.endswith("." + domain) for domain in OKTA_DOMAINS
     ):
+        org = f"{parts.scheme}://{parts.netloc}"
         raise ConfigurationError(
             f"{key}: {value} is the Okta org authorization server, whose access tokens "
             f"are meant for Okta's own APIs and cannot be validated by a resource server; "
-            f"use a custom authorization server such as {value.rstrip('/')}/oauth2/default"
+            f"use a custom authorization server such as {org}/oauth2/default"
         )
     return value
 

@@ -22,6 +22,8 @@ from okta_pyramid.settings import parse_settings
     "https://acme.oktapreview.com",
     "https://acme.okta-emea.com/",
     "https://DEV-1.OKTA.COM",
+    "https://dev-123456.okta.com/oauth2/v1",
+    "https://dev-123456.okta.com/oauth2/v1/",
 ])
 def test_org_authorization_server_is_refused(issuer: str) -> None:
     with pytest.raises(ConfigurationError) as info:
@@ -30,7 +32,7 @@ def test_org_authorization_server_is_refused(issuer: str) -> None:
     assert message.startswith("okta.issuer: ")
     assert "org authorization server" in message
     assert "cannot be validated by a resource server" in message
-    assert "/oauth2/default" in message
+    assert "such as https://" in message and message.lower().endswith(".com/oauth2/default")
 
 
 @pytest.mark.parametrize("issuer", [
