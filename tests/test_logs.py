@@ -8,10 +8,10 @@ import io
 import json
 import logging
 import re
+import sys
 import time
 from typing import Any, Iterator
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -202,7 +202,5 @@ def test_json_formatter_writes_one_line_per_record() -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        import sys
-
         record.exc_info = sys.exc_info()
     assert "ValueError: boom" in json.loads(formatter.format(record))["exception"]

@@ -27,6 +27,9 @@ def environment(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OKTA_", "WAITRESS_"))}
     env.update({"WAITRESS_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **values})
+    # The loopback issuer must be reached directly even where an HTTP proxy is set.
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))
     return env
 
 
@@ -54,7 +57,9 @@ class Server:
         return [json.loads(line) for line in self.lines if line.startswith("{")]
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=10, **kw)
+        with requests.Session() as session:
+            session.trust_env = False  # straight to the server, never via a proxy
+            return session.get(self.url + path, timeout=10, **kw)
 
 
 def _drain(server: Server, ready: threading.Event) -> None:
