@@ -1,7 +1,7 @@
 """Health checks for load balancers and orchestrators: ``GET /healthz`` and ``GET /readyz``.
 
 Both are public (even with ``okta.protect_all``), read no credentials, do no I/O
-and answer in microseconds, so probes can call them as often as they like.
+and answer in well under a millisecond, so probes may call them as often as they like.
 
 - ``/healthz``: the process is alive and answering. 200, always.
 - ``/readyz``: the issuer's signing keys are held and fresh, so a token can be judged
