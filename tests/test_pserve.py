@@ -130,6 +130,13 @@ def test_serves_with_the_issuer_up(pserve, issuer) -> None:
     assert issuer.hits["/oauth2/default/v1/keys"] == 1  # the first request did not pay
 
     assert server.get("/api/whoami").status_code == 401
+    # Limits from production.ini: waitress refuses an oversized header or body (4xx).
+    huge = server.get("/api/whoami", headers={"Authorization": "Bearer " + "a" * 70000})
+    assert huge.status_code == 431, huge.status_code
+    with requests.Session() as session:
+        session.trust_env = False
+        big_body = session.post(server.url + "/api/hello", data=b"x" * 1100000, timeout=10)
+    assert big_body.status_code == 413, big_body.status_code
     expired = issuer.mint(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)
     # Without trusted_proxy, X-Forwarded-For is not believed.
     refused = server.get("/api/whoami", headers={"Authorization": f"Bearer {expired}",
