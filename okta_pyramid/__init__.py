@@ -4,9 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
 
+from .environ import expand_settings
 from .permissions import AUTHENTICATED, Root
 from .security import OktaSecurityPolicy
+from .server import refuse_to_start
 from .settings import parse_settings
 from .verifier import AccessTokenVerifier
 
@@ -26,7 +29,8 @@ def includeme(config: Configurator) -> None:
     Settings: ``okta.issuer`` (required), ``okta.audience``, ``okta.client_ids``,
     ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
     ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
-    ``okta.realm``, ``okta.console``. See the README for each.
+    ``okta.realm``, ``okta.console``, ``okta.jwks_refresh_interval``,
+    ``okta.environment``. See the README for each. Health checks are opt-in: ``config.include("okta_pyramid.health")``.
     """
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -48,12 +52,29 @@ def includeme(config: Configurator) -> None:
         config.include(".cors")
     if settings.console:
         config.include(".console")
+    config.include(".logs")
+    if settings.environment == "production":
+        config.include(".production")
+    config.include(".warmup")
 
 
 def main(global_config: dict[str, Any], **settings: Any):
-    """The okta_pyramid application: the add-on plus the demonstration API."""
-    with Configurator(settings=settings) as config:
-        config.include(".")
-        config.include(".routes")
-        config.scan(".views")
-    return config.make_wsgi_app()
+    """The okta_pyramid application: the add-on plus the demonstration API.
+
+    Setting values may name environment variables (``${OKTA_ISSUER}``, see
+    :mod:`okta_pyramid.environ`). Under ``pserve`` a refused configuration ends the
+    process with one log line naming the setting; called from Python, it raises
+    :class:`~pyramid.exceptions.ConfigurationError`.
+    """
+    try:
+        with Configurator(settings=expand_settings(settings)) as config:
+            config.include(".")
+            config.include(".health")
+            config.include(".routes")
+            config.scan(".views")
+        return config.make_wsgi_app()
+    except ConfigurationError as exc:
+        if global_config.get("__script__") == "pserve":
+            # An operator reads one line naming the setting, not a traceback.
+            refuse_to_start(exc)
+        raise

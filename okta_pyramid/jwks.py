@@ -242,6 +242,12 @@ class KeySet:
     def last_error(self) -> str | None:
         return self._last_error
 
+    @property
+    def age(self) -> float | None:
+        """Seconds since the key set was last fetched successfully; ``None`` if never."""
+        loaded_at = self.loaded_at
+        return None if loaded_at is None else max(0.0, self._clock() - loaded_at)
+
     def get(self, kid: str) -> RSAPublicKey:
         """The key for ``kid``; raises :class:`UnknownKey` or :class:`IssuerUnavailable`."""
         key = self._keys.get(kid)

@@ -22,6 +22,10 @@ MAX_LEEWAY = 300
 DEFAULT_HTTP_TIMEOUT = 5.0
 DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 DEFAULT_CORS_MAX_AGE = 600
+DEFAULT_JWKS_REFRESH_INTERVAL = 300.0
+ENVIRONMENTS = ("development", "production")
+# Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
+OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class OktaSettings:
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     realm: str = "api"
     console: bool = False
+    jwks_refresh_interval: float = DEFAULT_JWKS_REFRESH_INTERVAL
+    environment: str = "development"
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -69,6 +75,29 @@ def check_issuer_url(value: str, key: str = "okta.issuer") -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
             f"{key}: must not contain a query, fragment or credentials, got {value!r}"
+        )
+    return value
+
+
+def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
+    """Refuse the Okta *org* authorization server (``https://<org>.okta.com``).
+
+    Its access tokens are meant for Okta's own APIs: Okta does not let anyone else
+    validate them (their keys are not for resource servers), so an API configured
+    with it would refuse every token. A custom authorization server has an issuer
+    with an ``/oauth2/<id>`` path, such as ``.../oauth2/default``.
+    """
+    parts = urlsplit(value)
+    host = (parts.hostname or "").lower()
+    # Its issuer is the bare org URL; its endpoints live under /oauth2/v1.
+    if parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and any(
+        host == domain or host.endswith("." + domain) for domain in OKTA_DOMAINS
+    ):
+        org = f"{parts.scheme}://{parts.netloc}"
+        raise ConfigurationError(
+            f"{key}: {value} is the Okta org authorization server, whose access tokens "
+            f"are meant for Okta's own APIs and cannot be validated by a resource server; "
+            f"use a custom authorization server such as {org}/oauth2/default"
         )
     return value
 
@@ -147,6 +176,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
             "issuer URI, e.g. https://dev-123456.okta.com/oauth2/default"
         )
     check_issuer_url(issuer)
+    check_not_org_server(issuer)
 
     audiences = tuple(aslist(settings.get(PREFIX + "audience") or DEFAULT_AUDIENCE))
     client_ids = tuple(aslist(settings.get(PREFIX + "client_ids") or ""))
@@ -157,6 +187,19 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     if '"' in realm or "\\" in realm or not realm.isprintable():
         raise ConfigurationError(
             f"okta.realm: must be printable text without quotes or backslashes, got {realm!r}"
+        )
+
+    environment = str(settings.get(PREFIX + "environment") or "development").strip()
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"okta.environment: must be development or production, got {environment!r}"
+        )
+    refresh = _number(settings, "jwks_refresh_interval", DEFAULT_JWKS_REFRESH_INTERVAL,
+                      minimum=0, maximum=86400)
+    if 0 < refresh < 10:
+        raise ConfigurationError(
+            f"okta.jwks_refresh_interval: must be 0 (off) or at least 10 seconds, "
+            f"got {settings.get(PREFIX + 'jwks_refresh_interval')!r}"
         )
 
     return OktaSettings(
@@ -175,4 +218,6 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
                                  minimum=0, maximum=86400, integer=True)),
         realm=realm,
         console=_boolean(settings, "console", False),
+        jwks_refresh_interval=refresh,
+        environment=environment,
     )

@@ -25,6 +25,8 @@ def settings(issuer: LoopbackIssuer) -> dict[str, Any]:
         "okta.audience": issuer.audience,
         "okta.http_timeout": "2",
         "okta.jwks_refetch_cooldown": "30",
+        # Tests fetch keys when they ask for them; the refresher has its own tests.
+        "okta.jwks_refresh_interval": "0",
     }
 
 

@@ -1,0 +1,77 @@
+"""Health checks for load balancers and orchestrators: ``GET /healthz`` and ``GET /readyz``.
+
+Both are public (even with ``okta.protect_all``), read no credentials, do no I/O
+and answer in well under a millisecond, so probes may call them as often as they like.
+
+- ``/healthz``: the process is alive and answering. 200, always.
+- ``/readyz``: the issuer's signing keys are held and fresh, so a token can be judged
+  now. 200, or 503 with ``{"status": "not_ready", "reason": ...}``.
+
+The application includes them; an application that uses okta_pyramid as an add-on
+opts in with ``config.include("okta_pyramid.health")`` (with ``route_prefix`` to
+move them).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from .jwks import KeySet
+from .warmup import KeyRefresher
+
+#: Reason codes of a 503 from ``/readyz``.
+NOT_LOADED = "keys_not_loaded"
+STALE = "keys_stale"
+
+_DESCRIPTIONS = {
+    NOT_LOADED: "the issuer's signing keys have not been fetched yet",
+    STALE: "the issuer's signing keys could not be refreshed for too long",
+}
+
+
+def readiness(keys: KeySet, refresher: KeyRefresher | None) -> tuple[str | None, dict[str, Any]]:
+    """``(reason, details)``: ``reason`` is ``None`` when ready."""
+    age = keys.age
+    details: dict[str, Any] = {"keys": len(keys.kids)}
+    if age is not None:
+        details["keys_age_seconds"] = round(age, 1)
+    if age is None or not keys.kids:
+        return NOT_LOADED, details
+    if refresher is not None and age > refresher.stale_after:
+        return STALE, details
+    return None, details
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    response = Response(status=status, json_body=body)
+    # A cached answer would hide a change of state from the next probe.
+    response.cache_control = "no-store"
+    return response
+
+
+def healthz(request: Request) -> Response:
+    """The process is alive."""
+    return _json(200, {"status": "ok"})
+
+
+def readyz(request: Request) -> Response:
+    """The issuer's keys are loaded and fresh; 503 with the reason otherwise."""
+    registry = request.registry
+    reason, details = readiness(registry.okta_verifier.keys,
+                                getattr(registry, "okta_key_refresher", None))
+    if reason is None:
+        return _json(200, {"status": "ready", **details})
+    return _json(503, {"status": "not_ready", "reason": reason,
+                       "description": _DESCRIPTIONS[reason], **details})
+
+
+def includeme(config: Configurator) -> None:
+    config.add_route("okta.healthz", "/healthz")
+    config.add_route("okta.readyz", "/readyz")
+    for route, view in (("okta.healthz", healthz), ("okta.readyz", readyz)):
+        config.add_view(view, route_name=route, request_method=("GET", "HEAD"),
+                        permission=NO_PERMISSION_REQUIRED)

@@ -1,0 +1,74 @@
+"""Refuse to start a production deployment that carries development-only parts.
+
+``okta.environment = production`` (production.ini sets it) turns these checks on.
+The development issuer mints tokens for anyone who asks, and the debug toolbar
+shows requests, settings and an interactive debugger: either would hand the API to
+whoever can reach it. They are looked for by name in ``pyramid.includes``, and,
+once the application is built, among its tweens and views however they got there.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from pyramid.config import Configurator
+from pyramid.events import ApplicationCreated
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import ITweens
+from pyramid.registry import Registry
+from pyramid.settings import aslist
+
+log = logging.getLogger(__name__)
+
+#: Packages that must not run in production, and why.
+DEVELOPMENT_ONLY = {
+    "okta_pyramid.devissuer": "the development issuer mints tokens for anyone",
+    "pyramid_debugtoolbar": "the debug toolbar exposes requests, settings and a debugger",
+}
+
+
+def _development_only(name: str) -> str | None:
+    name = name.strip().lstrip(".")
+    for package in DEVELOPMENT_ONLY:
+        if name == package or name.startswith(package + ".") or name.startswith(package + ":"):
+            return package
+    return None
+
+
+def _refuse(package: str, where: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"okta.environment: is production, but {where} includes {package}: "
+        f"{DEVELOPMENT_ONLY[package]}; remove it or run with okta.environment = development"
+    )
+
+
+def check_includes(includes: Iterable[str]) -> None:
+    """Raise if ``pyramid.includes`` names a development-only package."""
+    for name in includes:
+        package = _development_only(name)
+        if package is not None:
+            raise _refuse(package, "pyramid.includes")
+
+
+def check_registry(registry: Registry) -> None:
+    """Raise if a development-only package registered a tween or a view."""
+    tweens = registry.queryUtility(ITweens)
+    if tweens is not None:
+        for name, _factory in [*tweens.implicit(), *tweens.explicit]:
+            package = _development_only(name)
+            if package is not None:
+                raise _refuse(package, "the tween chain")
+    for intr in registry.introspector.get_category("views"):
+        view = intr["introspectable"].get("callable")
+        package = _development_only(getattr(view, "__module__", None) or "")
+        if package is not None:
+            raise _refuse(package, "the application's views")
+
+
+def includeme(config: Configurator) -> None:
+    check_includes(aslist(config.get_settings().get("pyramid.includes") or ""))
+
+    def check(event: ApplicationCreated) -> None:
+        check_registry(event.app.registry)
+
+    config.add_subscriber(check, ApplicationCreated)

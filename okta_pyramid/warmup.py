@@ -1,0 +1,104 @@
+"""Fetch the issuer's keys in the background: before the first request, and again
+before they go stale.
+
+Start-up never waits for the issuer: the application serves at once (``/api/hello``
+works while the issuer is down) and a daemon thread fetches the key set, then
+refreshes it every ``okta.jwks_refresh_interval`` seconds. After a failure it
+retries sooner, backing off from the key set's failure backoff up to the interval,
+and the keys already held keep working meanwhile (stale rather than failing).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from pyramid.config import Configurator
+from pyramid.events import ApplicationCreated
+
+from .jwks import KeySet
+
+log = logging.getLogger(__name__)
+
+#: ``/readyz`` reports the keys stale when the last successful fetch is older
+#: than this many refresh intervals (two refreshes in a row have failed).
+STALE_AFTER_INTERVALS = 3
+
+
+class KeyRefresher:
+    """A daemon thread that keeps a :class:`KeySet` loaded and fresh."""
+
+    def __init__(self, keys: KeySet, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError("the refresh interval must be positive")
+        self.keys = keys
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stale_after(self) -> float:
+        """Age, in seconds, past which the held keys count as stale."""
+        return STALE_AFTER_INTERVALS * self.interval
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread (once); returns at once, without waiting for the issuer."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="okta-key-refresher",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to end and wait for it (at most ``timeout`` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def next_delay(self, failures: int) -> float:
+        """Seconds to wait before the next fetch, after ``failures`` failures in a row."""
+        if failures == 0:
+            return self.interval
+        return min(self.interval, self.keys.failure_backoff * 2 ** (failures - 1))
+
+    def _run(self) -> None:
+        failures = 0
+        delay = 0.0
+        while not self._stop.wait(delay):
+            try:
+                self.keys.refresh()
+                fetched = self.keys.last_error is None and self.keys.loaded_at is not None
+            except Exception:
+                # The thread must outlive any surprise; requests still fetch on demand.
+                log.exception("background refresh of the issuer's keys failed")
+                fetched = False
+            if fetched:
+                if failures:
+                    log.info("issuer's keys fetched again after %d failed attempt(s)",
+                             failures)
+                failures = 0
+            else:
+                failures += 1
+            delay = self.next_delay(failures)
+            log.debug("next background key refresh in %.0fs", delay)
+
+
+def includeme(config: Configurator) -> None:
+    """Start a :class:`KeyRefresher` once the WSGI application has been created.
+
+    Reads ``registry.okta_settings.jwks_refresh_interval``; 0 means no thread, and
+    keys are then fetched when the first token arrives.
+    """
+    interval = config.registry.okta_settings.jwks_refresh_interval
+    if not interval:
+        return
+    refresher = KeyRefresher(config.registry.okta_verifier.keys, interval)
+    config.registry.okta_key_refresher = refresher
+
+    def start(event: ApplicationCreated) -> None:
+        refresher.start()
+
+    config.add_subscriber(start, ApplicationCreated)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+from pyramid.exceptions import ConfigurationError
+
+from okta_pyramid import main
+from okta_pyramid.environ import expand_settings, expand_value
+
+ENV = {"OKTA_ISSUER": "https://example.okta.com/oauth2/default", "EMPTY": "", "PCT": "50%"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("${OKTA_ISSUER}", "https://example.okta.com/oauth2/default"),
+        ("${MISSING:-api://default}", "api://default"),
+        ("${EMPTY:-fallback}", "fallback"),
+        ("${MISSING:-}", ""),
+        ("${OKTA_ISSUER:-ignored}", "https://example.okta.com/oauth2/default"),
+        ("a ${PCT} b", "a 50% b"),
+        ("$${OKTA_ISSUER}", "${OKTA_ISSUER}"),
+        ("no references", "no references"),
+    ],
+)
+def test_expands_references(value: str, expected: str) -> None:
+    assert expand_value("okta.x", value, ENV) == expected
+
+
+@pytest.mark.parametrize("value", ["${MISSING}", "${EMPTY}"])
+def test_required_variable_names_setting_and_variable(value: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        expand_value("okta.issuer", value, ENV)
+    message = str(info.value)
+    assert message.startswith("okta.issuer: ")
+    assert value[2:-1] in message
+
+
+@pytest.mark.parametrize("value", ["$OKTA_ISSUER", "${OKTA_ISSUER", "${1X}", "cost $5"])
+def test_stray_dollar_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^okta\.x: "):
+        expand_value("okta.x", value, ENV)
+
+
+def test_expand_settings_leaves_other_values_alone() -> None:
+    settings = {"okta.issuer": "${OKTA_ISSUER}", "n": 3, "plain": "x"}
+    assert expand_settings(settings, ENV) == {
+        "okta.issuer": ENV["OKTA_ISSUER"], "n": 3, "plain": "x"}
+
+
+def test_main_reads_settings_from_the_environment(issuer, monkeypatch) -> None:
+    monkeypatch.setenv("TEST_OKTA_ISSUER", issuer.issuer)
+    app = main({}, **{"okta.issuer": "${TEST_OKTA_ISSUER}",
+                      "okta.audience": "${TEST_OKTA_AUDIENCE:-api://default}",
+                      "okta.jwks_refresh_interval": "0"})
+    assert app.registry.okta_settings.issuer == issuer.issuer
+    assert app.registry.okta_settings.audiences == ("api://default",)
+
+
+def test_main_without_the_variable_raises_naming_it(monkeypatch) -> None:
+    monkeypatch.delenv("TEST_OKTA_ISSUER", raising=False)
+    with pytest.raises(ConfigurationError, match="okta.issuer: .*TEST_OKTA_ISSUER"):
+        main({}, **{"okta.issuer": "${TEST_OKTA_ISSUER}"})

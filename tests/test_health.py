@@ -1,0 +1,81 @@
+"""/healthz and /readyz: public, cheap, and honest about the keys."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import webtest
+from pyramid.config import Configurator
+
+from okta_pyramid import main
+
+from .test_warmup import wait_for
+
+
+@pytest.mark.parametrize("protect_all", ["true", "false"])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not.a.token"},
+                                     {"Authorization": "Bearer a b"}])
+def test_healthz_is_public(make_app, protect_all, headers) -> None:
+    app = make_app(protect_all=protect_all)
+    response = app.get("/healthz", headers=headers)
+    assert response.status_int == 200
+    assert response.json == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert app.head("/healthz").status_int == 200
+
+
+def test_healthz_does_no_io(make_app, issuer) -> None:
+    app = make_app()
+    app.get("/healthz")
+    app.get("/readyz", status=503)
+    assert sum(issuer.hits.values()) == 0
+
+
+def test_readyz_before_the_keys_are_fetched(make_app) -> None:
+    response = make_app().get("/readyz", status=503)
+    assert response.json["status"] == "not_ready"
+    assert response.json["reason"] == "keys_not_loaded"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_readyz_once_the_keys_are_held(make_app, issuer) -> None:
+    app = make_app()
+    app.get("/api/whoami", headers={"Authorization": f"Bearer {issuer.mint()}"})
+    response = app.get("/readyz")
+    assert response.json["status"] == "ready"
+    assert response.json["keys"] == 1
+
+
+def test_readyz_with_the_issuer_down(make_app, issuer) -> None:
+    issuer.mode = "error"
+    app = make_app(protect_all="true")
+    app.get("/api/whoami", headers={"Authorization": f"Bearer {issuer.mint()}"}, status=503)
+    assert app.get("/readyz", status=503).json["reason"] == "keys_not_loaded"
+    assert app.get("/healthz").status_int == 200
+    assert app.get("/api/hello").status_int == 200
+
+
+def test_readyz_reports_stale_keys(settings, issuer) -> None:
+    app = main({}, **{**settings, "okta.jwks_refresh_interval": "10"})
+    refresher = app.registry.okta_key_refresher
+    keys = app.registry.okta_verifier.keys
+    try:
+        assert wait_for(lambda: keys.loaded_at is not None)
+    finally:
+        refresher.stop(timeout=5)
+    client = webtest.TestApp(app)
+    assert client.get("/readyz").json["status"] == "ready"
+    # Three refresh intervals without a successful fetch: the keys are stale.
+    keys.loaded_at = time.monotonic() - 31
+    response = client.get("/readyz", status=503)
+    assert response.json["reason"] == "keys_stale"
+    assert response.json["keys_age_seconds"] >= 31
+
+
+def test_add_on_opts_in(settings, issuer) -> None:
+    with Configurator(settings=settings) as config:
+        config.include("okta_pyramid")
+        config.include("okta_pyramid.health", route_prefix="/_status")
+    app = webtest.TestApp(config.make_wsgi_app())
+    assert app.get("/_status/healthz").status_int == 200
+    app.get("/healthz", status=404)

@@ -1,0 +1,143 @@
+"""Start-up refuses configurations that would run insecurely or not at all."""
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import webtest
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from okta_pyramid import main
+from okta_pyramid.production import check_includes
+from okta_pyramid.settings import parse_settings
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://dev-123456.okta.com",
+    "https://dev-123456.okta.com/",
+    "https://acme.oktapreview.com",
+    "https://acme.okta-emea.com/",
+    "https://DEV-1.OKTA.COM",
+    "https://dev-123456.okta.com/oauth2/v1",
+    "https://dev-123456.okta.com/oauth2/v1/",
+])
+def test_org_authorization_server_is_refused(issuer: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"okta.issuer": issuer})
+    message = str(info.value)
+    assert message.startswith("okta.issuer: ")
+    assert "org authorization server" in message
+    assert "cannot be validated by a resource server" in message
+    assert "such as https://" in message and message.lower().endswith(".com/oauth2/default")
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://dev-123456.okta.com/oauth2/default",
+    "https://dev-123456.okta.com/oauth2/aus1a2b3c4d5e6f7g8h9",
+    "https://login.example.com",          # a custom domain: cannot be told apart
+    "https://notokta.com",
+    "https://tenant.auth0.com/",
+])
+def test_custom_authorization_servers_are_accepted(issuer: str) -> None:
+    assert parse_settings({"okta.issuer": issuer}).issuer == issuer
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, 300.0), ("", 300.0), ("0", 0.0), ("10", 10.0), ("3600", 3600.0)])
+def test_refresh_interval(value, expected) -> None:
+    settings = {"okta.issuer": "https://a.example/oauth2/x"}
+    if value is not None:
+        settings["okta.jwks_refresh_interval"] = value
+    assert parse_settings(settings).jwks_refresh_interval == expected
+
+
+@pytest.mark.parametrize("value", ["5", "-1", "soon", "90000"])
+def test_bad_refresh_interval_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^okta\.jwks_refresh_interval: "):
+        parse_settings({"okta.issuer": "https://a.example/oauth2/x",
+                        "okta.jwks_refresh_interval": value})
+
+
+@pytest.mark.parametrize("value", ["prod", "Production", "staging"])
+def test_unknown_environment_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^okta\.environment: "):
+        parse_settings({"okta.issuer": "https://a.example/oauth2/x",
+                        "okta.environment": value})
+
+
+@pytest.mark.parametrize("includes", [
+    "pyramid_debugtoolbar", "okta_pyramid.devissuer", "pyramid_tm\npyramid_debugtoolbar",
+    "okta_pyramid.devissuer.views"])
+def test_development_packages_in_includes_are_refused(includes: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^okta\.environment: is production"):
+        check_includes(includes.split())
+
+
+def test_other_includes_are_fine() -> None:
+    check_includes(["pyramid_tm", "okta_pyramid.health", "pyramid_debugtoolbarish"])
+
+
+def _fake_package(name: str) -> types.ModuleType:
+    """A stand-in for a development-only package: a tween and a view, like the toolbar."""
+    module = types.ModuleType(name)
+
+    def tween_factory(handler, registry):
+        return handler
+
+    def debug_view(request):
+        return Response("debug")
+
+    tween_factory.__module__ = debug_view.__module__ = name
+    module.tween_factory = tween_factory
+
+    def includeme(config):
+        config.add_tween(f"{name}.tween_factory")
+        config.add_route("debug", "/_debug")
+        config.add_view(debug_view, route_name="debug", permission=NO_PERMISSION_REQUIRED)
+
+    module.includeme = includeme
+    return module
+
+
+@pytest.fixture(params=["pyramid_debugtoolbar", "okta_pyramid.devissuer"])
+def development_package(request, monkeypatch) -> str:
+    name = request.param
+    module = _fake_package(name)
+    monkeypatch.setitem(sys.modules, name, module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        # Dotted names resolve through the parent package's attributes.
+        monkeypatch.setattr(sys.modules[parent], child, module, raising=False)
+    return name
+
+
+def test_production_app_refuses_development_package(settings, development_package) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        main({}, **settings, **{"okta.environment": "production",
+                                "pyramid.includes": development_package})
+    assert development_package in str(info.value)
+    assert str(info.value).startswith("okta.environment: is production")
+
+
+def test_development_app_accepts_development_package(settings, development_package) -> None:
+    app = webtest.TestApp(main({}, **settings, **{"pyramid.includes": development_package}))
+    assert app.get("/_debug").text == "debug"
+
+
+def test_production_refuses_development_package_included_from_code(
+        settings, development_package) -> None:
+    # Not named in pyramid.includes: found among the tweens and views once built.
+    with Configurator(settings={**settings, "okta.environment": "production"}) as config:
+        config.include("okta_pyramid")
+        config.include(development_package)
+    with pytest.raises(ConfigurationError, match=development_package):
+        config.make_wsgi_app()
+
+
+def test_production_app_starts_without_them(settings) -> None:
+    app = webtest.TestApp(main({}, **settings, **{"okta.environment": "production"}))
+    assert app.get("/api/hello").status_int == 200

@@ -1,0 +1,208 @@
+"""The real thing: `pserve production.ini` in a subprocess, configured by the environment."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from .issuer import LoopbackIssuer, unreachable_url
+
+ROOT = Path(__file__).resolve().parent.parent
+PSERVE = str(Path(sys.executable).with_name("pserve"))
+SERVING = re.compile(r"Serving on (http://127\.0\.0\.1:\d+)")
+
+
+def environment(**values: str) -> dict[str, str]:
+    """This process's environment without deployment variables, plus ``values``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OKTA_", "WAITRESS_"))}
+    env.update({"WAITRESS_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **values})
+    # The loopback issuer must be reached directly even where an HTTP proxy is set.
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))
+    return env
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str = ""
+    lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """End the server and collect all it wrote."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(10)
+        if self.reader is not None:
+            self.reader.join(10)
+        self.process.stderr.close()
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def json_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+    def get(self, path: str, **kw) -> requests.Response:
+        with requests.Session() as session:
+            session.trust_env = False  # straight to the server, never via a proxy
+            return session.get(self.url + path, timeout=10, **kw)
+
+
+def _drain(server: Server, ready: threading.Event) -> None:
+    for raw in server.process.stderr:
+        line = raw.rstrip("\n")
+        server.lines.append(line)
+        match = SERVING.search(line)
+        if match:
+            server.url = match.group(1)
+            ready.set()
+    ready.set()
+
+
+@pytest.fixture
+def pserve() -> Iterator:
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        process = subprocess.Popen(
+            [PSERVE, "production.ini"], cwd=ROOT, env=environment(**env),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        server = Server(process)
+        started.append(server)
+        ready = threading.Event()
+        server.reader = threading.Thread(target=_drain, args=(server, ready), daemon=True)
+        server.reader.start()
+        ready.wait(30)
+        assert server.url, f"pserve did not start:\n{server.stderr}"
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def wait_ready(server: Server, timeout: float = 10) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = server.get("/readyz")
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def test_serves_with_the_issuer_up(pserve, issuer) -> None:
+    started = time.monotonic()
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience)
+    # Warm-up: the keys arrive without any request carrying a token.
+    ready = wait_ready(server)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["keys"] == 1
+    assert issuer.hits["/oauth2/default/v1/keys"] == 1
+    startup = time.monotonic() - started
+
+    assert server.get("/healthz").json() == {"status": "ok"}
+    hello = server.get("/api/hello")
+    assert hello.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", hello.headers["X-Request-ID"])
+    assert hello.headers["Server"] == "okta_pyramid"
+
+    token = issuer.mint()
+    whoami = server.get("/api/whoami", headers={"Authorization": f"Bearer {token}",
+                                                "X-Request-ID": "deploy-check-1"})
+    assert whoami.status_code == 200
+    assert whoami.json()["sub"] == "alice@example.com"
+    assert whoami.headers["X-Request-ID"] == "deploy-check-1"
+    assert issuer.hits["/oauth2/default/v1/keys"] == 1  # the first request did not pay
+
+    assert server.get("/api/whoami").status_code == 401
+    # Limits from production.ini: waitress refuses an oversized header or body (4xx).
+    huge = server.get("/api/whoami", headers={"Authorization": "Bearer " + "a" * 70000})
+    assert huge.status_code == 431, huge.status_code
+    with requests.Session() as session:
+        session.trust_env = False
+        big_body = session.post(server.url + "/api/hello", data=b"x" * 1100000, timeout=10)
+    assert big_body.status_code == 413, big_body.status_code
+    expired = issuer.mint(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)
+    # Without trusted_proxy, X-Forwarded-For is not believed.
+    refused = server.get("/api/whoami", headers={"Authorization": f"Bearer {expired}",
+                                                 "X-Forwarded-For": "203.0.113.9"})
+    assert refused.status_code == 401
+
+    server.stop()
+    assert token not in server.stderr and expired not in server.stderr
+    assert expired.split(".")[2] not in server.stderr
+    [line] = [line for line in server.json_lines() if "token rejected" in line["message"]]
+    assert line["message"] == "token rejected: reason=expired client=127.0.0.1"
+    assert line["request_id"] == refused.headers["X-Request-ID"]
+    assert "Traceback" not in server.stderr
+    print(f"pserve start to ready: {startup:.2f}s")
+
+
+def test_serves_with_the_issuer_unreachable(pserve) -> None:
+    issuer = LoopbackIssuer()
+    token = issuer.mint()
+    issuer.close()
+    started = time.monotonic()
+    server = pserve(
+        OKTA_ISSUER=unreachable_url(), OKTA_AUDIENCE=issuer.audience,
+        WAITRESS_TRUSTED_PROXY="127.0.0.1", WAITRESS_TRUSTED_PROXY_HEADERS="x-forwarded-for")
+    assert time.monotonic() - started < 10  # start-up did not wait for the issuer
+
+    assert server.get("/api/hello").status_code == 200
+    assert server.get("/healthz").status_code == 200
+    whoami = server.get("/api/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert whoami.status_code == 503
+    assert int(whoami.headers["Retry-After"]) >= 1
+    assert whoami.json()["error"] == "temporarily_unavailable"
+    ready = server.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["reason"] == "keys_not_loaded"
+
+    # Behind the trusted proxy, the client is the address it forwarded.
+    refused = server.get("/api/whoami", headers={"Authorization": "Bearer not.a.jwt",
+                                                 "X-Forwarded-For": "203.0.113.9"})
+    assert refused.status_code == 401
+    server.stop()
+    assert token not in server.stderr
+    messages = [line["message"] for line in server.json_lines()]
+    assert "token rejected: reason=malformed client=203.0.113.9" in messages
+    assert any(m.startswith("token not judged: reason=issuer_unavailable client=127.0.0.1")
+               for m in messages)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "okta.issuer: is read from the environment variable OKTA_ISSUER, which is not set"),
+    ({"OKTA_ISSUER": "https://dev-123456.okta.com"},
+     "okta.issuer: https://dev-123456.okta.com is the Okta org authorization server"),
+    ({"OKTA_ISSUER": "http://dev-123456.okta.com/oauth2/default"},
+     "okta.issuer: must use https"),
+    ({"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default",
+      "WAITRESS_TRUSTED_PROXY": "10.0.0.1"},
+     "server:main trusted_proxy: is set, so set trusted_proxy_headers too"),
+    ({"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default", "OKTA_LEEWAY": "900"},
+     "okta.leeway: must be at least 0 and at most 300"),
+])
+def test_refuses_to_start_with_one_line(env, expected) -> None:
+    result = subprocess.run([PSERVE, "production.ini"], cwd=ROOT, env=environment(**env),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert line["level"] == "CRITICAL"
+    assert line["message"].startswith("refusing to start: " + expected)

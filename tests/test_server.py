@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pyramid.exceptions import ConfigurationError
+
+from okta_pyramid.server import server_factory, waitress_settings
+
+
+def test_reads_values_from_the_environment_and_drops_empty_ones(monkeypatch) -> None:
+    monkeypatch.setenv("TEST_LISTEN", "127.0.0.1:0")
+    monkeypatch.delenv("TEST_PROXY", raising=False)
+    result = waitress_settings({
+        "listen": "${TEST_LISTEN}",
+        "threads": "${TEST_THREADS:-4}",
+        "trusted_proxy": "${TEST_PROXY:-}",
+        "trusted_proxy_headers": "${TEST_PROXY_HEADERS:-}",
+    })
+    assert result == {"listen": "127.0.0.1:0", "threads": "4"}
+
+
+def test_missing_variable_names_the_server_setting(monkeypatch) -> None:
+    monkeypatch.delenv("TEST_LISTEN", raising=False)
+    with pytest.raises(ConfigurationError, match="server:main listen: .*TEST_LISTEN"):
+        waitress_settings({"listen": "${TEST_LISTEN}"})
+
+
+def test_tracebacks_in_responses_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="expose_tracebacks"):
+        waitress_settings({"listen": "127.0.0.1:0", "expose_tracebacks": "true"})
+
+
+def test_trusted_proxy_needs_the_headers_it_may_set() -> None:
+    with pytest.raises(ConfigurationError, match="trusted_proxy_headers"):
+        waitress_settings({"listen": "127.0.0.1:0", "trusted_proxy": "10.0.0.1"})
+    assert waitress_settings({
+        "listen": "127.0.0.1:0", "trusted_proxy": "10.0.0.1",
+        "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto",
+    })["trusted_proxy"] == "10.0.0.1"
+
+
+@pytest.mark.parametrize("settings", [
+    {"listen": "127.0.0.1:0", "trusted_proxy_headers": "x-forwarded-for"},
+    {"listen": "127.0.0.1:0", "threads": "many"},
+    {"listen": "127.0.0.1:0", "no_such_setting": "1"},
+])
+def test_waitress_errors_become_configuration_errors(settings) -> None:
+    with pytest.raises(ConfigurationError, match=r"^server:main: "):
+        waitress_settings(settings)
+
+
+def test_factory_refuses_with_one_line_and_exit_status_1(caplog) -> None:
+    caplog.set_level(logging.CRITICAL, logger="okta_pyramid")
+    with pytest.raises(SystemExit) as info:
+        server_factory({}, listen="127.0.0.1:0", expose_tracebacks="true")
+    assert info.value.code == 1
+    [record] = caplog.records
+    assert record.getMessage().startswith("refusing to start: server:main expose_tracebacks")
+
+
+def test_factory_returns_a_server_callable() -> None:
+    assert callable(server_factory({}, listen="127.0.0.1:0"))

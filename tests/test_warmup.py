@@ -1,0 +1,119 @@
+"""Keys are fetched in the background after start and refreshed before they go stale."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator
+
+import pytest
+
+from okta_pyramid import main
+from okta_pyramid.jwks import IssuerClient, KeySet
+from okta_pyramid.warmup import KeyRefresher
+
+from .issuer import LoopbackIssuer
+
+KEYS_PATH = "/oauth2/default/v1/keys"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture
+def refreshers() -> Iterator[list[KeyRefresher]]:
+    started: list[KeyRefresher] = []
+    yield started
+    for refresher in started:
+        refresher.stop(timeout=5)
+
+
+def test_keys_are_fetched_after_start_before_any_request(settings, issuer, refreshers) -> None:
+    app = main({}, **{**settings, "okta.jwks_refresh_interval": "300"})
+    refreshers.append(app.registry.okta_key_refresher)
+    keys = app.registry.okta_verifier.keys
+    assert wait_for(lambda: keys.loaded_at is not None)
+    assert keys.kids == {"key-1"}
+    assert issuer.hits[KEYS_PATH] == 1
+
+
+def test_start_does_not_wait_for_a_hanging_issuer(settings, issuer, refreshers) -> None:
+    issuer.mode = "hang"
+    started = time.monotonic()
+    app = main({}, **{**settings, "okta.jwks_refresh_interval": "300"})
+    refreshers.append(app.registry.okta_key_refresher)
+    assert time.monotonic() - started < 1.0
+    assert app.registry.okta_key_refresher.running
+    issuer.release.set()
+
+
+def test_no_thread_when_the_interval_is_zero(settings) -> None:
+    app = main({}, **settings)
+    assert not hasattr(app.registry, "okta_key_refresher")
+
+
+def keyset(issuer: LoopbackIssuer, backoff: float = 0.05) -> KeySet:
+    return KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
+                  failure_backoff=backoff)
+
+
+def test_refreshes_every_interval_and_picks_up_rotation(issuer, refreshers) -> None:
+    keys = keyset(issuer)
+    refresher = KeyRefresher(keys, interval=0.2)
+    refreshers.append(refresher)
+    refresher.start()
+    assert wait_for(lambda: keys.kids == {"key-1"})
+    issuer.rotate(2, keep_old=False)
+    assert wait_for(lambda: keys.kids == {"key-2"})
+    assert keys.generation == 2
+    assert wait_for(lambda: issuer.hits[KEYS_PATH] >= 4)
+
+
+def test_retries_with_backoff_until_the_issuer_is_back(issuer, refreshers) -> None:
+    issuer.mode = "error"
+    keys = keyset(issuer, backoff=0.05)
+    refresher = KeyRefresher(keys, interval=60)
+    refreshers.append(refresher)
+    refresher.start()
+    assert wait_for(lambda: sum(issuer.hits.values()) >= 2)  # tried, failed, tried again
+    assert keys.loaded_at is None and keys.last_error
+    issuer.mode = "ok"
+    # Retried long before the 60 s interval: 0.05, 0.1, 0.2 ... seconds.
+    assert wait_for(lambda: keys.loaded_at is not None, timeout=5)
+    assert keys.last_error is None
+
+
+def test_backoff_doubles_up_to_the_interval(issuer) -> None:
+    refresher = KeyRefresher(keyset(issuer, backoff=5), interval=300)
+    assert [refresher.next_delay(n) for n in range(8)] == [
+        300, 5, 10, 20, 40, 80, 160, 300]
+
+
+def test_thread_is_a_daemon_and_stops(issuer) -> None:
+    refresher = KeyRefresher(keyset(issuer), interval=60)
+    refresher.start()
+    assert refresher._thread is not None and refresher._thread.daemon
+    refresher.stop(timeout=5)
+    assert not refresher.running
+
+
+def test_thread_survives_an_unexpected_error(issuer, refreshers, monkeypatch) -> None:
+    keys = keyset(issuer, backoff=0.05)
+    calls = []
+
+    def broken(*, raise_errors: bool = False) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("surprise")
+        return KeySet.refresh(keys, raise_errors=raise_errors)
+
+    monkeypatch.setattr(keys, "refresh", broken)
+    refresher = KeyRefresher(keys, interval=60)
+    refreshers.append(refresher)
+    refresher.start()
+    assert wait_for(lambda: keys.loaded_at is not None)
+    assert refresher.running
