@@ -19,7 +19,7 @@ def console(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
 
 
 def test_console_is_off_by_default(app: webtest.TestApp) -> None:
-    assert parse_settings({"okta.issuer": "https://example.okta.com"}).console is False
+    assert parse_settings({"okta.issuer": "https://example.okta.com/oauth2/default"}).console is False
     app.get("/console/", status=404)
     app.get("/console/console.js", status=404)
 
