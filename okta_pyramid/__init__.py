@@ -6,6 +6,7 @@ from typing import Any
 from pyramid.config import Configurator
 
 from .permissions import AUTHENTICATED, Root
+from .principals import configured_principals
 from .security import OktaSecurityPolicy
 from .settings import parse_settings
 from .verifier import AccessTokenVerifier
@@ -25,7 +26,8 @@ def includeme(config: Configurator) -> None:
     Settings: ``okta.issuer`` (required), ``okta.audience``, ``okta.client_ids``,
     ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
     ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
-    ``okta.realm``. See the README for each.
+    ``okta.realm``, ``okta.groups_claim``, ``okta.required_claims``,
+    ``okta.principals_callback``. See the README for each.
     """
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -36,9 +38,11 @@ def includeme(config: Configurator) -> None:
         leeway=settings.leeway,
         http_timeout=settings.http_timeout,
         jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
+        required_claims=settings.required_claims,
     )
     config.registry.okta_verifier = verifier
-    config.set_security_policy(OktaSecurityPolicy(verifier, realm=settings.realm))
+    config.set_security_policy(OktaSecurityPolicy(
+        verifier, realm=settings.realm, principals=configured_principals(settings)))
     config.set_root_factory(Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)

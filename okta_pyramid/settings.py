@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError
+from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
 PREFIX = "okta."
@@ -38,6 +39,10 @@ class OktaSettings:
     cors_allowed_origins: tuple[str, ...] = ()
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     realm: str = "api"
+    groups_claim: str = "groups"
+    #: ``(name, value)`` pairs; ``value`` is ``None`` when the claim need only be present.
+    required_claims: tuple[tuple[str, str | None], ...] = ()
+    principals_callback: Callable[..., Any] | None = None
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -137,6 +142,53 @@ def _origins(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _claim_name(settings: Mapping[str, Any], name: str, default: str) -> str:
+    key = PREFIX + name
+    value = str(settings.get(key) or "").strip() or default
+    if len(value.split()) != 1 or not value.isprintable():
+        raise ConfigurationError(f"{key}: must be one claim name, got {value!r}")
+    return value
+
+
+def _required_claims(settings: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    """``okta.required_claims``: one per line, ``name`` or ``name = value``."""
+    key = PREFIX + "required_claims"
+    raw = settings.get(key) or ""
+    lines = raw if isinstance(raw, (list, tuple)) else aslist(raw, flatten=False)
+    required: list[tuple[str, str | None]] = []
+    for line in lines:
+        name, equals, value = str(line).partition("=")
+        name, value = name.strip(), value.strip()
+        if not name or len(name.split()) != 1 or not name.isprintable():
+            raise ConfigurationError(
+                f"{key}: each line must be a claim name, or 'name = value', got {line!r}"
+            )
+        if equals and not value:
+            raise ConfigurationError(
+                f"{key}: the value after '=' is empty in {line!r}; write only the "
+                f"name to require that the claim is present"
+            )
+        required.append((name, value if equals else None))
+    return tuple(required)
+
+
+def _callable(settings: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
+    key = PREFIX + name
+    raw = settings.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = DottedNameResolver().maybe_resolve(raw.strip() if isinstance(raw, str) else raw)
+    except (ImportError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"{key}: cannot import {raw!r} ({exc}); give a dotted name such as "
+            f"myapp.security.principals or myapp.security:principals"
+        ) from None
+    if not callable(value):
+        raise ConfigurationError(f"{key}: {raw!r} is not callable")
+    return value
+
+
 def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
     issuer = (settings.get(PREFIX + "issuer") or "").strip()
@@ -159,6 +211,9 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         )
 
     return OktaSettings(
+        groups_claim=_claim_name(settings, "groups_claim", "groups"),
+        required_claims=_required_claims(settings),
+        principals_callback=_callable(settings, "principals_callback"),
         issuer=issuer,
         audiences=audiences,
         client_ids=client_ids,
