@@ -70,7 +70,9 @@ class LoopbackIssuer:
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self.issuer = f"{self.base_url}/oauth2/default"
         self.jwks_uri = f"{self.issuer}/v1/keys"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, once per test.
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
