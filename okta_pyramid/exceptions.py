@@ -12,7 +12,7 @@
 │       ├── ``ImmatureToken``   ``nbf`` or ``iat`` in the future
 │       ├── ``InvalidIssuer``
 │       ├── ``InvalidAudience``
-│       └── ``RequiredClaimNotMet``   a claim required by ``required_claims`` is absent or differs
+│       └── ``RequiredClaimNotMet``  a claim of ``required_claims`` is absent or differs
 └── ``IssuerUnavailable``       no key could be obtained to judge the token (HTTP 503);
                                 the token itself may be fine
 

@@ -5,7 +5,7 @@ security policy calls it (or the callable named by ``okta.principals_callback``)
 for every authorization decision, and ACLs grant permissions to what it returns:
 
 ========================  =============================================================
-``system.Authenticated``  every caller with a valid token (:data:`pyramid.authorization.Authenticated`)
+``system.Authenticated``  every caller with a valid token (``Authenticated``)
 ``user:<sub>``            the token's subject (``sub``)
 ``client:<cid>``          the OAuth client the token was issued to (``cid``, Okta)
 ``scope:<name>``          each scope granted: Okta's ``scp`` array, or a space-separated
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 
 #: The claim that lists the caller's groups unless ``okta.groups_claim`` says otherwise.
 DEFAULT_GROUPS_CLAIM = "groups"
-
-#: The signature of :func:`principals_for` and of an ``okta.principals_callback``.
-PrincipalsCallback = Callable[[Mapping[str, Any], "OktaSettings | None"], Iterable[str]]
-
 
 def user(sub: str) -> str:
     """The principal of the token subject ``sub``."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pyramid.authorization import Authenticated
 
 from okta_pyramid.principals import (
@@ -127,3 +130,20 @@ def test_token_identity_uses_the_mapping_it_is_given() -> None:
     assert TokenIdentity(claims).__principals__() == [Authenticated, "user:bob", "scope:a"]
     identity = TokenIdentity(claims, lambda c: ["custom"])
     assert identity.__principals__() == ["custom"]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+CLAIM_NAMES = st.sampled_from(["sub", "cid", "scp", "scope", "groups", "roles", "other"])
+
+
+@hypothesis_settings(deadline=None)  # a shared CI machine must not turn slowness into failure
+@given(st.dictionaries(CLAIM_NAMES, JSON))
+def test_any_claim_values_give_string_principals(claims: dict[str, Any]) -> None:
+    principals = principals_for(claims, SETTINGS)
+    assert principals[0] == Authenticated
+    assert all(isinstance(p, str) and p for p in principals)
+    assert len(set(principals)) == len(principals)
