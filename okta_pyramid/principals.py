@@ -21,17 +21,14 @@ Claim values of an unexpected JSON type are ignored, never an error.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from pyramid.authorization import Authenticated
 
-if TYPE_CHECKING:
-    from .settings import OktaSettings
+from .settings import DEFAULT_GROUPS_CLAIM, OktaSettings
 
 log = logging.getLogger(__name__)
 
-#: The claim that lists the caller's groups unless ``okta.groups_claim`` says otherwise.
-DEFAULT_GROUPS_CLAIM = "groups"
 
 def user(sub: str) -> str:
     """The principal of the token subject ``sub``."""

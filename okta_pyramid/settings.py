@@ -23,6 +23,7 @@ MAX_LEEWAY = 300
 DEFAULT_HTTP_TIMEOUT = 5.0
 DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 DEFAULT_CORS_MAX_AGE = 600
+DEFAULT_GROUPS_CLAIM = "groups"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class OktaSettings:
     cors_allowed_origins: tuple[str, ...] = ()
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     realm: str = "api"
-    groups_claim: str = "groups"
+    groups_claim: str = DEFAULT_GROUPS_CLAIM
     #: ``(name, value)`` pairs; ``value`` is ``None`` when the claim need only be present.
     required_claims: tuple[tuple[str, str | None], ...] = ()
     principals_callback: Callable[..., Any] | None = None
@@ -211,7 +212,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         )
 
     return OktaSettings(
-        groups_claim=_claim_name(settings, "groups_claim", "groups"),
+        groups_claim=_claim_name(settings, "groups_claim", DEFAULT_GROUPS_CLAIM),
         required_claims=_required_claims(settings),
         principals_callback=_callable(settings, "principals_callback"),
         issuer=issuer,
