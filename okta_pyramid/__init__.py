@@ -8,6 +8,7 @@ from pyramid.exceptions import ConfigurationError
 
 from .environ import expand_settings
 from .permissions import AUTHENTICATED, Root
+from .principals import configured_principals
 from .security import OktaSecurityPolicy
 from .server import refuse_to_start
 from .settings import parse_settings
@@ -30,7 +31,9 @@ def includeme(config: Configurator) -> None:
     ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
     ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
     ``okta.realm``, ``okta.console``, ``okta.jwks_refresh_interval``,
-    ``okta.environment``. See the README for each. Health checks are opt-in: ``config.include("okta_pyramid.health")``.
+    ``okta.environment``, ``okta.groups_claim``, ``okta.required_claims``,
+    ``okta.principals_callback``. See the README for each. Health checks are
+    opt-in: ``config.include("okta_pyramid.health")``.
     """
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -41,9 +44,11 @@ def includeme(config: Configurator) -> None:
         leeway=settings.leeway,
         http_timeout=settings.http_timeout,
         jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
+        required_claims=settings.required_claims,
     )
     config.registry.okta_verifier = verifier
-    config.set_security_policy(OktaSecurityPolicy(verifier, realm=settings.realm))
+    config.set_security_policy(OktaSecurityPolicy(
+        verifier, realm=settings.realm, principals=configured_principals(settings)))
     config.set_root_factory(Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)

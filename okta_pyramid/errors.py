@@ -11,6 +11,7 @@ from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.response import Response
 
+from .permissions import scopes_granting
 from .security import Authentication
 
 # RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
@@ -56,8 +57,11 @@ def challenge(request: Request, auth: Authentication, *, realm: str,
     error = auth.error
     description = auth.description
     if auth.identity is not None:
+        # RFC 6750 §3.1: a valid token without the needed privileges is a 403, not a 401.
         error = "insufficient_scope"
         description = "the access token does not grant the permission this request needs"
+        if scope:
+            description = f"the access token lacks the scope this request needs: {scope}"
     status = STATUS[error]
     if error is None:
         response = json_error(status, "unauthorized",
@@ -65,6 +69,8 @@ def challenge(request: Request, auth: Authentication, *, realm: str,
                               "send 'Authorization: Bearer <token>'")
     else:
         response = json_error(status, error, description or error)
+        if error == "insufficient_scope" and scope:
+            response.json_body = {**response.json_body, "scope": scope}
     if status == 503:
         response.retry_after = auth.retry_after or 5
     else:
@@ -78,7 +84,24 @@ def challenge(request: Request, auth: Authentication, *, realm: str,
 def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
     """Pyramid raises HTTPForbidden when a view's permission is denied."""
     policy = request.registry.getUtility(ISecurityPolicy)
-    return challenge(request, policy.authenticate(request), realm=policy.realm)
+    auth = policy.authenticate(request)
+    scope = None
+    if auth.identity is not None:
+        scope = " ".join(_scopes_needed(exc, request)) or None
+    return challenge(request, auth, realm=policy.realm, scope=scope)
+
+
+def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:
+    # Pyramid 2 puts the failed ``permits`` verdict (an ACLDenied) on the exception.
+    result = getattr(exc, "result", None)
+    permission = getattr(result, "permission", None)
+    if not isinstance(permission, str):
+        return []
+    # The ACL search starts at the view's context, as the denied check did.
+    context = getattr(request, "context", None)
+    if context is None:
+        context = getattr(result, "context", None)
+    return scopes_granting(context, permission)
 
 
 def includeme(config: Configurator) -> None:

@@ -11,7 +11,8 @@
 │       ├── ``ExpiredToken``
 │       ├── ``ImmatureToken``   ``nbf`` or ``iat`` in the future
 │       ├── ``InvalidIssuer``
-│       └── ``InvalidAudience``
+│       ├── ``InvalidAudience``
+│       └── ``RequiredClaimNotMet``  a claim of ``required_claims`` is absent or differs
 └── ``IssuerUnavailable``       no key could be obtained to judge the token (HTTP 503);
                                 the token itself may be fine
 
@@ -75,6 +76,12 @@ class InvalidIssuer(InvalidClaims):
 
 class InvalidAudience(InvalidClaims):
     reason = "wrong_audience"
+
+
+class RequiredClaimNotMet(InvalidClaims):
+    """A claim the API requires (``okta.required_claims``) is absent or has another value."""
+
+    reason = "required_claim"
 
 
 class IssuerUnavailable(VerificationError):

@@ -7,15 +7,16 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable, Mapping
 
-from pyramid.authorization import ACLHelper, Authenticated, Everyone
+from pyramid.authorization import ACLHelper, Everyone
 from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request, RequestLocalCache
 from pyramid_jwt import JWTAuthenticationPolicy
 from zope.interface import implementer
 
 from .exceptions import InvalidToken, IssuerUnavailable
+from .principals import principals_for
 from .verifier import AccessTokenVerifier
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ class TokenIdentity:
     """The caller, as described by a validated access token."""
 
     claims: dict[str, Any] = field(repr=False)
+    #: Claims to principals; the policy passes the configured mapping.
+    principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = field(
+        default=principals_for, repr=False, compare=False)
 
     @property
     def subject(self) -> str | None:
@@ -95,12 +99,9 @@ class TokenIdentity:
         return self.claims.get("cid")
 
     def __principals__(self) -> list[str]:
-        principals = [Authenticated]
-        if self.subject:
-            principals.append(f"user:{self.subject}")
-        if self.client_id:
-            principals.append(f"client:{self.client_id}")
-        return principals
+        """``Authenticated``, ``user:``, ``client:``, ``scope:`` and ``group:`` principals
+        (see :func:`okta_pyramid.principals.principals_for`)."""
+        return list(self.principals_of(self.claims))
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,16 @@ class Authentication:
 class OktaSecurityPolicy:
     """Authenticate with an Okta access token; authorize with the context's ACL."""
 
-    def __init__(self, verifier: AccessTokenVerifier, *, realm: str = "api") -> None:
+    def __init__(
+        self,
+        verifier: AccessTokenVerifier,
+        *,
+        realm: str = "api",
+        principals: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,
+    ) -> None:
         self.verifier = verifier
         self.realm = realm
+        self.principals = principals
         self.reader = BearerTokenReader(verifier)
         self.helper = ACLHelper()
         self._cache = RequestLocalCache(self._authenticate)
@@ -176,7 +184,7 @@ class OktaSecurityPolicy:
                                   retry_after=exc.retry_after)
         if claims is None:
             return Authentication()
-        return Authentication(identity=TokenIdentity(claims))
+        return Authentication(identity=TokenIdentity(claims, self.principals))
 
 
 def _vary_on_authorization(request: Request, response: Any) -> None:

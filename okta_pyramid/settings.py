@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError
+from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
 PREFIX = "okta."
@@ -26,6 +27,7 @@ DEFAULT_JWKS_REFRESH_INTERVAL = 300.0
 ENVIRONMENTS = ("development", "production")
 # Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
 OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
+DEFAULT_GROUPS_CLAIM = "groups"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class OktaSettings:
     console: bool = False
     jwks_refresh_interval: float = DEFAULT_JWKS_REFRESH_INTERVAL
     environment: str = "development"
+    groups_claim: str = DEFAULT_GROUPS_CLAIM
+    #: ``(name, value)`` pairs; ``value`` is ``None`` when the claim need only be present.
+    required_claims: tuple[tuple[str, str | None], ...] = ()
+    principals_callback: Callable[..., Any] | None = None
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -167,6 +173,53 @@ def _origins(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _claim_name(settings: Mapping[str, Any], name: str, default: str) -> str:
+    key = PREFIX + name
+    value = str(settings.get(key) or "").strip() or default
+    if len(value.split()) != 1 or not value.isprintable():
+        raise ConfigurationError(f"{key}: must be one claim name, got {value!r}")
+    return value
+
+
+def _required_claims(settings: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    """``okta.required_claims``: one per line, ``name`` or ``name = value``."""
+    key = PREFIX + "required_claims"
+    raw = settings.get(key) or ""
+    lines = raw if isinstance(raw, (list, tuple)) else aslist(raw, flatten=False)
+    required: list[tuple[str, str | None]] = []
+    for line in lines:
+        name, equals, value = str(line).partition("=")
+        name, value = name.strip(), value.strip()
+        if not name or len(name.split()) != 1 or not name.isprintable():
+            raise ConfigurationError(
+                f"{key}: each line must be a claim name, or 'name = value', got {line!r}"
+            )
+        if equals and not value:
+            raise ConfigurationError(
+                f"{key}: the value after '=' is empty in {line!r}; write only the "
+                f"name to require that the claim is present"
+            )
+        required.append((name, value if equals else None))
+    return tuple(required)
+
+
+def _callable(settings: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
+    key = PREFIX + name
+    raw = settings.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = DottedNameResolver().maybe_resolve(raw.strip() if isinstance(raw, str) else raw)
+    except (ImportError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"{key}: cannot import {raw!r} ({exc}); give a dotted name such as "
+            f"myapp.security.principals or myapp.security:principals"
+        ) from None
+    if not callable(value):
+        raise ConfigurationError(f"{key}: {raw!r} is not callable")
+    return value
+
+
 def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
     issuer = (settings.get(PREFIX + "issuer") or "").strip()
@@ -203,6 +256,9 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         )
 
     return OktaSettings(
+        groups_claim=_claim_name(settings, "groups_claim", DEFAULT_GROUPS_CLAIM),
+        required_claims=_required_claims(settings),
+        principals_callback=_callable(settings, "principals_callback"),
         issuer=issuer,
         audiences=audiences,
         client_ids=client_ids,

@@ -17,7 +17,9 @@ What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 5. the signature;
 6. the claims: ``iss`` exactly, ``aud`` (string or list) contains an accepted audience,
    ``exp`` and ``iat`` present, ``exp``/``nbf``/``iat`` within the leeway, registered
-   claims of the right JSON type (a NumericDate is a number), ``cid`` in the allowlist.
+   claims of the right JSON type (a NumericDate is a number), ``cid`` in the allowlist;
+7. the required claims of ``required_claims``: present, and equal to (or, for an
+   array claim, containing) the required value.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from .exceptions import (
     InvalidIssuer,
     InvalidSignature,
     MalformedToken,
+    RequiredClaimNotMet,
     UnknownKey,
     UnsupportedAlgorithm,
     UnsupportedHeader,
@@ -96,12 +99,15 @@ class AccessTokenVerifier:
         jwks_refetch_cooldown: float = DEFAULT_JWKS_REFETCH_COOLDOWN,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
+        required_claims: Iterable[tuple[str, str | None]] = (),
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
         if not self.audiences:
             raise ValueError("at least one audience is required")
         self.client_ids = frozenset(client_ids)
+        #: ``(name, value)`` pairs; a ``None`` value only requires the claim's presence.
+        self.required_claims = tuple(required_claims)
         self.leeway = leeway
         self.clock = clock
         self.keys = KeySet(
@@ -176,6 +182,8 @@ class AccessTokenVerifier:
                 raise InvalidClaims(f"the token's '{name}' claim is not a string")
         if self.client_ids:
             self._validate_cid(claims.get("cid"))
+        for name, value in self.required_claims:
+            self._validate_required(claims, name, value)
 
     def _validate_iss(self, iss: Any) -> None:
         if iss != self.issuer:
@@ -204,6 +212,35 @@ class AccessTokenVerifier:
     def _validate_cid(self, cid: Any) -> None:
         if cid not in self.client_ids:
             raise InvalidClaims("the token was issued to a client that is not allowed (cid)")
+
+    def _validate_required(self, claims: dict[str, Any], name: str, value: str | None) -> None:
+        # Like assertClaims of Okta's verifiers: a policy of this API, not of RFC 7519.
+        if name not in claims or claims[name] is None:
+            raise RequiredClaimNotMet(f"the token has no '{name}' claim, which this API requires")
+        if value is not None and not claim_matches(claims[name], value):
+            raise RequiredClaimNotMet(
+                f"the token's '{name}' claim does not have the value this API requires"
+            )
+
+
+def claim_matches(claim: Any, value: str) -> bool:
+    """True if ``claim`` is ``value``, or an array containing it.
+
+    ``value`` comes from configuration, so it is text: it matches a string claim
+    equal to it, or a number or boolean claim whose JSON literal it is
+    (``1``, ``true``). Objects never match.
+    """
+    if isinstance(claim, list):
+        return any(_scalar_matches(item, value) for item in claim)
+    return _scalar_matches(claim, value)
+
+
+def _scalar_matches(claim: Any, value: str) -> bool:
+    if isinstance(claim, str):
+        return claim == value
+    if isinstance(claim, (bool, int, float)):
+        return json.dumps(claim) == value
+    return False
 
 
 def _numeric_date(value: Any, name: str) -> float:
