@@ -253,25 +253,27 @@ class KeySet:
         key = self._keys.get(kid)
         if key is not None:
             return key
-        wait = self._time_until_due()
-        if wait <= 0:
-            self.refresh(raise_errors=True)
-            key = self._keys.get(kid)
-            if key is not None:
-                return key
-        elif self._last_error is not None:
-            raise self._unavailable(wait)
+        if self._lock.locked():
+            # A fetch (perhaps the background warm-up) is under way: its result may
+            # hold the key, so wait for it rather than judge on what was held before.
+            with self._lock:
+                pass
+        elif self._time_until_due() <= 0:
+            self.refresh()
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        if self._last_error is not None:
+            raise self._unavailable(self._time_until_due())
         raise UnknownKey("the token's key id (kid) is not in the issuer's key set")
 
-    def refresh(self, *, raise_errors: bool = False) -> bool:
+    def refresh(self) -> bool:
         """Fetch the key set now (single flight); True if keys are held afterwards."""
         attempt = self._attempts
         with self._lock:
             if self._attempts == attempt:
                 self._fetch()
             # else: another thread fetched while this one waited; use its result.
-        if self._last_error is not None and raise_errors:
-            raise self._unavailable(self._time_until_due())
         return bool(self._keys)
 
     def _fetch(self) -> None:

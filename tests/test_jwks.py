@@ -179,6 +179,19 @@ def test_concurrent_misses_share_one_fetch(issuer: LoopbackIssuer) -> None:
     assert issuer.hits[KEYS] == 1
 
 
+def test_a_lookup_waits_for_a_fetch_under_way(issuer: LoopbackIssuer) -> None:
+    # The background warm-up has started the first fetch when a token arrives.
+    issuer.jwks_delay = 0.3
+    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=30)
+    warmup = threading.Thread(target=keys.refresh)
+    warmup.start()
+    while not keys._lock.locked():
+        time.sleep(0.001)
+    assert keys.get("key-1")
+    warmup.join()
+    assert issuer.hits[KEYS] == 1
+
+
 def test_keys_held_survive_an_issuer_outage(issuer: LoopbackIssuer) -> None:
     verifier = AccessTokenVerifier(issuer.issuer, jwks_refetch_cooldown=0)
     token = issuer.mint()

@@ -105,11 +105,11 @@ def test_thread_survives_an_unexpected_error(issuer, refreshers, monkeypatch) ->
     keys = keyset(issuer, backoff=0.05)
     calls = []
 
-    def broken(*, raise_errors: bool = False) -> bool:
+    def broken() -> bool:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("surprise")
-        return KeySet.refresh(keys, raise_errors=raise_errors)
+        return KeySet.refresh(keys)
 
     monkeypatch.setattr(keys, "refresh", broken)
     refresher = KeyRefresher(keys, interval=60)
