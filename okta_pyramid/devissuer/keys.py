@@ -40,6 +40,14 @@ def _b64url_uint(value: int) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def jwk_thumbprint(e: str, n: str) -> str:
+    """The RFC 7638 SHA-256 thumbprint of an RSA public key: a stable ``kid``."""
+    canonical = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"),
+                           sort_keys=True).encode("ascii")
+    digest = hashlib.sha256(canonical).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """One RSA key pair with its ``kid``."""
@@ -55,13 +63,8 @@ class SigningKey:
     def generate(cls) -> SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
         numbers = key.public_key().public_numbers()
-        # RFC 7638 JWK thumbprint: a stable kid derived from the public key alone.
-        thumbprint_input = json.dumps(
-            {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)},
-            separators=(",", ":"), sort_keys=True,
-        ).encode("ascii")
-        kid = base64.urlsafe_b64encode(hashlib.sha256(thumbprint_input).digest())
-        return cls(kid.rstrip(b"=").decode("ascii"), key, int(time.time()))
+        kid = jwk_thumbprint(_b64url_uint(numbers.e), _b64url_uint(numbers.n))
+        return cls(kid, key, int(time.time()))
 
     @property
     def public_jwk(self) -> dict[str, Any]:
