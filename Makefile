@@ -14,8 +14,13 @@ $(BIN)/.installed: setup.cfg setup.py
 run: $(BIN)/.installed
 	$(BIN)/pserve development.ini
 
-test: $(BIN)/.installed
+# newman (pinned in package-lock.json) runs the Postman collection in the tests.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: $(BIN)/.installed node_modules/.installed
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache node_modules
