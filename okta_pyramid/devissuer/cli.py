@@ -22,8 +22,12 @@ from pyramid.scripts.common import parse_vars
 from pyramid.settings import aslist
 
 from . import token_factory
-from .config import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, is_scope_token, \
-    parse_devissuer_settings
+from .config import (
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
+    is_scope_token,
+    parse_devissuer_settings,
+)
 
 log = logging.getLogger(__name__)
 

@@ -138,7 +138,7 @@ class KeyStore:
         with self._lock, self._exclusive():
             current = list(self._read()) if self._file_stamp() is not None else []
             self._write([new, *current][: self.keep])
-        log.warning("development issuer: rotated signing keys; new kid %s", new.kid)
+        log.info("development issuer: rotated signing keys; new kid %s", new.kid)
         return new
 
     # -- files --------------------------------------------------------------

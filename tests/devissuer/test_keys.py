@@ -1,7 +1,6 @@
 """The signing keys: generated at run time, kept on disk privately, rotated."""
 from __future__ import annotations
 
-import json
 import stat
 
 import pytest

@@ -7,7 +7,8 @@ import json
 
 import jwt
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from okta_pyramid.devissuer.keys import KeyStore
 from okta_pyramid.jwks import IssuerClient
