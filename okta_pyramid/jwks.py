@@ -244,26 +244,31 @@ class KeySet:
 
     def get(self, kid: str) -> RSAPublicKey:
         """The key for ``kid``; raises :class:`UnknownKey` or :class:`IssuerUnavailable`."""
+        attempt = self._attempts
         key = self._keys.get(kid)
         if key is not None:
             return key
         wait = self._time_until_due()
-        if wait <= 0:
-            self.refresh(raise_errors=True)
-            key = self._keys.get(kid)
-            if key is not None:
-                return key
+        if wait <= 0 or self._lock.locked():
+            # Due for a refetch, or one is in flight (the first fetch after start-up,
+            # say): share it rather than call unknown a key it may be bringing.
+            self._refresh(attempt, raise_errors=True)
         elif self._last_error is not None:
             raise self._unavailable(wait)
+        key = self._keys.get(kid)  # a fetch may have finished since the first look
+        if key is not None:
+            return key
         raise UnknownKey("the token's key id (kid) is not in the issuer's key set")
 
     def refresh(self, *, raise_errors: bool = False) -> bool:
         """Fetch the key set now (single flight); True if keys are held afterwards."""
-        attempt = self._attempts
+        return self._refresh(self._attempts, raise_errors=raise_errors)
+
+    def _refresh(self, attempt: int, *, raise_errors: bool) -> bool:
         with self._lock:
             if self._attempts == attempt:
                 self._fetch()
-            # else: another thread fetched while this one waited; use its result.
+            # else: another thread fetched since `attempt` was read; use its result.
         if self._last_error is not None and raise_errors:
             raise self._unavailable(self._time_until_due())
         return bool(self._keys)
