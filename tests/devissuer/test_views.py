@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from okta_pyramid.devissuer import prefetch_keys
 from okta_pyramid.devissuer.keys import KeyStore
 from okta_pyramid.jwks import IssuerClient
 from okta_pyramid.verifier import AccessTokenVerifier
 
+from ..issuer import unreachable_url
 from .conftest import DevServer, basic
 
 TOKEN = "/oauth2/default/v1/token"
@@ -253,3 +258,40 @@ def test_rotation_end_to_end(dev: DevServer):
     response = dev.whoami(old, status=401)
     assert "key" in response.json["error_description"]
     dev.whoami(new)
+
+
+# -- the app fetching its own keys never starves its workers ----------------------------
+
+def wait_for_prefetch(dev: DevServer, timeout: float = 10) -> frozenset[str]:
+    keys = dev.app.app.registry.okta_verifier.keys
+    deadline = time.monotonic() + timeout
+    while not keys.kids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return keys.kids
+
+
+def test_keys_are_prefetched_once_the_server_listens(dev: DevServer):
+    # No request has been made: the keys come from the prefetch alone.
+    assert wait_for_prefetch(dev) == {KeyStore(str(dev.keys_dir)).signing_key.kid}
+
+
+def test_a_burst_larger_than_the_worker_pool_is_answered(dev: DevServer):
+    """More concurrent first requests than waitress has workers (4 here): without the
+    prefetch every worker would wait on a key fetch that needs a worker itself."""
+    token = dev.token()
+    assert wait_for_prefetch(dev)
+
+    def call(_: int) -> int:
+        return requests.get(f"{dev.base_url}/api/whoami", timeout=30,
+                            headers={"Authorization": f"Bearer {token}"}).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(call, range(12)))
+    assert statuses == [200] * 12
+    assert time.monotonic() - started < 2  # no request waited for a fetch timeout
+
+
+def test_prefetch_gives_up_when_nothing_listens(dev: DevServer):
+    verifier = AccessTokenVerifier(unreachable_url(), http_timeout=1)
+    assert prefetch_keys(verifier, verifier.issuer, timeout=0.3) is False
