@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,6 +25,11 @@ from typing import Any, Iterator
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; writes stay atomic
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +168,8 @@ class KeyStore:
         except OSError as exc:
             raise KeyStoreError(f"cannot use the keys folder {self.folder}: {exc}") from None
         with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
     def _read(self) -> tuple[SigningKey, ...]:
