@@ -23,7 +23,8 @@ from .config import DevIssuerSettings, parse_devissuer_settings
 from .keys import KeyStore, KeyStoreError
 from .tokens import TokenFactory
 
-__all__ = ["includeme", "DevIssuerSettings", "KeyStore", "TokenFactory", "token_factory"]
+__all__ = ["includeme", "DevIssuerSettings", "KeyStore", "TokenFactory", "prefetch_keys",
+           "token_factory"]
 
 log = logging.getLogger(__name__)
 
