@@ -14,7 +14,12 @@ $(BIN)/.installed: setup.cfg setup.py
 run: $(BIN)/.installed
 	$(BIN)/pserve development.ini
 
-test: $(BIN)/.installed chromium
+# newman (pinned in package-lock.json) runs the Postman collection in the tests.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: $(BIN)/.installed node_modules/.installed chromium
 	$(BIN)/python -m pytest
 
 # The browser tests drive Debian's Chromium and chromedriver. In CI (CI set, root,
@@ -28,4 +33,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache node_modules

@@ -250,30 +250,30 @@ class KeySet:
 
     def get(self, kid: str) -> RSAPublicKey:
         """The key for ``kid``; raises :class:`UnknownKey` or :class:`IssuerUnavailable`."""
+        attempt = self._attempts
         key = self._keys.get(kid)
         if key is not None:
             return key
-        if self._lock.locked():
-            # A fetch (perhaps the background warm-up) is under way: its result may
-            # hold the key, so wait for it rather than judge on what was held before.
-            with self._lock:
-                pass
-        elif self._time_until_due() <= 0:
-            self.refresh()
-        key = self._keys.get(kid)
-        if key is not None:
-            return key
+        if self._lock.locked() or self._time_until_due() <= 0:
+            # Due for a refetch, or one is under way (the warm-up, say): share it
+            # rather than call unknown a key it may be bringing.
+            self._refresh(attempt)
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
         if self._last_error is not None:
             raise self._unavailable(self._time_until_due())
         raise UnknownKey("the token's key id (kid) is not in the issuer's key set")
 
     def refresh(self) -> bool:
         """Fetch the key set now (single flight); True if keys are held afterwards."""
-        attempt = self._attempts
+        return self._refresh(self._attempts)
+
+    def _refresh(self, attempt: int) -> bool:
         with self._lock:
             if self._attempts == attempt:
                 self._fetch()
-            # else: another thread fetched while this one waited; use its result.
+            # else: another thread fetched since `attempt` was read; use its result.
         return bool(self._keys)
 
     def _fetch(self) -> None:

@@ -1,0 +1,112 @@
+"""``okta-pyramid-token``: mint a user's access token, or rotate the signing keys,
+with the development issuer's keys, without a browser.
+
+    okta-pyramid-token --sub alice@example.com --group admins --scope api.read
+    okta-pyramid-token --rotate
+
+The token goes to standard output alone, so ``TOKEN=$(okta-pyramid-token ...)``
+works. The configuration file (default ``development.ini``) must include
+``okta_pyramid.devissuer``; its keys folder is the one the running app serves, so
+the app accepts the token through its normal discovery and JWKS path.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.paster import get_appsettings
+from pyramid.scripts.common import parse_vars
+from pyramid.settings import aslist
+
+from . import token_factory
+from .config import (
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
+    is_scope_token,
+    parse_devissuer_settings,
+)
+
+log = logging.getLogger(__name__)
+
+PROG = "okta-pyramid-token"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Mint an access token for a user from the development issuer's "
+                    "keys, or rotate those keys.",
+    )
+    parser.add_argument("config_uri", nargs="?", default="development.ini",
+                        help="the app's configuration file (default: development.ini)")
+    parser.add_argument("config_vars", nargs="*", metavar="name=value",
+                        help="variables for the configuration file, as with pserve")
+    parser.add_argument("--sub", help="the user's login, e.g. alice@example.com")
+    parser.add_argument("--uid", help="the user's Okta id (default: derived from --sub)")
+    parser.add_argument("--group", action="append", dest="groups", metavar="GROUP",
+                        help="a group the user belongs to (repeatable): the groups claim")
+    parser.add_argument("--scope", action="append", dest="scopes", metavar="SCOPE",
+                        help="a granted scope (repeatable or space-separated; "
+                             "default: every scope of the client)")
+    parser.add_argument("--client-id",
+                        help="the cid claim (default: the first devissuer.clients entry)")
+    parser.add_argument("--lifetime", type=int, metavar="SECONDS",
+                        help="seconds until the token expires "
+                             "(default: devissuer.token_lifetime)")
+    parser.add_argument("--rotate", action="store_true",
+                        help="make a new signing key; the previous one stays published")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        app_settings = get_appsettings(args.config_uri, options=parse_vars(args.config_vars))
+    except (OSError, LookupError, ValueError) as exc:
+        parser.error(f"cannot read {args.config_uri}: {exc}")
+    if "okta_pyramid.devissuer" not in aslist(app_settings.get("pyramid.includes", "")):
+        parser.error(f"{args.config_uri} does not include okta_pyramid.devissuer in "
+                     "pyramid.includes: it has no development issuer")
+    try:
+        settings = parse_devissuer_settings(app_settings)
+        factory = token_factory(settings)
+    except ConfigurationError as exc:
+        parser.error(str(exc))
+
+    if args.rotate:
+        key = factory.keys.rotate()
+        print(f"new signing key: {key.kid}; published keys: "
+              f"{', '.join(k.kid for k in factory.keys.keys())}", file=sys.stderr)
+        if not args.sub:
+            return 0
+    if not args.sub:
+        parser.error("--sub is required to mint a token (or use --rotate)")
+
+    client_id = args.client_id or settings.clients[0].client_id
+    client = settings.client(client_id)
+    if args.scopes:
+        scopes = list(dict.fromkeys(s for value in args.scopes for s in value.split()))
+    elif client is not None:
+        scopes = sorted(client.scopes)
+    else:
+        parser.error(f"--scope is required for client {client_id!r}, which is not in "
+                     "devissuer.clients")
+    bad = [s for s in scopes if not is_scope_token(s)]
+    if bad:
+        parser.error(f"--scope: {bad[0]!r} is not a valid scope")
+    if args.lifetime is not None and not MIN_TOKEN_LIFETIME <= args.lifetime <= MAX_TOKEN_LIFETIME:
+        parser.error(f"--lifetime: must be between {MIN_TOKEN_LIFETIME} and "
+                     f"{MAX_TOKEN_LIFETIME} seconds")
+    token = factory.user_token(args.sub, client_id=client_id, scopes=scopes, uid=args.uid,
+                               groups=args.groups, lifetime=args.lifetime)
+    print(token)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The ``devissuer.*`` settings of the development issuer, validated at start-up.
+
+A wrong value raises :class:`pyramid.exceptions.ConfigurationError` whose message
+starts with the key. The issuer URL itself is ``okta.issuer``: the resource server
+and the development issuer must agree on it, so it is configured once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from pyramid.exceptions import ConfigurationError
+
+from ..settings import is_loopback_host, parse_settings
+
+PREFIX = "devissuer."
+DEFAULT_TOKEN_LIFETIME = 3600
+# Okta lets an access token live between 5 minutes and 1 day; a shorter minimum
+# is allowed here so that expiry can be tried out locally.
+MIN_TOKEN_LIFETIME = 60
+MAX_TOKEN_LIFETIME = 86400
+DEFAULT_KEYS_DIR = ".devissuer"
+DEFAULT_KEEP_KEYS = 2
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+
+@dataclass(frozen=True)
+class Client:
+    """A confidential client allowed to use the client-credentials grant."""
+
+    client_id: str
+    secret: str
+    scopes: frozenset[str]
+
+    def __repr__(self) -> str:  # never show the secret in a log line or traceback
+        return f"Client(client_id={self.client_id!r}, scopes={sorted(self.scopes)!r})"
+
+
+@dataclass(frozen=True)
+class DevIssuerSettings:
+    """Validated ``devissuer.*`` settings, plus the issuer and audience they serve."""
+
+    issuer: str
+    audience: str
+    clients: tuple[Client, ...]
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    keys_dir: str = DEFAULT_KEYS_DIR
+    keep_keys: int = DEFAULT_KEEP_KEYS
+
+    @property
+    def path(self) -> str:
+        """The issuer's path on this host, e.g. ``/oauth2/default``."""
+        return urlsplit(self.issuer).path.rstrip("/")
+
+    def client(self, client_id: str) -> Client | None:
+        for client in self.clients:
+            if client.client_id == client_id:
+                return client
+        return None
+
+
+def is_scope_token(value: str) -> bool:
+    """True if ``value`` is one RFC 6749 §3.3 scope token."""
+    return bool(value) and all(c in _SCOPE_CHARS for c in value)
+
+
+def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
+    key = PREFIX + "clients"
+    lines = [line.strip() for line in str(settings.get(key) or "").splitlines()]
+    clients: list[Client] = []
+    for line in filter(None, lines):
+        fields = line.split()
+        if len(fields) < 3:
+            raise ConfigurationError(
+                f"{key}: each line must be 'client_id secret scope [scope ...]', "
+                f"got a line with {len(fields)} field(s)"
+            )
+        client_id, secret, *scopes = fields
+        bad = [s for s in scopes if not is_scope_token(s)]
+        if bad:
+            raise ConfigurationError(f"{key}: {bad[0]!r} is not a valid scope")
+        if any(c.client_id == client_id for c in clients):
+            raise ConfigurationError(f"{key}: client {client_id!r} is listed twice")
+        if len(secret) < 8:
+            raise ConfigurationError(
+                f"{key}: the secret of client {client_id!r} must have at least 8 characters"
+            )
+        clients.append(Client(client_id, secret, frozenset(scopes)))
+    if not clients:
+        raise ConfigurationError(
+            f"{key}: is required; one line per client: 'client_id secret scope [scope ...]'"
+        )
+    return tuple(clients)
+
+
+def _integer(settings: Mapping[str, Any], name: str, default: int,
+             minimum: int, maximum: int) -> int:
+    key = PREFIX + name
+    raw = settings.get(key)
+    if raw is None or not str(raw).strip():
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigurationError(f"{key}: must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(
+            f"{key}: must be between {minimum} and {maximum}, got {raw!r}"
+        )
+    return value
+
+
+def check_loopback_issuer(issuer: str) -> None:
+    """Refuse to mint tokens for anything but an issuer on this machine."""
+    if not is_loopback_host(urlsplit(issuer).hostname):
+        raise ConfigurationError(
+            "okta.issuer: the development issuer (okta_pyramid.devissuer) only runs "
+            "when okta.issuer is a loopback URL such as "
+            f"http://localhost:6543/oauth2/default; got {issuer!r}. Remove "
+            "okta_pyramid.devissuer from pyramid.includes to use a real issuer."
+        )
+
+
+def parse_devissuer_settings(settings: Mapping[str, Any]) -> DevIssuerSettings:
+    """Validate the ``devissuer.*`` keys (and ``okta.issuer``, which must be loopback)."""
+    okta = parse_settings(settings)
+    check_loopback_issuer(okta.issuer)
+    audience = str(settings.get(PREFIX + "audience") or "").strip() or okta.audiences[0]
+    if audience not in okta.audiences:
+        raise ConfigurationError(
+            f"{PREFIX}audience: {audience!r} is not one of okta.audience, so this "
+            "API would reject every token the development issuer mints"
+        )
+    keys_dir = str(settings.get(PREFIX + "keys_dir") or "").strip() or DEFAULT_KEYS_DIR
+    return DevIssuerSettings(
+        issuer=okta.issuer,
+        audience=audience,
+        clients=_clients(settings),
+        token_lifetime=_integer(settings, "token_lifetime", DEFAULT_TOKEN_LIFETIME,
+                                MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME),
+        keys_dir=os.path.abspath(keys_dir),
+        keep_keys=_integer(settings, "keep_keys", DEFAULT_KEEP_KEYS, 1, 10),
+    )

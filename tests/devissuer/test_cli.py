@@ -1,0 +1,113 @@
+"""``okta-pyramid-token``: user tokens and key rotation from the command line."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+
+from okta_pyramid.devissuer import cli
+from okta_pyramid.devissuer.keys import KeyStore
+from okta_pyramid.devissuer.tokens import user_id
+
+from .conftest import DevServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_ini(path: Path, settings: dict[str, str]) -> Path:
+    lines = ["[app:main]", "use = egg:okta_pyramid"]
+    for key, value in settings.items():
+        lines.append(f"{key} = " + str(value).replace("\n", "\n    "))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def ini(dev: DevServer, tmp_path: Path) -> Path:
+    return write_ini(tmp_path / "dev.ini", dev.settings)
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        status = cli.main(list(args))
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_mints_a_user_token_the_app_accepts(dev: DevServer, ini: Path, capsys):
+    status, out, _ = run(capsys, str(ini), "--sub", "alice@example.com",
+                         "--group", "admins", "--group", "staff", "--scope", "api.read")
+    assert status == 0
+    token = out.strip()
+    assert "\n" not in token  # stdout is the token alone: TOKEN=$(okta-pyramid-token ...)
+    claims = dev.whoami(token).json
+    assert claims["sub"] == "alice@example.com"
+    assert claims["uid"] == user_id("alice@example.com")
+    assert claims["uid"].startswith("00u") and len(claims["uid"]) == 20
+    assert claims["groups"] == ["admins", "staff"]
+    assert claims["scp"] == ["api.read"]
+    assert claims["cid"] == "svc-client"
+    assert claims["iss"] == dev.issuer
+    assert jwt.get_unverified_header(token)["kid"] == KeyStore(str(dev.keys_dir)).signing_key.kid
+
+
+def test_defaults_and_options(dev: DevServer, ini: Path, capsys):
+    status, out, _ = run(capsys, str(ini), "--sub", "bob@example.com", "--uid", "00ubob",
+                         "--client-id", "read-client", "--lifetime", "120")
+    assert status == 0
+    claims = dev.whoami(out.strip()).json
+    assert claims["uid"] == "00ubob"
+    assert claims["cid"] == "read-client"
+    assert claims["scp"] == ["api.read"]  # every scope of the client
+    assert "groups" not in claims
+    assert claims["exp"] - claims["iat"] == 120
+
+
+def test_rotate_then_the_running_app_accepts_the_new_key(dev: DevServer, ini: Path, capsys):
+    before = dev.token()
+    status, out, err = run(capsys, str(ini), "--rotate")
+    assert status == 0 and out == ""
+    new_kid = KeyStore(str(dev.keys_dir)).signing_key.kid
+    assert new_kid in err
+    status, out, _ = run(capsys, str(ini), "--sub", "alice@example.com")
+    assert jwt.get_unverified_header(out.strip())["kid"] == new_kid
+    dev.whoami(out.strip())
+    dev.whoami(before)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "--sub is required"),
+    (("--sub", "a", "--scope", 'bad"scope'), "not a valid scope"),
+    (("--sub", "a", "--lifetime", "5"), "--lifetime"),
+    (("--sub", "a", "--client-id", "stranger"), "--scope is required"),
+])
+def test_bad_arguments(ini: Path, capsys, args, message):
+    status, out, err = run(capsys, str(ini), *args)
+    assert status == 2 and out == ""
+    assert message in err
+
+
+def test_refuses_a_config_without_the_development_issuer(capsys):
+    status, out, err = run(capsys, str(ROOT / "production.ini"), "--sub", "a")
+    assert status == 2 and out == ""
+    assert "does not include okta_pyramid.devissuer" in err
+
+
+def test_refuses_a_missing_config(tmp_path, capsys):
+    status, _, err = run(capsys, str(tmp_path / "nope.ini"), "--sub", "a")
+    assert status == 2 and "cannot read" in err
+
+
+def test_the_console_script_is_installed(ini: Path):
+    script = shutil.which("okta-pyramid-token", path=str(Path(sys.executable).parent))
+    assert script, "pip install -e . installs the okta-pyramid-token command"
+    result = subprocess.run([script, str(ini), "--sub", "carol@example.com"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert jwt.decode(result.stdout.strip(), options={"verify_signature": False})["sub"] \
+        == "carol@example.com"

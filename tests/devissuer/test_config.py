@@ -1,0 +1,109 @@
+"""Start-up checks of the development issuer: it refuses what it cannot serve safely."""
+from __future__ import annotations
+
+import configparser
+import logging
+from pathlib import Path
+
+import pytest
+from pyramid.exceptions import ConfigurationError
+from pyramid.paster import get_appsettings
+from pyramid.settings import aslist
+
+from okta_pyramid import main
+from okta_pyramid.devissuer.config import Client, parse_devissuer_settings
+
+from .conftest import CLIENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "pyramid.includes": "okta_pyramid.devissuer",
+        "okta.issuer": "http://localhost:6543/oauth2/default",
+        "devissuer.clients": CLIENTS,
+        "devissuer.keys_dir": str(tmp_path / "keys"),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://dev-123456.okta.com/oauth2/default",
+    "https://example.com/oauth2/default",
+    "https://10.0.0.1/oauth2/default",
+    "https://localhost.example.com/oauth2/default",
+])
+def test_refuses_to_start_unless_the_issuer_is_loopback(tmp_path, issuer):
+    with pytest.raises(ConfigurationError, match=r"^okta\.issuer: the development issuer"):
+        main({}, **settings(tmp_path, **{"okta.issuer": issuer}))
+    assert not (tmp_path / "keys").exists()  # no key is made for a refused issuer
+
+
+@pytest.mark.parametrize("issuer", [
+    "http://localhost:6543/oauth2/default",
+    "http://127.0.0.1:8080/oauth2/default",
+    "http://127.9.9.9/oauth2/abc",
+    "http://[::1]:6543/oauth2/default",
+])
+def test_starts_for_a_loopback_issuer(tmp_path, issuer):
+    parsed = parse_devissuer_settings(settings(tmp_path, **{"okta.issuer": issuer}))
+    assert parsed.issuer == issuer
+
+
+def test_logs_a_loud_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    main({}, **settings(tmp_path))
+    assert "DEVELOPMENT ISSUER ENABLED" in caplog.text
+    assert "Never include okta_pyramid.devissuer in production" in caplog.text
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("devissuer.clients", "", "is required"),
+    ("devissuer.clients", "only-an-id  secret123", "each line must be"),
+    ("devissuer.clients", "a  secret123  x\na  secret456  y", "listed twice"),
+    ("devissuer.clients", "a  short  x", "at least 8 characters"),
+    ("devissuer.clients", 'a  secret123  bad"scope', "not a valid scope"),
+    ("devissuer.token_lifetime", "soon", "whole number"),
+    ("devissuer.token_lifetime", "10", "between 60 and 86400"),
+    ("devissuer.token_lifetime", "100000", "between 60 and 86400"),
+    ("devissuer.keep_keys", "0", "between 1 and 10"),
+    ("devissuer.audience", "api://other", "not one of okta.audience"),
+])
+def test_a_wrong_setting_stops_start_up_naming_the_key(tmp_path, key, value, message):
+    with pytest.raises(ConfigurationError) as info:
+        main({}, **settings(tmp_path, **{key: value}))
+    assert str(info.value).startswith(key + ":")
+    assert message in str(info.value)
+
+
+def test_an_unusable_keys_folder_stops_start_up(tmp_path):
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "keys.json").write_text("{not json")
+    with pytest.raises(ConfigurationError, match=r"^devissuer\.keys_dir: cannot read"):
+        main({}, **settings(tmp_path))
+
+
+def test_a_client_never_shows_its_secret():
+    assert "hunter22" not in repr(Client("c", "hunter22", frozenset({"a"})))
+
+
+# -- the two ini files ------------------------------------------------------------------
+
+def test_production_ini_does_not_include_the_development_issuer():
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "production.ini")
+    includes = parser.get("app:main", "pyramid.includes", fallback="")
+    assert "devissuer" not in includes
+    assert not any(key.startswith("devissuer.") for key in parser.options("app:main"))
+
+
+def test_development_ini_serves_its_issuer_on_the_port_it_listens_on():
+    app = get_appsettings(str(ROOT / "development.ini"))
+    assert "okta_pyramid.devissuer" in aslist(app["pyramid.includes"])
+    parser = configparser.ConfigParser(defaults={"here": str(ROOT)})
+    parser.read(ROOT / "development.ini")
+    listen = parser.get("server:main", "listen")
+    assert app["okta.issuer"] == f"http://{listen}/oauth2/default"
+    assert int(parser.get("server:main", "threads")) >= 4
+    parse_devissuer_settings(app)  # valid as shipped
