@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 #: ``/readyz`` reports the keys stale when the last successful fetch is older
 #: than this many refresh intervals (two refreshes in a row have failed).
 STALE_AFTER_INTERVALS = 3
+#: Retries after a failure wait at least this long, even with no failure backoff.
+MIN_RETRY_DELAY = 1.0
 
 
 class KeyRefresher:
@@ -62,7 +64,8 @@ class KeyRefresher:
         """Seconds to wait before the next fetch, after ``failures`` failures in a row."""
         if failures == 0:
             return self.interval
-        return min(self.interval, self.keys.failure_backoff * 2 ** (failures - 1))
+        base = max(MIN_RETRY_DELAY, self.keys.failure_backoff)
+        return min(self.interval, base * 2 ** min(failures - 1, 16))
 
     def _run(self) -> None:
         failures = 0

@@ -7,8 +7,25 @@ import webtest
 
 from okta_pyramid import main
 from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.warmup import KeyRefresher
 
 from .issuer import LoopbackIssuer
+
+
+@pytest.fixture(autouse=True)
+def stop_key_refreshers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Background key refreshers started by a test end with it, not with the run."""
+    started: list[KeyRefresher] = []
+    original = KeyRefresher.start
+
+    def start(self: KeyRefresher) -> None:
+        started.append(self)
+        original(self)
+
+    monkeypatch.setattr(KeyRefresher, "start", start)
+    yield
+    for refresher in started:
+        refresher.stop(timeout=5)
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_retries_with_backoff_until_the_issuer_is_back(issuer, refreshers) -> No
     assert wait_for(lambda: sum(issuer.hits.values()) >= 2)  # tried, failed, tried again
     assert keys.loaded_at is None and keys.last_error
     issuer.mode = "ok"
-    # Retried long before the 60 s interval: 0.05, 0.1, 0.2 ... seconds.
+    # Retried long before the 60 s interval: after 1, 2, 4 ... seconds.
     assert wait_for(lambda: keys.loaded_at is not None, timeout=5)
     assert keys.last_error is None
 
@@ -91,6 +91,14 @@ def test_backoff_doubles_up_to_the_interval(issuer) -> None:
     refresher = KeyRefresher(keyset(issuer, backoff=5), interval=300)
     assert [refresher.next_delay(n) for n in range(8)] == [
         300, 5, 10, 20, 40, 80, 160, 300]
+
+
+def test_backoff_never_spins_and_never_overflows(issuer) -> None:
+    # With a zero failure backoff (okta.jwks_refetch_cooldown = 0) a dead issuer must
+    # not be retried in a tight loop, and a long outage must not overflow the delay.
+    refresher = KeyRefresher(keyset(issuer, backoff=0), interval=300)
+    assert refresher.next_delay(1) >= 1
+    assert refresher.next_delay(100_000) == 300
 
 
 def test_thread_is_a_daemon_and_stops(issuer) -> None:
