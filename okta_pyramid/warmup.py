@@ -10,12 +10,16 @@ and the keys already held keep working meanwhile (stale rather than failing).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
+from urllib.parse import urlsplit
 
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 
 from .jwks import KeySet
+from .settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +28,35 @@ log = logging.getLogger(__name__)
 STALE_AFTER_INTERVALS = 3
 #: Retries after a failure wait at least this long, even with no failure backoff.
 MIN_RETRY_DELAY = 1.0
+#: How long the first fetch waits for a loopback issuer to start listening.
+LISTEN_TIMEOUT = 30.0
+
+
+def wait_until_listening(url: str, timeout: float,
+                         stop: threading.Event | None = None) -> bool:
+    """Wait until the host and port of ``url`` accept TCP connections."""
+    parts = urlsplit(url)
+    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
+        try:
+            with socket.create_connection(address, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 class KeyRefresher:
     """A daemon thread that keeps a :class:`KeySet` loaded and fresh."""
 
-    def __init__(self, keys: KeySet, interval: float) -> None:
+    def __init__(self, keys: KeySet, interval: float, *, wait_for: str | None = None) -> None:
         if interval <= 0:
             raise ValueError("the refresh interval must be positive")
         self.keys = keys
         self.interval = interval
+        #: A URL whose port must accept connections before the first fetch.
+        self.wait_for = wait_for
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -68,6 +91,8 @@ class KeyRefresher:
         return min(self.interval, base * 2 ** min(failures - 1, 16))
 
     def _run(self) -> None:
+        if self.wait_for is not None:
+            wait_until_listening(self.wait_for, LISTEN_TIMEOUT, self._stop)
         failures = 0
         delay = 0.0
         while not self._stop.wait(delay):
@@ -98,7 +123,11 @@ def includeme(config: Configurator) -> None:
     interval = config.registry.okta_settings.jwks_refresh_interval
     if not interval:
         return
-    refresher = KeyRefresher(config.registry.okta_verifier.keys, interval)
+    issuer = config.registry.okta_settings.issuer
+    # A loopback issuer usually starts alongside this app (the development issuer
+    # is this very app): let it listen first rather than log a failed first fetch.
+    wait_for = issuer if is_loopback_host(urlsplit(issuer).hostname) else None
+    refresher = KeyRefresher(config.registry.okta_verifier.keys, interval, wait_for=wait_for)
     config.registry.okta_key_refresher = refresher
 
     def start(event: ApplicationCreated) -> None:

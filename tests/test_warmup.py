@@ -1,6 +1,7 @@
 """Keys are fetched in the background after start and refreshed before they go stale."""
 from __future__ import annotations
 
+import socket
 import time
 from typing import Callable, Iterator
 
@@ -8,7 +9,7 @@ import pytest
 
 from okta_pyramid import main
 from okta_pyramid.jwks import IssuerClient, KeySet
-from okta_pyramid.warmup import KeyRefresher
+from okta_pyramid.warmup import KeyRefresher, wait_until_listening
 
 from .issuer import LoopbackIssuer
 
@@ -91,6 +92,22 @@ def test_backoff_doubles_up_to_the_interval(issuer) -> None:
     refresher = KeyRefresher(keyset(issuer, backoff=5), interval=300)
     assert [refresher.next_delay(n) for n in range(8)] == [
         300, 5, 10, 20, 40, 80, 160, 300]
+
+
+def test_first_fetch_waits_for_a_loopback_issuer_to_listen(issuer, refreshers) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/oauth2/default"
+    assert wait_until_listening(closed, timeout=0.2) is False
+    assert wait_until_listening(issuer.issuer, timeout=1) is True
+
+    keys = keyset(issuer)
+    refresher = KeyRefresher(keys, interval=60, wait_for=closed)
+    refreshers.append(refresher)
+    refresher.start()
+    time.sleep(0.3)
+    assert issuer.hits == {}  # nothing fetched, nothing failed, while nothing listens
+    refresher.stop(timeout=5)
 
 
 def test_backoff_never_spins_and_never_overflows(issuer) -> None:

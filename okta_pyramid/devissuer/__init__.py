@@ -9,16 +9,14 @@ validates Okta's: by discovery and JWKS over HTTP.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 from pyramid.exceptions import ConfigurationError
 
+from ..warmup import wait_until_listening
 from .config import DevIssuerSettings, parse_devissuer_settings
 from .keys import KeyStore, KeyStoreError
 from .tokens import TokenFactory
@@ -75,11 +73,14 @@ def _start_prefetch(event: ApplicationCreated) -> None:
     such a request, the fetch would wait for a free worker until it timed out.
     Prefetching from a thread of our own, as soon as the port accepts connections,
     means requests start with the keys in hand. It uses the resource server's normal
-    path (discovery and JWKS over HTTP).
+    path (discovery and JWKS over HTTP). With the background key refresher on
+    (``okta.jwks_refresh_interval``), the refresher does this and no prefetch runs.
     """
     verifier = getattr(event.app.registry, "okta_verifier", None)
     if verifier is None:  # included without okta_pyramid: nothing to warm
         return
+    if getattr(event.app.registry, "okta_key_refresher", None) is not None:
+        return  # the background refresher waits for the port and fetches itself
     issuer = event.app.registry.devissuer_settings.issuer
     threading.Thread(target=prefetch_keys, args=(verifier, issuer),
                      name="devissuer-prefetch", daemon=True).start()
@@ -87,16 +88,7 @@ def _start_prefetch(event: ApplicationCreated) -> None:
 
 def prefetch_keys(verifier: Any, issuer: str, timeout: float = PREFETCH_TIMEOUT) -> bool:
     """Wait until ``issuer``'s port accepts connections, then fetch its keys once."""
-    parts = urlsplit(issuer)
-    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(address, timeout=1):
-                pass
-        except OSError:
-            time.sleep(0.05)
-            continue
+    if wait_until_listening(issuer, timeout):
         held = verifier.keys.refresh()
         log.info("development issuer: prefetched the keys from %s (%s)", issuer,
                  "ok" if held else verifier.keys.last_error)
