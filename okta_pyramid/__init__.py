@@ -25,7 +25,7 @@ def includeme(config: Configurator) -> None:
     Settings: ``okta.issuer`` (required), ``okta.audience``, ``okta.client_ids``,
     ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
     ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
-    ``okta.realm``. See the README for each.
+    ``okta.realm``, ``okta.token_cache_size``. See the README for each.
     """
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -36,6 +36,7 @@ def includeme(config: Configurator) -> None:
         leeway=settings.leeway,
         http_timeout=settings.http_timeout,
         jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
+        token_cache_size=settings.token_cache_size,
     )
     config.registry.okta_verifier = verifier
     config.set_security_policy(OktaSecurityPolicy(verifier, realm=settings.realm))

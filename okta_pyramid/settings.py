@@ -22,6 +22,9 @@ MAX_LEEWAY = 300
 DEFAULT_HTTP_TIMEOUT = 5.0
 DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 DEFAULT_CORS_MAX_AGE = 600
+#: Verified tokens kept in memory (each costs about its payload, ~1 KiB at Okta).
+DEFAULT_TOKEN_CACHE_SIZE = 4096
+MAX_TOKEN_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class OktaSettings:
     cors_allowed_origins: tuple[str, ...] = ()
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     realm: str = "api"
+    token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -80,6 +84,7 @@ def _number(
     minimum: float,
     maximum: float | None = None,
     integer: bool = False,
+    unit: str = "seconds",
 ) -> float:
     key = PREFIX + name
     raw = settings.get(key)
@@ -89,11 +94,11 @@ def _number(
         value = int(str(raw).strip()) if integer else float(str(raw).strip())
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise ConfigurationError(f"{key}: must be {kind} of seconds, got {raw!r}") from None
+        raise ConfigurationError(f"{key}: must be {kind} of {unit}, got {raw!r}") from None
     if value != value or value < minimum or (maximum is not None and value > maximum):
         upper = f" and at most {maximum:g}" if maximum is not None else ""
         raise ConfigurationError(
-            f"{key}: must be at least {minimum:g}{upper} seconds, got {raw!r}"
+            f"{key}: must be at least {minimum:g}{upper} {unit}, got {raw!r}"
         )
     return value
 
@@ -173,4 +178,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         cors_max_age=int(_number(settings, "cors_max_age", DEFAULT_CORS_MAX_AGE,
                                  minimum=0, maximum=86400, integer=True)),
         realm=realm,
+        token_cache_size=int(_number(settings, "token_cache_size", DEFAULT_TOKEN_CACHE_SIZE,
+                                     minimum=0, maximum=MAX_TOKEN_CACHE_SIZE, integer=True,
+                                     unit="tokens")),
     )
