@@ -247,19 +247,22 @@ class KeySet:
         key = self._keys.get(kid)
         if key is not None:
             return key
+        attempt = self._attempts
         wait = self._time_until_due()
-        if wait <= 0:
-            self.refresh(raise_errors=True)
-            key = self._keys.get(kid)
-            if key is not None:
-                return key
+        if wait <= 0 or self._lock.locked():
+            # Due, or a fetch is in flight (the first requests, a rotation): wait for
+            # it and judge with its result rather than call the kid unknown meanwhile.
+            self.refresh(raise_errors=True, _attempt=attempt)
         elif self._last_error is not None:
             raise self._unavailable(wait)
+        key = self._keys.get(kid)  # also: a fetch may have ended since the first look
+        if key is not None:
+            return key
         raise UnknownKey("the token's key id (kid) is not in the issuer's key set")
 
-    def refresh(self, *, raise_errors: bool = False) -> bool:
+    def refresh(self, *, raise_errors: bool = False, _attempt: int | None = None) -> bool:
         """Fetch the key set now (single flight); True if keys are held afterwards."""
-        attempt = self._attempts
+        attempt = self._attempts if _attempt is None else _attempt
         with self._lock:
             if self._attempts == attempt:
                 self._fetch()
