@@ -65,7 +65,8 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def get_claims(self, request: Request) -> dict[str, Any] | None:
         """The validated claims, or ``None`` when the request has no bearer token."""
-        if "access_token" in request.GET:
+        # Most API requests have no query string; then there is nothing to parse.
+        if request.environ.get("QUERY_STRING") and "access_token" in request.GET:
             # RFC 6750 §2.3 is optional and leaks tokens into logs and history.
             raise MalformedRequest(
                 "access tokens are only accepted in the Authorization header, "
@@ -180,4 +181,7 @@ class OktaSecurityPolicy:
 
 
 def _vary_on_authorization(request: Request, response: Any) -> None:
+    if "Vary" not in response.headers:
+        response.headers["Vary"] = "Authorization"  # the common case, without parsing
+        return
     response.vary = tuple(dict.fromkeys((*(response.vary or ()), "Authorization")))

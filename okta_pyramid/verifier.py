@@ -75,9 +75,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# NaN and Infinity are not JSON (RFC 8259 §6); Python would accept them. One decoder
+# for the process: json.loads with an option builds a new one on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _loads(data: bytes) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259 §6); Python would accept them.
-    return json.loads(data, parse_constant=_reject_constant)
+    # RFC 8259 §8.1 and RFC 7515 §5.2: the JSON is UTF-8 (a decode error is a ValueError).
+    return _DECODER.decode(data.decode("utf-8"))
 
 
 def _segment(data: str) -> bytes:
