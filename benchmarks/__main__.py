@@ -3,7 +3,9 @@
 1. in process: microseconds per validation for okta_pyramid and its peers
    (PyJWT with a preloaded key, PyJWT + PyJWKClient, okta-jwt-verifier), as ratios
    to an RS256 signature check alone;
-2. end to end: the application under waitress, /api/whoami against /api/hello.
+2. the application alone (its WSGI callable, no server), then end to end under
+   waitress: /api/whoami with a reused token and with distinct tokens, against
+   /api/hello.
 
 All of it against one https issuer on 127.0.0.1, in one run. ``--smoke`` runs
 everything with tiny counts, to check that the benchmark works, not to measure.
@@ -26,8 +28,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny counts: check that the benchmark runs (used by the tests)")
-    parser.add_argument("--only", choices=("inprocess", "e2e"),
-                        help="run one of the two parts")
+    parser.add_argument("--only", choices=("inprocess", "wsgi", "e2e"),
+                        help="run one of the parts")
     parser.add_argument("--tokens", type=int, default=1000,
                         help="distinct tokens in process (default 1000)")
     parser.add_argument("--rounds", type=int, default=9,
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that --help works without the test dependencies.
     from tests.issuer import LoopbackIssuer
 
-    from . import e2e, inprocess
+    from . import e2e, inprocess, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -90,13 +92,27 @@ def main(argv: list[str] | None = None) -> int:
             targets += result.targets()
             report["inprocess"] = {"micros": result.micros, "skipped": result.skipped,
                                    "tokens": result.tokens, "rounds": result.rounds}
+        distinct = tokens[:(args.cache_size * 3) // 2 + 1]
+        spin_us = 0.0
+        if args.only in (None, "wsgi"):
+            result_wsgi = wsgi.run(issuer.issuer, tokens[0], distinct,
+                                   cache_size=args.cache_size, rounds=max(1, args.rounds // 2),
+                                   progress=progress)
+            print(f"## The application alone: µs per request through its WSGI callable "
+                  f"(okta.token_cache_size = {args.cache_size}, median of "
+                  f"{result_wsgi.rounds} rounds)\n")
+            print(wsgi.table(result_wsgi) + "\n")
+            report["wsgi"] = {"micros": result_wsgi.micros}
+            # Calibrate the end-to-end run with as much busy work as okta_pyramid
+            # adds to a request with a reused token.
+            spin_us = max(0.0, result_wsgi.micros[e2e.WHOAMI_REUSED]
+                          - result_wsgi.micros[e2e.HELLO])
         if args.only in (None, "e2e"):
-            distinct = tokens[:(args.cache_size * 3) // 2 + 1]
             result_e2e = e2e.run(issuer.issuer, tokens[0], distinct,
                                  cache_size=args.cache_size, loadgen=args.loadgen,
                                  connections=args.connections, duration=args.duration,
                                  rounds=args.e2e_rounds, threads=args.threads, env=env,
-                                 progress=progress)
+                                 spin_us=spin_us, progress=progress)
             print(f"## End to end: waitress ({result_e2e.threads} threads, "
                   f"okta.token_cache_size = {result_e2e.cache_size}), {result_e2e.loadgen}, "
                   f"{result_e2e.connections} connections, {result_e2e.duration:g} s per run, "
@@ -109,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                 "workloads": {name: {"rps": result_e2e.rps(name),
                                      "ratio_to_hello": result_e2e.ratio(name),
                                      "latency_ms": {str(p): result_e2e.latency(name, p)
-                                                    for p in e2e.PERCENTILES}}
+                                                    for p in e2e.PERCENTILES},
+                                     "server_cpu_us_per_request":
+                                         result_e2e.cpu_per_request(name)}
                               for name in result_e2e.runs},
             }
     finally:

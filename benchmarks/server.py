@@ -10,10 +10,33 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
+from typing import Any, Callable, Iterable
 
 import waitress
 
 from okta_pyramid import main as make_app
+
+
+#: Calibration path: /api/hello after this many microseconds of pure-Python work.
+SPIN_PATH = "/bench/spin"
+
+
+def spin_then_hello(app: Callable[..., Iterable[bytes]], micros: float) -> Callable[..., Any]:
+    """Serve ``SPIN_PATH`` as /api/hello plus ``micros`` of busy work holding the GIL.
+
+    It shows what the server makes of a fixed amount of extra work per request,
+    whoever does it, to compare with what okta_pyramid adds to /api/whoami.
+    """
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == SPIN_PATH:
+            end = time.perf_counter() + micros / 1e6
+            while time.perf_counter() < end:
+                pass
+            environ["PATH_INFO"] = "/api/hello"
+        return app(environ, start_response)
+
+    return wrapped
 
 
 def serve(argv: list[str] | None = None) -> None:
@@ -22,6 +45,8 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--audience", default="api://default")
     parser.add_argument("--token-cache-size", default="4096")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--spin-us", type=float, default=0.0,
+                        help=f"busy work added to {SPIN_PATH} (calibration)")
     args = parser.parse_args(argv)
     # waitress warns "Task queue depth is N" whenever more requests are in flight
     # than it has threads, which a load generator does on purpose; writing that line
@@ -32,6 +57,8 @@ def serve(argv: list[str] | None = None) -> None:
         "okta.audience": args.audience,
         "okta.token_cache_size": args.token_cache_size,
     })
+    if args.spin_us > 0:
+        app = spin_then_hello(app, args.spin_us)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=args.threads,
                                     ident="okta_pyramid")
     print(f"LISTENING {server.effective_port}", flush=True)
