@@ -130,9 +130,6 @@ class AccessTokenVerifier:
             raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
         if not token.isascii():
             raise MalformedToken("the token contains characters that are not ASCII")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise MalformedToken("the token is not a JWT (expected three dot-separated parts)")
         cache = self.token_cache
         if cache is not None:
             digest = token_digest(token)
@@ -141,6 +138,9 @@ class AccessTokenVerifier:
                 # The cache rechecked the time window. A fresh dict every time, so a
                 # caller mutating its claims cannot change what the next one sees.
                 return _loads(cached)
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise MalformedToken("the token is not a JWT (expected three dot-separated parts)")
         header_b64, payload_b64, signature_b64 = parts
         header = self._header(header_b64)
         # The generation is read before the key: a cache entry is served only while

@@ -31,13 +31,17 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## In process" in done.stdout
+    assert "## The application alone" in done.stdout
     assert "## End to end" in done.stdout
     data = json.loads(report.read_text())
     micros = data["inprocess"]["micros"]
     assert {"RSA verify alone", "okta_pyramid", "PyJWT decode, key preloaded",
             "PyJWT + PyJWKClient"} <= set(micros)
     assert all(value > 0 for kinds in micros.values() for value in kinds.values())
+    assert set(data["wsgi"]["micros"]) == {"/api/hello", "/api/whoami, one token reused",
+                                           "/api/whoami, distinct tokens"}
     workloads = data["e2e"]["workloads"]
-    assert len(workloads) == 3
+    # the three workloads and the calibration one
+    assert len(workloads) == 4
     assert all(w["rps"] > 0 for w in workloads.values())
     assert data["e2e"]["loadgen"] == loadgen
