@@ -11,8 +11,9 @@ without changing any outcome:
 - the key is a SHA-256 digest of the whole token: the token itself is not kept,
   and a token that differs in any byte (a tampered signature included) misses;
 - an entry is served only while the token's time window holds: ``exp``, ``nbf``
-  and ``iat`` are rechecked with the leeway on every hit (RFC 7519 §4.1.4-4.1.6),
-  and an entry is dropped once its token has expired, so it never outlives it;
+  and ``iat`` are rechecked with the leeway on every hit (RFC 7519 §4.1.4-4.1.6);
+  an expired entry is dropped when it is next asked for or reaches the least
+  recently used end, and is never served;
 - all entries belong to the generation of the issuer's key set they were verified
   under, and the whole cache is emptied as soon as that generation is no longer
   current, so a key removed at the issuer stops its tokens at once;
@@ -101,8 +102,8 @@ class VerifiedTokenCache:
             return entry.payload
 
     def put(self, digest: bytes, payload: bytes, *, not_before: float, not_after: float,
-            generation: int) -> None:
-        """Remember a token that has just passed every check."""
+            generation: int, now: float) -> None:
+        """Remember a token that has just passed every check at ``now``."""
         if len(payload) > self.max_bytes:
             return
         with self._lock:
@@ -118,6 +119,13 @@ class VerifiedTokenCache:
             while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= len(evicted.payload)
+            # Expired entries that nobody asks for drift to the least recently used
+            # end; drop them there (at most one per entry ever stored, so O(1) overall).
+            while self._entries:
+                oldest = next(iter(self._entries.items()))
+                if oldest[1].not_after > now:
+                    break
+                self._drop(*oldest)
 
     def clear(self) -> None:
         """Forget every token."""

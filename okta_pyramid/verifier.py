@@ -171,7 +171,8 @@ class AccessTokenVerifier:
             # max(iat, nbf) - leeway <= now < exp + leeway.
             starts = max(claims["iat"], claims.get("nbf", claims["iat"]))
             cache.put(digest, payload, not_before=starts - self.leeway,
-                      not_after=claims["exp"] + self.leeway, generation=generation)
+                      not_after=claims["exp"] + self.leeway, generation=generation,
+                      now=self.clock())
         return claims
 
     def _header(self, header_b64: str) -> dict[str, Any]:
