@@ -109,6 +109,7 @@ def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str,
         line = process.stdout.readline()
         if not line.startswith("LISTENING "):
             process.wait(10)
+            drain.join(5)
             raise RuntimeError("the application server did not start: "
                                + "".join(stderr)[-2000:])
         yield AppServer(f"http://127.0.0.1:{int(line.split()[1])}", process.pid)
