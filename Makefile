@@ -1,9 +1,10 @@
-# `make run` serves the app; `make test` runs every test. Each builds .venv first.
+# `make run` serves the app; `make test` runs every test; `make bench` measures.
+# Each builds .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test clean chromium
+.PHONY: run test bench clean chromium
 
 $(BIN)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,13 @@ chromium:
 		apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	fi
+# The benchmark also needs its peers (the `bench` extra); wrk is used when installed.
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache node_modules

@@ -32,8 +32,8 @@ def includeme(config: Configurator) -> None:
     ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
     ``okta.realm``, ``okta.console``, ``okta.jwks_refresh_interval``,
     ``okta.environment``, ``okta.groups_claim``, ``okta.required_claims``,
-    ``okta.principals_callback``. See the README for each. Health checks are
-    opt-in: ``config.include("okta_pyramid.health")``.
+    ``okta.principals_callback``, ``okta.token_cache_size``. See the README for
+    each. Health checks are opt-in: ``config.include("okta_pyramid.health")``.
     """
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -45,6 +45,7 @@ def includeme(config: Configurator) -> None:
         http_timeout=settings.http_timeout,
         jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
         required_claims=settings.required_claims,
+        token_cache_size=settings.token_cache_size,
     )
     config.registry.okta_verifier = verifier
     config.set_security_policy(OktaSecurityPolicy(

@@ -63,16 +63,20 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         super().__init__(private_key=None, algorithm="RS256", auth_type="Bearer",
                          leeway=verifier.leeway)
         self.verifier = verifier
+        # The WSGI name of the header (RFC 3875 §4.1.18), looked up without webob's
+        # per-request header view.
+        self._environ_key = "HTTP_" + self.http_header.upper().replace("-", "_")
 
     def get_claims(self, request: Request) -> dict[str, Any] | None:
         """The validated claims, or ``None`` when the request has no bearer token."""
-        if "access_token" in request.GET:
+        # Most API requests have no query string; then there is nothing to parse.
+        if request.environ.get("QUERY_STRING") and "access_token" in request.GET:
             # RFC 6750 §2.3 is optional and leaks tokens into logs and history.
             raise MalformedRequest(
                 "access tokens are only accepted in the Authorization header, "
                 "not in the query string"
             )
-        token = parse_bearer(request.headers.get(self.http_header))
+        token = parse_bearer(request.environ.get(self._environ_key))
         if token is None:
             return None
         return self.jwt_decode(request, token)
@@ -166,19 +170,19 @@ class OktaSecurityPolicy:
     def _authenticate(self, request: Request) -> Authentication:
         # Whatever the verdict, the response depended on this header.
         request.add_response_callback(_vary_on_authorization)
-        client = request.remote_addr
         try:
             claims = self.reader.get_claims(request)
         except MalformedRequest as exc:
-            log.info("request rejected: reason=invalid_request client=%s", client)
+            log.info("request rejected: reason=invalid_request client=%s", request.remote_addr)
             return Authentication(error="invalid_request", description=str(exc),
                                   reason="invalid_request")
         except InvalidToken as exc:
-            log.info("token rejected: reason=%s client=%s", exc.reason, client)
+            log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
             return Authentication(error="invalid_token", description=exc.description,
                                   reason=exc.reason)
         except IssuerUnavailable as exc:
-            log.warning("token not judged: reason=%s client=%s", exc.reason, client)
+            log.warning("token not judged: reason=%s client=%s", exc.reason,
+                        request.remote_addr)
             return Authentication(error="temporarily_unavailable",
                                   description=exc.description, reason=exc.reason,
                                   retry_after=exc.retry_after)
@@ -188,4 +192,7 @@ class OktaSecurityPolicy:
 
 
 def _vary_on_authorization(request: Request, response: Any) -> None:
+    if "Vary" not in response.headers:
+        response.headers["Vary"] = "Authorization"  # the common case, without parsing
+        return
     response.vary = tuple(dict.fromkeys((*(response.vary or ()), "Authorization")))

@@ -28,6 +28,9 @@ ENVIRONMENTS = ("development", "production")
 # Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
 OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
 DEFAULT_GROUPS_CLAIM = "groups"
+#: Verified tokens kept in memory (each costs about its payload, ~1 KiB at Okta).
+DEFAULT_TOKEN_CACHE_SIZE = 4096
+MAX_TOKEN_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class OktaSettings:
     #: ``(name, value)`` pairs; ``value`` is ``None`` when the claim need only be present.
     required_claims: tuple[tuple[str, str | None], ...] = ()
     principals_callback: Callable[..., Any] | None = None
+    token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -116,6 +120,7 @@ def _number(
     minimum: float,
     maximum: float | None = None,
     integer: bool = False,
+    unit: str = "seconds",
 ) -> float:
     key = PREFIX + name
     raw = settings.get(key)
@@ -125,11 +130,11 @@ def _number(
         value = int(str(raw).strip()) if integer else float(str(raw).strip())
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise ConfigurationError(f"{key}: must be {kind} of seconds, got {raw!r}") from None
+        raise ConfigurationError(f"{key}: must be {kind} of {unit}, got {raw!r}") from None
     if value != value or value < minimum or (maximum is not None and value > maximum):
         upper = f" and at most {maximum:g}" if maximum is not None else ""
         raise ConfigurationError(
-            f"{key}: must be at least {minimum:g}{upper} seconds, got {raw!r}"
+            f"{key}: must be at least {minimum:g}{upper} {unit}, got {raw!r}"
         )
     return value
 
@@ -276,4 +281,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         console=_boolean(settings, "console", False),
         jwks_refresh_interval=refresh,
         environment=environment,
+        token_cache_size=int(_number(settings, "token_cache_size", DEFAULT_TOKEN_CACHE_SIZE,
+                                     minimum=0, maximum=MAX_TOKEN_CACHE_SIZE, integer=True,
+                                     unit="tokens")),
     )

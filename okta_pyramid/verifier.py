@@ -20,6 +20,9 @@ What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
    claims of the right JSON type (a NumericDate is a number), ``cid`` in the allowlist;
 7. the required claims of ``required_claims``: present, and equal to (or, for an
    array claim, containing) the required value.
+
+A token that passed all of this is remembered (:mod:`okta_pyramid.token_cache`), so
+the same token seen again costs a lookup plus the recheck of ``exp``/``nbf``/``iat``.
 """
 from __future__ import annotations
 
@@ -54,7 +57,9 @@ from .settings import (
     DEFAULT_HTTP_TIMEOUT,
     DEFAULT_JWKS_REFETCH_COOLDOWN,
     DEFAULT_LEEWAY,
+    DEFAULT_TOKEN_CACHE_SIZE,
 )
+from .token_cache import VerifiedTokenCache, token_digest
 
 #: Okta signs access tokens with RS256 only; RFC 8725 §3.1: accept an explicit allowlist.
 ALGORITHMS = ("RS256",)
@@ -73,9 +78,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# NaN and Infinity are not JSON (RFC 8259 §6); Python would accept them. One decoder
+# for the process: json.loads with an option builds a new one on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _loads(data: bytes) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259 §6); Python would accept them.
-    return json.loads(data, parse_constant=_reject_constant)
+    # RFC 8259 §8.1 and RFC 7515 §5.2: the JSON is UTF-8 (a decode error is a ValueError).
+    return _DECODER.decode(data.decode("utf-8"))
 
 
 def _segment(data: str) -> bytes:
@@ -100,6 +110,7 @@ class AccessTokenVerifier:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         required_claims: Iterable[tuple[str, str | None]] = (),
+        token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
@@ -114,6 +125,10 @@ class AccessTokenVerifier:
             IssuerClient(issuer, http_timeout=http_timeout, session=session),
             refetch_cooldown=jwks_refetch_cooldown,
         )
+        #: Tokens that passed every check; ``None`` when ``token_cache_size`` is 0.
+        self.token_cache = (
+            VerifiedTokenCache(token_cache_size) if token_cache_size > 0 else None
+        )
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the token's claims, or raise a :class:`VerificationError`."""
@@ -121,24 +136,49 @@ class AccessTokenVerifier:
             raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
         if not token.isascii():
             raise MalformedToken("the token contains characters that are not ASCII")
+        cache = self.token_cache
+        if cache is not None:
+            digest = token_digest(token)
+            cached = cache.get(digest, self.clock(), self.keys.generation)
+            if cached is not None:
+                # The cache rechecked the time window. A fresh dict every time, so a
+                # caller mutating its claims cannot change what the next one sees.
+                return _loads(cached)
         parts = token.split(".")
         if len(parts) != 3:
             raise MalformedToken("the token is not a JWT (expected three dot-separated parts)")
         header_b64, payload_b64, signature_b64 = parts
         header = self._header(header_b64)
+        # The generation is read before the key: a cache entry is served only while
+        # the key set it was verified under is current.
+        generation = self.keys.generation
         key = self.keys.get(header["kid"])
+        if self.keys.generation != generation:
+            # The key set was (re)loaded during the lookup (the first request, or an
+            # unknown kid): take the key again from the set now current.
+            generation = self.keys.generation
+            key = self.keys.get(header["kid"])
         try:
             key.verify(_segment(signature_b64), f"{header_b64}.{payload_b64}".encode("ascii"),
                        _PKCS1, _SHA256)
         except _CryptoInvalidSignature:
             raise InvalidSignature("the token's signature does not verify") from None
+        payload = _segment(payload_b64)
         try:
-            claims = _loads(_segment(payload_b64))
+            claims = _loads(payload)
         except (ValueError, RecursionError):
             raise MalformedToken("the token's claims are not JSON") from None
         if not isinstance(claims, dict):
             raise MalformedToken("the token's claims are not a JSON object")
         self._validate_claims(claims)
+        if cache is not None:
+            # Only now, after every check passed. The window mirrors _validate_exp,
+            # _validate_iat and _validate_nbf: valid while
+            # max(iat, nbf) - leeway <= now < exp + leeway.
+            starts = max(claims["iat"], claims.get("nbf", claims["iat"]))
+            cache.put(digest, payload, not_before=starts - self.leeway,
+                      not_after=claims["exp"] + self.leeway, generation=generation,
+                      now=self.clock())
         return claims
 
     def _header(self, header_b64: str) -> dict[str, Any]:

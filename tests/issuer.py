@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -52,11 +53,12 @@ class LoopbackIssuer:
 
     ``mode`` changes how the discovery and JWKS endpoints answer: ``ok``, ``error``
     (HTTP 500), ``garbage`` (not JSON), ``hang`` (no answer until released).
+    With ``ssl_context`` it serves https instead, as a real issuer does.
     """
 
     audience = "api://default"
 
-    def __init__(self) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.keys: list[SigningKey] = [SigningKey("key-1", rsa_key(1))]
         self.mode = "ok"
         self.hits: Counter[str] = Counter()
@@ -67,7 +69,11 @@ class LoopbackIssuer:
         self.jwks_delay = 0.0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket,
+                                                          server_side=True)
+        scheme = "http" if ssl_context is None else "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         self.issuer = f"{self.base_url}/oauth2/default"
         self.jwks_uri = f"{self.issuer}/v1/keys"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),

@@ -1,0 +1,1 @@
+"""Benchmarks of okta_pyramid against its peers; run with ``python -m benchmarks``."""

@@ -1,0 +1,148 @@
+"""Run the benchmarks: ``python -m benchmarks`` (or ``make bench``).
+
+1. in process: microseconds per validation for okta_pyramid and its peers
+   (PyJWT with a preloaded key, PyJWT + PyJWKClient, okta-jwt-verifier), as ratios
+   to an RS256 signature check alone;
+2. the application alone (its WSGI callable, no server), then end to end under
+   waitress: /api/whoami with a reused token and with distinct tokens, against
+   /api/hello.
+
+All of it against one https issuer on 127.0.0.1, in one run. ``--smoke`` runs
+everything with tiny counts, to check that the benchmark works, not to measure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from .loadgen import wrk_available
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny counts: check that the benchmark runs (used by the tests)")
+    parser.add_argument("--only", choices=("inprocess", "wsgi", "e2e"),
+                        help="run one of the parts")
+    parser.add_argument("--tokens", type=int, default=1000,
+                        help="distinct tokens in process (default 1000)")
+    parser.add_argument("--rounds", type=int, default=9,
+                        help="interleaved in-process rounds (default 9)")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
+                        help="end-to-end load generator (default: wrk if installed)")
+    parser.add_argument("--duration", type=float, default=5.0,
+                        help="seconds per end-to-end measurement (default 5)")
+    parser.add_argument("--e2e-rounds", type=int, default=3,
+                        help="interleaved end-to-end rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=8,
+                        help="concurrent connections (default 8)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="waitress worker threads (default 4, waitress's own default)")
+    parser.add_argument("--cache-size", type=int, default=1000,
+                        help="server's okta.token_cache_size; the distinct-token workload "
+                             "cycles through 1.5x as many tokens (default 1000)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.tokens, args.rounds, args.duration, args.e2e_rounds = 20, 1, 0.5, 1
+        args.cache_size, args.connections = 8, 2
+    if args.loadgen == "auto":
+        args.loadgen = "wrk" if wrk_available() else "python"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    # Imported here so that --help works without the test dependencies.
+    from tests.issuer import LoopbackIssuer
+
+    from . import e2e, inprocess, wsgi
+    from .tls import make_loopback_tls
+
+    def progress(message: str) -> None:
+        print(f"  .. {message}", file=sys.stderr, flush=True)
+
+    tls = make_loopback_tls()
+    # okta-jwt-verifier and the server process fetch keys with requests, which
+    # trusts this bundle; the others are handed the authority explicitly.
+    env = {"REQUESTS_CA_BUNDLE": str(tls.ca_file)}
+    os.environ.update(env)
+    issuer = LoopbackIssuer(ssl_context=tls.server_context())
+    report: dict[str, Any] = {"python": platform.python_version(),
+                              "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    targets: list[tuple[str, float, str, bool]] = []
+    try:
+        needed = max(args.tokens, (args.cache_size * 3) // 2 + 1)
+        progress(f"minting {needed} tokens at {issuer.issuer}")
+        tokens = [issuer.mint() for _ in range(needed)]
+        print(f"# okta_pyramid benchmarks ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"Python {report['python']}, {report['machine']})\n")
+        if args.only in (None, "inprocess"):
+            result = inprocess.run(issuer, tls, tokens[:args.tokens], rounds=args.rounds,
+                                   progress=progress)
+            print(f"## In process: µs per validation (median of {result.rounds} interleaved "
+                  f"rounds)\n")
+            print(inprocess.table(result) + "\n")
+            targets += result.targets()
+            report["inprocess"] = {"micros": result.micros, "skipped": result.skipped,
+                                   "tokens": result.tokens, "rounds": result.rounds}
+        distinct = tokens[:(args.cache_size * 3) // 2 + 1]
+        spin_us = 0.0
+        if args.only in (None, "wsgi"):
+            result_wsgi = wsgi.run(issuer.issuer, tokens[0], distinct,
+                                   cache_size=args.cache_size, rounds=max(1, args.rounds // 2),
+                                   progress=progress)
+            print(f"## The application alone: µs per request through its WSGI callable "
+                  f"(okta.token_cache_size = {args.cache_size}, median of "
+                  f"{result_wsgi.rounds} rounds)\n")
+            print(wsgi.table(result_wsgi) + "\n")
+            report["wsgi"] = {"micros": result_wsgi.micros}
+            # Calibrate the end-to-end run with as much busy work as okta_pyramid
+            # adds to a request with a reused token.
+            spin_us = max(0.0, result_wsgi.micros[e2e.WHOAMI_REUSED]
+                          - result_wsgi.micros[e2e.HELLO])
+        if args.only in (None, "e2e"):
+            result_e2e = e2e.run(issuer.issuer, tokens[0], distinct,
+                                 cache_size=args.cache_size, loadgen=args.loadgen,
+                                 connections=args.connections, duration=args.duration,
+                                 rounds=args.e2e_rounds, threads=args.threads, env=env,
+                                 spin_us=spin_us, progress=progress)
+            print(f"## End to end: waitress ({result_e2e.threads} threads, "
+                  f"okta.token_cache_size = {result_e2e.cache_size}), {result_e2e.loadgen}, "
+                  f"{result_e2e.connections} connections, {result_e2e.duration:g} s per run, "
+                  f"median of {result_e2e.rounds} interleaved rounds; the distinct workload "
+                  f"cycles {result_e2e.distinct_tokens} tokens\n")
+            print(e2e.table(result_e2e) + "\n")
+            targets += result_e2e.targets()
+            report["e2e"] = {
+                "loadgen": result_e2e.loadgen,
+                "workloads": {name: {"rps": result_e2e.rps(name),
+                                     "ratio_to_hello": result_e2e.ratio(name),
+                                     "latency_ms": {str(p): result_e2e.latency(name, p)
+                                                    for p in e2e.PERCENTILES},
+                                     "server_cpu_us_per_request":
+                                         result_e2e.cpu_per_request(name)}
+                              for name in result_e2e.runs},
+            }
+    finally:
+        issuer.close()
+    print("## Targets\n")
+    print("| goal | measured | target | |\n| --- | ---: | ---: | --- |")
+    for description, value, target, met in targets:
+        print(f"| {description} | {value:.2f} | {target} | {'met' if met else 'MISSED'} |")
+    report["targets"] = [{"goal": d, "measured": v, "target": t, "met": m}
+                         for d, v, t, m in targets]
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

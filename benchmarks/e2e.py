@@ -1,0 +1,179 @@
+"""End to end: the application under waitress, driven over loopback HTTP.
+
+Three workloads run against one server process, interleaved round by round:
+
+- ``/api/hello``, the public endpoint (no token is checked): the baseline;
+- ``/api/whoami`` with one access token reused, as a client does for the token's
+  lifetime;
+- ``/api/whoami`` cycling through more distinct tokens than the server's token
+  cache holds, so every request pays a full validation (the worst case);
+- optionally, for calibration, ``/api/hello`` plus a fixed amount of busy work:
+  what the server makes of that much extra work per request, whoever does it.
+
+Throughput and latency percentiles are reported, and the throughput of each
+``/api/whoami`` workload as a ratio to ``/api/hello`` measured in the same run.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .loadgen import PERCENTILES, LoadResult, run_load
+from .server import SPIN_PATH
+
+HELLO = "/api/hello"
+WHOAMI_REUSED = "/api/whoami, one token reused"
+WHOAMI_DISTINCT = "/api/whoami, distinct tokens"
+SPIN = "/api/hello + busy work (calibration)"
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class EndToEndResult:
+    loadgen: str
+    connections: int
+    duration: float
+    rounds: int
+    threads: int
+    cache_size: int
+    distinct_tokens: int
+    spin_us: float = 0.0
+    runs: dict[str, list[LoadResult]] = field(default_factory=dict)
+    #: the server process's CPU microseconds per request, by run (Linux only)
+    cpu_micros: dict[str, list[float]] = field(default_factory=dict)
+
+    def rps(self, name: str) -> float:
+        return statistics.median(r.rps for r in self.runs[name])
+
+    def latency(self, name: str, percentile: int) -> float:
+        return statistics.median(r.latency_ms[percentile] for r in self.runs[name])
+
+    def cpu_per_request(self, name: str) -> float | None:
+        values = self.cpu_micros.get(name)
+        return statistics.median(values) if values else None
+
+    def ratio(self, name: str) -> float:
+        return self.rps(name) / self.rps(HELLO)
+
+    def targets(self) -> list[tuple[str, float, str, bool]]:
+        reused, distinct = self.ratio(WHOAMI_REUSED), self.ratio(WHOAMI_DISTINCT)
+        return [
+            ("/api/whoami throughput / /api/hello, one token reused", reused, ">= 0.90",
+             reused >= 0.90),
+            ("/api/whoami throughput / /api/hello, distinct tokens", distinct, ">= 0.70",
+             distinct >= 0.70),
+        ]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``); ``None`` elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class AppServer:
+    base_url: str
+    pid: int
+
+
+@contextmanager
+def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str, str],
+               spin_us: float = 0.0) -> Iterator[AppServer]:
+    """Run ``benchmarks.server`` in a child process; yield its URL and pid."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.server", "--issuer", issuer_url,
+         "--token-cache-size", str(cache_size), "--threads", str(threads),
+         "--spin-us", str(spin_us)],
+        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr: list[str] = []
+    # Drain stderr so a chatty server can never block on a full pipe.
+    drain = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
+    drain.start()
+    try:
+        line = process.stdout.readline()
+        if not line.startswith("LISTENING "):
+            process.wait(10)
+            drain.join(5)
+            raise RuntimeError("the application server did not start: "
+                               + "".join(stderr)[-2000:])
+        yield AppServer(f"http://127.0.0.1:{int(line.split()[1])}", process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
+        loadgen: str, connections: int = 8, duration: float = 5.0, rounds: int = 3,
+        threads: int = 4, env: dict[str, str] | None = None, spin_us: float = 0.0,
+        progress: Callable[[str], None] = lambda _: None) -> EndToEndResult:
+    """Measure the workloads; ``distinct`` must outnumber ``cache_size``.
+
+    With ``spin_us``, a calibration workload adds that much busy work to /api/hello.
+    """
+    if len(distinct) <= cache_size:
+        raise ValueError("distinct tokens must outnumber the token cache, or they hit it")
+    result = EndToEndResult(loadgen=loadgen, connections=connections, duration=duration,
+                            rounds=rounds, threads=threads, cache_size=cache_size,
+                            distinct_tokens=len(distinct), spin_us=spin_us)
+    workloads = [(HELLO, "/api/hello", [reused]),
+                 (WHOAMI_REUSED, "/api/whoami", [reused]),
+                 (WHOAMI_DISTINCT, "/api/whoami", distinct)]
+    if spin_us > 0:
+        workloads.append((SPIN, SPIN_PATH, [reused]))
+    with app_server(issuer_url, cache_size=cache_size, threads=threads,
+                    env=env or {}, spin_us=spin_us) as server:
+        base_url = server.base_url
+        progress(f"end to end: warming up {base_url} ({loadgen})")
+        for _, path, tokens in workloads:
+            # Loads the key set, imports lazily imported code, fills connection pools.
+            run_load(loadgen, base_url, path, tokens, connections=connections,
+                     duration=min(1.0, duration))
+        for number in range(rounds):
+            # Rotate the order so no workload always follows another.
+            shift = number % len(workloads)
+            for name, path, tokens in workloads[shift:] + workloads[:shift]:
+                progress(f"end to end round {number + 1}/{rounds}: {name}")
+                cpu_before = process_cpu_seconds(server.pid)
+                outcome = run_load(loadgen, base_url, path, tokens,
+                                   connections=connections, duration=duration)
+                cpu_after = process_cpu_seconds(server.pid)
+                result.runs.setdefault(name, []).append(outcome)
+                if cpu_before is not None and cpu_after is not None:
+                    result.cpu_micros.setdefault(name, []).append(
+                        (cpu_after - cpu_before) / outcome.requests * 1e6)
+                time.sleep(0.2)
+    return result
+
+
+def table(result: EndToEndResult) -> str:
+    """A Markdown table of the result."""
+    head = " | ".join(f"p{p} ms" for p in PERCENTILES)
+    lines = [f"| workload | requests/s | × /api/hello | {head} | server CPU µs/request |",
+             "| --- | ---: | ---: |" + " ---: |" * (len(PERCENTILES) + 1)]
+    for name in result.runs:
+        cells = " | ".join(f"{result.latency(name, p):.2f}" for p in PERCENTILES)
+        cpu = result.cpu_per_request(name)
+        label = f"/api/hello + {result.spin_us:.0f} µs busy work" if name == SPIN else name
+        lines.append(f"| {label} | {result.rps(name):,.0f} | {result.ratio(name):.2f} "
+                     f"| {cells} | {'n/a' if cpu is None else f'{cpu:.0f}'} |")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Serve the okta_pyramid application with waitress for the end-to-end benchmark.
+
+``python -m benchmarks.server --issuer URL [--token-cache-size N] [--threads N]``
+prints ``LISTENING <port>`` once it accepts connections on 127.0.0.1, then
+serves until it is terminated. It is the real application (``okta_pyramid.main``)
+under the real waitress server, in its own process.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Any, Callable, Iterable
+
+import waitress
+
+from okta_pyramid import main as make_app
+
+
+#: Calibration path: /api/hello after this many microseconds of pure-Python work.
+SPIN_PATH = "/bench/spin"
+
+
+def spin_then_hello(app: Callable[..., Iterable[bytes]], micros: float) -> Callable[..., Any]:
+    """Serve ``SPIN_PATH`` as /api/hello plus ``micros`` of busy work holding the GIL.
+
+    It shows what the server makes of a fixed amount of extra work per request,
+    whoever does it, to compare with what okta_pyramid adds to /api/whoami.
+    """
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == SPIN_PATH:
+            end = time.perf_counter() + micros / 1e6
+            while time.perf_counter() < end:
+                pass
+            environ["PATH_INFO"] = "/api/hello"
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def serve(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--issuer", required=True)
+    parser.add_argument("--audience", default="api://default")
+    parser.add_argument("--token-cache-size", default="4096")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--spin-us", type=float, default=0.0,
+                        help=f"busy work added to {SPIN_PATH} (calibration)")
+    args = parser.parse_args(argv)
+    # waitress warns "Task queue depth is N" whenever more requests are in flight
+    # than it has threads, which a load generator does on purpose; writing that line
+    # thousands of times a second would be measured instead of the application.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    app = make_app({}, **{
+        "okta.issuer": args.issuer,
+        "okta.audience": args.audience,
+        "okta.token_cache_size": args.token_cache_size,
+    })
+    if args.spin_us > 0:
+        app = spin_then_hello(app, args.spin_us)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=args.threads,
+                                    ident="okta_pyramid")
+    print(f"LISTENING {server.effective_port}", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    serve()

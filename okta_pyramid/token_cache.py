@@ -1,0 +1,146 @@
+"""A bounded in-memory cache of access tokens that passed full verification.
+
+A client reuses one access token for its whole lifetime (an hour at Okta), so a
+resource server would otherwise repeat the same signature check and claim
+validation on every request. The cache turns a repeated token into a lookup
+without changing any outcome:
+
+- only tokens that passed *every* check are stored (a rejected token is never
+  remembered as valid, and the audience, issuer and ``cid`` policies have
+  already been applied);
+- the key is a SHA-256 digest of the whole token: the token itself is not kept,
+  and a token that differs in any byte (a tampered signature included) misses;
+- an entry is served only while the token's time window holds: ``exp``, ``nbf``
+  and ``iat`` are rechecked with the leeway on every hit (RFC 7519 §4.1.4-4.1.6);
+  an expired entry is dropped when it is next asked for or reaches the least
+  recently used end, and is never served;
+- all entries belong to the generation of the issuer's key set they were verified
+  under, and the whole cache is emptied as soon as that generation is no longer
+  current, so a key removed at the issuer stops its tokens at once;
+- it is bounded by entries (least recently used first out) and by bytes, so a
+  flood of distinct tokens cannot grow it;
+- a hit returns a fresh claims dictionary parsed from the stored payload, so a
+  caller that mutates its claims cannot change what later callers see.
+
+It knows nothing of Pyramid, HTTP or keys; :class:`~okta_pyramid.verifier.AccessTokenVerifier`
+decides what to store and when a hit is acceptable.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
+log = logging.getLogger(__name__)
+
+#: Upper bound on the payload bytes held, whatever the entry count.
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+class _Entry(NamedTuple):
+    payload: bytes
+    #: the token is acceptable while ``not_before <= now < not_after``
+    not_before: float
+    not_after: float
+
+
+def token_digest(token: str) -> bytes:
+    """The cache key of ``token``: a SHA-256 digest of all of it."""
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+class VerifiedTokenCache:
+    """Least-recently-used map of token digest to verified payload; thread-safe."""
+
+    def __init__(self, max_entries: int, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._generation: int | None = None
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        """Payload bytes currently held."""
+        return self._bytes
+
+    def get(self, digest: bytes, now: float, generation: int) -> bytes | None:
+        """The stored payload if the token is still acceptable at ``now`` under
+        key-set ``generation``; ``None`` otherwise (then verify it in full)."""
+        with self._lock:
+            if generation != self._generation:
+                if self._generation is not None and generation < self._generation:
+                    self.misses += 1
+                    return None  # the caller read the generation before a change
+                self._reset(generation)
+            entry = self._entries.get(digest)
+            if entry is None:
+                self.misses += 1
+                return None
+            if now >= entry.not_after:
+                # Expired: it will never be served again, so it goes now rather
+                # than when it reaches the end of the LRU order.
+                self._drop(digest, entry)
+                self.misses += 1
+                return None
+            if now < entry.not_before:
+                # Only possible if the clock went back; the full check decides.
+                self.misses += 1
+                return None
+            self._entries.move_to_end(digest)
+            self.hits += 1
+            return entry.payload
+
+    def put(self, digest: bytes, payload: bytes, *, not_before: float, not_after: float,
+            generation: int, now: float) -> None:
+        """Remember a token that has just passed every check at ``now``."""
+        if len(payload) > self.max_bytes:
+            return
+        with self._lock:
+            if generation != self._generation:
+                if self._generation is not None and generation < self._generation:
+                    return  # verified under keys that have since changed
+                self._reset(generation)
+            old = self._entries.pop(digest, None)
+            if old is not None:
+                self._bytes -= len(old.payload)
+            self._entries[digest] = _Entry(payload, not_before, not_after)
+            self._bytes += len(payload)
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted.payload)
+            # Expired entries that nobody asks for drift to the least recently used
+            # end; drop them there (at most one per entry ever stored, so O(1) overall).
+            while self._entries:
+                oldest = next(iter(self._entries.items()))
+                if oldest[1].not_after > now:
+                    break
+                self._drop(*oldest)
+
+    def clear(self) -> None:
+        """Forget every token."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def _reset(self, generation: int) -> None:
+        if self._entries:
+            log.info("issuer key set changed: forgetting %d verified token(s)",
+                     len(self._entries))
+        self._entries.clear()
+        self._bytes = 0
+        self._generation = generation
+
+    def _drop(self, digest: bytes, entry: _Entry) -> None:
+        del self._entries[digest]
+        self._bytes -= len(entry.payload)

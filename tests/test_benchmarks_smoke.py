@@ -1,0 +1,47 @@
+"""The benchmark runs: ``python -m benchmarks --smoke`` with tiny counts.
+
+It measures nothing here; it keeps the benchmark from rotting. Peers that are
+not installed (okta-jwt-verifier, wrk) are skipped by the benchmark itself.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.loadgen import wrk_available
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("loadgen", [
+    "python",
+    pytest.param("wrk", marks=pytest.mark.skipif(not wrk_available(),
+                                                 reason="wrk is not installed")),
+])
+def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--loadgen", loadgen,
+         "--json", str(report)],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## In process" in done.stdout
+    assert "## The application alone" in done.stdout
+    assert "## End to end" in done.stdout
+    data = json.loads(report.read_text())
+    micros = data["inprocess"]["micros"]
+    assert {"RSA verify alone", "okta_pyramid", "PyJWT decode, key preloaded",
+            "PyJWT + PyJWKClient"} <= set(micros)
+    assert all(value > 0 for kinds in micros.values() for value in kinds.values())
+    assert set(data["wsgi"]["micros"]) == {"/api/hello", "/api/whoami, one token reused",
+                                           "/api/whoami, distinct tokens"}
+    workloads = data["e2e"]["workloads"]
+    # the three workloads and the calibration one
+    assert len(workloads) == 4
+    assert all(w["rps"] > 0 for w in workloads.values())
+    assert data["e2e"]["loadgen"] == loadgen
