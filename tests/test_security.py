@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pyramid.authorization import Authenticated
 from pyramid.interfaces import ISecurityPolicy
+from pyramid.request import Request
 from pyramid.testing import DummyRequest
 from zope.interface.verify import verifyClass
 
@@ -69,8 +70,8 @@ def test_identity_is_computed_once_per_request(issuer: LoopbackIssuer) -> None:
             return super().verify(token)
 
     policy = OktaSecurityPolicy(CountingVerifier(issuer.issuer))
-    request = DummyRequest(headers={"Authorization": "Bearer " + issuer.mint()})
-    request.remote_addr = "192.0.2.1"
+    request = Request.blank("/", headers={"Authorization": "Bearer " + issuer.mint()},
+                            remote_addr="192.0.2.1")
     for _ in range(3):
         assert policy.identity(request).subject == "alice@example.com"
         assert policy.authenticated_userid(request) == "alice@example.com"
