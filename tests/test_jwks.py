@@ -160,25 +160,6 @@ def test_unchanged_key_set_keeps_its_generation(issuer: LoopbackIssuer) -> None:
     assert keys.generation == generation
 
 
-def test_concurrent_misses_share_one_fetch(issuer: LoopbackIssuer) -> None:
-    issuer.jwks_delay = 0.3
-    keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=0)
-    results: list[Any] = []
-    barrier = threading.Barrier(8)
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(keys.get("key-1"))
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 8
-    assert issuer.hits[KEYS] == 1
-
-
 def test_a_lookup_waits_for_a_fetch_under_way(issuer: LoopbackIssuer) -> None:
     # The background warm-up has started the first fetch when a token arrives.
     issuer.jwks_delay = 0.3
@@ -241,3 +222,87 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+
+# -- requests that arrive while a fetch is under way wait for it --------------------
+
+
+def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
+        issuer: LoopbackIssuer) -> None:
+    # With the default cooldown, the first fetch after start-up is "recent" for every
+    # request that arrives while it is in flight: they must wait for it, not answer
+    # "unknown kid" (a burst of 401s for valid tokens at every cold start).
+    issuer.jwks_delay = 0.3
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30)
+    results: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(keys.get("key-1"))
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows which
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert issuer.hits[KEYS] == 1
+
+
+def test_a_made_up_kid_during_an_in_flight_fetch_does_not_fetch_again(
+        issuer: LoopbackIssuer) -> None:
+    issuer.jwks_delay = 0.3
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30)
+    errors: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def worker(kid: str) -> None:
+        barrier.wait()
+        try:
+            keys.get(kid)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=worker, args=(f"made-up-{i}",)) for i in range(5)]
+    threads.append(threading.Thread(target=worker, args=("key-1",)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(errors) == ["UnknownKey"] * 5
+    assert issuer.hits[KEYS] == 1
+
+
+def verify_concurrently(verifier: AccessTokenVerifier, token: str, count: int) -> list[str]:
+    outcomes: list[str] = []
+    start = threading.Barrier(count)
+
+    def work() -> None:
+        start.wait()
+        try:
+            verifier.verify(token)
+            outcomes.append("ok")
+        except Exception as exc:  # reported in the assertion
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return outcomes
+
+
+def test_requests_with_a_rotated_key_share_its_fetch(issuer: LoopbackIssuer) -> None:
+    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2,
+                                   jwks_refetch_cooldown=0.2)
+    verifier.verify(issuer.mint())
+    time.sleep(0.3)  # a refetch is due again
+    new_key = issuer.rotate(2)
+    issuer.jwks_delay = 0.3
+    assert verify_concurrently(verifier, issuer.mint(key=new_key), 5) == ["ok"] * 5
+    assert issuer.hits[KEYS] == 2
