@@ -164,6 +164,14 @@ def test_every_response_carries_a_generated_request_id(make_app, path) -> None:
     assert REQUEST_ID.fullmatch(response.headers["X-Request-ID"])
 
 
+def test_generated_request_ids_are_unique() -> None:
+    from okta_pyramid.logs import new_request_id
+
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(REQUEST_ID.fullmatch(rid) for rid in ids[:10])
+
+
 @pytest.mark.parametrize("inbound", [
     "3f2a9c1e-8b7d-4c1a-9e2f-0a1b2c3d4e5f", "Root=1-67891233-abcdef012345678912345678",
     "req_42"])
