@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from .issuer import LoopbackIssuer, unreachable_url
+from .issuer import DROP, LoopbackIssuer, unreachable_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PSERVE = str(Path(sys.executable).with_name("pserve"))
@@ -151,6 +151,23 @@ def test_serves_with_the_issuer_up(pserve, issuer) -> None:
     assert line["request_id"] == refused.headers["X-Request-ID"]
     assert "Traceback" not in server.stderr
     print(f"pserve start to ready: {startup:.2f}s")
+
+
+def test_authorization_settings_come_from_the_environment(pserve, issuer) -> None:
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_REQUIRED_CLAIMS="uid\nver = 1",
+                    OKTA_GROUPS_CLAIM="roles", OKTA_TOKEN_CACHE_SIZE="0")
+    assert wait_ready(server).status_code == 200
+
+    def admin(**claims: object) -> requests.Response:
+        token = issuer.mint(**claims)
+        return server.get("/api/admin", headers={"Authorization": f"Bearer {token}"})
+
+    assert admin(roles=["Admins"]).status_code == 200
+    assert admin(groups=["Admins"]).status_code == 403  # only the configured claim counts
+    missing = admin(roles=["Admins"], uid=DROP)
+    assert missing.status_code == 401
+    assert "'uid'" in missing.json()["error_description"]
+    assert admin(roles=["Admins"], ver=2).status_code == 401
 
 
 def test_serves_with_the_issuer_unreachable(pserve) -> None:
