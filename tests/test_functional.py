@@ -180,6 +180,12 @@ def test_unknown_path_is_json_404(any_mode_app: webtest.TestApp) -> None:
     assert response.json["error"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/%ff", "/%c3%28", "/api/whoami/%80"])
+def test_undecodable_path_is_json_400(any_mode_app: webtest.TestApp, path: str) -> None:
+    response = any_mode_app.get(path, status=400)
+    assert response.json["error"] == "invalid_request"
+
+
 def test_wrong_method_is_json_4xx(app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
     response = app.delete("/api/hello", status="*")
     assert 400 <= response.status_int < 500

@@ -68,3 +68,12 @@ def test_verifier_raises_only_invalid_token(module_issuer: LoopbackIssuer, token
         verifier.verify(token)
     except InvalidToken:
         pass
+
+
+@PROFILE
+@given(raw=st.binary(max_size=60))
+def test_any_request_path_is_never_a_5xx(wsgi_app: Any, raw: bytes) -> None:
+    from urllib.parse import quote_from_bytes
+
+    request = Request.blank("/api/" + quote_from_bytes(raw))
+    assert request.get_response(wsgi_app).status_int < 500

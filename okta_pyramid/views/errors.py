@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from pyramid.exceptions import URLDecodeError
 from pyramid.httpexceptions import HTTPException
 from pyramid.request import Request
 from pyramid.response import Response
@@ -25,7 +26,15 @@ def http_exception(exc: HTTPException, request: Request) -> Response:
     return json_error(exc.code, exc.title.lower().replace(" ", "_"), exc.title)
 
 
+@exception_view_config(URLDecodeError)
+def undecodable_path(exc: URLDecodeError, request: Request) -> Response:
+    # The path is not UTF-8 (e.g. /api/%ff): a bad request, not a server error.
+    return json_error(400, "invalid_request", "the request path is not valid UTF-8")
+
+
 @exception_view_config(Exception)
 def server_error(exc: Exception, request: Request) -> Response:
-    log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
+    # The raw PATH_INFO: decoding request.path may be what failed.
+    log.exception("unhandled %s on %s %r", type(exc).__name__, request.method,
+                  request.environ.get("PATH_INFO"))
     return json_error(500, "server_error", "the server failed to answer this request")
