@@ -23,6 +23,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..errors import json_error
+from ..settings import is_loopback_host
 from .config import Client, DevIssuerSettings, is_scope_token
 from .tokens import TokenFactory
 
@@ -76,6 +77,13 @@ def token(request: Request) -> Response | dict[str, Any]:
     """The client-credentials grant (RFC 6749 §4.4), answered as Okta does."""
     settings: DevIssuerSettings = request.registry.devissuer_settings
     factory: TokenFactory = request.registry.devissuer_tokens
+    if not is_loopback_host(request.remote_addr):
+        # The development client's secret is public (it is in development.ini): a
+        # server reachable from elsewhere (listen = 0.0.0.0, a published container
+        # port) must not mint tokens for other machines.
+        log.warning("token refused: the caller %s is not on loopback", request.remote_addr)
+        return json_error(403, "access_denied",
+                          "the development issuer only issues tokens to loopback callers")
     try:
         params = _form(request)
         client = _authenticate_client(request, params, settings)

@@ -79,6 +79,18 @@ def test_client_credentials_with_basic_authentication(dev: DevServer):
     assert claims["jti"].startswith("AT.")
 
 
+@pytest.mark.parametrize("remote", ["203.0.113.5", "10.0.0.7", "172.17.0.1"])
+def test_tokens_are_only_issued_to_loopback_callers(dev: DevServer, remote: str):
+    # The development client's secret is public: a server published beyond loopback
+    # (listen = 0.0.0.0, a container port) must not mint tokens for other machines.
+    response = dev.app.post(
+        "/oauth2/default/v1/token", {"grant_type": "client_credentials", "scope": "api.read"},
+        headers={"Authorization": basic("svc-client", "s3cret-value")},
+        extra_environ={"REMOTE_ADDR": remote}, status=403)
+    assert response.json["error"] == "access_denied"
+    assert "access_token" not in response.json
+
+
 def test_client_credentials_with_form_authentication(dev: DevServer):
     response = dev.app.post(TOKEN, {**GRANT, "scope": "api.read api.write",
                                     "client_id": "svc-client", "client_secret": "s3cret-value"})
