@@ -52,6 +52,18 @@ def waitress_settings(settings: dict[str, Any]) -> dict[str, Any]:
             "x-forwarded-for x-forwarded-proto); otherwise every client appears to be "
             "the proxy"
         )
+    for key, value in result.items():
+        # Convert one key at a time, so the message names the setting that is wrong.
+        cast = Adjustments._param_map.get(key)
+        if cast is None:
+            continue  # an unknown key: the check of the whole set below names it
+        try:
+            converted = cast(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"server:main {key}: {exc} (got {value!r})") from None
+        if key in ("threads", "connection_limit") and converted < 1:
+            # waitress accepts these, then never answers a request.
+            raise ConfigurationError(f"server:main {key}: must be at least 1, got {value!r}")
     try:
         Adjustments(**result)
     except ValueError as exc:

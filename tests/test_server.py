@@ -40,13 +40,17 @@ def test_trusted_proxy_needs_the_headers_it_may_set() -> None:
     })["trusted_proxy"] == "10.0.0.1"
 
 
-@pytest.mark.parametrize("settings", [
-    {"listen": "127.0.0.1:0", "trusted_proxy_headers": "x-forwarded-for"},
-    {"listen": "127.0.0.1:0", "threads": "many"},
-    {"listen": "127.0.0.1:0", "no_such_setting": "1"},
+@pytest.mark.parametrize(("settings", "key"), [
+    ({"listen": "127.0.0.1:0", "trusted_proxy_headers": "x-forwarded-for"}, ""),
+    ({"listen": "127.0.0.1:0", "threads": "many"}, " threads"),
+    ({"listen": "127.0.0.1:0", "no_such_setting": "1"}, ""),
+    # waitress itself accepts these, then never answers a request.
+    ({"listen": "127.0.0.1:0", "threads": "0"}, " threads"),
+    ({"listen": "127.0.0.1:0", "threads": "-2"}, " threads"),
+    ({"listen": "127.0.0.1:0", "connection_limit": "0"}, " connection_limit"),
 ])
-def test_waitress_errors_become_configuration_errors(settings) -> None:
-    with pytest.raises(ConfigurationError, match=r"^server:main: "):
+def test_waitress_errors_become_configuration_errors(settings, key) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^server:main{key}: "):
         waitress_settings(settings)
 
 
