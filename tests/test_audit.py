@@ -3,6 +3,7 @@ show the permissions, run against the shipped development.ini."""
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,20 @@ from okta_pyramid import main
 from .issuer import LoopbackIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
-INI = str(ROOT / "development.ini")
 
 
-def script(name: str, *args: str) -> str:
+@pytest.fixture(scope="module")
+def ini(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The shipped development.ini, copied so the keys it generates (%(here)s/.devissuer)
+    land in a temporary folder, never in the checkout."""
+    path = tmp_path_factory.mktemp("audit") / "development.ini"
+    shutil.copy(ROOT / "development.ini", path)
+    return str(path)
+
+
+def script(ini: str, name: str, *args: str) -> str:
     # The app starts without reaching the issuer, so the shipped ini is enough.
-    done = subprocess.run([sys.executable, "-m", f"pyramid.scripts.{name}", INI, *args],
+    done = subprocess.run([sys.executable, "-m", f"pyramid.scripts.{name}", ini, *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -47,12 +56,13 @@ def views_of(output: str) -> dict[str, str | None]:
     ("/api/whoami", {"okta_pyramid.views.api.whoami": "authenticated"}),
     ("/api/hello", {"okta_pyramid.views.api.hello": "__no_permission_required__"}),
 ])
-def test_pviews_shows_each_views_permission(path: str, expected: dict[str, str]) -> None:
-    assert views_of(script("pviews", path)) == expected
+def test_pviews_shows_each_views_permission(ini: str, path: str,
+                                            expected: dict[str, str]) -> None:
+    assert views_of(script(ini, "pviews", path)) == expected
 
 
-def test_proutes_lists_the_protected_routes() -> None:
-    output = script("proutes")
+def test_proutes_lists_the_protected_routes(ini: str) -> None:
+    output = script(ini, "proutes")
     for name, pattern in [("messages", "/api/messages"), ("admin", "/api/admin"),
                           ("whoami", "/api/whoami"), ("hello", "/api/hello")]:
         assert any(line.split()[:2] == [name, pattern] for line in output.splitlines())
