@@ -21,6 +21,7 @@ from pyramid.paster import get_appsettings
 from pyramid.scripts.common import parse_vars
 from pyramid.settings import aslist
 
+from ..environ import expand_settings
 from . import token_factory
 from .config import (
     MAX_TOKEN_LIFETIME,
@@ -73,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.config_uri} does not include okta_pyramid.devissuer in "
                      "pyramid.includes: it has no development issuer")
     try:
-        settings = parse_devissuer_settings(app_settings)
+        # The same ${NAME} expansion as the app's main(), so both sign with one key set.
+        settings = parse_devissuer_settings(expand_settings(app_settings))
         factory = token_factory(settings)
     except ConfigurationError as exc:
         parser.error(str(exc))

@@ -57,6 +57,17 @@ def test_mints_a_user_token_the_app_accepts(dev: DevServer, ini: Path, capsys):
     assert jwt.get_unverified_header(token)["kid"] == KeyStore(str(dev.keys_dir)).signing_key.kid
 
 
+def test_reads_the_environment_like_the_app(dev: DevServer, tmp_path: Path, capsys,
+                                            monkeypatch: pytest.MonkeyPatch):
+    # ${NAME} in the ini expands as the app's main() expands it: same keys folder.
+    monkeypatch.setenv("DEV_KEYS", str(dev.keys_dir))
+    ini = write_ini(tmp_path / "env.ini", {**dev.settings, "devissuer.keys_dir": "${DEV_KEYS}"})
+    status, out, _ = run(capsys, str(ini), "--sub", "carol@example.com")
+    assert status == 0
+    assert dev.whoami(out.strip()).json["sub"] == "carol@example.com"
+    assert not (tmp_path / "${DEV_KEYS}").exists()
+
+
 def test_defaults_and_options(dev: DevServer, ini: Path, capsys):
     status, out, _ = run(capsys, str(ini), "--sub", "bob@example.com", "--uid", "00ubob",
                          "--client-id", "read-client", "--lifetime", "120")
