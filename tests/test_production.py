@@ -138,6 +138,36 @@ def test_production_refuses_development_package_included_from_code(
         config.make_wsgi_app()
 
 
+def test_production_refuses_the_real_development_issuer_from_code(settings, tmp_path) -> None:
+    # The real package registers views only (no tween): the view check must catch it.
+    dev = {**settings, "okta.environment": "production",
+           "devissuer.clients": "svc s3cret-value api.read",
+           "devissuer.keys_dir": str(tmp_path / "keys")}
+    with Configurator(settings=dev) as config:
+        config.include("okta_pyramid")
+        config.include("okta_pyramid.devissuer")
+    with pytest.raises(ConfigurationError, match="okta_pyramid.devissuer"):
+        config.make_wsgi_app()
+
+
+def test_production_refuses_a_development_tween_alone(settings, monkeypatch) -> None:
+    module = types.ModuleType("pyramid_debugtoolbar")
+
+    def toolbar_tween_factory(handler, registry):
+        return handler
+
+    toolbar_tween_factory.__module__ = "pyramid_debugtoolbar"
+    module.toolbar_tween_factory = toolbar_tween_factory
+    module.includeme = lambda config: config.add_tween(
+        "pyramid_debugtoolbar.toolbar_tween_factory")
+    monkeypatch.setitem(sys.modules, "pyramid_debugtoolbar", module)
+    with Configurator(settings={**settings, "okta.environment": "production"}) as config:
+        config.include("okta_pyramid")
+        config.include("pyramid_debugtoolbar")
+    with pytest.raises(ConfigurationError, match="tween chain"):
+        config.make_wsgi_app()
+
+
 def test_production_app_starts_without_them(settings) -> None:
     app = webtest.TestApp(main({}, **settings, **{"okta.environment": "production"}))
     assert app.get("/api/hello").status_int == 200
