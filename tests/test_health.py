@@ -46,6 +46,18 @@ def test_readyz_once_the_keys_are_held(make_app, issuer) -> None:
     assert response.json["keys"] == 1
 
 
+def test_readyz_when_the_issuer_serves_no_usable_key(make_app, issuer) -> None:
+    # A successful fetch of only unusable keys (here 1024-bit RSA) is not readiness.
+    from .issuer import SigningKey, rsa_key
+
+    issuer.keys = [SigningKey("weak", rsa_key(7, 1024))]
+    app = make_app()
+    app.get("/api/whoami", headers={"Authorization": f"Bearer {issuer.mint()}"}, status=401)
+    response = app.get("/readyz", status=503)
+    assert response.json["reason"] == "keys_not_loaded"
+    assert response.json["keys"] == 0
+
+
 def test_readyz_with_the_issuer_down(make_app, issuer) -> None:
     issuer.mode = "error"
     app = make_app(protect_all="true")
