@@ -50,9 +50,10 @@ def test_readyz_when_the_issuer_serves_no_usable_key(make_app, issuer) -> None:
     # A successful fetch of only unusable keys (here 1024-bit RSA) is not readiness.
     from .issuer import SigningKey, rsa_key
 
+    token = issuer.mint()  # signed with a good key the issuer then stops serving
     issuer.keys = [SigningKey("weak", rsa_key(7, 1024))]
     app = make_app()
-    app.get("/api/whoami", headers={"Authorization": f"Bearer {issuer.mint()}"}, status=401)
+    app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}, status=401)
     response = app.get("/readyz", status=503)
     assert response.json["reason"] == "keys_not_loaded"
     assert response.json["keys"] == 0
