@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
@@ -61,7 +62,12 @@ def discovery_urls(issuer: str) -> list[str]:
 def _allowed_url(url: Any, issuer: str) -> bool:
     if not isinstance(url, str):
         return False
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        if parts.port is not None and not parts.port:
+            return False
+    except ValueError:  # "https://[::1/keys", a port out of range...
+        return False
     if parts.scheme == "https" and parts.hostname:
         return True
     # http only where the issuer itself is a loopback http URL (development, tests).
@@ -112,13 +118,18 @@ class IssuerClient:
                     raise FetchError(f"{url} answered HTTP {response.status_code}",
                                      status=response.status_code)
                 body = bytearray()
-                for chunk in response.iter_content(16384):
+                while True:
+                    # read1 returns what has arrived, so the deadline is checked even
+                    # when a server drips its answer a byte at a time.
+                    chunk = response.raw.read1(16384, decode_content=True)
+                    if not chunk:
+                        break
                     body += chunk
                     if len(body) > MAX_DOCUMENT_BYTES:
                         raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
                     if time.monotonic() > deadline:
                         raise FetchError(f"{url} took longer than {self.http_timeout:g}s")
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
         try:
             return json.loads(body)
@@ -194,6 +205,10 @@ def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
             continue
         keys[kid] = key
         used.append({"kid": kid, "n": jwk["n"], "e": jwk["e"]})
+    if not keys:
+        # No key could verify any token: keep the keys held (stale rather than
+        # failing) and answer 503, rather than refuse every valid token as 401.
+        raise FetchError("the key set has no usable RS256 signing key")
     fingerprint = json.dumps(used, sort_keys=True)
     return keys, fingerprint
 

@@ -52,7 +52,8 @@ class LoopbackIssuer:
     """An issuer at ``http://127.0.0.1:<port>/oauth2/default``.
 
     ``mode`` changes how the discovery and JWKS endpoints answer: ``ok``, ``error``
-    (HTTP 500), ``garbage`` (not JSON), ``hang`` (no answer until released).
+    (HTTP 500), ``garbage`` (not JSON), ``hang`` (no answer until released),
+    ``drip`` (a body promised and sent a byte at a time), ``redirect`` (HTTP 302).
     With ``ssl_context`` it serves https instead, as a real issuer does.
     """
 
@@ -155,6 +156,27 @@ class LoopbackIssuer:
             def answer(self, body: Any) -> None:
                 if issuer.mode == "hang":
                     issuer.release.wait(30)
+                    return
+                if issuer.mode == "drip":
+                    # Promise a body, then send it a byte at a time, slowly.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    for _ in range(50):  # then give up, so a broken client cannot hang
+                        if issuer.release.wait(0.1):
+                            return
+                        try:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
+                if issuer.mode == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", f"{issuer.base_url}/elsewhere")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if issuer.mode == "error":
                     return self.send(500, b"internal error")

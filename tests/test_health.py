@@ -47,13 +47,13 @@ def test_readyz_once_the_keys_are_held(make_app, issuer) -> None:
 
 
 def test_readyz_when_the_issuer_serves_no_usable_key(make_app, issuer) -> None:
-    # A successful fetch of only unusable keys (here 1024-bit RSA) is not readiness.
+    # A key set of only unusable keys (here 1024-bit RSA) is a failed fetch.
     from .issuer import SigningKey, rsa_key
 
     token = issuer.mint()  # signed with a good key the issuer then stops serving
     issuer.keys = [SigningKey("weak", rsa_key(7, 1024))]
     app = make_app()
-    app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}, status=401)
+    app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}, status=503)
     response = app.get("/readyz", status=503)
     assert response.json["reason"] == "keys_not_loaded"
     assert response.json["keys"] == 0

@@ -57,7 +57,8 @@ def test_metadata_issuer_must_match_exactly(issuer: LoopbackIssuer) -> None:
 
 
 @pytest.mark.parametrize("jwks_uri", [None, 42, "ftp://x/keys", "http://evil.example.com/keys",
-                                      "/relative/keys"])
+                                      "/relative/keys", "https://[::1/keys",
+                                      "https://keys.example.com:99999/keys"])
 def test_metadata_needs_a_usable_jwks_uri(issuer: LoopbackIssuer, jwks_uri: Any) -> None:
     issuer.metadata_overrides = {"jwks_uri": jwks_uri}
     with pytest.raises(FetchError, match="jwks_uri"):
@@ -86,6 +87,25 @@ def test_hanging_issuer_times_out(issuer: LoopbackIssuer) -> None:
     assert time.monotonic() - started < 2
 
 
+def test_dripping_issuer_is_cut_off_at_the_deadline(issuer: LoopbackIssuer) -> None:
+    # Bytes keep arriving, so no socket timeout fires: the overall deadline must.
+    issuer.mode = "drip"
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer"):
+        IssuerClient(issuer.issuer, http_timeout=0.5).metadata()
+    assert time.monotonic() - started < 2
+
+
+def test_redirects_are_not_followed(issuer: LoopbackIssuer) -> None:
+    # A redirect could lead from the https jwks_uri to a plain-http one.
+    client = IssuerClient(issuer.issuer)
+    client.metadata()
+    issuer.mode = "redirect"
+    with pytest.raises(FetchError, match="HTTP 302"):
+        client.fetch_keys()
+    assert "/elsewhere" not in issuer.hits
+
+
 def test_oversized_document_is_refused(issuer: LoopbackIssuer) -> None:
     issuer.jwks_override = {"keys": [], "padding": "x" * MAX_DOCUMENT_BYTES}
     with pytest.raises(FetchError, match="more than"):
@@ -112,7 +132,8 @@ def test_unusable_keys_are_skipped() -> None:
     assert keys["good"].public_numbers() == rsa_key(1).public_key().public_numbers()
 
 
-@pytest.mark.parametrize("document", [[], {"keys": {}}, {"nokeys": []}, "x"])
+@pytest.mark.parametrize("document", [[], {"keys": {}}, {"nokeys": []}, "x", {"keys": []},
+                                      {"keys": [{**public_jwk(rsa_key(1), "k"), "alg": "RSA256"}]}])
 def test_malformed_key_set(document: Any) -> None:
     with pytest.raises(FetchError):
         parse_jwks(document)
@@ -181,6 +202,18 @@ def test_keys_held_survive_an_issuer_outage(issuer: LoopbackIssuer) -> None:
     verifier.keys.refresh()
     assert verifier.keys.last_error is not None
     assert verifier.verify(token)["sub"] == "alice@example.com"  # stale, not failing
+
+
+def test_a_key_set_with_no_usable_key_keeps_the_keys_held(issuer: LoopbackIssuer) -> None:
+    # E.g. a typo in the issuer's JWKS: refusing every valid token would be worse.
+    verifier = AccessTokenVerifier(issuer.issuer, jwks_refetch_cooldown=0)
+    token = issuer.mint()
+    verifier.verify(token)
+    issuer.jwks_override = {"keys": []}
+    verifier.keys.refresh()
+    assert verifier.keys.last_error is not None
+    assert verifier.keys.kids == {"key-1"}
+    assert verifier.verify(token)
 
 
 def test_no_keys_at_all_is_issuer_unavailable(issuer: LoopbackIssuer) -> None:
