@@ -8,6 +8,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qsl
 
 from pyramid.authorization import ACLHelper, Everyone
 from pyramid.interfaces import ISecurityPolicy
@@ -70,7 +71,8 @@ class BearerTokenReader(JWTAuthenticationPolicy):
     def get_claims(self, request: Request) -> dict[str, Any] | None:
         """The validated claims, or ``None`` when the request has no bearer token."""
         # Most API requests have no query string; then there is nothing to parse.
-        if request.environ.get("QUERY_STRING") and "access_token" in request.GET:
+        query = request.environ.get("QUERY_STRING")
+        if query and _has_access_token(query):
             # RFC 6750 §2.3 is optional and leaks tokens into logs and history.
             raise MalformedRequest(
                 "access tokens are only accepted in the Authorization header, "
@@ -83,6 +85,13 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def jwt_decode(self, request: Request, token: str) -> dict[str, Any]:
         return self.verifier.verify(token)
+
+
+def _has_access_token(query: str) -> bool:
+    # Parsed from the raw string: webob's request.GET raises on bytes that are not
+    # UTF-8 (?%ff), and this runs before any view could turn that into a 400.
+    return any(name == "access_token"
+               for name, _ in parse_qsl(query, keep_blank_values=True, errors="replace"))
 
 
 @dataclass(frozen=True)

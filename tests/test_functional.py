@@ -75,6 +75,13 @@ def test_query_string_token_is_not_accepted(app: webtest.TestApp,
     assert token not in response.text
 
 
+@pytest.mark.parametrize("query", ["%ff", "a=%C3", "access%5Ftoken=x", "x=1&access_token="])
+def test_odd_query_strings(app: webtest.TestApp, query: str) -> None:
+    response = app.get(f"/api/whoami?{query}", status="*")
+    # Not UTF-8: no token was sent, 401. An (encoded) access_token parameter: 400.
+    assert response.status_int == (400 if "access" in query else 401)
+
+
 def test_form_body_token_is_not_accepted(make_app: AppFactory, issuer: LoopbackIssuer) -> None:
     app = make_app(protect_all="true")
     response = app.post("/api/whoami", {"access_token": issuer.mint()}, status="*")

@@ -77,3 +77,12 @@ def test_any_request_path_is_never_a_5xx(wsgi_app: Any, raw: bytes) -> None:
 
     request = Request.blank("/api/" + quote_from_bytes(raw))
     assert request.get_response(wsgi_app).status_int < 500
+
+
+@PROFILE
+@given(raw=st.binary(max_size=60))
+def test_any_query_string_is_never_a_5xx(wsgi_app: Any, raw: bytes) -> None:
+    from urllib.parse import quote_from_bytes
+
+    request = Request.blank("/api/whoami?" + quote_from_bytes(raw, safe="=&"))
+    assert request.get_response(wsgi_app).status_int < 500
