@@ -29,6 +29,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+import re
 import time
 from typing import Any, Callable, Iterable
 
@@ -70,6 +71,7 @@ MAX_TOKEN_LENGTH = 16 * 1024
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
@@ -148,6 +150,10 @@ class AccessTokenVerifier:
         if len(parts) != 3:
             raise MalformedToken("the token is not a JWT (expected three dot-separated parts)")
         header_b64, payload_b64, signature_b64 = parts
+        if not _BASE64URL.fullmatch(token.replace(".", "")):
+            # RFC 7515 §2: base64url without padding. A lenient decoder would accept
+            # many spellings of one signed token (+ and /, stray characters).
+            raise MalformedToken("the token is not base64url-encoded")
         header = self._header(header_b64)
         # The generation is read before the key: a cache entry is served only while
         # the key set it was verified under is current.

@@ -256,6 +256,38 @@ def test_malformed_segments(issuer: LoopbackIssuer, verifier: AccessTokenVerifie
         verifier.verify(token)
 
 
+@pytest.mark.parametrize("respell", [
+    lambda sig: sig.replace("-", "+").replace("_", "/"),
+    lambda sig: sig + "~~~~",
+    lambda sig: sig + "==",
+    lambda sig: sig[:10] + " " + sig[10:],
+])
+def test_one_signed_token_has_one_spelling(issuer: LoopbackIssuer,
+                                           verifier: AccessTokenVerifier, respell: Any) -> None:
+    # RFC 7515 §2: base64url, no padding. Deny-lists keyed on the token must hold.
+    token = issuer.mint()
+    header, payload, signature = token.split(".")
+    while "-" not in signature and "_" not in signature:
+        token = issuer.mint()
+        header, payload, signature = token.split(".")
+    assert verifier.verify(token)
+    with pytest.raises(exc.MalformedToken, match="base64url"):
+        verifier.verify(f"{header}.{payload}.{respell(signature)}")
+
+
+def test_infinite_dates_are_refused(issuer: LoopbackIssuer,
+                                    verifier: AccessTokenVerifier) -> None:
+    # 1e400 is valid JSON and parses to float("inf"): a token that never expires.
+    claims = issuer.claims()
+    raw = json.dumps(claims).encode().replace(b'"exp": ' + str(claims["exp"]).encode(),
+                                              b'"exp": 1e400')
+    assert b"1e400" in raw
+    token = jwt.api_jws.encode(raw, issuer.keys[0].private_key, algorithm="RS256",
+                               headers={"kid": "key-1"})
+    with pytest.raises(exc.InvalidClaims, match="NumericDate"):
+        verifier.verify(token)
+
+
 def test_exceptions_never_contain_the_token(issuer: LoopbackIssuer,
                                             verifier: AccessTokenVerifier) -> None:
     for token in (issuer.mint(exp=1), issuer.mint(aud="x"), issuer.mint(key=SigningKey(
