@@ -143,6 +143,21 @@ def test_common_attacks_are_401(app: webtest.TestApp, issuer: LoopbackIssuer) ->
     assert "/evil" not in issuer.hits
 
 
+@pytest.mark.parametrize("alg", ['", error="insufficient_scope', "\u2603", "a\\b", "x\r\ny"])
+def test_challenge_cannot_be_injected_through_the_token(app: webtest.TestApp,
+                                                        alg: str) -> None:
+    # The description quotes the token's alg; RFC 6750 §3 limits its characters.
+    import base64
+    import json
+
+    header = base64.urlsafe_b64encode(json.dumps({"alg": alg, "kid": "k"}).encode())
+    token = header.rstrip(b"=").decode() + ".e30.c2ln"
+    response = app.get("/api/whoami", headers=bearer(token), status=401)
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.count('error="') == 1 and challenge.count('"') == 6
+    assert challenge.isascii() and "\r" not in challenge and "\n" not in challenge
+
+
 def test_issuer_down_is_503_and_hello_still_works(make_app: AppFactory,
                                                   issuer: LoopbackIssuer) -> None:
     app = make_app(issuer=unreachable_url(), http_timeout="1")
