@@ -11,7 +11,8 @@ What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 1. the token is a compact JWS of bounded size whose header is a JSON object;
 2. ``alg`` is in the allowlist (RS256 only) before anything else is looked at;
 3. ``crit`` and ``b64`` are refused (no extensions are understood, RFC 7515 §4.1.11),
-   ``typ``, when present, must name a JWT access token (RFC 9068 §4, RFC 8725 §3.11);
+   ``typ``, when present, must be ``at+jwt`` (RFC 9068 §4) or, a deliberate relaxation
+   for issuers that send it on access tokens, ``JWT`` (RFC 8725 §3.11);
 4. ``kid`` selects the key from the issuer's JWKS; ``jwk``, ``jku``, ``x5u`` and ``x5c``
    are ignored, so a token can never choose its own key or make us fetch anything;
 5. the signature;
@@ -67,7 +68,8 @@ ALGORITHMS = ("RS256",)
 #: Larger tokens are refused before any decoding. Okta tokens with large groups
 #: claims stay well below this.
 MAX_TOKEN_LENGTH = 16 * 1024
-#: ``typ`` values that may appear on an access token (RFC 9068 §2.1; Okta sends none).
+#: ``typ`` values accepted on an access token. RFC 9068 §4 asks for at+jwt only, but
+#: Okta sends no typ and Keycloak and Azure AD send JWT: those are tolerated on purpose.
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
 
