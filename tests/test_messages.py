@@ -62,7 +62,8 @@ def test_a_body_that_is_not_json_is_415(app: webtest.TestApp, writer: dict[str, 
 
 
 def test_json_media_types_are_accepted(app: webtest.TestApp, writer: dict[str, str]) -> None:
-    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json"):
+    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json",
+                         "Application/JSON"):
         app.post("/api/messages", b'{"text": "hi"}', headers=writer,
                  content_type=content_type, status=201)
 

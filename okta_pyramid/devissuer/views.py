@@ -118,7 +118,7 @@ def method_not_allowed(request: Request) -> Response:
 
 
 def _form(request: Request) -> dict[str, str]:
-    if request.content_type != FORM:
+    if request.content_type.lower() != FORM:  # media types are case-insensitive
         raise TokenError("invalid_request", f"the request body must be {FORM}")
     raw = request.body_file.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:

@@ -81,7 +81,8 @@ def _reject_constant(name: str) -> Any:
 
 def message_text(request: Request) -> str:
     """The ``text`` of a JSON body ``{"text": "..."}``, stripped; or :class:`BadBody`."""
-    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+    media_type = request.content_type.lower()  # RFC 9110 §8.3.1: case-insensitive
+    if media_type != "application/json" and not media_type.endswith("+json"):
         raise BadBody(415, "unsupported_media_type",
                       "send the message as JSON with 'Content-Type: application/json'")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:

@@ -91,6 +91,13 @@ def test_tokens_are_only_issued_to_loopback_callers(dev: DevServer, remote: str)
     assert "access_token" not in response.json
 
 
+def test_the_form_media_type_is_case_insensitive(dev: DevServer):
+    body = "grant_type=client_credentials&scope=api.read"
+    response = dev.app.post(TOKEN, body, content_type="Application/X-WWW-Form-Urlencoded",
+                            headers={"Authorization": basic("svc-client", "s3cret-value")})
+    assert response.json["token_type"] == "Bearer"
+
+
 def test_client_credentials_with_form_authentication(dev: DevServer):
     response = dev.app.post(TOKEN, {**GRANT, "scope": "api.read api.write",
                                     "client_id": "svc-client", "client_secret": "s3cret-value"})
