@@ -51,8 +51,7 @@ def json_error(status: int, error: str, description: str) -> Response:
     return response
 
 
-def challenge(request: Request, auth: Authentication, *, realm: str,
-              scope: str | None = None) -> Response:
+def challenge(auth: Authentication, *, realm: str, scope: str | None = None) -> Response:
     """The answer to a request whose credentials did not grant access."""
     error = auth.error
     description = auth.description
@@ -88,7 +87,7 @@ def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
     scope = None
     if auth.identity is not None:
         scope = " ".join(_scopes_needed(exc, request)) or None
-    return challenge(request, auth, realm=policy.realm, scope=scope)
+    return challenge(auth, realm=policy.realm, scope=scope)
 
 
 def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:
