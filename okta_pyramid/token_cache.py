@@ -19,11 +19,14 @@ without changing any outcome:
   current, so a key removed at the issuer stops its tokens at once;
 - it is bounded by entries (least recently used first out) and by bytes, so a
   flood of distinct tokens cannot grow it;
-- a hit returns a fresh claims dictionary parsed from the stored payload, so a
-  caller that mutates its claims cannot change what later callers see.
+- what it holds is immutable to its callers: the verifier stores a
+  :class:`~okta_pyramid.verifier.VerifiedToken`, which never hands out its own
+  claims dictionary, so a caller that mutates its claims cannot change what later
+  callers see.
 
-It knows nothing of Pyramid, HTTP or keys; :class:`~okta_pyramid.verifier.AccessTokenVerifier`
-decides what to store and when a hit is acceptable.
+It knows nothing of Pyramid, HTTP, keys or claims;
+:class:`~okta_pyramid.verifier.AccessTokenVerifier` decides what to store, how large
+it is, and when a hit is acceptable.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 
 class _Entry(NamedTuple):
-    payload: bytes
+    value: Any
+    #: what the value counts against ``max_bytes``
+    size: int
     #: the token is acceptable while ``not_before <= now < not_after``
     not_before: float
     not_after: float
@@ -52,7 +57,7 @@ def token_digest(token: str) -> bytes:
 
 
 class VerifiedTokenCache:
-    """Least-recently-used map of token digest to verified payload; thread-safe."""
+    """Least-recently-used map of token digest to verified token; thread-safe."""
 
     def __init__(self, max_entries: int, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_entries < 1:
@@ -71,11 +76,11 @@ class VerifiedTokenCache:
 
     @property
     def size_bytes(self) -> int:
-        """Payload bytes currently held."""
+        """Bytes currently held (the sum of the sizes given to :meth:`put`)."""
         return self._bytes
 
-    def get(self, digest: bytes, now: float, generation: int) -> bytes | None:
-        """The stored payload if the token is still acceptable at ``now`` under
+    def get(self, digest: bytes, now: float, generation: int) -> Any:
+        """The stored value if the token is still acceptable at ``now`` under
         key-set ``generation``; ``None`` otherwise (then verify it in full)."""
         with self._lock:
             if generation != self._generation:
@@ -99,12 +104,13 @@ class VerifiedTokenCache:
                 return None
             self._entries.move_to_end(digest)
             self.hits += 1
-            return entry.payload
+            return entry.value
 
-    def put(self, digest: bytes, payload: bytes, *, not_before: float, not_after: float,
-            generation: int, now: float) -> None:
-        """Remember a token that has just passed every check at ``now``."""
-        if len(payload) > self.max_bytes:
+    def put(self, digest: bytes, value: Any, *, size: int, not_before: float,
+            not_after: float, generation: int, now: float) -> None:
+        """Remember ``value`` for a token that has just passed every check at ``now``;
+        it counts ``size`` bytes against the bound."""
+        if size > self.max_bytes:
             return
         with self._lock:
             if generation != self._generation:
@@ -113,12 +119,12 @@ class VerifiedTokenCache:
                 self._reset(generation)
             old = self._entries.pop(digest, None)
             if old is not None:
-                self._bytes -= len(old.payload)
-            self._entries[digest] = _Entry(payload, not_before, not_after)
-            self._bytes += len(payload)
+                self._bytes -= old.size
+            self._entries[digest] = _Entry(value, size, not_before, not_after)
+            self._bytes += size
             while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= len(evicted.payload)
+                self._bytes -= evicted.size
             # Expired entries that nobody asks for drift to the least recently used
             # end; drop them there (at most one per entry ever stored, so O(1) overall).
             while self._entries:
@@ -143,4 +149,4 @@ class VerifiedTokenCache:
 
     def _drop(self, digest: bytes, entry: _Entry) -> None:
         del self._entries[digest]
-        self._bytes -= len(entry.payload)
+        self._bytes -= entry.size

@@ -20,6 +20,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from okta_pyramid.verifier import VerifiedToken
+
 
 @functools.lru_cache(maxsize=None)
 def rsa_key(index: int, bits: int = 2048) -> rsa.RSAPrivateKey:
@@ -197,6 +199,13 @@ class LoopbackIssuer:
 _DROP = object()
 #: Pass as a claim value to leave the claim out: ``issuer.mint(exp=DROP)``.
 DROP = _DROP
+
+
+def verified_token(claims: dict[str, Any]) -> VerifiedToken:
+    """A token holding ``claims`` as if it had passed verification, for unit tests of
+    what is built on a verified token."""
+    return VerifiedToken(json.dumps(claims).encode(), claims, not_before=0.0,
+                         not_after=float("inf"))
 
 
 def unreachable_url() -> str:

@@ -246,32 +246,33 @@ def test_bounded_by_entries_least_recently_used_first(issuer: LoopbackIssuer) ->
 def test_bounded_by_bytes() -> None:
     cache = VerifiedTokenCache(100, max_bytes=100)
     for i in range(5):
-        cache.put(bytes([i]) * 32, b"x" * 40, not_before=0, not_after=10, generation=1, now=5)
+        cache.put(bytes([i]) * 32, b"x" * 40, size=40, not_before=0, not_after=10,
+                  generation=1, now=5)
     assert len(cache) == 2
     assert cache.size_bytes == 80
     assert cache.get(bytes([4]) * 32, 5, 1) == b"x" * 40
     assert cache.get(bytes([0]) * 32, 5, 1) is None
-    cache.put(b"y" * 32, b"z" * 101, not_before=0, not_after=10, generation=1, now=5)
+    cache.put(b"y" * 32, b"z" * 101, size=101, not_before=0, not_after=10, generation=1, now=5)
     assert cache.get(b"y" * 32, 5, 1) is None
 
 
 def test_expired_entries_are_dropped_from_the_lru_end() -> None:
     cache = VerifiedTokenCache(10)
-    cache.put(b"a" * 32, b"{}", not_before=0, not_after=10, generation=1, now=5)
-    cache.put(b"b" * 32, b"{}", not_before=0, not_after=100, generation=1, now=5)
-    cache.put(b"c" * 32, b"{}", not_before=0, not_after=100, generation=1, now=20)
+    cache.put(b"a" * 32, b"{}", size=2, not_before=0, not_after=10, generation=1, now=5)
+    cache.put(b"b" * 32, b"{}", size=2, not_before=0, not_after=100, generation=1, now=5)
+    cache.put(b"c" * 32, b"{}", size=2, not_before=0, not_after=100, generation=1, now=20)
     assert len(cache) == 2 and cache.size_bytes == 4
     assert cache.get(b"a" * 32, 20, 1) is None
     # When everything has expired, nothing is kept, the new entry included.
-    cache.put(b"d" * 32, b"{}", not_before=0, not_after=100, generation=1, now=100)
+    cache.put(b"d" * 32, b"{}", size=2, not_before=0, not_after=100, generation=1, now=100)
     assert len(cache) == 0 and cache.size_bytes == 0
 
 
 def test_an_entry_from_older_keys_is_never_served() -> None:
     cache = VerifiedTokenCache(10)
-    cache.put(b"a" * 32, b"{}", not_before=0, not_after=10, generation=2, now=5)
+    cache.put(b"a" * 32, b"{}", size=2, not_before=0, not_after=10, generation=2, now=5)
     # A verification that began before the key set changed must not be stored.
-    cache.put(b"b" * 32, b"{}", not_before=0, not_after=10, generation=1, now=5)
+    cache.put(b"b" * 32, b"{}", size=2, not_before=0, not_after=10, generation=1, now=5)
     assert cache.get(b"b" * 32, 5, 2) is None
     assert cache.get(b"a" * 32, 5, 2) == b"{}"
     assert cache.get(b"a" * 32, 5, 3) is None
@@ -300,7 +301,7 @@ def test_concurrent_use_keeps_it_consistent(issuer: LoopbackIssuer) -> None:
     assert errors == []
     cache = verifier.token_cache
     assert cache is not None and len(cache) <= 8
-    assert cache.size_bytes == sum(len(e.payload) for e in cache._entries.values())
+    assert cache.size_bytes == sum(e.value.size for e in cache._entries.values())
     assert cache.hits + cache.misses == 800
 
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from okta_pyramid import exceptions as exc
 from okta_pyramid.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
@@ -121,7 +123,6 @@ def test_hs256_keyed_with_the_public_key_is_refused(issuer: LoopbackIssuer,
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     header = {"alg": "HS256", "kid": "key-1", "typ": "JWT"}
     signing_input = f"{b64(header)}.{b64(issuer.claims())}".encode()
-    import hashlib
     import hmac
     signature = hmac.new(pem, signing_input, hashlib.sha256).digest()
     with pytest.raises(exc.UnsupportedAlgorithm):
@@ -296,3 +297,118 @@ def test_exceptions_never_contain_the_token(issuer: LoopbackIssuer,
             verifier.verify(token)
         for part in token.split("."):
             assert part not in str(info.value)
+
+
+def sign_raw(issuer: LoopbackIssuer, header: dict[str, Any], payload: bytes,
+             encoded_message: bytes) -> str:
+    """A token whose signature is the RSA private operation on ``encoded_message``
+    (the PKCS #1 v1.5 padding is added here), with the issuer's first key."""
+    numbers = issuer.keys[0].private_key.private_numbers()
+    size = (numbers.public_numbers.n.bit_length() + 7) // 8
+    padded = b"\x00\x01" + b"\xff" * (size - len(encoded_message) - 3) + b"\x00" \
+        + encoded_message
+    signature = pow(int.from_bytes(padded, "big"), numbers.d, numbers.public_numbers.n)
+    signing_input = f"{b64(header)}.{b64(payload)}"
+    return f"{signing_input}.{b64(signature.to_bytes(size, 'big'))}"
+
+
+SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def test_the_signature_is_rsassa_pkcs1_v1_5_with_sha256(issuer: LoopbackIssuer,
+                                                       verifier: AccessTokenVerifier) -> None:
+    # RFC 7518 §3.3 and RFC 8017 §8.2.2: the signature opens to the DigestInfo of the
+    # SHA-256 of the signing input, and to nothing else.
+    header = {"alg": "RS256", "kid": "key-1"}
+    payload = json.dumps(issuer.claims()).encode()
+    signing_input = f"{b64(header)}.{b64(payload)}".encode()
+    digest = hashlib.sha256(signing_input).digest()
+    assert verifier.verify(sign_raw(issuer, header, payload, SHA256_DIGEST_INFO + digest))
+    for forged in (
+        digest,  # the bare digest, no DigestInfo
+        SHA256_DIGEST_INFO + hashlib.sha256(b"other").digest(),  # another message
+        SHA256_DIGEST_INFO + digest[:-1] + bytes([digest[-1] ^ 1]),  # one bit off
+        bytes.fromhex("3051300d060960864801650304020305000440")  # SHA-512's DigestInfo
+        + hashlib.sha512(signing_input).digest(),
+    ):
+        with pytest.raises(exc.InvalidSignature):
+            verifier.verify(sign_raw(issuer, header, payload, forged))
+
+
+def test_an_rs512_signature_under_an_rs256_header_is_refused(
+        issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
+    header = {"alg": "RS256", "kid": "key-1"}
+    signing_input = f"{b64(header)}.{b64(issuer.claims())}".encode()
+    signature = issuer.keys[0].private_key.sign(signing_input, padding.PKCS1v15(),
+                                                hashes.SHA512())
+    with pytest.raises(exc.InvalidSignature):
+        verifier.verify(f"{signing_input.decode()}.{b64(signature)}")
+
+
+@pytest.mark.parametrize("part", ["claims", "header"])
+def test_duplicate_names_are_refused(issuer: LoopbackIssuer, verifier: AccessTokenVerifier,
+                                     part: str) -> None:
+    # RFC 7519 §4 and RFC 7515 §4: reject, rather than let two readers of one token
+    # see different values ("sub" first as alice, last as root).
+    claims = json.dumps(issuer.claims()).encode()
+    header = b'{"alg": "RS256", "kid": "key-1"}'
+    if part == "claims":
+        claims = claims[:-1] + b', "sub": "root@example.com"}'
+    else:
+        header = b'{"alg": "RS256", "kid": "key-1", "kid": "key-1"}'
+    signing_input = f"{b64(header)}.{b64(claims)}".encode()
+    signature = issuer.keys[0].private_key.sign(signing_input, padding.PKCS1v15(),
+                                                hashes.SHA256())
+    with pytest.raises(exc.MalformedToken, match="twice"):
+        verifier.verify(f"{signing_input.decode()}.{b64(signature)}")
+
+
+def test_duplicate_names_inside_a_claim_are_refused(issuer: LoopbackIssuer,
+                                                    verifier: AccessTokenVerifier) -> None:
+    raw = json.dumps(issuer.claims(ext={"role": "user"})).encode().replace(
+        b'{"role": "user"}', b'{"role": "user", "role": "admin"}')
+    token = jwt.api_jws.encode(raw, issuer.keys[0].private_key, algorithm="RS256",
+                               headers={"kid": "key-1"})
+    with pytest.raises(exc.MalformedToken, match="twice"):
+        verifier.verify(token)
+
+
+def test_a_repeated_token_is_one_shared_verified_token(issuer: LoopbackIssuer,
+                                                       verifier: AccessTokenVerifier) -> None:
+    token = issuer.mint()
+    first = verifier.verify_token(token)
+    assert verifier.verify_token(token) is first
+    assert first.payload == base64.urlsafe_b64decode(token.split(".")[1] + "==")
+    claims = first.claims()
+    claims["sub"] = "mallory"
+    assert first.claims()["sub"] == "alice@example.com"  # a fresh dict each time
+
+
+def test_principals_are_computed_once_per_token_from_read_only_claims(
+        issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
+    calls: list[Any] = []
+
+    def mapping(claims: Any) -> list[str]:
+        calls.append(claims)
+        with pytest.raises(TypeError):
+            claims["sub"] = "root"  # the shared claims cannot be changed
+        return [f"user:{claims['sub']}"]
+
+    token = verifier.verify_token(issuer.mint())
+    assert token.principals(mapping) == ("user:alice@example.com",)
+    assert token.principals(mapping) == ("user:alice@example.com",)
+    assert len(calls) == 1
+    assert token.principals(lambda claims: ["other"]) == ("other",)  # another mapping
+
+
+def test_accepted_headers_are_remembered_within_a_bound(issuer: LoopbackIssuer,
+                                                        verifier: AccessTokenVerifier) -> None:
+    for n in range(200):
+        assert verifier.verify(issuer.mint(headers={"n": n}))
+    assert 0 < len(verifier._header_kids) <= 64
+    # A refused header is never remembered, and is refused every time.
+    bad = forge({"alg": "none", "kid": "key-1"}, issuer.claims())
+    for _ in range(2):
+        with pytest.raises(exc.UnsupportedAlgorithm):
+            verifier.verify(bad)
+    assert bad.split(".")[0] not in verifier._header_kids
