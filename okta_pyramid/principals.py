@@ -21,7 +21,7 @@ Claim values of an unexpected JSON type are ignored, never an error.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from pyramid.authorization import Authenticated
 
@@ -57,11 +57,8 @@ def scopes_of(claims: Mapping[str, Any]) -> list[str]:
     ``scope`` as one space-separated string; some send ``scp`` as a string too.
     Both claims are read and both shapes are accepted.
     """
-    found: dict[str, None] = {}
-    for name in ("scp", "scope"):
-        for value in _strings(claims.get(name), split=True):
-            found[value] = None
-    return list(found)
+    return list(dict.fromkeys(_strings(claims.get("scp"), split=True)
+                              + _strings(claims.get("scope"), split=True)))
 
 
 def groups_of(claims: Mapping[str, Any], groups_claim: str = DEFAULT_GROUPS_CLAIM) -> list[str]:
@@ -94,8 +91,8 @@ def principals_for(claims: Mapping[str, Any],
     cid = claims.get("cid")
     if isinstance(cid, str) and cid:
         principals.append(client(cid))
-    principals.extend(scope(name) for name in scopes_of(claims))
-    principals.extend(group(name) for name in groups_of(claims, groups_claim))
+    principals += [scope(name) for name in scopes_of(claims)]
+    principals += [group(name) for name in groups_of(claims, groups_claim)]
     return principals
 
 
@@ -110,14 +107,12 @@ def configured_principals(settings: OktaSettings) -> Callable[[Mapping[str, Any]
     return principals
 
 
-def _strings(value: Any, *, split: bool) -> Iterator[str]:
+def _strings(value: Any, *, split: bool) -> list[str]:
     # A claim of the wrong JSON type (number, object, nested list) grants nothing.
     if isinstance(value, str):
-        items: Iterable[Any] = value.split() if split else [value]
+        items: list[Any] = value.split() if split else [value]
     elif isinstance(value, list):
         items = value
     else:
-        return
-    for item in items:
-        if isinstance(item, str) and item and not item.isspace():
-            yield item
+        return []
+    return [item for item in items if isinstance(item, str) and item and not item.isspace()]

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 from urllib.parse import parse_qsl
 
 from pyramid.authorization import ACLHelper, Everyone
 from pyramid.interfaces import ISecurityPolicy
-from pyramid.request import Request, RequestLocalCache
+from pyramid.request import Request
 from pyramid_jwt import JWTAuthenticationPolicy
 from zope.interface import implementer
 
 from .exceptions import InvalidToken, IssuerUnavailable
 from .principals import principals_for
-from .verifier import AccessTokenVerifier
+from .verifier import AccessTokenVerifier, VerifiedToken
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +37,27 @@ def parse_bearer(header: str | None) -> str | None:
     (empty, several tokens, characters outside b64token). The scheme is compared
     case-insensitively (RFC 6750 §2.1, RFC 9110 §11.1).
     """
+    token = _bearer_credentials(header)
+    if token is not None:
+        _check_b64token(token)
+    return token
+
+
+def _bearer_credentials(header: str | None) -> str | None:
+    # What follows "Bearer", not yet checked against the b64token syntax.
     if not header:
         return None
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer":
         return None
-    token = credentials.strip(" ")
+    return credentials.strip(" ")
+
+
+def _check_b64token(token: str) -> None:
     if not _B64TOKEN.fullmatch(token):
         raise MalformedRequest(
             "the Authorization header must be 'Bearer' followed by one access token"
         )
-    return token
 
 
 class BearerTokenReader(JWTAuthenticationPolicy):
@@ -70,6 +79,11 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def get_claims(self, request: Request) -> dict[str, Any] | None:
         """The validated claims, or ``None`` when the request has no bearer token."""
+        token = self.get_token(request)
+        return None if token is None else token.claims()
+
+    def get_token(self, request: Request) -> VerifiedToken | None:
+        """The validated token, or ``None`` when the request has no bearer token."""
         # Most API requests have no query string; then there is nothing to parse.
         query = request.environ.get("QUERY_STRING")
         if query and _has_access_token(query):
@@ -78,10 +92,18 @@ class BearerTokenReader(JWTAuthenticationPolicy):
                 "access tokens are only accepted in the Authorization header, "
                 "not in the query string"
             )
-        token = parse_bearer(request.environ.get(self._environ_key))
+        token = _bearer_credentials(request.environ.get(self._environ_key))
         if token is None:
             return None
-        return self.jwt_decode(request, token)
+        try:
+            return self.verifier.verify_token(token)
+        except InvalidToken:
+            # Credentials outside the b64token syntax are a malformed request (400),
+            # not a bad token (401). Such text can never verify (a JWS is base64url
+            # and dots, a subset), so the syntax is checked only once verification
+            # has failed, and a valid token is not scanned twice.
+            _check_b64token(token)
+            raise
 
     def jwt_decode(self, request: Request, token: str) -> dict[str, Any]:
         return self.verifier.verify(token)
@@ -94,14 +116,30 @@ def _has_access_token(query: str) -> bool:
                for name, _ in parse_qsl(query, keep_blank_values=True, errors="replace"))
 
 
-@dataclass(frozen=True)
 class TokenIdentity:
     """The caller, as described by a validated access token."""
 
-    claims: dict[str, Any] = field(repr=False)
-    #: Claims to principals; the policy passes the configured mapping.
-    principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = field(
-        default=principals_for, repr=False, compare=False)
+    __slots__ = ("token", "principals_of", "_claims")
+
+    def __init__(self, token: VerifiedToken,
+                 principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for
+                 ) -> None:
+        #: The validated token, shared by every request that presents it.
+        self.token = token
+        #: Claims to principals; the policy passes the configured mapping.
+        self.principals_of = principals_of
+        self._claims: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<TokenIdentity subject={self.subject!r}>"
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The token's claims: this request's own copy, which a view may change."""
+        claims = self._claims
+        if claims is None:
+            claims = self._claims = self.token.claims()
+        return claims
 
     @property
     def subject(self) -> str | None:
@@ -111,14 +149,18 @@ class TokenIdentity:
     def client_id(self) -> str | None:
         return self.claims.get("cid")
 
+    @property
+    def principals(self) -> tuple[str, ...]:
+        """The principals, computed once per token (see :meth:`__principals__`)."""
+        return self.token.principals(self.principals_of)
+
     def __principals__(self) -> list[str]:
         """``Authenticated``, ``user:``, ``client:``, ``scope:`` and ``group:`` principals
         (see :func:`okta_pyramid.principals.principals_for`)."""
-        return list(self.principals_of(self.claims))
+        return list(self.principals)
 
 
-@dataclass(frozen=True)
-class Authentication:
+class Authentication(NamedTuple):
     """The verdict on a request's credentials, reached once per request.
 
     ``error`` is ``None`` with no identity when the request carried no token
@@ -148,11 +190,19 @@ class OktaSecurityPolicy:
         self.principals = principals
         self.reader = BearerTokenReader(verifier)
         self.helper = ACLHelper()
-        self._cache = RequestLocalCache(self._authenticate)
+        # What pyramid's RequestLocalCache does, kept in the request's own __dict__:
+        # the verdict lives and dies with the request, at a fraction of the cost of a
+        # WeakKeyDictionary and a finished callback. One key per policy, so two
+        # applications sharing a request never share a verdict.
+        self._verdict_key = f"_okta_pyramid_authentication_{id(self):x}"
 
     def authenticate(self, request: Request) -> Authentication:
         """Judge the request's token; computed once per request and reused."""
-        return self._cache.get_or_create(request)
+        attributes = request.__dict__
+        verdict = attributes.get(self._verdict_key)
+        if verdict is None:
+            verdict = attributes[self._verdict_key] = self._authenticate(request)
+        return verdict
 
     def identity(self, request: Request) -> TokenIdentity | None:
         return self.authenticate(request).identity
@@ -163,10 +213,9 @@ class OktaSecurityPolicy:
 
     def permits(self, request: Request, context: Any, permission: str) -> Any:
         identity = self.identity(request)
-        principals = [Everyone]
-        if identity is not None:
-            principals.extend(identity.__principals__())
-        return self.helper.permits(context, principals, permission)
+        if identity is None:
+            return self.helper.permits(context, _ANONYMOUS, permission)
+        return self.helper.permits(context, (Everyone, *identity.principals), permission)
 
     def remember(self, request: Request, userid: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
@@ -180,7 +229,7 @@ class OktaSecurityPolicy:
         # Whatever the verdict, the response depended on this header.
         request.add_response_callback(_vary_on_authorization)
         try:
-            claims = self.reader.get_claims(request)
+            token = self.reader.get_token(request)
         except MalformedRequest as exc:
             log.info("request rejected: reason=invalid_request client=%s", request.remote_addr)
             return Authentication(error="invalid_request", description=str(exc),
@@ -195,13 +244,19 @@ class OktaSecurityPolicy:
             return Authentication(error="temporarily_unavailable",
                                   description=exc.description, reason=exc.reason,
                                   retry_after=exc.retry_after)
-        if claims is None:
-            return Authentication()
-        return Authentication(identity=TokenIdentity(claims, self.principals))
+        if token is None:
+            return _NO_TOKEN
+        return Authentication(identity=TokenIdentity(token, self.principals))
+
+
+_ANONYMOUS = (Everyone,)
+_NO_TOKEN = Authentication()
 
 
 def _vary_on_authorization(request: Request, response: Any) -> None:
-    if "Vary" not in response.headers:
-        response.headers["Vary"] = "Authorization"  # the common case, without parsing
-        return
-    response.vary = tuple(dict.fromkeys((*(response.vary or ()), "Authorization")))
+    headerlist = response.headerlist
+    for name, _ in headerlist:
+        if name.lower() == "vary":
+            response.vary = tuple(dict.fromkeys((*(response.vary or ()), "Authorization")))
+            return
+    headerlist.append(("Vary", "Authorization"))  # the common case, without parsing

@@ -20,6 +20,8 @@ from okta_pyramid.principals import (
 from okta_pyramid.security import TokenIdentity
 from okta_pyramid.settings import OktaSettings, parse_settings
 
+from .issuer import verified_token
+
 SETTINGS = OktaSettings(issuer="https://dev-1.okta.com/oauth2/default")
 
 
@@ -126,9 +128,9 @@ def test_configured_principals_default_and_callback() -> None:
 
 
 def test_token_identity_uses_the_mapping_it_is_given() -> None:
-    claims = {"sub": "bob", "scp": ["a"]}
-    assert TokenIdentity(claims).__principals__() == [Authenticated, "user:bob", "scope:a"]
-    identity = TokenIdentity(claims, lambda c: ["custom"])
+    token = verified_token({"sub": "bob", "scp": ["a"]})
+    assert TokenIdentity(token).__principals__() == [Authenticated, "user:bob", "scope:a"]
+    identity = TokenIdentity(verified_token({"sub": "bob"}), lambda c: ["custom"])
     assert identity.__principals__() == ["custom"]
 
 

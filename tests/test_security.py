@@ -13,9 +13,9 @@ from okta_pyramid.security import (
     TokenIdentity,
     parse_bearer,
 )
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.verifier import AccessTokenVerifier, VerifiedToken
 
-from .issuer import LoopbackIssuer
+from .issuer import LoopbackIssuer, verified_token
 
 
 def test_policy_implements_isecuritypolicy() -> None:
@@ -56,18 +56,18 @@ def test_malformed_bearer_header(header: str) -> None:
 
 
 def test_principals() -> None:
-    identity = TokenIdentity({"sub": "alice@example.com", "cid": "0oa1"})
+    identity = TokenIdentity(verified_token({"sub": "alice@example.com", "cid": "0oa1"}))
     assert identity.__principals__() == [Authenticated, "user:alice@example.com", "client:0oa1"]
-    assert TokenIdentity({}).__principals__() == [Authenticated]
+    assert TokenIdentity(verified_token({})).__principals__() == [Authenticated]
 
 
 def test_identity_is_computed_once_per_request(issuer: LoopbackIssuer) -> None:
     calls = []
 
     class CountingVerifier(AccessTokenVerifier):
-        def verify(self, token: str) -> dict:
+        def verify_token(self, token: str) -> VerifiedToken:
             calls.append(token)
-            return super().verify(token)
+            return super().verify_token(token)
 
     policy = OktaSecurityPolicy(CountingVerifier(issuer.issuer))
     request = Request.blank("/", headers={"Authorization": "Bearer " + issuer.mint()},
