@@ -1,9 +1,11 @@
 """The application through WebTest: both protection modes, every HTTP rule."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable
 
+import jwt
 import pytest
 import webtest
 
@@ -37,6 +39,20 @@ def test_whoami_returns_the_claims(any_mode_app: webtest.TestApp,
     assert response.json["groups"] == ["Everyone"]
     assert response.headers["Cache-Control"] == "no-store"
     assert "Authorization" in response.headers["Vary"]
+
+
+def test_whoami_answers_the_claims_exactly_as_signed(app: webtest.TestApp,
+                                                    issuer: LoopbackIssuer) -> None:
+    payload = json.dumps(issuer.claims(name="Zoë"), separators=(",", ":"),
+                         ensure_ascii=False).encode()
+    token = jwt.api_jws.encode(payload, issuer.keys[0].private_key, algorithm="RS256",
+                               headers={"kid": "key-1"})
+    response = app.get("/api/whoami", headers=bearer(token))
+    assert response.body == payload
+    assert response.headers["Content-Type"] == "application/json"  # UTF-8 (RFC 8259)
+    assert response.json["name"] == "Zoë"
+    head = app.head("/api/whoami", headers=bearer(token))
+    assert head.body == b"" and head.headers["Content-Length"] == str(len(payload))
 
 
 def test_no_token_is_401_with_a_bare_challenge(any_mode_app: webtest.TestApp) -> None:
