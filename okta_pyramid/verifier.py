@@ -140,13 +140,14 @@ class VerifiedToken:
         #: The token is acceptable while ``not_before <= now < not_after`` (leeway included).
         self.not_before = not_before
         self.not_after = not_after
-        self._claims = claims
+        self._claims: dict[str, Any] | None = claims
         self._principals: tuple[Callable[..., Any], tuple[str, ...]] | None = None
 
     @property
     def size(self) -> int:
-        """About the memory it holds: the payload and its parsed claims."""
-        return 3 * len(self.payload)
+        """About the memory it holds once cached: the payload and the principals
+        derived from it (the parsed claims are let go once those are known)."""
+        return 2 * len(self.payload)
 
     def claims(self) -> dict[str, Any]:
         """The claims, as a new dictionary the caller may change."""
@@ -163,8 +164,14 @@ class VerifiedToken:
         """
         memo = self._principals
         if memo is None or memo[0] is not mapping:
-            result = tuple(mapping(MappingProxyType(self._claims)))
+            claims = self._claims
+            if claims is None:
+                claims = _loads(self.payload)
+            result = tuple(mapping(MappingProxyType(claims)))
             memo = self._principals = (mapping, result)
+            # The parsed claims were kept for this moment; a cached token holds only
+            # its payload and principals from now on.
+            self._claims = None
         return memo[1]
 
 
@@ -214,7 +221,7 @@ class AccessTokenVerifier:
         :class:`VerificationError`.
 
         While the token is in the verified-token cache, every call returns the same
-        object, so what is derived from its claims (their JSON, the caller's
+        object, so what is derived from its claims (the caller's
         principals) is computed once per token rather than once per request.
         """
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
