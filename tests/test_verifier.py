@@ -236,6 +236,22 @@ def test_garbage_is_malformed(verifier: AccessTokenVerifier, token: str) -> None
         verifier.verify(token)
 
 
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_a_segment_of_impossible_length_is_malformed(issuer: LoopbackIssuer,
+                                                     verifier: AccessTokenVerifier,
+                                                     part: int) -> None:
+    # 4n + 1 base64url characters encode no whole number of bytes.
+    parts = issuer.mint().split(".")
+    parts[part] += "A" * ((1 - len(parts[part])) % 4)
+    assert len(parts[part]) % 4 == 1
+    if part < 2:  # signed as it is, so that the signature is not what refuses it
+        signing_input = f"{parts[0]}.{parts[1]}".encode()
+        parts[2] = b64(issuer.keys[0].private_key.sign(signing_input, padding.PKCS1v15(),
+                                                       hashes.SHA256()))
+    with pytest.raises(exc.MalformedToken, match="base64url"):
+        verifier.verify(".".join(parts))
+
+
 @pytest.mark.parametrize(("header", "claims"), [
     (b"not json", {}),
     (b"[1, 2]", {}),
