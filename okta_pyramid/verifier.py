@@ -222,8 +222,8 @@ class AccessTokenVerifier:
         :class:`VerificationError`.
 
         While the token is in the verified-token cache, every call returns the same
-        object, so what is derived from its claims (the caller's
-        principals) is computed once per token rather than once per request.
+        object, so what is derived from its claims (the caller's principals) is
+        computed once per token rather than once per request.
         """
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")

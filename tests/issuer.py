@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from okta_pyramid.verifier import VerifiedToken
 
@@ -110,11 +111,20 @@ class LoopbackIssuer:
     def mint(self, *, key: SigningKey | None = None, headers: dict[str, Any] | None = None,
              **claims: Any) -> str:
         """An RS256 access token signed with ``key`` (default: the first served key)."""
+        return self.sign(json.dumps(self.claims(**claims)).encode(), key=key, headers=headers)
+
+    def sign(self, payload: bytes, *, key: SigningKey | None = None,
+             headers: dict[str, Any] | None = None) -> str:
+        """An RS256 token of ``payload`` exactly as given, so tests can sign JSON that
+        PyJWT's encoder would refuse to write."""
         key = key or self.keys[0]
-        header = {"kid": key.kid, **(headers or {})}
-        # Signed as raw JSON so tests can mint claims PyJWT's encoder would refuse.
-        payload = json.dumps(self.claims(**claims)).encode()
-        return jwt.api_jws.encode(payload, key.private_key, algorithm="RS256", headers=header)
+        return jwt.api_jws.encode(payload, key.private_key, algorithm="RS256",
+                                  headers={"kid": key.kid, **(headers or {})})
+
+    def signature(self, signing_input: bytes) -> bytes:
+        """The RS256 signature of ``signing_input`` with the first served key."""
+        return self.keys[0].private_key.sign(signing_input, padding.PKCS1v15(),
+                                             hashes.SHA256())
 
     def rotate(self, index: int, *, keep_old: bool = True) -> SigningKey:
         new = SigningKey(f"key-{index}", rsa_key(index))
