@@ -198,8 +198,9 @@ class DPoPVerifier:
         self._algorithms = {name: SUPPORTED_ALGORITHMS[name] for name in names}
         self.max_age = max_age
         self.leeway = leeway
+        # The store forgets a proof by this clock's time, so it must share the clock.
         self.replay_store: ReplayStore = (
-            replay_store if replay_store is not None else InMemoryReplayStore())
+            replay_store if replay_store is not None else InMemoryReplayStore(clock=clock))
         self.nonces = nonces
         self.clock = clock
         # Accepted JOSE headers by their base64url text: a client sends the same one
