@@ -379,6 +379,16 @@ def test_the_key_type_and_curve_must_match_the_algorithm(
     refused(verifier(), proof(keys[KEY_OF_ALG[alg]], alg, header=header), "dpop_key")
 
 
+def test_the_declared_key_type_and_curve_are_checked_not_inferred(
+        keys: dict[str, Any]) -> None:
+    # The right members under another kty or crv: refused, not read as the right key.
+    rsa_jwk, ec_jwk = jwk_of(keys["RSA"]), jwk_of(keys["P-256"])
+    refused(verifier(), _with_jwk(keys["RSA"], "RS256", {**rsa_jwk, "kty": "EC"}), "dpop_key")
+    for crv in ("P-384", "secp256k1", None):
+        jwk = {**ec_jwk, "crv": crv} if crv else {k: v for k, v in ec_jwk.items() if k != "crv"}
+        refused(verifier(), _with_jwk(keys["P-256"], "ES256", jwk), "dpop_key")
+
+
 def test_an_rsa_key_shorter_than_2048_bits_is_refused() -> None:
     short = rsa.generate_private_key(65537, 1024)
     refused(verifier(), proof(short, "RS256"), "dpop_key")
@@ -408,10 +418,12 @@ def test_coordinates_must_be_exactly_the_curves_size(
     key = keys[key_name]
     jwk = jwk_of(key)
     # One leading zero octet more: the same point, not the size RFC 7518 §6.2.1.2 asks.
-    longer = {**jwk, "x": b64(b"\x00" + base64.urlsafe_b64decode(jwk["x"] + "=="))}
-    refused(verifier(), _with_jwk(key, alg, longer), "dpop_key")
-    shorter = {**jwk, "x": b64(base64.urlsafe_b64decode(jwk["x"] + "==")[1:])}
-    refused(verifier(), _with_jwk(key, alg, shorter), "dpop_key")
+    for name in ("x", "y") if "y" in jwk else ("x",):
+        value = base64.urlsafe_b64decode(jwk[name] + "==")
+        longer = {**jwk, name: b64(b"\x00" + value)}
+        refused(verifier(), _with_jwk(key, alg, longer), "dpop_key")
+        shorter = {**jwk, name: b64(value[1:])}
+        refused(verifier(), _with_jwk(key, alg, shorter), "dpop_key")
 
 
 def test_a_point_not_on_the_curve_is_refused(keys: dict[str, Any]) -> None:
@@ -489,8 +501,10 @@ def test_an_ecdsa_signature_must_be_raw_r_and_s_of_the_curves_size(
     der = key.sign(data, ec.ECDSA(hashes.SHA256()))
     refused(verifier(), f"{head}.{payload}.{b64(der)}", "dpop_bad_signature")
     r, s = decode_dss_signature(der)
+    # Other lengths, some of which would still spell r and s if split leniently.
     for raw in (r.to_bytes(33, "big") + s.to_bytes(33, "big"),
-                r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x00"):
+                r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x00",
+                r.to_bytes(32, "big") + s.to_bytes(33, "big")):
         refused(verifier(), f"{head}.{payload}.{b64(raw)}", "dpop_bad_signature")
     verifier().verify([f"{head}.{payload}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"],
                       "GET", URL)

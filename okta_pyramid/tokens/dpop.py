@@ -450,7 +450,8 @@ def normalize_url(url: str, *, lenient: bool = False) -> str:
     port) removed.
 
     Raises :class:`ValueError` for anything that is not an absolute http(s) URL with
-    a host, for userinfo (RFC 9110 §4.2.4) and for characters a URI cannot hold.
+    a host, for characters a URI cannot hold, and so for userinfo (the host grammar
+    has no ``@``; RFC 9110 §4.2.4 deprecates userinfo in http(s) URIs).
     ``lenient`` percent-encodes (as UTF-8) such characters in the path instead: for
     the request's own URL, which the server rebuilt from raw bytes.
     """
@@ -462,8 +463,6 @@ def normalize_url(url: str, *, lenient: bool = False) -> str:
     default_port = _DEFAULT_PORTS.get(scheme)
     if default_port is None:
         raise ValueError("not an http or https URL")
-    if "@" in authority:
-        raise ValueError("the URL holds userinfo")
     if authority.startswith("["):
         host, _, port = authority.partition("]")
         host += "]"
