@@ -104,11 +104,10 @@ class Algorithm:
     verify: Verify
 
 
-def _rsa_pkcs1(hash_: hashes.HashAlgorithm) -> Verify:
-    pad = padding.PKCS1v15()
-
+def _rsa(pad: padding.AsymmetricPadding, hash_: hashes.HashAlgorithm) -> Verify:
     def verify(key: rsa.RSAPublicKey, signature: bytes, data: bytes) -> None:
-        # RFC 8017 §8.2.2 step 1: the signature is exactly as long as the modulus.
+        # RFC 8017 §8.2.2 step 1 and §8.1.2 step 1: the signature is exactly as long
+        # as the modulus.
         if len(signature) != (key.key_size + 7) // 8:
             raise BadSignature
         try:
@@ -117,21 +116,15 @@ def _rsa_pkcs1(hash_: hashes.HashAlgorithm) -> Verify:
             raise BadSignature from None
 
     return verify
+
+
+def _rsa_pkcs1(hash_: hashes.HashAlgorithm) -> Verify:
+    return _rsa(padding.PKCS1v15(), hash_)
 
 
 def _rsa_pss(hash_: hashes.HashAlgorithm) -> Verify:
     # RFC 7518 §3.5: MGF1 with the same hash, and a salt as long as the hash output.
-    pad = padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size)
-
-    def verify(key: rsa.RSAPublicKey, signature: bytes, data: bytes) -> None:
-        if len(signature) != (key.key_size + 7) // 8:
-            raise BadSignature
-        try:
-            key.verify(signature, data, pad, hash_)
-        except _CryptoInvalidSignature:
-            raise BadSignature from None
-
-    return verify
+    return _rsa(padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size), hash_)
 
 
 def _ecdsa(hash_: hashes.HashAlgorithm, size: int) -> Verify:
