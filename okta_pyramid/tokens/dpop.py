@@ -48,6 +48,7 @@ import re
 import secrets
 import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -482,8 +483,6 @@ def normalize_url(url: str, *, lenient: bool = False) -> str:
     if _PATH.fullmatch(path) is None:
         if not lenient:
             raise ValueError("the path holds characters a URI cannot")
-        from urllib.parse import quote
-
         path = quote(path, safe=_PATH_SAFE)
         if _PATH.fullmatch(path) is None:
             raise ValueError("the path holds a stray %")
