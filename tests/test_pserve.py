@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -269,13 +268,6 @@ def test_a_secret_in_a_refused_setting_is_never_printed(tmp_path: Path) -> None:
         "issuer URI never has it")
 
 
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port held by another listener for the length of the test."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def test_a_taken_port_refuses_with_one_line(taken_port: int) -> None:

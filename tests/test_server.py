@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import logging
-import socket
-from typing import Iterator
 
 import pytest
 from pyramid.exceptions import ConfigurationError
@@ -95,12 +93,6 @@ def test_ports_up_to_65535_are_accepted(listen: str) -> None:
     assert waitress_settings({"listen": listen})["listen"] == listen
 
 
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(("global_conf", "listen", "hint"), [

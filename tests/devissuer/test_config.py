@@ -13,6 +13,7 @@ from pyramid.settings import aslist
 from okta_pyramid import main
 from okta_pyramid.devissuer.config import SETTING_NAMES, Client, parse_devissuer_settings
 
+from ..test_settings import Recording
 from .conftest import CLIENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,18 +88,6 @@ def test_an_unknown_key_stops_start_up_naming_the_closest(tmp_path, key, closest
     with pytest.raises(ConfigurationError) as info:
         main({}, **settings(tmp_path, **{key: "x"}))
     assert str(info.value) == f"{key}: is not a setting of okta_pyramid; did you mean {closest}?"
-
-
-class Recording(dict):
-    """A settings mapping that remembers which keys were read."""
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.read: set[str] = set()
-
-    def get(self, key, default=None):
-        self.read.add(key)
-        return super().get(key, default)
 
 
 def test_setting_names_are_exactly_the_keys_read(tmp_path):
