@@ -5,6 +5,7 @@ nothing is fetched because a token asked for it (RFC 8725 §3.10).
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -15,9 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from jwt import PyJWK
-from jwt.exceptions import PyJWTError
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
 from .exceptions import IssuerUnavailable, UnknownKey
 from .settings import is_loopback_host
@@ -28,6 +27,8 @@ log = logging.getLogger(__name__)
 MAX_DOCUMENT_BYTES = 512 * 1024
 # RFC 8725 §3.5 / NIST SP 800-131A: RSA keys shorter than this are not trusted.
 MIN_RSA_BITS = 2048
+# FIPS 186-5 §A.1.1 / NIST SP 800-56B §6.2: the public exponent is odd and above 2**16.
+MIN_RSA_EXPONENT = 65537
 # After a failed fetch, wait this long before asking the issuer again.
 DEFAULT_FAILURE_BACKOFF = 5.0
 
@@ -197,11 +198,9 @@ def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
             # A private key published by mistake: refuse to rely on it.
             log.warning("issuer key set: key %r carries private material; ignored", kid[:64])
             continue
-        try:
-            key = PyJWK({"kty": "RSA", "n": jwk.get("n"), "e": jwk.get("e")}, "RS256").key
-        except (PyJWTError, ValueError, TypeError):
-            continue
-        if not isinstance(key, RSAPublicKey) or key.key_size < MIN_RSA_BITS:
+        problem, key = _rsa_public_key(jwk.get("n"), jwk.get("e"))
+        if key is None:
+            log.warning("issuer key set: key %r %s; ignored", kid[:64], problem)
             continue
         keys[kid] = key
         used.append({"kid": kid, "n": jwk["n"], "e": jwk["e"]})
@@ -211,6 +210,46 @@ def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
         raise FetchError("the key set has no usable RS256 signing key")
     fingerprint = json.dumps(used, sort_keys=True)
     return keys, fingerprint
+
+
+def _uint(value: Any) -> int | None:
+    """A Base64urlUInt (RFC 7518 §2): base64url without padding, in its one canonical
+    spelling (RFC 4648 §3.5: spare bits zero), of a minimal big-endian integer (no
+    leading zero octet, RFC 7518 §6.3.1.1). ``None`` for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        octets = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:  # not ASCII, or a length no base64 text has
+        return None
+    # The decoder skips characters outside the alphabet and ignores spare bits:
+    # only a text that is exactly the encoding of what it decoded to is accepted.
+    if not octets or base64.urlsafe_b64encode(octets).rstrip(b"=").decode() != value:
+        return None
+    if octets[0] == 0:
+        return None
+    return int.from_bytes(octets, "big")
+
+
+def _rsa_public_key(n_text: Any, e_text: Any) -> tuple[str, RSAPublicKey | None]:
+    """The RSA public key of ``n`` and ``e``, or why it is not trusted."""
+    n, e = _uint(n_text), _uint(e_text)
+    if n is None or e is None:
+        return "has a modulus or exponent that is not a minimal base64url integer", None
+    if n.bit_length() < MIN_RSA_BITS:
+        return f"is shorter than {MIN_RSA_BITS} bits", None
+    # An even modulus is not a product of two large primes; a small or even exponent
+    # is not one a sound key generator produces (RFC 8017 §3.1, NIST SP 800-56B).
+    if n % 2 == 0:
+        return "has an even modulus", None
+    if e % 2 == 0:
+        return "has an even exponent", None
+    if e < MIN_RSA_EXPONENT or e >= n:
+        return f"has an exponent below {MIN_RSA_EXPONENT} (or not below the modulus)", None
+    try:
+        return "", RSAPublicNumbers(e, n).public_key()
+    except ValueError:
+        return "is not a valid RSA public key", None
 
 
 class KeySet:

@@ -1,6 +1,7 @@
 """Discovery and the key cache, over real HTTP to the loopback issuer."""
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from typing import Any
@@ -18,7 +19,7 @@ from okta_pyramid.jwks import (
 )
 from okta_pyramid.verifier import AccessTokenVerifier
 
-from .issuer import LoopbackIssuer, public_jwk, rsa_key, unreachable_url
+from .issuer import LoopbackIssuer, b64url_uint, public_jwk, rsa_key, unreachable_url
 
 OAS = "/oauth2/default/.well-known/oauth-authorization-server"
 OIDC = "/oauth2/default/.well-known/openid-configuration"
@@ -339,3 +340,47 @@ def test_requests_with_a_rotated_key_share_its_fetch(issuer: LoopbackIssuer) -> 
     issuer.jwks_delay = 0.3
     assert verify_concurrently(verifier, issuer.mint(key=new_key), 5) == ["ok"] * 5
     assert issuer.hits[KEYS] == 2
+
+
+_N = public_jwk(rsa_key(1), "x")["n"]
+_N_INT = rsa_key(1).public_key().public_numbers().n
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_ZERO_N = base64.urlsafe_b64encode(b"\0" + _N_INT.to_bytes(256, "big")).rstrip(b"=").decode()
+_NOT_UINT = "not a minimal base64url integer"
+
+
+@pytest.mark.parametrize(("n", "e", "reason"), [
+    pytest.param(_N, "Aw", "exponent below 65537", id="e=3"),
+    pytest.param(_N, "__8", "exponent below 65537", id="e=65535"),
+    pytest.param(_N, "AQAC", "even exponent", id="e=65538 even"),
+    pytest.param(b64url_uint(_N_INT + 1), "AQAB", "even modulus", id="even modulus"),
+    pytest.param(_ZERO_N, "AQAB", _NOT_UINT, id="n with a leading zero octet"),
+    pytest.param(_N, "AAEAAQ", _NOT_UINT, id="e with a leading zero octet"),
+    pytest.param(_N[:100] + "+" + _N[101:], "AQAB", _NOT_UINT, id="n with a + character"),
+    pytest.param(_N + "==", "AQAB", _NOT_UINT, id="n with padding"),
+    pytest.param(_N[:100] + " " + _N[100:], "AQAB", _NOT_UINT, id="n with a space"),
+    pytest.param(_N[:200] + "é" + _N[201:], "AQAB", _NOT_UINT, id="n not ASCII"),
+    pytest.param(_N[:-1] + _ALPHABET[_ALPHABET.index(_N[-1]) | 1], "AQAB", _NOT_UINT,
+                 id="n with spare bits set"),
+    pytest.param(_N, "AQAB\n", _NOT_UINT, id="e with a newline"),
+    pytest.param(_N, "", _NOT_UINT, id="e empty"),
+    pytest.param(_N, 65537, _NOT_UINT, id="e a number"),
+])
+def test_keys_that_are_not_sound_rsa_keys_are_refused(
+        n: str, e: Any, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    # RFC 7518 §6.3.1: n and e are Base64urlUInt values, minimal and unpadded.
+    bad = {**public_jwk(rsa_key(2), "bad"), "n": n, "e": e}
+    keys, _ = parse_jwks({"keys": [bad, public_jwk(rsa_key(1), "good")]})
+    assert set(keys) == {"good"}
+    [record] = [r for r in caplog.records if "'bad'" in r.getMessage()]
+    assert reason in record.getMessage() and record.levelname == "WARNING"
+    assert n not in record.getMessage()  # key material stays out of the log
+    with pytest.raises(FetchError, match="no usable"):
+        parse_jwks({"keys": [bad]})
+
+
+def test_sound_keys_are_kept() -> None:
+    jwk = public_jwk(rsa_key(1), "k")
+    assert jwk["e"] == "AQAB" and not jwk["n"].startswith("AA")
+    keys, _ = parse_jwks({"keys": [jwk]})
+    assert keys["k"].public_numbers() == rsa_key(1).public_key().public_numbers()
