@@ -6,6 +6,8 @@ works while the issuer is down) and a daemon thread fetches the key set, then
 refreshes it every ``okta.jwks_refresh_interval`` seconds. After a failure it
 retries sooner, backing off from the key set's failure backoff up to the interval,
 and the keys already held keep working meanwhile (stale rather than failing).
+Each fetch ends by its deadline (``okta.http_timeout``), so a stalled issuer delays
+the next attempt, never stops the thread.
 """
 from __future__ import annotations
 
@@ -97,8 +99,9 @@ class KeyRefresher:
         delay = 0.0
         while not self._stop.wait(delay):
             try:
-                self.keys.refresh()
-                fetched = self.keys.last_error is None and self.keys.loaded_at is not None
+                # False also when a fetch under way (a request's) could not be waited
+                # for: the thread then tries again after the backoff.
+                fetched = self.keys.refresh() and self.keys.last_error is None
             except Exception:
                 # The thread must outlive any surprise; requests still fetch on demand.
                 log.exception("background refresh of the issuer's keys failed")
