@@ -12,7 +12,7 @@ from .principals import configured_principals
 from .security import OktaSecurityPolicy
 from .server import refuse_to_start
 from .settings import parse_settings
-from .verifier import AccessTokenVerifier
+from .tokens.verifier import AccessTokenVerifier
 
 __all__ = ["includeme", "main"]
 
@@ -61,7 +61,7 @@ def includeme(config: Configurator) -> None:
     config.include(".logs")
     if settings.environment == "production":
         config.include(".production")
-    config.include(".warmup")
+    config.include(".tokens.refresher")
 
 
 def main(global_config: dict[str, Any], **settings: Any):
@@ -76,8 +76,8 @@ def main(global_config: dict[str, Any], **settings: Any):
         with Configurator(settings=expand_settings(settings)) as config:
             config.include(".")
             config.include(".health")
-            config.include(".routes")
-            config.scan(".views")
+            config.include(".demo.routes")
+            config.scan(".demo")
         return config.make_wsgi_app()
     except ConfigurationError as exc:
         if global_config.get("__script__") == "pserve":

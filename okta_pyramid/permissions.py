@@ -26,7 +26,7 @@ __all__ = ["AUTHENTICATED", "READ_MESSAGES", "WRITE_MESSAGES", "ADMINISTER", "Ro
 #: Any caller with a valid access token.
 AUTHENTICATED = "authenticated"
 
-# The demonstration API's permissions; its ACL (okta_pyramid.routes) grants them.
+# The demonstration API's permissions; its ACL (okta_pyramid.demo.routes) grants them.
 #: Read the message board: tokens with scope ``messages:read``.
 READ_MESSAGES = "messages.read"
 #: Post to the message board: tokens with scope ``messages:write``.

@@ -15,9 +15,9 @@ from pyramid.request import Request
 from pyramid_jwt import JWTAuthenticationPolicy
 from zope.interface import implementer
 
-from .exceptions import InvalidToken, IssuerUnavailable
+from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .principals import principals_for
-from .verifier import AccessTokenVerifier, VerifiedToken
+from .tokens.verifier import AccessTokenVerifier, VerifiedToken
 
 log = logging.getLogger(__name__)
 

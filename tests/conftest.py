@@ -6,8 +6,8 @@ import pytest
 import webtest
 
 from okta_pyramid import main
-from okta_pyramid.verifier import AccessTokenVerifier
-from okta_pyramid.warmup import KeyRefresher
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.refresher import KeyRefresher
 
 from .issuer import LoopbackIssuer
 

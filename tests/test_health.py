@@ -9,7 +9,7 @@ from pyramid.config import Configurator
 
 from okta_pyramid import main
 
-from .test_warmup import wait_for
+from .tokens.test_refresher import wait_for
 
 
 @pytest.mark.parametrize("protect_all", ["true", "false"])

@@ -14,8 +14,8 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from okta_pyramid.exceptions import MalformedToken
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.exceptions import MalformedToken
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from .issuer import LoopbackIssuer
 

@@ -13,7 +13,7 @@ from okta_pyramid.security import (
     TokenIdentity,
     parse_bearer,
 )
-from okta_pyramid.verifier import AccessTokenVerifier, VerifiedToken
+from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
 from .issuer import LoopbackIssuer, verified_token
 

@@ -19,7 +19,7 @@ from pyramid.interfaces import ISecurityPolicy
 from okta_pyramid.permissions import AUTHENTICATED, Root
 from okta_pyramid.principals import principals_for
 from okta_pyramid.security import OktaSecurityPolicy
-from okta_pyramid.verifier import AccessTokenVerifier, VerifiedToken
+from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
 from .issuer import LoopbackIssuer
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from okta_pyramid import exceptions as exc
-from okta_pyramid.jwks import (
+from okta_pyramid.tokens import exceptions as exc
+from okta_pyramid.tokens.jwks import (
     MAX_DOCUMENT_BYTES,
     FetchError,
     IssuerClient,
@@ -16,9 +16,9 @@ from okta_pyramid.jwks import (
     discovery_urls,
     parse_jwks,
 )
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
-from .issuer import LoopbackIssuer, public_jwk, rsa_key, unreachable_url
+from ..issuer import LoopbackIssuer, public_jwk, rsa_key, unreachable_url
 
 OAS = "/oauth2/default/.well-known/oauth-authorization-server"
 OIDC = "/oauth2/default/.well-known/openid-configuration"

@@ -20,12 +20,12 @@ without changing any outcome:
 - it is bounded by entries (least recently used first out) and by bytes, so a
   flood of distinct tokens cannot grow it;
 - what it holds is immutable to its callers: the verifier stores a
-  :class:`~okta_pyramid.verifier.VerifiedToken`, which never hands out its own
+  :class:`~okta_pyramid.tokens.verifier.VerifiedToken`, which never hands out its own
   claims dictionary, so a caller that mutates its claims cannot change what later
   callers see.
 
 It knows nothing of Pyramid, HTTP, keys or claims;
-:class:`~okta_pyramid.verifier.AccessTokenVerifier` decides what to store, how large
+:class:`~okta_pyramid.tokens.verifier.AccessTokenVerifier` decides what to store, how large
 it is, and when a hit is acceptable.
 """
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pyramid.authorization import Allow
 from pyramid.config import Configurator
 
-from .permissions import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES, Root, group, scope
-from .views.messages import MessageStore
+from ..permissions import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES, Root, group, scope
+from .messages import MessageStore
 
 
 class ApiResource(Root):

@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from okta_pyramid import exceptions as exc
-from okta_pyramid.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
+from okta_pyramid.tokens import exceptions as exc
+from okta_pyramid.tokens.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
 
-from .issuer import DROP, LoopbackIssuer, SigningKey, public_jwk, rsa_key
+from ..issuer import DROP, LoopbackIssuer, SigningKey, public_jwk, rsa_key
 
 
 def b64(data: Any) -> str:

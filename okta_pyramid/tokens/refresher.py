@@ -19,7 +19,7 @@ from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 
 from .jwks import KeySet
-from .settings import is_loopback_host
+from ..settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 

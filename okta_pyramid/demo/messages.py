@@ -1,6 +1,6 @@
 """The demonstration message board: reading needs scope ``messages:read``, posting
 needs ``messages:write``, ``/api/admin`` needs group ``Admins`` (see the ACL in
-:mod:`okta_pyramid.routes`). Views only name the permission.
+:mod:`okta_pyramid.demo.routes`). Views only name the permission.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from .exceptions import IssuerUnavailable, UnknownKey
-from .settings import is_loopback_host
+from ..settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import webtest
 
-from okta_pyramid.views.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
+from okta_pyramid.demo.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
 
-from .issuer import LoopbackIssuer
+from ..issuer import LoopbackIssuer
 
 
 @pytest.fixture

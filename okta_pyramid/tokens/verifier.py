@@ -4,7 +4,7 @@ This module knows nothing of Pyramid and can be used on its own::
 
     verifier = AccessTokenVerifier("https://dev-123456.okta.com/oauth2/default",
                                    audience="api://default")
-    claims = verifier.verify(token)   # or raises okta_pyramid.exceptions.VerificationError
+    claims = verifier.verify(token)   # or raises okta_pyramid.tokens.exceptions.VerificationError
 
 What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 
@@ -22,7 +22,7 @@ What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 7. the required claims of ``required_claims``: present, and equal to (or, for an
    array claim, containing) the required value.
 
-A token that passed all of this is remembered (:mod:`okta_pyramid.token_cache`), so
+A token that passed all of this is remembered (:mod:`okta_pyramid.tokens.cache`), so
 the same token seen again costs a lookup plus the recheck of ``exp``/``nbf``/``iat``.
 """
 from __future__ import annotations
@@ -57,14 +57,14 @@ from .exceptions import (
     UnsupportedHeader,
 )
 from .jwks import IssuerClient, KeySet
-from .settings import (
+from ..settings import (
     DEFAULT_AUDIENCE,
     DEFAULT_HTTP_TIMEOUT,
     DEFAULT_JWKS_REFETCH_COOLDOWN,
     DEFAULT_LEEWAY,
     DEFAULT_TOKEN_CACHE_SIZE,
 )
-from .token_cache import VerifiedTokenCache, token_digest
+from .cache import VerifiedTokenCache, token_digest
 
 #: Okta signs access tokens with RS256 only; RFC 8725 §3.1: accept an explicit allowlist.
 ALGORITHMS = ("RS256",)

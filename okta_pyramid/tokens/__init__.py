@@ -1,0 +1,1 @@
+"""Verify OAuth 2.0 access tokens (JWTs); knows nothing of Pyramid."""
