@@ -1,18 +1,10 @@
 """okta_pyramid: protect a Pyramid API with OAuth 2.0 access tokens from Okta."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyramid.config import Configurator
-from pyramid.exceptions import ConfigurationError
-
-from .environ import expand_settings
-from .permissions import AUTHENTICATED, Root
-from .principals import configured_principals
-from .security import OktaSecurityPolicy
-from .server import refuse_to_start
-from .settings import parse_settings
-from .tokens.verifier import AccessTokenVerifier
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
 
 __all__ = ["includeme", "main"]
 
@@ -35,6 +27,13 @@ def includeme(config: Configurator) -> None:
     ``okta.principals_callback``, ``okta.token_cache_size``. See the README for
     each. Health checks are opt-in: ``config.include("okta_pyramid.health")``.
     """
+    # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
+    from .permissions import AUTHENTICATED, Root
+    from .principals import configured_principals
+    from .security import OktaSecurityPolicy
+    from .settings import parse_settings
+    from .tokens import AccessTokenVerifier
+
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
     verifier = AccessTokenVerifier(
@@ -61,7 +60,7 @@ def includeme(config: Configurator) -> None:
     config.include(".logs")
     if settings.environment == "production":
         config.include(".production")
-    config.include(".tokens.refresher")
+    config.include(".keys")
 
 
 def main(global_config: dict[str, Any], **settings: Any):
@@ -72,6 +71,12 @@ def main(global_config: dict[str, Any], **settings: Any):
     process with one log line naming the setting; called from Python, it raises
     :class:`~pyramid.exceptions.ConfigurationError`.
     """
+    from pyramid.config import Configurator
+    from pyramid.exceptions import ConfigurationError
+
+    from .environ import expand_settings
+    from .server import refuse_to_start
+
     try:
         with Configurator(settings=expand_settings(settings)) as config:
             config.include(".")

@@ -5,6 +5,7 @@ nothing is fetched because a token asked for it (RFC 8725 §3.10).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -20,7 +21,6 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from .exceptions import IssuerUnavailable, UnknownKey
-from ..settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 MIN_RSA_BITS = 2048
 # After a failed fetch, wait this long before asking the issuer again.
 DEFAULT_FAILURE_BACKOFF = 5.0
+#: Seconds allowed for one exchange with the issuer.
+DEFAULT_HTTP_TIMEOUT = 5.0
+#: An unknown ``kid`` refetches the key set at most this often (seconds).
+DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 
 
 class FetchError(Exception):
@@ -38,6 +42,18 @@ class FetchError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def discovery_urls(issuer: str) -> list[str]:
@@ -94,7 +110,7 @@ class IssuerClient:
         self,
         issuer: str,
         *,
-        http_timeout: float = 5.0,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
         self.issuer = issuer
@@ -228,7 +244,7 @@ class KeySet:
         self,
         client: IssuerClient,
         *,
-        refetch_cooldown: float = 30.0,
+        refetch_cooldown: float = DEFAULT_JWKS_REFETCH_COOLDOWN,
         failure_backoff: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
