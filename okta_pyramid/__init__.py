@@ -29,8 +29,6 @@ def includeme(config: Configurator) -> None:
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
     from .permissions import AUTHENTICATED, Root
-    from .principals import configured_principals
-    from .security import OktaSecurityPolicy
     from .settings import parse_settings
     from .tokens import AccessTokenVerifier
 
@@ -47,8 +45,7 @@ def includeme(config: Configurator) -> None:
         token_cache_size=settings.token_cache_size,
     )
     config.registry.okta_verifier = verifier
-    config.set_security_policy(OktaSecurityPolicy(
-        verifier, realm=settings.realm, principals=configured_principals(settings)))
+    config.include(".security")
     config.set_root_factory(Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)
