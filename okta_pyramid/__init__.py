@@ -78,8 +78,7 @@ def main(global_config: dict[str, Any], **settings: Any):
         with Configurator(settings=expand_settings(settings)) as config:
             config.include(".")
             config.include(".health")
-            config.include(".demo.routes")
-            config.scan(".demo")
+            config.include(".demo")
         return config.make_wsgi_app()
     except ConfigurationError as exc:
         if global_config.get("__script__") == "pserve":

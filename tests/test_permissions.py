@@ -10,7 +10,8 @@ from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden
 
-from okta_pyramid.permissions import Root, group, scope, scopes_granting
+from okta_pyramid.permissions import Root, scopes_granting
+from okta_pyramid.principals import group, scope
 
 from .issuer import LoopbackIssuer
 
