@@ -5,7 +5,6 @@ is removed. Tokens come from the loopback issuer over real HTTP.
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from okta_pyramid.settings import DEFAULT_TOKEN_CACHE_SIZE, parse_settings
 from okta_pyramid.tokens.cache import VerifiedTokenCache, token_digest
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
+from ..helpers import run_together
 from ..issuer import DROP, LoopbackIssuer
 
 LEEWAY = 60
@@ -293,11 +293,7 @@ def test_concurrent_use_keeps_it_consistent(issuer: LoopbackIssuer) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(work, [(n,) for n in range(4)])
     assert errors == []
     cache = verifier.token_cache
     assert cache is not None and len(cache) <= 8
