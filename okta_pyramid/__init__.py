@@ -12,20 +12,12 @@ __all__ = ["includeme", "main"]
 def includeme(config: Configurator) -> None:
     """Protect the including application with Okta access tokens.
 
-    ``config.include("okta_pyramid")`` reads the ``okta.*`` settings (and refuses to
-    start if one is wrong), installs the security policy, the ACL root factory and
-    the error views, with ``okta.cors_allowed_origins`` the CORS tween, and with
-    ``okta.console = true`` the developer console page at ``/console/``. With
-    ``okta.protect_all = true`` (the default) every view needs an authenticated
-    caller unless it says ``permission=NO_PERMISSION_REQUIRED``.
-
-    Settings: ``okta.issuer`` (required), ``okta.audience``, ``okta.client_ids``,
-    ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
-    ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
-    ``okta.realm``, ``okta.console``, ``okta.jwks_refresh_interval``,
-    ``okta.environment``, ``okta.groups_claim``, ``okta.required_claims``,
-    ``okta.principals_callback``, ``okta.token_cache_size``. See the README for
-    each. Health checks are opt-in: ``config.include("okta_pyramid.health")``.
+    Reads the ``okta.*`` settings (docs/settings.md) and refuses to start if one is
+    wrong; installs the security policy, the root ACL and the error answers, and
+    what the settings ask for (CORS, the console, the production checks). With
+    ``okta.protect_all`` (the default) every view needs a valid token unless it
+    says ``permission=NO_PERMISSION_REQUIRED``. Health checks are opt-in:
+    ``config.include("okta_pyramid.health")``.
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
     from .permissions import AUTHENTICATED, Root

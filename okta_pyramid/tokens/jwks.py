@@ -100,7 +100,6 @@ class IssuerMetadata:
 
     issuer: str
     jwks_uri: str
-    document: dict[str, Any]
 
 
 class IssuerClient:
@@ -182,7 +181,7 @@ class IssuerClient:
         jwks_uri = document.get("jwks_uri")
         if not _allowed_url(jwks_uri, self.issuer):
             raise FetchError(f"{url} has no usable https jwks_uri")
-        return IssuerMetadata(self.issuer, jwks_uri, document)
+        return IssuerMetadata(self.issuer, jwks_uri)
 
     def fetch_keys(self) -> tuple[dict[str, RSAPublicKey], str]:
         """Fetch the key set; return the usable keys by ``kid`` and a fingerprint."""
