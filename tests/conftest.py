@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -92,3 +93,12 @@ def app(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
 @pytest.fixture
 def verifier(issuer: LoopbackIssuer) -> AccessTokenVerifier:
     return AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port held by another listener for the length of the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

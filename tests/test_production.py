@@ -1,8 +1,11 @@
 """Start-up refuses configurations that would run insecurely or not at all."""
 from __future__ import annotations
 
+import configparser
+import logging
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import webtest
@@ -167,3 +170,40 @@ def test_production_refuses_a_development_tween_alone(make_config, monkeypatch) 
 def test_production_app_starts_without_them(settings) -> None:
     app = webtest.TestApp(main({}, **settings, **{"okta.environment": "production"}))
     assert app.get("/api/hello").status_int == 200
+
+
+# -- the shared default audience -------------------------------------------------------
+
+def audience_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "okta_pyramid.production" and r.levelno == logging.WARNING]
+
+
+def test_the_shared_default_audience_warns_once_at_start_up(settings, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    app = webtest.TestApp(main({}, **{**settings, "okta.environment": "production",
+                                      "okta.audience": "api://default"}))
+    app.get("/api/hello")
+    [message] = audience_warnings(caplog)
+    assert message.startswith("okta.audience: is api://default, the audience Okta's "
+                              "default authorization server gives every API on it")
+    assert "accepts tokens minted for any other API" in message
+    assert "okta.client_ids" in message
+
+
+@pytest.mark.parametrize("extra", [
+    {"okta.environment": "production", "okta.audience": "api://orders"},
+    {"okta.environment": "production", "okta.audience": "api://default",
+     "okta.client_ids": "0oa1orders"},
+    {"okta.audience": "api://default"},  # development: the default is expected there
+])
+def test_no_warning_for_an_own_audience_or_listed_clients(settings, caplog, extra) -> None:
+    caplog.set_level(logging.WARNING)
+    main({}, **{**settings, **extra})
+    assert audience_warnings(caplog) == []
+
+
+def test_production_ini_names_no_default_audience() -> None:
+    parser = configparser.RawConfigParser()
+    parser.read(Path(__file__).resolve().parent.parent / "production.ini")
+    assert parser.get("app:main", "okta.audience") == "${OKTA_AUDIENCE}"
