@@ -7,7 +7,6 @@ the key, so a misconfigured deployment stops before it serves a request.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
@@ -17,21 +16,18 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
+from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
+from .tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
+
 PREFIX = "okta."
 
-DEFAULT_AUDIENCE = "api://default"
-DEFAULT_LEEWAY = 60
 MAX_LEEWAY = 300
-DEFAULT_HTTP_TIMEOUT = 5.0
-DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 DEFAULT_CORS_MAX_AGE = 600
 DEFAULT_JWKS_REFRESH_INTERVAL = 300.0
 ENVIRONMENTS = ("development", "production")
 # Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
 OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
 DEFAULT_GROUPS_CLAIM = "groups"
-#: Verified tokens kept in memory (each costs about its payload, ~1 KiB at Okta).
-DEFAULT_TOKEN_CACHE_SIZE = 4096
 MAX_TOKEN_CACHE_SIZE = 100_000
 
 #: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
@@ -81,18 +77,6 @@ class OktaSettings:
     required_claims: tuple[tuple[str, str | None], ...] = ()
     principals_callback: Callable[..., Any] | None = None
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_okta_host(host: str | None) -> bool:

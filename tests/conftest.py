@@ -5,10 +5,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import webtest
+from pyramid.config import Configurator
 
 from okta_pyramid import main
-from okta_pyramid.verifier import AccessTokenVerifier
-from okta_pyramid.warmup import KeyRefresher
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.refresher import KeyRefresher
 
 from .issuer import LoopbackIssuer
 
@@ -57,6 +58,31 @@ def make_app(settings: dict[str, Any]) -> Callable[..., webtest.TestApp]:
         return webtest.TestApp(main({}, **merged), extra_environ={"REMOTE_ADDR": "192.0.2.7"})
 
     return factory
+
+
+@pytest.fixture
+def make_config(settings: dict[str, Any]) -> Iterator[Callable[..., Configurator]]:
+    """A Configurator with the test settings (and ``okta.<key>`` extras) that has
+    included the add-on: the test adds its own views, then wraps it with
+    :func:`tests.helpers.webtest_app`."""
+    configs: list[Configurator] = []
+
+    def factory(**extra: Any) -> Configurator:
+        merged = {**settings, **{f"okta.{k}": v for k, v in extra.items()}}
+        config = Configurator(settings=merged)
+        config.begin()
+        configs.append(config)
+        config.include("okta_pyramid")
+        return config
+
+    yield factory
+    for config in configs:
+        config.end()
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Configurator]) -> Configurator:
+    return make_config()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from okta_pyramid.verifier import VerifiedToken
+from okta_pyramid.tokens.verifier import VerifiedToken
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import webtest
-from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
@@ -132,28 +131,26 @@ def test_development_app_accepts_development_package(settings, development_packa
 
 
 def test_production_refuses_development_package_included_from_code(
-        settings, development_package) -> None:
+        make_config, development_package) -> None:
     # Not named in pyramid.includes: found among the tweens and views once built.
-    with Configurator(settings={**settings, "okta.environment": "production"}) as config:
-        config.include("okta_pyramid")
-        config.include(development_package)
+    config = make_config(environment="production")
+    config.include(development_package)
     with pytest.raises(ConfigurationError, match=development_package):
         config.make_wsgi_app()
 
 
-def test_production_refuses_the_real_development_issuer_from_code(settings, tmp_path) -> None:
+def test_production_refuses_the_real_development_issuer_from_code(make_config,
+                                                                   tmp_path) -> None:
     # The real package registers views only (no tween): the view check must catch it.
-    dev = {**settings, "okta.environment": "production",
-           "devissuer.clients": "svc s3cret-value api.read",
-           "devissuer.keys_dir": str(tmp_path / "keys")}
-    with Configurator(settings=dev) as config:
-        config.include("okta_pyramid")
-        config.include("okta_pyramid.devissuer")
+    config = make_config(environment="production")
+    config.add_settings({"devissuer.clients": "svc s3cret-value api.read",
+                         "devissuer.keys_dir": str(tmp_path / "keys")})
+    config.include("okta_pyramid.devissuer")
     with pytest.raises(ConfigurationError, match="okta_pyramid.devissuer"):
         config.make_wsgi_app()
 
 
-def test_production_refuses_a_development_tween_alone(settings, monkeypatch) -> None:
+def test_production_refuses_a_development_tween_alone(make_config, monkeypatch) -> None:
     module = types.ModuleType("pyramid_debugtoolbar")
 
     def toolbar_tween_factory(handler, registry):
@@ -164,9 +161,8 @@ def test_production_refuses_a_development_tween_alone(settings, monkeypatch) -> 
     module.includeme = lambda config: config.add_tween(
         "pyramid_debugtoolbar.toolbar_tween_factory")
     monkeypatch.setitem(sys.modules, "pyramid_debugtoolbar", module)
-    with Configurator(settings={**settings, "okta.environment": "production"}) as config:
-        config.include("okta_pyramid")
-        config.include("pyramid_debugtoolbar")
+    config = make_config(environment="production")
+    config.include("pyramid_debugtoolbar")
     with pytest.raises(ConfigurationError, match="tween chain"):
         config.make_wsgi_app()
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from okta_pyramid.devissuer import prefetch_keys
 from okta_pyramid.devissuer.keys import KeyStore
-from okta_pyramid.jwks import IssuerClient
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.jwks import IssuerClient
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from ..issuer import unreachable_url
 from .conftest import DevServer, basic

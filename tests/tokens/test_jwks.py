@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import pytest
 
-from okta_pyramid import exceptions as exc
-from okta_pyramid.jwks import (
+from okta_pyramid.tokens import exceptions as exc
+from okta_pyramid.tokens.jwks import (
     MAX_DOCUMENT_BYTES,
     FetchError,
     IssuerClient,
@@ -17,9 +17,10 @@ from okta_pyramid.jwks import (
     discovery_urls,
     parse_jwks,
 )
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
-from .issuer import LoopbackIssuer, b64url_uint, public_jwk, rsa_key, unreachable_url
+from ..helpers import run_together
+from ..issuer import LoopbackIssuer, b64url_uint, public_jwk, rsa_key, unreachable_url
 
 OAS = "/oauth2/default/.well-known/oauth-authorization-server"
 OIDC = "/oauth2/default/.well-known/openid-configuration"
@@ -269,11 +270,7 @@ def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
         except Exception as exc:  # noqa: BLE001 - the assertion below shows which
             results.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [()] * 8)
     assert len(results) == 8
     assert not [r for r in results if isinstance(r, Exception)], results
     assert issuer.hits[KEYS] == 1
@@ -294,12 +291,7 @@ def test_a_made_up_kid_during_an_in_flight_fetch_does_not_fetch_again(
         except Exception as exc:  # noqa: BLE001
             errors.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=worker, args=(f"made-up-{i}",)) for i in range(5)]
-    threads.append(threading.Thread(target=worker, args=("key-1",)))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [(f"made-up-{i}",) for i in range(5)] + [("key-1",)])
     assert sorted(errors) == ["UnknownKey"] * 5
     assert issuer.hits[KEYS] == 1
 
@@ -316,11 +308,7 @@ def verify_concurrently(verifier: AccessTokenVerifier, token: str, count: int) -
         except Exception as exc:  # reported in the assertion
             outcomes.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=work) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    run_together(work, [()] * count, timeout=10)
     return outcomes
 
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 import webtest
 
-from okta_pyramid.views.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
+from okta_pyramid.demo.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
 
-from .issuer import LoopbackIssuer
+from ..helpers import run_together
+from ..issuer import LoopbackIssuer
 
 
 @pytest.fixture
@@ -95,11 +96,7 @@ def test_the_store_is_thread_safe() -> None:
         with lock:
             ids.extend(made)
 
-    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(post, [(n,) for n in range(8)])
     assert len(store) == 1600
     assert sorted(ids) == list(range(1, 1601))
     assert [m.id for m in store.all()] == sorted(m.id for m in store.all())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import json
 import logging
 import socket
@@ -22,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPubli
 from requests.adapters import HTTPAdapter
 
 from .exceptions import IssuerUnavailable, UnknownKey
-from .settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ DEFAULT_MAX_WAITERS = 2
 # A request waiting for a fetch under way gives the fetch this long past its deadline
 # to hand over its result (the watchdog needs a moment to cut the connection).
 _HANDOVER = 0.1
+#: Seconds allowed for one exchange with the issuer.
+DEFAULT_HTTP_TIMEOUT = 5.0
+#: An unknown ``kid`` refetches the key set at most this often (seconds).
+DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 
 
 class FetchError(Exception):
@@ -48,6 +52,18 @@ class FetchError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def discovery_urls(issuer: str) -> list[str]:
@@ -94,7 +110,6 @@ class IssuerMetadata:
 
     issuer: str
     jwks_uri: str
-    document: dict[str, Any]
 
 
 # -- one deadline over a whole exchange with the issuer ----------------------------
@@ -205,7 +220,7 @@ class IssuerClient:
         self,
         issuer: str,
         *,
-        http_timeout: float = 5.0,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
         self.issuer = issuer
@@ -294,7 +309,7 @@ class IssuerClient:
         jwks_uri = document.get("jwks_uri")
         if not _allowed_url(jwks_uri, self.issuer):
             raise FetchError(f"{url} has no usable https jwks_uri")
-        return IssuerMetadata(self.issuer, jwks_uri, document)
+        return IssuerMetadata(self.issuer, jwks_uri)
 
     def fetch_keys(self, *, deadline: float | None = None) -> tuple[dict[str, RSAPublicKey], str]:
         """Fetch the key set; return the usable keys by ``kid`` and a fingerprint.
@@ -405,7 +420,7 @@ class KeySet:
         self,
         client: IssuerClient,
         *,
-        refetch_cooldown: float = 30.0,
+        refetch_cooldown: float = DEFAULT_JWKS_REFETCH_COOLDOWN,
         failure_backoff: float | None = None,
         max_waiters: int = DEFAULT_MAX_WAITERS,
         clock: Callable[[], float] = time.monotonic,

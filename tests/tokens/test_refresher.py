@@ -8,10 +8,10 @@ from typing import Callable, Iterator
 import pytest
 
 from okta_pyramid import main
-from okta_pyramid.jwks import IssuerClient, KeySet
-from okta_pyramid.warmup import KeyRefresher, wait_until_listening
+from okta_pyramid.tokens.jwks import IssuerClient, KeySet
+from okta_pyramid.tokens.refresher import KeyRefresher, wait_until_listening
 
-from .issuer import LoopbackIssuer
+from ..issuer import LoopbackIssuer
 
 KEYS_PATH = "/oauth2/default/v1/keys"
 
