@@ -17,6 +17,8 @@ import requests
 
 from .issuer import DROP, LoopbackIssuer, unreachable_url
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 PSERVE = str(Path(sys.executable).with_name("pserve"))
 SERVING = re.compile(r"Serving on (http://127\.0\.0\.1:\d+)")
