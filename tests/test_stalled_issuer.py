@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import requests
 
 from .issuer import LoopbackIssuer, SigningKey, rsa_key
 from .test_pserve import Server, pserve, wait_ready  # noqa: F401 - pserve is a fixture
+
+pytestmark = pytest.mark.e2e
 
 DEADLINE = 1.0  # okta.http_timeout
 THREADS = 4
