@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from jwt.utils import base64url_decode
 
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from tests.issuer import LoopbackIssuer
 

@@ -1,18 +1,10 @@
 """okta_pyramid: protect a Pyramid API with OAuth 2.0 access tokens from Okta."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyramid.config import Configurator
-from pyramid.exceptions import ConfigurationError
-
-from .environ import expand_settings
-from .permissions import AUTHENTICATED, Root
-from .principals import configured_principals
-from .security import OktaSecurityPolicy
-from .server import refuse_to_start
-from .settings import parse_settings
-from .verifier import AccessTokenVerifier
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
 
 __all__ = ["includeme", "main"]
 
@@ -20,21 +12,18 @@ __all__ = ["includeme", "main"]
 def includeme(config: Configurator) -> None:
     """Protect the including application with Okta access tokens.
 
-    ``config.include("okta_pyramid")`` reads the ``okta.*`` settings (and refuses to
-    start if one is wrong), installs the security policy, the ACL root factory and
-    the error views, with ``okta.cors_allowed_origins`` the CORS tween, and with
-    ``okta.console = true`` the developer console page at ``/console/``. With
-    ``okta.protect_all = true`` (the default) every view needs an authenticated
-    caller unless it says ``permission=NO_PERMISSION_REQUIRED``.
-
-    Settings: ``okta.issuer`` (required), ``okta.audience``, ``okta.client_ids``,
-    ``okta.leeway``, ``okta.http_timeout``, ``okta.jwks_refetch_cooldown``,
-    ``okta.protect_all``, ``okta.cors_allowed_origins``, ``okta.cors_max_age``,
-    ``okta.realm``, ``okta.console``, ``okta.jwks_refresh_interval``,
-    ``okta.environment``, ``okta.groups_claim``, ``okta.required_claims``,
-    ``okta.principals_callback``, ``okta.token_cache_size``. See the README for
-    each. Health checks are opt-in: ``config.include("okta_pyramid.health")``.
+    Reads the ``okta.*`` settings (docs/settings.md) and refuses to start if one is
+    wrong; installs the security policy, the root ACL and the error answers, and
+    what the settings ask for (CORS, the console, the production checks). With
+    ``okta.protect_all`` (the default) every view needs a valid token unless it
+    says ``permission=NO_PERMISSION_REQUIRED``. Health checks are opt-in:
+    ``config.include("okta_pyramid.health")``.
     """
+    # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
+    from .permissions import AUTHENTICATED, Root
+    from .settings import parse_settings
+    from .tokens import AccessTokenVerifier
+
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
     verifier = AccessTokenVerifier(
@@ -48,8 +37,7 @@ def includeme(config: Configurator) -> None:
         token_cache_size=settings.token_cache_size,
     )
     config.registry.okta_verifier = verifier
-    config.set_security_policy(OktaSecurityPolicy(
-        verifier, realm=settings.realm, principals=configured_principals(settings)))
+    config.include(".security")
     config.set_root_factory(Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)
@@ -61,7 +49,7 @@ def includeme(config: Configurator) -> None:
     config.include(".logs")
     if settings.environment == "production":
         config.include(".production")
-    config.include(".warmup")
+    config.include(".keys")
 
 
 def main(global_config: dict[str, Any], **settings: Any):
@@ -72,12 +60,17 @@ def main(global_config: dict[str, Any], **settings: Any):
     process with one log line naming the setting; called from Python, it raises
     :class:`~pyramid.exceptions.ConfigurationError`.
     """
+    from pyramid.config import Configurator
+    from pyramid.exceptions import ConfigurationError
+
+    from .environ import expand_settings
+    from .server import refuse_to_start
+
     try:
         with Configurator(settings=expand_settings(settings)) as config:
             config.include(".")
             config.include(".health")
-            config.include(".routes")
-            config.scan(".views")
+            config.include(".demo")
         return config.make_wsgi_app()
     except ConfigurationError as exc:
         if global_config.get("__script__") == "pserve":

@@ -10,7 +10,12 @@ that says which setting is read from which variable::
 ``${NAME}`` is required: an unset or empty variable stops start-up with a message
 naming the setting and the variable. ``${NAME:-default}`` uses ``default`` when the
 variable is unset or empty (as in a POSIX shell). ``$$`` is a literal ``$``.
-Anything else that starts with ``$`` is refused, so a typo is not taken literally.
+Anything else the expansion does not understand is refused, so a typo is not taken
+literally: a ``$`` that starts no reference, a default holding another reference
+(``${A:-${B}}``), a ``}`` right after a reference (``${B:-x}}``).
+
+A refusal names the setting and the position of what is wrong, never the value,
+which may be a secret (a database URL with its password, say).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ log = logging.getLogger(__name__)
 _REFERENCE = re.compile(
     r"\$(?:"
     r"(?P<escaped>\$)"
-    r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
+    r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}(?P<stray>\})?"
     r"|(?P<invalid>)"
     r")"
 )
@@ -39,16 +44,27 @@ def expand_value(key: str, value: str, environ: Mapping[str, str] | None = None)
     def replace(match: re.Match[str]) -> str:
         if match.group("escaped") is not None:
             return "$"
+        # 1-based, as an editor counts; the value itself is never quoted.
+        at = match.start() + 1
         name = match.group("name")
         if name is None:
             raise ConfigurationError(
-                f"{key}: a '$' must start ${{NAME}} or ${{NAME:-default}} (or be written $$), "
-                f"got {value!r}"
+                f"{key}: the '$' at character {at} must start ${{NAME}} or "
+                f"${{NAME:-default}} (or be written $$)"
+            )
+        default = match.group("default")
+        if default is not None and ("$" in default or "{" in default):
+            raise ConfigurationError(
+                f"{key}: the default of ${{{name}:-...}} at character {at} holds a '$' or "
+                f"'{{'; a default is plain text and cannot hold another reference"
+            )
+        if match.group("stray") is not None:
+            raise ConfigurationError(
+                f"{key}: the '}}' at character {match.end()} closes no reference; remove it"
             )
         found = env.get(name, "")
         if found:
             return found
-        default = match.group("default")
         if default is None:
             raise ConfigurationError(
                 f"{key}: is read from the environment variable {name}, which is not set"

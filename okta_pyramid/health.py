@@ -20,8 +20,8 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from .jwks import KeySet
-from .warmup import KeyRefresher
+from .tokens.jwks import KeySet
+from .tokens.refresher import KeyRefresher
 
 #: Reason codes of a 503 from ``/readyz``.
 NOT_LOADED = "keys_not_loaded"

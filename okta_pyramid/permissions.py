@@ -1,9 +1,8 @@
-"""Permission names used by views, and the ACL that grants them.
+"""The add-on's permission and root ACL, and how a denial finds the scopes it names.
 
-Views name these constants instead of string literals, so an audit of who may do
-what starts here. An ACL grants a permission to principals
-(:mod:`okta_pyramid.principals`): ``(Allow, scope("messages:read"), READ_MESSAGES)``
-lets a token carrying that scope read messages.
+An application's own ACLs grant its permissions to principals
+(:mod:`okta_pyramid.principals`): ``(Allow, scope("orders:read"), READ_ORDERS)``
+lets a token carrying that scope read orders (docs/authorization.md).
 """
 from __future__ import annotations
 
@@ -18,21 +17,12 @@ from pyramid.authorization import (
     Everyone,
 )
 
-from .principals import group, scope
+from .principals import scope
 
-__all__ = ["AUTHENTICATED", "READ_MESSAGES", "WRITE_MESSAGES", "ADMINISTER", "Root",
-           "group", "scope", "scopes_granting"]
+__all__ = ["AUTHENTICATED", "Root", "scopes_granting"]
 
 #: Any caller with a valid access token.
 AUTHENTICATED = "authenticated"
-
-# The demonstration API's permissions; its ACL (okta_pyramid.routes) grants them.
-#: Read the message board: tokens with scope ``messages:read``.
-READ_MESSAGES = "messages.read"
-#: Post to the message board: tokens with scope ``messages:write``.
-WRITE_MESSAGES = "messages.write"
-#: The administration endpoint: callers in the group ``Admins``.
-ADMINISTER = "admin"
 
 _SCOPE_PREFIX = scope("")
 

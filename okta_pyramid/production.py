@@ -5,6 +5,8 @@ The development issuer mints tokens for anyone who asks, and the debug toolbar
 shows requests, settings and an interactive debugger: either would hand the API to
 whoever can reach it. They are looked for by name in ``pyramid.includes``, and,
 once the application is built, among its tweens and views however they got there.
+
+It also warns, once at start-up, about an audience that other APIs share.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import ITweens
 from pyramid.registry import Registry
 from pyramid.settings import aslist
+
+from .settings import DEFAULT_AUDIENCE, OktaSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +69,31 @@ def check_registry(registry: Registry) -> None:
             raise _refuse(package, "the application's views")
 
 
+def warn_shared_audience(settings: OktaSettings) -> bool:
+    """Log a warning when the API accepts Okta's shared default audience from any client.
+
+    Okta's default authorization server gives every API on it the audience
+    ``api://default``, so an API that accepts it, and does not narrow the callers
+    with ``okta.client_ids``, accepts tokens minted for its sibling APIs
+    (RFC 9068 §4, RFC 8707). Returns whether it warned.
+    """
+    if DEFAULT_AUDIENCE not in settings.audiences or settings.client_ids:
+        return False
+    log.warning(
+        "okta.audience: is %s, the audience Okta's default authorization server gives "
+        "every API on it, and okta.client_ids is empty, so this API accepts tokens "
+        "minted for any other API on that server; give this API its own audience (or "
+        "authorization server), or list the clients that may call it in okta.client_ids",
+        DEFAULT_AUDIENCE,
+    )
+    return True
+
+
 def includeme(config: Configurator) -> None:
     check_includes(aslist(config.get_settings().get("pyramid.includes") or ""))
+    settings = getattr(config.registry, "okta_settings", None)
+    if settings is not None:
+        warn_shared_audience(settings)
 
     def check(event: ApplicationCreated) -> None:
         check_registry(event.app.registry)

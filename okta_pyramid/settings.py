@@ -6,31 +6,53 @@ the key, so a misconfigured deployment stops before it serves a request.
 """
 from __future__ import annotations
 
-import ipaddress
+import difflib
+import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
+from typing import Any, Callable, Collection, Mapping
+from urllib.parse import SplitResult, urlsplit
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
+from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
+from .tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
+
 PREFIX = "okta."
 
-DEFAULT_AUDIENCE = "api://default"
-DEFAULT_LEEWAY = 60
 MAX_LEEWAY = 300
-DEFAULT_HTTP_TIMEOUT = 5.0
-DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
 DEFAULT_CORS_MAX_AGE = 600
 DEFAULT_JWKS_REFRESH_INTERVAL = 300.0
 ENVIRONMENTS = ("development", "production")
 # Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
 OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
 DEFAULT_GROUPS_CLAIM = "groups"
-#: Verified tokens kept in memory (each costs about its payload, ~1 KiB at Okta).
-DEFAULT_TOKEN_CACHE_SIZE = 4096
 MAX_TOKEN_CACHE_SIZE = 100_000
+
+#: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
+#: start-up: a misspelt key would otherwise leave its default silently in force.
+SETTING_NAMES = frozenset({
+    "okta.issuer",
+    "okta.audience",
+    "okta.client_ids",
+    "okta.leeway",
+    "okta.http_timeout",
+    "okta.jwks_refetch_cooldown",
+    "okta.jwks_refresh_interval",
+    "okta.protect_all",
+    "okta.cors_allowed_origins",
+    "okta.cors_max_age",
+    "okta.realm",
+    "okta.console",
+    "okta.environment",
+    "okta.groups_claim",
+    "okta.required_claims",
+    "okta.principals_callback",
+    "okta.token_cache_size",
+})
+# An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
+_OKTA_SERVER_PATH = re.compile(r"/oauth2/[^/]+/?")
 
 
 @dataclass(frozen=True)
@@ -57,34 +79,89 @@ class OktaSettings:
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
+def _is_okta_host(host: str | None) -> bool:
+    host = (host or "").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in OKTA_DOMAINS)
+
+
+def refuse_unknown_keys(settings: Mapping[str, Any], prefix: str,
+                        known: Collection[str]) -> None:
+    """Refuse a key under ``prefix`` that is not in ``known``, naming the closest one."""
+    for key in sorted(k for k in settings if isinstance(k, str) and k.startswith(prefix)):
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"did you mean {close[0]}?" if close else "remove it or correct its name"
+        raise ConfigurationError(f"{key}: is not a setting of okta_pyramid; {hint}")
+
+
+def display_url(parts: SplitResult) -> str:
+    """The URL without its user info, so a password never reaches a message."""
+    netloc = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=netloc).geturl()
+
+
+def split_url(value: str, key: str) -> SplitResult:
+    """``urlsplit(value)``, refusing (without quoting it) a URL whose host or port
+    cannot be read, such as an unclosed IPv6 bracket or a port beyond 65535."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        # urlsplit would silently drop tabs and line breaks.
+        raise ConfigurationError(
+            f"{key}: must be one URL, with no spaces, line breaks or control "
+            f"characters inside"
+        )
     try:
-        return ipaddress.ip_address(host).is_loopback
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
     except ValueError:
-        return False
+        raise ConfigurationError(
+            f"{key}: is not a valid URL: its host or port cannot be read (an IPv6 "
+            f"address goes in brackets, [::1]; a port is a number up to 65535)"
+        ) from None
+    return parts
 
 
 def check_issuer_url(value: str, key: str = "okta.issuer") -> str:
     """Return the issuer URL if it is absolute https (http only on loopback)."""
-    parts = urlsplit(value)
+    parts = split_url(value, key)
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"{key}: must not contain user info (user:password@); an issuer URI never has it"
+        )
+    shown = display_url(parts)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
             f"{key}: must be an absolute https URL such as "
-            f"https://dev-123456.okta.com/oauth2/default, got {value!r}"
+            f"https://dev-123456.okta.com/oauth2/default, got {shown!r}"
         )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigurationError(
             f"{key}: must use https; plain http is only accepted for a loopback "
-            f"host (localhost, 127.0.0.0/8, ::1), got {value!r}"
+            f"host (localhost, 127.0.0.0/8, ::1), got {shown!r}"
         )
-    if parts.query or parts.fragment or parts.username or parts.password:
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
         raise ConfigurationError(
-            f"{key}: must not contain a query, fragment or credentials, got {value!r}"
+            f"{key}: must not contain a query or fragment, got {shown!r}"
+        )
+    return value
+
+
+def check_no_trailing_slash(value: str, key: str = "okta.issuer") -> str:
+    """Refuse an Okta issuer written with a trailing slash.
+
+    Okta issuer URIs never end with ``/``, and the ``iss`` claim and the metadata's
+    ``issuer`` are compared exactly (RFC 9068 §4, RFC 8414 §3.3), so with the slash
+    every token would fail. Other issuers may end with one (Auth0's do), so only an
+    issuer shaped like Okta's (an Okta host, or a ``/oauth2/<id>`` path) is refused.
+    """
+    parts = urlsplit(value)
+    if not parts.path.endswith("/"):
+        return value
+    if _is_okta_host(parts.hostname) or _OKTA_SERVER_PATH.fullmatch(parts.path):
+        raise ConfigurationError(
+            f"{key}: must not end with '/': Okta issuer URIs have none and the iss "
+            f"claim is compared exactly, so every token would fail; write "
+            f"{display_url(parts).rstrip('/')}"
         )
     return value
 
@@ -97,17 +174,14 @@ def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
     with it would refuse every token. A custom authorization server has an issuer
     with an ``/oauth2/<id>`` path, such as ``.../oauth2/default``.
     """
-    parts = urlsplit(value)
-    host = (parts.hostname or "").lower()
+    parts = split_url(value, key)
     # Its issuer is the bare org URL; its endpoints live under /oauth2/v1.
-    if parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and any(
-        host == domain or host.endswith("." + domain) for domain in OKTA_DOMAINS
-    ):
-        org = f"{parts.scheme}://{parts.netloc}"
+    if parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and _is_okta_host(parts.hostname):
+        org = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         raise ConfigurationError(
-            f"{key}: {value} is the Okta org authorization server, whose access tokens "
-            f"are meant for Okta's own APIs and cannot be validated by a resource server; "
-            f"use a custom authorization server such as {org}/oauth2/default"
+            f"{key}: {display_url(parts)} is the Okta org authorization server, whose "
+            f"access tokens are meant for Okta's own APIs and cannot be validated by a "
+            f"resource server; use a custom authorization server such as {org}/oauth2/default"
         )
     return value
 
@@ -161,18 +235,23 @@ def _origins(settings: Mapping[str, Any]) -> tuple[str, ...]:
         if origin == "*":
             origins.append(origin)
             continue
-        parts = urlsplit(origin)
+        parts = split_url(origin, key)
         if (
             parts.scheme not in ("http", "https")
             or not parts.hostname
+            or "@" in parts.netloc
             or parts.path
             or parts.query
             or parts.fragment
+            or origin.endswith(("?", "#"))
             or origin != origin.lower()
         ):
+            # An origin (RFC 6454) has no user info; never quote one that does.
+            shown = display_url(parts)
             raise ConfigurationError(
                 f"{key}: each origin must be scheme://host[:port] in lower case "
-                f"with no path, such as https://app.example.com, or *; got {origin!r}"
+                f"with no user info or path, such as https://app.example.com, or *; "
+                f"got {shown!r}"
             )
         origins.append(origin)
     return tuple(origins)
@@ -227,6 +306,7 @@ def _callable(settings: Mapping[str, Any], name: str) -> Callable[..., Any] | No
 
 def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
+    refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
     issuer = (settings.get(PREFIX + "issuer") or "").strip()
     if not issuer:
         raise ConfigurationError(
@@ -235,8 +315,23 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         )
     check_issuer_url(issuer)
     check_not_org_server(issuer)
+    check_no_trailing_slash(issuer)
 
-    audiences = tuple(aslist(settings.get(PREFIX + "audience") or DEFAULT_AUDIENCE))
+    environment = str(settings.get(PREFIX + "environment") or "development").strip()
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"okta.environment: must be development or production, got {environment!r}"
+        )
+    audiences = tuple(aslist(settings.get(PREFIX + "audience") or ""))
+    if not audiences and environment == "production":
+        # The default, api://default, is shared by every API on Okta's default
+        # authorization server (RFC 9068 §4, RFC 8707): production must choose.
+        raise ConfigurationError(
+            "okta.audience: is required when okta.environment = production; set it to "
+            "the audience your authorization server puts in this API's tokens (in the "
+            "Admin Console: Security > API > Authorization Servers, column Audience)"
+        )
+    audiences = audiences or (DEFAULT_AUDIENCE,)
     client_ids = tuple(aslist(settings.get(PREFIX + "client_ids") or ""))
 
     protect_all = _boolean(settings, "protect_all", True)
@@ -247,11 +342,6 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
             f"okta.realm: must be printable text without quotes or backslashes, got {realm!r}"
         )
 
-    environment = str(settings.get(PREFIX + "environment") or "development").strip()
-    if environment not in ENVIRONMENTS:
-        raise ConfigurationError(
-            f"okta.environment: must be development or production, got {environment!r}"
-        )
     refresh = _number(settings, "jwks_refresh_interval", DEFAULT_JWKS_REFRESH_INTERVAL,
                       minimum=0, maximum=86400)
     if 0 < refresh < 10:

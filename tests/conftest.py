@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import socket
 from typing import Any, Callable, Iterator
 
 import pytest
 import webtest
+from pyramid.config import Configurator
 
 from okta_pyramid import main
-from okta_pyramid.verifier import AccessTokenVerifier
-from okta_pyramid.warmup import KeyRefresher
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.refresher import KeyRefresher
 
 from .issuer import LoopbackIssuer
 
@@ -59,6 +61,31 @@ def make_app(settings: dict[str, Any]) -> Callable[..., webtest.TestApp]:
 
 
 @pytest.fixture
+def make_config(settings: dict[str, Any]) -> Iterator[Callable[..., Configurator]]:
+    """A Configurator with the test settings (and ``okta.<key>`` extras) that has
+    included the add-on: the test adds its own views, then wraps it with
+    :func:`tests.helpers.webtest_app`."""
+    configs: list[Configurator] = []
+
+    def factory(**extra: Any) -> Configurator:
+        merged = {**settings, **{f"okta.{k}": v for k, v in extra.items()}}
+        config = Configurator(settings=merged)
+        config.begin()
+        configs.append(config)
+        config.include("okta_pyramid")
+        return config
+
+    yield factory
+    for config in configs:
+        config.end()
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Configurator]) -> Configurator:
+    return make_config()
+
+
+@pytest.fixture
 def app(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
     return make_app()
 
@@ -66,3 +93,12 @@ def app(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
 @pytest.fixture
 def verifier(issuer: LoopbackIssuer) -> AccessTokenVerifier:
     return AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port held by another listener for the length of the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

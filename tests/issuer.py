@@ -9,6 +9,7 @@ import base64
 import functools
 import json
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from okta_pyramid.verifier import VerifiedToken
+from okta_pyramid.tokens.verifier import VerifiedToken
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,12 +52,24 @@ class SigningKey:
         return public_jwk(self.private_key, self.kid)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (a fetch cut at its deadline, a kept-alive connection
+        # closed) is part of what the tests do, not an error of the issuer.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class LoopbackIssuer:
     """An issuer at ``http://127.0.0.1:<port>/oauth2/default``.
 
     ``mode`` changes how the discovery and JWKS endpoints answer: ``ok``, ``error``
     (HTTP 500), ``garbage`` (not JSON), ``hang`` (no answer until released),
-    ``drip`` (a body promised and sent a byte at a time), ``redirect`` (HTTP 302).
+    ``drip`` (a body promised and sent a byte at a time), ``drip_headers`` (a status
+    line, then a header line every ``drip_interval`` seconds, the headers never ending),
+    ``redirect`` (HTTP 302).
     With ``ssl_context`` it serves https instead, as a real issuer does.
     """
 
@@ -71,8 +84,8 @@ class LoopbackIssuer:
         self.well_known = {"oauth-authorization-server", "openid-configuration"}
         self.release = threading.Event()
         self.jwks_delay = 0.0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self.drip_interval = 0.1
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         if ssl_context is not None:
             self._server.socket = ssl_context.wrap_socket(self._server.socket,
                                                           server_side=True)
@@ -147,6 +160,9 @@ class LoopbackIssuer:
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as Okta does: a client may reuse the connection.
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -181,6 +197,18 @@ class LoopbackIssuer:
                         try:
                             self.wfile.write(b" ")
                             self.wfile.flush()
+                        except OSError:
+                            return
+                    return
+                if issuer.mode == "drip_headers":
+                    # Bytes keep coming, so no read ever times out, but the headers
+                    # never end (as a stalled proxy might do).
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    for line in range(600):  # then give up, so a broken client cannot hang
+                        if issuer.release.wait(issuer.drip_interval):
+                            return
+                        try:
+                            self.wfile.write(b"X-Drip-%d: 1\r\n" % line)
                         except OSError:
                             return
                     return

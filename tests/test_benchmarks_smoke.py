@@ -14,6 +14,8 @@ import pytest
 
 from benchmarks.loadgen import wrk_available
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parent.parent
 
 

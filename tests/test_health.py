@@ -9,7 +9,8 @@ from pyramid.config import Configurator
 
 from okta_pyramid import main
 
-from .test_warmup import wait_for
+from .helpers import webtest_app
+from .tokens.test_refresher import wait_for
 
 
 @pytest.mark.parametrize("protect_all", ["true", "false"])
@@ -85,10 +86,8 @@ def test_readyz_reports_stale_keys(settings, issuer) -> None:
     assert response.json["keys_age_seconds"] >= 31
 
 
-def test_add_on_opts_in(settings, issuer) -> None:
-    with Configurator(settings=settings) as config:
-        config.include("okta_pyramid")
-        config.include("okta_pyramid.health", route_prefix="/_status")
-    app = webtest.TestApp(config.make_wsgi_app())
+def test_add_on_opts_in(config: Configurator) -> None:
+    config.include("okta_pyramid.health", route_prefix="/_status")
+    app = webtest_app(config)
     assert app.get("/_status/healthz").status_int == 200
     app.get("/healthz", status=404)

@@ -14,9 +14,10 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from okta_pyramid.exceptions import MalformedToken
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.exceptions import MalformedToken
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
+from .helpers import webtest_app
 from .issuer import LoopbackIssuer
 
 
@@ -41,18 +42,16 @@ def test_vary_authorization_is_added_once(app: webtest.TestApp,
     assert response.headers.getall("Vary") == ["Authorization"]
 
 
-def test_vary_authorization_joins_a_view_s_own_vary(settings: dict[str, Any],
+def test_vary_authorization_joins_a_view_s_own_vary(config: Configurator,
                                                      issuer: LoopbackIssuer) -> None:
     def negotiated(request: Request) -> dict[str, Any]:
         request.response.vary = ("Accept",)
         return {"subject": request.authenticated_userid}
 
-    with Configurator(settings=settings) as config:
-        config.include("okta_pyramid")
-        config.add_route("negotiated", "/negotiated")
-        config.add_view(negotiated, route_name="negotiated", renderer="json",
-                        permission=NO_PERMISSION_REQUIRED)
-        app = webtest.TestApp(config.make_wsgi_app())
+    config.add_route("negotiated", "/negotiated")
+    config.add_view(negotiated, route_name="negotiated", renderer="json",
+                    permission=NO_PERMISSION_REQUIRED)
+    app = webtest_app(config)
     response = app.get("/negotiated", headers={"Authorization": f"Bearer {issuer.mint()}"})
     assert response.json == {"subject": "alice@example.com"}
     assert response.headers["Vary"] == "Accept, Authorization"

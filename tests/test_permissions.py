@@ -10,8 +10,10 @@ from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden
 
-from okta_pyramid.permissions import Root, group, scope, scopes_granting
+from okta_pyramid.permissions import Root, scopes_granting
+from okta_pyramid.principals import group, scope
 
+from .helpers import webtest_app
 from .issuer import LoopbackIssuer
 
 
@@ -40,19 +42,17 @@ def test_scopes_granting_reads_the_lineage() -> None:
 
 
 @pytest.fixture
-def addon_app(issuer: LoopbackIssuer) -> webtest.TestApp:
-    with Configurator(settings={"okta.issuer": issuer.issuer}) as config:
-        config.include("okta_pyramid")
-        config.add_route("reports", "/reports", factory=Reports)
-        config.add_view(lambda request: {"ok": True}, route_name="reports",
-                        renderer="json", permission="view_reports")
-        config.add_route("refuse", "/refuse", factory=Reports)
+def addon_app(config: Configurator) -> webtest.TestApp:
+    config.add_route("reports", "/reports", factory=Reports)
+    config.add_view(lambda request: {"ok": True}, route_name="reports",
+                    renderer="json", permission="view_reports")
+    config.add_route("refuse", "/refuse", factory=Reports)
 
-        def refuse(request: Any) -> Any:
-            raise HTTPForbidden("not today")
+    def refuse(request: Any) -> Any:
+        raise HTTPForbidden("not today")
 
-        config.add_view(refuse, route_name="refuse", permission="list_reports")
-    return webtest.TestApp(config.make_wsgi_app())
+    config.add_view(refuse, route_name="refuse", permission="list_reports")
+    return webtest_app(config)
 
 
 def token(issuer: LoopbackIssuer, **claims: Any) -> dict[str, str]:

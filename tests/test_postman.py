@@ -18,6 +18,8 @@ from typing import Iterator
 import pytest
 import requests
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[1]
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
 COLLECTION = ROOT / "postman" / "okta_pyramid.postman_collection.json"

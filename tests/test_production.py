@@ -1,12 +1,14 @@
 """Start-up refuses configurations that would run insecurely or not at all."""
 from __future__ import annotations
 
+import configparser
+import logging
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import webtest
-from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
@@ -129,28 +131,26 @@ def test_development_app_accepts_development_package(settings, development_packa
 
 
 def test_production_refuses_development_package_included_from_code(
-        settings, development_package) -> None:
+        make_config, development_package) -> None:
     # Not named in pyramid.includes: found among the tweens and views once built.
-    with Configurator(settings={**settings, "okta.environment": "production"}) as config:
-        config.include("okta_pyramid")
-        config.include(development_package)
+    config = make_config(environment="production")
+    config.include(development_package)
     with pytest.raises(ConfigurationError, match=development_package):
         config.make_wsgi_app()
 
 
-def test_production_refuses_the_real_development_issuer_from_code(settings, tmp_path) -> None:
+def test_production_refuses_the_real_development_issuer_from_code(make_config,
+                                                                   tmp_path) -> None:
     # The real package registers views only (no tween): the view check must catch it.
-    dev = {**settings, "okta.environment": "production",
-           "devissuer.clients": "svc s3cret-value api.read",
-           "devissuer.keys_dir": str(tmp_path / "keys")}
-    with Configurator(settings=dev) as config:
-        config.include("okta_pyramid")
-        config.include("okta_pyramid.devissuer")
+    config = make_config(environment="production")
+    config.add_settings({"devissuer.clients": "svc s3cret-value api.read",
+                         "devissuer.keys_dir": str(tmp_path / "keys")})
+    config.include("okta_pyramid.devissuer")
     with pytest.raises(ConfigurationError, match="okta_pyramid.devissuer"):
         config.make_wsgi_app()
 
 
-def test_production_refuses_a_development_tween_alone(settings, monkeypatch) -> None:
+def test_production_refuses_a_development_tween_alone(make_config, monkeypatch) -> None:
     module = types.ModuleType("pyramid_debugtoolbar")
 
     def toolbar_tween_factory(handler, registry):
@@ -161,9 +161,8 @@ def test_production_refuses_a_development_tween_alone(settings, monkeypatch) -> 
     module.includeme = lambda config: config.add_tween(
         "pyramid_debugtoolbar.toolbar_tween_factory")
     monkeypatch.setitem(sys.modules, "pyramid_debugtoolbar", module)
-    with Configurator(settings={**settings, "okta.environment": "production"}) as config:
-        config.include("okta_pyramid")
-        config.include("pyramid_debugtoolbar")
+    config = make_config(environment="production")
+    config.include("pyramid_debugtoolbar")
     with pytest.raises(ConfigurationError, match="tween chain"):
         config.make_wsgi_app()
 
@@ -171,3 +170,40 @@ def test_production_refuses_a_development_tween_alone(settings, monkeypatch) -> 
 def test_production_app_starts_without_them(settings) -> None:
     app = webtest.TestApp(main({}, **settings, **{"okta.environment": "production"}))
     assert app.get("/api/hello").status_int == 200
+
+
+# -- the shared default audience -------------------------------------------------------
+
+def audience_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "okta_pyramid.production" and r.levelno == logging.WARNING]
+
+
+def test_the_shared_default_audience_warns_once_at_start_up(settings, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    app = webtest.TestApp(main({}, **{**settings, "okta.environment": "production",
+                                      "okta.audience": "api://default"}))
+    app.get("/api/hello")
+    [message] = audience_warnings(caplog)
+    assert message.startswith("okta.audience: is api://default, the audience Okta's "
+                              "default authorization server gives every API on it")
+    assert "accepts tokens minted for any other API" in message
+    assert "okta.client_ids" in message
+
+
+@pytest.mark.parametrize("extra", [
+    {"okta.environment": "production", "okta.audience": "api://orders"},
+    {"okta.environment": "production", "okta.audience": "api://default",
+     "okta.client_ids": "0oa1orders"},
+    {"okta.audience": "api://default"},  # development: the default is expected there
+])
+def test_no_warning_for_an_own_audience_or_listed_clients(settings, caplog, extra) -> None:
+    caplog.set_level(logging.WARNING)
+    main({}, **{**settings, **extra})
+    assert audience_warnings(caplog) == []
+
+
+def test_production_ini_names_no_default_audience() -> None:
+    parser = configparser.RawConfigParser()
+    parser.read(Path(__file__).resolve().parent.parent / "production.ini")
+    assert parser.get("app:main", "okta.audience") == "${OKTA_AUDIENCE}"

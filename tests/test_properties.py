@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from webob import Request
 
 from okta_pyramid import main
-from okta_pyramid.exceptions import InvalidToken
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.exceptions import InvalidToken
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from .issuer import LoopbackIssuer
 

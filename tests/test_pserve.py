@@ -17,6 +17,8 @@ import requests
 
 from .issuer import DROP, LoopbackIssuer, unreachable_url
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 PSERVE = str(Path(sys.executable).with_name("pserve"))
 SERVING = re.compile(r"Serving on (http://127\.0\.0\.1:\d+)")
@@ -150,11 +152,16 @@ def test_serves_with_the_issuer_up(pserve, issuer) -> None:
     assert line["message"] == "token rejected: reason=expired client=127.0.0.1"
     assert line["request_id"] == refused.headers["X-Request-ID"]
     assert "Traceback" not in server.stderr
+    # api://default and no okta.client_ids: one warning at start-up says why and what to do.
+    [warning] = [line for line in server.json_lines()
+                 if line["message"].startswith("okta.audience: is api://default")]
+    assert warning["level"] == "WARNING" and "okta.client_ids" in warning["message"]
     print(f"pserve start to ready: {startup:.2f}s")
 
 
 def test_authorization_settings_come_from_the_environment(pserve, issuer) -> None:
-    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_REQUIRED_CLAIMS="uid\nver = 1",
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
+                    OKTA_REQUIRED_CLAIMS="uid\nver = 1",
                     OKTA_GROUPS_CLAIM="roles", OKTA_TOKEN_CACHE_SIZE="0")
     assert wait_ready(server).status_code == 200
 
@@ -202,17 +209,30 @@ def test_serves_with_the_issuer_unreachable(pserve) -> None:
                for m in messages)
 
 
+OKTA = {"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default",
+        "OKTA_AUDIENCE": "api://orders"}
+
+
 @pytest.mark.parametrize(("env", "expected"), [
     ({}, "okta.issuer: is read from the environment variable OKTA_ISSUER, which is not set"),
-    ({"OKTA_ISSUER": "https://dev-123456.okta.com"},
+    ({**OKTA, "OKTA_ISSUER": "https://dev-123456.okta.com"},
      "okta.issuer: https://dev-123456.okta.com is the Okta org authorization server"),
-    ({"OKTA_ISSUER": "http://dev-123456.okta.com/oauth2/default"},
+    ({**OKTA, "OKTA_ISSUER": "http://dev-123456.okta.com/oauth2/default"},
      "okta.issuer: must use https"),
-    ({"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default",
-      "WAITRESS_TRUSTED_PROXY": "10.0.0.1"},
+    ({**OKTA, "WAITRESS_TRUSTED_PROXY": "10.0.0.1"},
      "server:main trusted_proxy: is set, so set trusted_proxy_headers too"),
-    ({"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default", "OKTA_LEEWAY": "900"},
-     "okta.leeway: must be at least 0 and at most 300"),
+    ({**OKTA, "OKTA_LEEWAY": "900"}, "okta.leeway: must be at least 0 and at most 300"),
+    # Production names its audience: api://default is shared by every API on Okta's
+    # default authorization server.
+    ({"OKTA_ISSUER": OKTA["OKTA_ISSUER"]},
+     "okta.audience: is read from the environment variable OKTA_AUDIENCE, which is not set"),
+    ({**OKTA, "WAITRESS_LISTEN": "127.0.0.1:99999"},
+     "server:main listen: the port '99999' is not a number from 0 to 65535"),
+    ({**OKTA, "OKTA_ISSUER": "https://[::1/oauth2/default"}, "okta.issuer: is not a valid URL"),
+    ({**OKTA, "OKTA_CORS_ALLOWED_ORIGINS": "https://[app"},
+     "okta.cors_allowed_origins: is not a valid URL"),
+    ({**OKTA, "OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default/"},
+     "okta.issuer: must not end with '/'"),
 ])
 def test_refuses_to_start_with_one_line(env, expected) -> None:
     result = subprocess.run([PSERVE, "production.ini"], cwd=ROOT, env=environment(**env),
@@ -223,3 +243,63 @@ def test_refuses_to_start_with_one_line(env, expected) -> None:
     [line] = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert line["level"] == "CRITICAL"
     assert line["message"].startswith("refusing to start: " + expected)
+
+
+def test_a_secret_in_a_refused_setting_is_never_printed(tmp_path: Path) -> None:
+    # A database URL whose password holds a stray '$', and an issuer with user info.
+    ini = (ROOT / "production.ini").read_text().replace(
+        "[app:main]\n", "[app:main]\nsqlalchemy.url = postgresql://app:pa$w0rd-s3cret@db/x\n")
+    (tmp_path / "production.ini").write_text(ini)
+
+    def refusal(**env: str) -> str:
+        result = subprocess.run([PSERVE, "production.ini"], cwd=tmp_path,
+                                env=environment(**env), stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 1
+        [line] = [json.loads(line) for line in result.stderr.splitlines()
+                  if line.startswith("{")]
+        assert "s3cret" not in result.stderr and "w0rd" not in result.stderr
+        return line["message"]
+
+    assert refusal(**OKTA) == (
+        "refusing to start: sqlalchemy.url: the '$' at character 20 must start ${NAME} or "
+        "${NAME:-default} (or be written $$)")
+    (tmp_path / "production.ini").write_text(ini.replace("pa$w0rd", "pa$$w0rd"))
+    assert refusal(**{**OKTA, "OKTA_ISSUER": "https://admin:w0rd-s3cret@dev-1.okta.com/o"}) == (
+        "refusing to start: okta.issuer: must not contain user info (user:password@); an "
+        "issuer URI never has it")
+
+
+
+
+def test_a_taken_port_refuses_with_one_line(taken_port: int) -> None:
+    result = subprocess.run(
+        [PSERVE, "production.ini"], cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=30, env=environment(**OKTA, WAITRESS_LISTEN=f"127.0.0.1:{taken_port}"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert line["message"] == (
+        f"refusing to start: server:main listen: cannot listen on 127.0.0.1:{taken_port} "
+        f"(address already in use); stop what uses it, or choose another address with "
+        f"the environment variable WAITRESS_LISTEN")
+
+
+def test_development_ini_with_its_port_taken_refuses_with_one_line(taken_port: int,
+                                                                   tmp_path: Path) -> None:
+    # `make run` is `pserve development.ini`: the shipped file, with the taken port.
+    ini, count = re.subn(r"(?m)^http_port = \d+$", f"http_port = {taken_port}",
+                         (ROOT / "development.ini").read_text())
+    assert count == 1
+    (tmp_path / "development.ini").write_text(ini)
+    result = subprocess.run([PSERVE, "development.ini"], cwd=tmp_path, env=environment(),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "OSError" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        f"refusing to start: server:main listen: cannot listen on 127.0.0.1:{taken_port} "
+        f"(address already in use); stop what uses it, or choose another port with "
+        f"http_port in development.ini")
+    assert not (tmp_path / ".devissuer").exists()  # refused before the app was built

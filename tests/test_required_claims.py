@@ -9,9 +9,9 @@ import webtest
 from pyramid.exceptions import ConfigurationError
 
 from okta_pyramid import main
-from okta_pyramid.exceptions import InvalidClaims, RequiredClaimNotMet
+from okta_pyramid.tokens.exceptions import InvalidClaims, RequiredClaimNotMet
 from okta_pyramid.settings import parse_settings
-from okta_pyramid.verifier import AccessTokenVerifier, claim_matches
+from okta_pyramid.tokens.verifier import AccessTokenVerifier, claim_matches
 
 from .issuer import DROP, LoopbackIssuer
 

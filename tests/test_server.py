@@ -63,5 +63,53 @@ def test_factory_refuses_with_one_line_and_exit_status_1(caplog) -> None:
     assert record.getMessage().startswith("refusing to start: server:main expose_tracebacks")
 
 
-def test_factory_returns_a_server_callable() -> None:
-    assert callable(server_factory({}, listen="127.0.0.1:0"))
+def test_factory_binds_the_address_and_returns_a_server_callable() -> None:
+    server = server_factory({}, listen="127.0.0.1:0")
+    try:
+        assert callable(server)
+        [sock] = server.sockets
+        assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > 0
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    # The system would wrap these: 99999 becomes 34463.
+    ({"listen": "127.0.0.1:99999"}, "server:main listen: the port '99999' is not a number"),
+    ({"listen": "127.0.0.1:0 [::1]:65536"}, "server:main listen: the port '65536'"),
+    ({"listen": "*:-1"}, "server:main listen: the port '-1'"),
+    ({"listen": "127.0.0.1:http"}, "server:main listen: the port 'http'"),
+    ({"host": "127.0.0.1", "port": "70000"}, "server:main port: the port '70000'"),
+])
+def test_a_port_beyond_65535_is_refused(settings, message) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        waitress_settings(settings)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "127.0.0.1:65535", "[::1]:8080", "*:6543",
+                                    "localhost:6543 127.0.0.1:6544"])
+def test_ports_up_to_65535_are_accepted(listen: str) -> None:
+    assert waitress_settings({"listen": listen})["listen"] == listen
+
+
+
+
+@pytest.mark.parametrize(("global_conf", "listen", "hint"), [
+    ({"http_port": "6543", "__file__": "/srv/app/development.ini"}, "127.0.0.1:{port}",
+     "choose another port with http_port in development.ini"),
+    ({}, "${TEST_LISTEN:-127.0.0.1:{port}}",
+     "choose another address with the environment variable TEST_LISTEN"),
+    ({}, "127.0.0.1:{port}", "choose another address with listen in [server:main]"),
+])
+def test_a_taken_address_refuses_in_one_line(taken_port, caplog, monkeypatch, global_conf,
+                                             listen, hint) -> None:
+    monkeypatch.delenv("TEST_LISTEN", raising=False)
+    caplog.set_level(logging.CRITICAL, logger="okta_pyramid")
+    with pytest.raises(SystemExit) as info:
+        server_factory(global_conf, listen=listen.replace("{port}", str(taken_port)))
+    assert info.value.code == 1
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"refusing to start: server:main listen: cannot listen on 127.0.0.1:{taken_port} "
+        f"(address already in use); stop what uses it, or {hint}")

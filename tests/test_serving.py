@@ -14,6 +14,8 @@ import requests
 
 from .issuer import LoopbackIssuer
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from okta_pyramid.settings import OktaSettings, is_loopback_host, parse_settings
+from okta_pyramid.settings import (
+    SETTING_NAMES,
+    OktaSettings,
+    is_loopback_host,
+    parse_settings,
+)
 
 ISSUER = "https://dev-123456.okta.com/oauth2/default"
 
@@ -87,3 +92,137 @@ def test_wrong_values_name_the_key(values: dict[str, str], key: str) -> None:
 ])
 def test_is_loopback_host(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+# -- keys ---------------------------------------------------------------------------
+
+class Recording(dict):
+    """A settings mapping that remembers which keys were read."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_setting_names_are_exactly_the_keys_read() -> None:
+    settings = Recording({"okta.issuer": ISSUER})
+    parse_settings(settings)
+    assert {key for key in settings.read if key.startswith("okta.")} == SETTING_NAMES
+
+
+@pytest.mark.parametrize(("key", "closest"), [
+    ("okta.audiance", "okta.audience"),
+    ("okta.audiences", "okta.audience"),
+    ("okta.client_id", "okta.client_ids"),
+    ("okta.leway", "okta.leeway"),
+    ("okta.Issuer", "okta.issuer"),
+    ("okta.cors_origins", "okta.cors_allowed_origins"),
+])
+def test_an_unknown_key_is_refused_naming_the_closest(key: str, closest: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"okta.issuer": ISSUER, key: "api://orders"})
+    assert str(info.value) == (
+        f"{key}: is not a setting of okta_pyramid; did you mean {closest}?")
+
+
+def test_an_unknown_key_with_no_close_one_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"^okta\.zzz: is not a setting .*remove it"):
+        parse_settings({"okta.issuer": ISSUER, "okta.zzz": "1"})
+
+
+def test_other_prefixes_are_left_to_their_owners() -> None:
+    assert parse_settings({"okta.issuer": ISSUER, "oktaish.x": "1", "pyramid.x": "1",
+                           "tm.attempts": "3"}).issuer == ISSUER
+
+
+# -- the issuer URL -----------------------------------------------------------------
+
+@pytest.mark.parametrize("issuer", [
+    f"{ISSUER} https://dev-7.okta.com/oauth2/default",
+    f"{ISSUER}\nhttps://dev-7.okta.com/oauth2/default",
+    "https://dev-123456.okta.com/oauth2/def ault",
+    "https://dev-123456.okta.com/oauth2/def\tault",
+    "https://dev-123456.okta.com/oauth2/\x00default",
+])
+def test_an_issuer_with_whitespace_inside_is_refused(issuer: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^okta\.issuer: must be one URL"):
+        parse_settings({"okta.issuer": issuer})
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://dev-123456.okta.com/oauth2/default/",
+    "https://dev-123456.oktapreview.com/oauth2/aus1a2b3c4d5e6f7g8h9/",
+    "https://login.example.com/oauth2/default/",   # Okta behind a custom domain
+    "http://localhost:6543/oauth2/default/",
+])
+def test_an_okta_issuer_with_a_trailing_slash_is_refused(issuer: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"okta.issuer": issuer})
+    assert str(info.value).startswith("okta.issuer: must not end with '/'")
+    assert str(info.value).endswith(f"write {issuer[:-1]}")
+
+
+def test_an_issuer_that_really_ends_with_a_slash_is_accepted() -> None:
+    # Auth0's issuer is the tenant URL with a slash; iss carries it the same way.
+    assert parse_settings({"okta.issuer": "https://tenant.auth0.com/"}).issuer == (
+        "https://tenant.auth0.com/")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("okta.issuer", "https://[::1/oauth2/default"),
+    ("okta.issuer", "https://[app]/oauth2/default"),
+    ("okta.issuer", "https://dev-1.okta.com:99999/oauth2/default"),
+    ("okta.issuer", "https://dev-1.okta.com:https/oauth2/default"),
+    ("okta.cors_allowed_origins", "https://[app"),
+    ("okta.cors_allowed_origins", "https://app.example.com https://app.example.com:70000"),
+])
+def test_an_unreadable_url_is_refused_in_one_line(key: str, value: str) -> None:
+    settings = {"okta.issuer": ISSUER, key: value}
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings(settings)
+    assert str(info.value).startswith(f"{key}: is not a valid URL")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("okta.issuer", "https://admin:pw-s3cret@dev-1.okta.com/oauth2/default"),
+    ("okta.issuer", "http://admin:pw-s3cret@example.com/oauth2/default"),
+    ("okta.issuer", "https://admin:pw-s3cret@[::1/oauth2/default"),
+    ("okta.issuer", "ftp://admin:pw-s3cret@example.com/x"),
+    ("okta.cors_allowed_origins", "https://admin:pw-s3cret@app.example.com"),
+    ("okta.cors_allowed_origins", "https://admin:pw-s3cret@App.example.com/path"),
+])
+def test_credentials_in_a_url_are_never_quoted(key: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"okta.issuer": ISSUER, key: value})
+    assert str(info.value).startswith(f"{key}: ")
+    assert "s3cret" not in str(info.value) and "admin" not in str(info.value)
+
+
+# -- the audience in production -------------------------------------------------------
+
+@pytest.mark.parametrize("audience", [None, "", "  "])
+def test_production_needs_an_explicit_audience(audience: str | None) -> None:
+    settings = {"okta.issuer": ISSUER, "okta.environment": "production"}
+    if audience is not None:
+        settings["okta.audience"] = audience
+    with pytest.raises(ConfigurationError, match=r"^okta\.audience: is required when "
+                                                 r"okta\.environment = production"):
+        parse_settings(settings)
+
+
+def test_production_accepts_a_named_audience() -> None:
+    settings = parse_settings({"okta.issuer": ISSUER, "okta.environment": "production",
+                               "okta.audience": "api://orders"})
+    assert settings.audiences == ("api://orders",)
+
+
+def test_development_defaults_the_audience() -> None:
+    assert parse_settings({"okta.issuer": ISSUER}).audiences == ("api://default",)

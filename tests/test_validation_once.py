@@ -19,8 +19,9 @@ from pyramid.interfaces import ISecurityPolicy
 from okta_pyramid.permissions import AUTHENTICATED, Root
 from okta_pyramid.principals import principals_for
 from okta_pyramid.security import OktaSecurityPolicy
-from okta_pyramid.verifier import AccessTokenVerifier, VerifiedToken
+from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
+from .helpers import webtest_app
 from .issuer import LoopbackIssuer
 
 
@@ -50,14 +51,11 @@ def busy_view(request: Request) -> dict[str, Any]:
 
 
 @pytest.fixture
-def busy_app(settings: dict[str, Any]) -> webtest.TestApp:
-    with Configurator(settings={**settings, "okta.token_cache_size": "0"}) as config:
-        config.include("okta_pyramid")
-        config.add_route("busy", "/busy")
-        config.add_view(busy_view, route_name="busy", renderer="json",
-                        permission=AUTHENTICATED)
-        app = config.make_wsgi_app()
-    return webtest.TestApp(app)
+def busy_app(make_config: Callable[..., Configurator]) -> webtest.TestApp:
+    config = make_config(token_cache_size="0")
+    config.add_route("busy", "/busy")
+    config.add_view(busy_view, route_name="busy", renderer="json", permission=AUTHENTICATED)
+    return webtest_app(config)
 
 
 def test_a_busy_view_judges_the_token_once(busy_app: webtest.TestApp,
@@ -130,13 +128,11 @@ def mutating_view(request: Request) -> dict[str, Any]:
 
 
 def test_a_view_changing_its_claims_changes_no_other_request(
-        settings: dict[str, Any], issuer: LoopbackIssuer) -> None:
-    with Configurator(settings=settings) as config:
-        config.include("okta_pyramid")
-        config.add_route("mutate", "/mutate")
-        config.add_view(mutating_view, route_name="mutate", renderer="json",
-                        permission=AUTHENTICATED)
-        app = webtest.TestApp(config.make_wsgi_app())
+        config: Configurator, issuer: LoopbackIssuer) -> None:
+    config.add_route("mutate", "/mutate")
+    config.add_view(mutating_view, route_name="mutate", renderer="json",
+                    permission=AUTHENTICATED)
+    app = webtest_app(config)
     token = issuer.mint()
     headers = {"Authorization": f"Bearer {token}"}
     first = app.get("/mutate", headers=headers).json

@@ -16,7 +16,7 @@ from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 from pyramid.exceptions import ConfigurationError
 
-from ..warmup import wait_until_listening
+from ..tokens.refresher import wait_until_listening
 from .config import DevIssuerSettings, parse_devissuer_settings
 from .keys import KeyStore, KeyStoreError
 from .tokens import TokenFactory

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError
 
-from ..settings import is_loopback_host, parse_settings
+from ..settings import is_loopback_host, parse_settings, refuse_unknown_keys
 
 PREFIX = "devissuer."
 DEFAULT_TOKEN_LIFETIME = 3600
@@ -23,6 +23,14 @@ MIN_TOKEN_LIFETIME = 60
 MAX_TOKEN_LIFETIME = 86400
 DEFAULT_KEYS_DIR = ".devissuer"
 DEFAULT_KEEP_KEYS = 2
+#: Every ``devissuer.*`` key the development issuer reads; any other one is refused.
+SETTING_NAMES = frozenset({
+    "devissuer.clients",
+    "devissuer.token_lifetime",
+    "devissuer.keys_dir",
+    "devissuer.keep_keys",
+    "devissuer.audience",
+})
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
 
@@ -127,6 +135,7 @@ def check_loopback_issuer(issuer: str) -> None:
 def parse_devissuer_settings(settings: Mapping[str, Any]) -> DevIssuerSettings:
     """Validate the ``devissuer.*`` keys (and ``okta.issuer``, which must be loopback)."""
     okta = parse_settings(settings)
+    refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
     check_loopback_issuer(okta.issuer)
     audience = str(settings.get(PREFIX + "audience") or "").strip() or okta.audiences[0]
     if audience not in okta.audiences:

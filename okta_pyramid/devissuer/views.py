@@ -7,20 +7,23 @@ server uses under its issuer URI:
 - ``/v1/token``: the client-credentials grant (RFC 6749 §4.4).
 
 Every view is public: callers of a token endpoint authenticate as clients, not
-with an access token.
+with an access token. Every request under the issuer's path first passes one
+guard (:class:`LocalOnlyTween`), so an endpoint added later is guarded too.
 """
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from pyramid.authentication import extract_http_basic_credentials
 from pyramid.config import Configurator
+from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.tweens import INGRESS, MAIN
 
 from ..errors import json_error
 from ..settings import is_loopback_host
@@ -35,6 +38,7 @@ FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
 # Compared against when the client id is unknown, so both cases take as long.
 _NO_SECRET = b"\0" * 32
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class TokenError(Exception):
@@ -45,6 +49,85 @@ class TokenError(Exception):
         self.error = error
         self.description = description
         self.status = status
+
+
+def _origin(scheme: str, host: str, port: int | None) -> str:
+    """The RFC 6454 §6.2 serialization: no default port, IPv6 in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    if port is None or port == DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{shown}"
+    return f"{scheme}://{shown}:{port}"
+
+
+class LocalOnlyTween:
+    """The guard in front of every endpoint of the development issuer.
+
+    Its client secret is public (it is in development.ini), so the issuer must
+    answer only this machine, and on it only the developer's own tools, never a
+    web page open in the developer's browser (whose requests also come from
+    loopback). A request is refused with 403 unless:
+
+    - it comes from a loopback address;
+    - its ``Host`` names the issuer's own port on the issuer's host or on a
+      loopback literal (a page that rebinds its own DNS name to 127.0.0.1 sends
+      that name: DNS rebinding);
+    - its ``Origin``, if any, is the issuer's own origin or the one the request
+      was sent to (the page is served by this app); a cross-site page, a form
+      posted from one, or a sandboxed page (``Origin: null``) is refused;
+    - its ``Sec-Fetch-Site``, if any, is not ``cross-site`` or ``same-site``,
+      except for a GET that opens a page (a link to the metadata, say).
+    """
+
+    def __init__(self, handler: Callable[[Request], Response], registry: Registry) -> None:
+        self.handler = handler
+        settings: DevIssuerSettings = registry.devissuer_settings
+        issuer = urlsplit(settings.issuer)
+        self.path = settings.path
+        self.scheme = issuer.scheme
+        self.hostname = (issuer.hostname or "").lower()
+        self.port = issuer.port or DEFAULT_PORTS[issuer.scheme]
+        self.origin = _origin(self.scheme, self.hostname, self.port)
+
+    def __call__(self, request: Request) -> Response:
+        path = request.path_info
+        if path == self.path or path.startswith(self.path + "/"):
+            refusal = self.refusal(request)
+            if refusal is not None:
+                log.warning("development issuer: refused %s %s: %s", request.method,
+                            path[:200], refusal)
+                return json_error(403, "access_denied",
+                                  f"the development issuer refuses this request: {refusal}")
+        return self.handler(request)
+
+    def refusal(self, request: Request) -> str | None:
+        """Why ``request`` must not reach the development issuer, or ``None``."""
+        if not is_loopback_host(request.remote_addr):
+            # A server reachable from elsewhere (listen = 0.0.0.0, a published
+            # container port) must not mint tokens for other machines.
+            return "it only answers callers on loopback"
+        try:
+            # WebOb falls back to the server's own address when Host is absent.
+            host = urlsplit("//" + request.host)
+            hostname, port = (host.hostname or "").lower(), host.port
+        except ValueError:
+            return "the Host header is not host[:port]"
+        port = port if port is not None else DEFAULT_PORTS.get(request.scheme)
+        if port != self.port or not (hostname == self.hostname
+                                     or is_loopback_host(hostname)):
+            return (f"the Host header must name this issuer ({self.hostname}:{self.port}) "
+                    f"or a loopback address on its port")
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            own = _origin(request.scheme, hostname, port)
+            if origin.lower() not in (self.origin, own):
+                return f"requests from a web page are only accepted from {self.origin}"
+        site = request.headers.get("Sec-Fetch-Site", "").lower()
+        if site in ("cross-site", "same-site"):
+            opens_a_page = (request.method in ("GET", "HEAD")
+                            and request.headers.get("Sec-Fetch-Mode") == "navigate")
+            if not opens_a_page:
+                return f"requests from a web page are only accepted from {self.origin}"
+        return None
 
 
 def metadata(request: Request) -> dict[str, Any]:
@@ -77,13 +160,6 @@ def token(request: Request) -> Response | dict[str, Any]:
     """The client-credentials grant (RFC 6749 §4.4), answered as Okta does."""
     settings: DevIssuerSettings = request.registry.devissuer_settings
     factory: TokenFactory = request.registry.devissuer_tokens
-    if not is_loopback_host(request.remote_addr):
-        # The development client's secret is public (it is in development.ini): a
-        # server reachable from elsewhere (listen = 0.0.0.0, a published container
-        # port) must not mint tokens for other machines.
-        log.warning("token refused: the caller %s is not on loopback", request.remote_addr)
-        return json_error(403, "access_denied",
-                          "the development issuer only issues tokens to loopback callers")
     try:
         params = _form(request)
         client = _authenticate_client(request, params, settings)
@@ -195,6 +271,10 @@ def _error(exc: TokenError, settings: DevIssuerSettings) -> Response:
 def includeme(config: Configurator) -> None:
     settings: DevIssuerSettings = config.registry.devissuer_settings
     base = settings.path
+    # Over the CORS tween, so no preflight to the issuer is answered for another origin.
+    config.add_tween("okta_pyramid.devissuer.views.LocalOnlyTween",
+                     under=("okta_pyramid.logs.RequestIdTween", INGRESS),
+                     over=("okta_pyramid.cors.CORSTween", MAIN))
     for name in ("oauth-authorization-server", "openid-configuration"):
         route = f"devissuer.{name}"
         config.add_route(route, f"{base}/.well-known/{name}")

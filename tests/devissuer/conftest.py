@@ -87,7 +87,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
         settings = dev_settings(port, tmp_path / "keys", **extra)
         holder["app"] = main({}, **settings)
         ready.set()
-        app = webtest.TestApp(holder["app"], extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        # As a client of the served app would call it: from loopback, to its address.
+        app = webtest.TestApp(holder["app"], extra_environ={
+            "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": f"127.0.0.1:{port}"})
         return DevServer(f"http://127.0.0.1:{port}", settings["okta.issuer"],
                          tmp_path / "keys", settings, app)
 

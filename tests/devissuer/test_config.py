@@ -11,8 +11,9 @@ from pyramid.paster import get_appsettings
 from pyramid.settings import aslist
 
 from okta_pyramid import main
-from okta_pyramid.devissuer.config import Client, parse_devissuer_settings
+from okta_pyramid.devissuer.config import SETTING_NAMES, Client, parse_devissuer_settings
 
+from ..test_settings import Recording
 from .conftest import CLIENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,24 @@ def test_a_wrong_setting_stops_start_up_naming_the_key(tmp_path, key, value, mes
         main({}, **settings(tmp_path, **{key: value}))
     assert str(info.value).startswith(key + ":")
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(("key", "closest"), [
+    ("devissuer.client", "devissuer.clients"),
+    ("devissuer.token_lifetim", "devissuer.token_lifetime"),
+    ("devissuer.keydir", "devissuer.keys_dir"),
+    ("devissuer.audiance", "devissuer.audience"),
+])
+def test_an_unknown_key_stops_start_up_naming_the_closest(tmp_path, key, closest):
+    with pytest.raises(ConfigurationError) as info:
+        main({}, **settings(tmp_path, **{key: "x"}))
+    assert str(info.value) == f"{key}: is not a setting of okta_pyramid; did you mean {closest}?"
+
+
+def test_setting_names_are_exactly_the_keys_read(tmp_path):
+    values = Recording(settings(tmp_path))
+    parse_devissuer_settings(values)
+    assert {key for key in values.read if key.startswith("devissuer.")} == SETTING_NAMES
 
 
 def test_an_unusable_keys_folder_stops_start_up(tmp_path):

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from okta_pyramid.devissuer import prefetch_keys
 from okta_pyramid.devissuer.keys import KeyStore
-from okta_pyramid.jwks import IssuerClient
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.jwks import IssuerClient
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from ..issuer import unreachable_url
 from .conftest import DevServer, basic
@@ -77,18 +77,6 @@ def test_client_credentials_with_basic_authentication(dev: DevServer):
     assert claims["scp"] == ["api.read"]
     assert claims["exp"] - claims["iat"] == 3600
     assert claims["jti"].startswith("AT.")
-
-
-@pytest.mark.parametrize("remote", ["203.0.113.5", "10.0.0.7", "172.17.0.1"])
-def test_tokens_are_only_issued_to_loopback_callers(dev: DevServer, remote: str):
-    # The development client's secret is public: a server published beyond loopback
-    # (listen = 0.0.0.0, a container port) must not mint tokens for other machines.
-    response = dev.app.post(
-        "/oauth2/default/v1/token", {"grant_type": "client_credentials", "scope": "api.read"},
-        headers={"Authorization": basic("svc-client", "s3cret-value")},
-        extra_environ={"REMOTE_ADDR": remote}, status=403)
-    assert response.json["error"] == "access_denied"
-    assert "access_token" not in response.json
 
 
 def test_the_form_media_type_is_case_insensitive(dev: DevServer):

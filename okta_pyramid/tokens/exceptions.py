@@ -1,4 +1,4 @@
-"""Exceptions raised by :mod:`okta_pyramid.verifier`.
+"""Exceptions raised by :mod:`okta_pyramid.tokens.verifier`.
 
 ``VerificationError``
 ├── ``InvalidToken``            the token must be refused (HTTP 401, RFC 6750 §3.1)

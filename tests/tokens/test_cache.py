@@ -1,18 +1,17 @@
 """The verified-token cache: a repeated token costs a lookup, and no outcome changes.
 
-Each rule of :mod:`okta_pyramid.token_cache` has a test here that fails if the rule
+Each rule of :mod:`okta_pyramid.tokens.cache` has a test here that fails if the rule
 is removed. Tokens come from the loopback issuer over real HTTP.
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from okta_pyramid.exceptions import (
+from okta_pyramid.tokens.exceptions import (
     ExpiredToken,
     ImmatureToken,
     InvalidAudience,
@@ -22,10 +21,11 @@ from okta_pyramid.exceptions import (
     UnknownKey,
 )
 from okta_pyramid.settings import DEFAULT_TOKEN_CACHE_SIZE, parse_settings
-from okta_pyramid.token_cache import VerifiedTokenCache, token_digest
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.cache import VerifiedTokenCache, token_digest
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
-from .issuer import DROP, LoopbackIssuer
+from ..helpers import run_together
+from ..issuer import DROP, LoopbackIssuer
 
 LEEWAY = 60
 
@@ -202,7 +202,7 @@ def test_a_rejected_token_is_not_cached(issuer: LoopbackIssuer, claims: dict[str
 
 
 def test_a_bad_signature_is_not_cached(issuer: LoopbackIssuer) -> None:
-    from .issuer import SigningKey, rsa_key
+    from ..issuer import SigningKey, rsa_key
 
     verifier = make_verifier(issuer)
     forged = issuer.mint(key=SigningKey("key-1", rsa_key(99)))  # a known kid, a foreign key
@@ -293,11 +293,7 @@ def test_concurrent_use_keeps_it_consistent(issuer: LoopbackIssuer) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(work, [(n,) for n in range(4)])
     assert errors == []
     cache = verifier.token_cache
     assert cache is not None and len(cache) <= 8

@@ -4,7 +4,7 @@ This module knows nothing of Pyramid and can be used on its own::
 
     verifier = AccessTokenVerifier("https://dev-123456.okta.com/oauth2/default",
                                    audience="api://default")
-    claims = verifier.verify(token)   # or raises okta_pyramid.exceptions.VerificationError
+    claims = verifier.verify(token)   # or raises okta_pyramid.tokens.exceptions.VerificationError
 
 What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 
@@ -22,50 +22,41 @@ What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 7. the required claims of ``required_claims``: present, and equal to (or, for an
    array claim, containing) the required value.
 
-A token that passed all of this is remembered (:mod:`okta_pyramid.token_cache`), so
+A token that passed all of this is remembered (:mod:`okta_pyramid.tokens.cache`), so
 the same token seen again costs a lookup plus the recheck of ``exp``/``nbf``/``iat``.
 """
 from __future__ import annotations
 
-import binascii
-import hashlib
-import hmac
 import json
 import math
-import re
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 import requests
-from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from . import _jws
+from .cache import VerifiedTokenCache, token_digest
 from .exceptions import (
     ExpiredToken,
     ImmatureToken,
     InvalidAudience,
     InvalidClaims,
     InvalidIssuer,
-    InvalidSignature,
     MalformedToken,
     RequiredClaimNotMet,
     UnknownKey,
     UnsupportedAlgorithm,
     UnsupportedHeader,
 )
-from .jwks import IssuerClient, KeySet
-from .settings import (
-    DEFAULT_AUDIENCE,
-    DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_JWKS_REFETCH_COOLDOWN,
-    DEFAULT_LEEWAY,
-    DEFAULT_TOKEN_CACHE_SIZE,
-)
-from .token_cache import VerifiedTokenCache, token_digest
+from .jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, IssuerClient, KeySet
 
+#: Okta's default authorization server gives its tokens this audience.
+DEFAULT_AUDIENCE = "api://default"
+#: Seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+DEFAULT_LEEWAY = 60
+#: Verified tokens kept in memory (each costs about its payload, ~1 KiB at Okta).
+DEFAULT_TOKEN_CACHE_SIZE = 4096
 #: Okta signs access tokens with RS256 only; RFC 8725 §3.1: accept an explicit allowlist.
 ALGORITHMS = ("RS256",)
 #: Larger tokens are refused before any decoding. Okta tokens with large groups
@@ -76,51 +67,8 @@ MAX_TOKEN_LENGTH = 16 * 1024
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
 
-# RFC 7515 §7.1: the compact serialization, three base64url parts (§2: no padding).
-_COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 #: Distinct accepted token headers remembered (an issuer uses one per signing key).
 _MAX_HEADERS = 64
-_PKCS1 = padding.PKCS1v15()
-_SHA256 = hashes.SHA256()
-
-
-class _DuplicateName(ValueError):
-    """A JSON object names a member twice."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §4 and RFC 7519 §4: a parser must reject duplicate names or keep the
-    # last one. Rejecting means no two readers of one token can see different claims.
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise _DuplicateName("a JSON object names a member twice")
-    return members
-
-
-# NaN and Infinity are not JSON (RFC 8259 §6); Python would accept them. One decoder
-# for the process: json.loads with an option builds a new one on every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
-
-
-def _loads(data: bytes) -> Any:
-    # RFC 8259 §8.1 and RFC 7515 §5.2: the JSON is UTF-8 (a decode error is a ValueError).
-    return _DECODER.decode(data.decode("utf-8"))
-
-
-def _segment(data: str) -> bytes:
-    # Only called on text that matched _COMPACT_JWS, so every character is in the
-    # base64url alphabet and the padding is ours; what is left to refuse is an
-    # impossible length (4n + 1 characters).
-    encoded = data.encode("ascii").translate(_URLSAFE_TO_STANDARD)
-    try:
-        return binascii.a2b_base64(encoded + b"=" * (-len(encoded) % 4))
-    except binascii.Error:
-        raise MalformedToken("the token is not base64url-encoded") from None
 
 
 class VerifiedToken:
@@ -152,7 +100,7 @@ class VerifiedToken:
 
     def claims(self) -> dict[str, Any]:
         """The claims, as a new dictionary the caller may change."""
-        return _loads(self.payload)
+        return _jws.loads(self.payload)
 
     def principals(self, mapping: Callable[[Mapping[str, Any]], Iterable[str]]
                    ) -> tuple[str, ...]:
@@ -167,7 +115,7 @@ class VerifiedToken:
         if memo is None or memo[0] is not mapping:
             claims = self._claims
             if claims is None:
-                claims = _loads(self.payload)
+                claims = _jws.loads(self.payload)
             result = tuple(mapping(MappingProxyType(claims)))
             memo = self._principals = (mapping, result)
             # The parsed claims were kept for this moment; a cached token holds only
@@ -235,15 +183,7 @@ class AccessTokenVerifier:
             cached = cache.get(digest, self.clock(), self.keys.generation)
             if cached is not None:
                 return cached  # the cache rechecked the time window
-        jws = _COMPACT_JWS.fullmatch(token)
-        if jws is None:
-            if token.count(".") != 2:
-                raise MalformedToken(
-                    "the token is not a JWT (expected three dot-separated parts)")
-            # RFC 7515 §2: base64url without padding. A lenient decoder would accept
-            # many spellings of one signed token (+ and /, stray characters).
-            raise MalformedToken("the token is not base64url-encoded")
-        header_b64, payload_b64, signature_b64 = jws.groups()
+        header_b64, payload_b64, signature_b64, signing_input = _jws.split(token)
         kid = self._kid(header_b64)
         # The generation is read before the key: a cache entry is served only while
         # the key set it was verified under is current.
@@ -254,16 +194,8 @@ class AccessTokenVerifier:
             # unknown kid): take the key again from the set now current.
             generation = self.keys.generation
             key = self.keys.get(kid)
-        _check_signature(key, _segment(signature_b64), token[:jws.end(2)].encode("ascii"))
-        payload = _segment(payload_b64)
-        try:
-            claims = _loads(payload)
-        except _DuplicateName:
-            raise MalformedToken("the token's claims name a claim twice") from None
-        except (ValueError, RecursionError):
-            raise MalformedToken("the token's claims are not JSON") from None
-        if not isinstance(claims, dict):
-            raise MalformedToken("the token's claims are not a JSON object")
+        _jws.check_rs256(key, _jws.decode_segment(signature_b64), signing_input)
+        payload, claims = _jws.decode_json_object(payload_b64, "claims")
         self._validate_claims(claims)
         # The window mirrors _validate_exp, _validate_iat and _validate_nbf: valid
         # while max(iat, nbf) - leeway <= now < exp + leeway.
@@ -289,14 +221,7 @@ class AccessTokenVerifier:
         return kid
 
     def _header(self, header_b64: str) -> dict[str, Any]:
-        try:
-            header = _loads(_segment(header_b64))
-        except _DuplicateName:
-            raise MalformedToken("the token's header names a parameter twice") from None
-        except (ValueError, RecursionError):
-            raise MalformedToken("the token's header is not JSON") from None
-        if not isinstance(header, dict):
-            raise MalformedToken("the token's header is not a JSON object")
+        header = _jws.decode_json_object(header_b64, "header")[1]
         alg = header.get("alg")
         if alg not in ALGORITHMS:
             raise UnsupportedAlgorithm(
@@ -370,24 +295,6 @@ class AccessTokenVerifier:
             raise RequiredClaimNotMet(
                 f"the token's '{name}' claim does not have the value this API requires"
             )
-
-
-def _check_signature(key: RSAPublicKey, signature: bytes, signing_input: bytes) -> None:
-    """RS256 (RFC 7518 §3.3): RSASSA-PKCS1-v1_5 with SHA-256, verified as RFC 8017
-    §8.2.2 does it: OpenSSL opens the signature with the public key and checks its
-    padding and its DigestInfo for SHA-256, and the digest it carries must equal the
-    SHA-256 of the signing input.
-
-    This is ``key.verify()`` in two steps, for speed: ``verify`` lets go of the GIL
-    for the 20 µs of arithmetic and must then win it back, which in a threaded
-    server costs more in thread switches than the check itself. Recovery keeps it.
-    """
-    try:
-        digest = key.recover_data_from_signature(signature, _PKCS1, _SHA256)
-    except _CryptoInvalidSignature:
-        raise InvalidSignature("the token's signature does not verify") from None
-    if not hmac.compare_digest(digest, hashlib.sha256(signing_input).digest()):
-        raise InvalidSignature("the token's signature does not verify")
 
 
 def claim_matches(claim: Any, value: str) -> bool:

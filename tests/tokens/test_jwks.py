@@ -1,14 +1,15 @@
 """Discovery and the key cache, over real HTTP to the loopback issuer."""
 from __future__ import annotations
 
+import base64
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
-from okta_pyramid import exceptions as exc
-from okta_pyramid.jwks import (
+from okta_pyramid.tokens import exceptions as exc
+from okta_pyramid.tokens.jwks import (
     MAX_DOCUMENT_BYTES,
     FetchError,
     IssuerClient,
@@ -16,9 +17,10 @@ from okta_pyramid.jwks import (
     discovery_urls,
     parse_jwks,
 )
-from okta_pyramid.verifier import AccessTokenVerifier
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
-from .issuer import LoopbackIssuer, public_jwk, rsa_key, unreachable_url
+from ..helpers import run_together
+from ..issuer import LoopbackIssuer, b64url_uint, public_jwk, rsa_key, unreachable_url
 
 OAS = "/oauth2/default/.well-known/oauth-authorization-server"
 OIDC = "/oauth2/default/.well-known/openid-configuration"
@@ -84,15 +86,6 @@ def test_hanging_issuer_times_out(issuer: LoopbackIssuer) -> None:
     started = time.monotonic()
     with pytest.raises(FetchError):
         IssuerClient(issuer.issuer, http_timeout=0.3).metadata()
-    assert time.monotonic() - started < 2
-
-
-def test_dripping_issuer_is_cut_off_at_the_deadline(issuer: LoopbackIssuer) -> None:
-    # Bytes keep arriving, so no socket timeout fires: the overall deadline must.
-    issuer.mode = "drip"
-    started = time.monotonic()
-    with pytest.raises(FetchError, match="took longer"):
-        IssuerClient(issuer.issuer, http_timeout=0.5).metadata()
     assert time.monotonic() - started < 2
 
 
@@ -265,7 +258,8 @@ def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
     # request that arrives while it is in flight: they must wait for it, not answer
     # "unknown kid" (a burst of 401s for valid tokens at every cold start).
     issuer.jwks_delay = 0.3
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30,
+                  max_waiters=8)
     results: list[Any] = []
     barrier = threading.Barrier(8)
 
@@ -276,11 +270,7 @@ def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
         except Exception as exc:  # noqa: BLE001 - the assertion below shows which
             results.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [()] * 8)
     assert len(results) == 8
     assert not [r for r in results if isinstance(r, Exception)], results
     assert issuer.hits[KEYS] == 1
@@ -289,7 +279,8 @@ def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
 def test_a_made_up_kid_during_an_in_flight_fetch_does_not_fetch_again(
         issuer: LoopbackIssuer) -> None:
     issuer.jwks_delay = 0.3
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30,
+                  max_waiters=6)
     errors: list[str] = []
     barrier = threading.Barrier(6)
 
@@ -300,12 +291,7 @@ def test_a_made_up_kid_during_an_in_flight_fetch_does_not_fetch_again(
         except Exception as exc:  # noqa: BLE001
             errors.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=worker, args=(f"made-up-{i}",)) for i in range(5)]
-    threads.append(threading.Thread(target=worker, args=("key-1",)))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [(f"made-up-{i}",) for i in range(5)] + [("key-1",)])
     assert sorted(errors) == ["UnknownKey"] * 5
     assert issuer.hits[KEYS] == 1
 
@@ -322,20 +308,180 @@ def verify_concurrently(verifier: AccessTokenVerifier, token: str, count: int) -
         except Exception as exc:  # reported in the assertion
             outcomes.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=work) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    run_together(work, [()] * count, timeout=10)
     return outcomes
 
 
 def test_requests_with_a_rotated_key_share_its_fetch(issuer: LoopbackIssuer) -> None:
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2,
                                    jwks_refetch_cooldown=0.2)
+    verifier.keys.max_waiters = 5
     verifier.verify(issuer.mint())
     time.sleep(0.3)  # a refetch is due again
     new_key = issuer.rotate(2)
     issuer.jwks_delay = 0.3
     assert verify_concurrently(verifier, issuer.mint(key=new_key), 5) == ["ok"] * 5
     assert issuer.hits[KEYS] == 2
+
+
+# -- a stalled issuer: one deadline per fetch, bounded waits --------------------------
+
+
+@pytest.mark.parametrize("mode", ["drip", "drip_headers"])
+def test_a_dripping_issuer_is_cut_at_the_deadline(issuer: LoopbackIssuer, mode: str) -> None:
+    # A byte keeps arriving, so no read times out: the deadline over the whole
+    # exchange must end it, in the body as in the headers.
+    issuer.mode = mode
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer than 0.5s"):
+        IssuerClient(issuer.issuer, http_timeout=0.5).metadata()
+    assert 0.5 <= time.monotonic() - started < 0.8
+
+
+def test_one_deadline_covers_discovery_and_the_key_set(issuer: LoopbackIssuer) -> None:
+    client = IssuerClient(issuer.issuer, http_timeout=0.5)
+    issuer.jwks_delay = 0.3
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer"):
+        client.fetch_keys(deadline=time.monotonic() + 0.2)
+    assert time.monotonic() - started < 0.4
+    with pytest.raises(FetchError, match="took longer"):
+        client.get_json(issuer.jwks_uri, deadline=time.monotonic() - 1)
+
+
+def test_connections_are_not_kept_between_fetches(issuer: LoopbackIssuer) -> None:
+    # A pooled connection would be reused without the watchdog knowing it.
+    client = IssuerClient(issuer.issuer)
+    client.fetch_keys()
+    issuer.mode = "drip_headers"
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer"):
+        client.fetch_keys(deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started < 0.6
+
+
+class OverrunningClient(IssuerClient):
+    """A fetch that outlives its deadline once ``overrun`` is set, as a stalled name
+    lookup does (the resolver is outside the deadline's reach)."""
+
+    overrun = False
+
+    def fetch_keys(self, *, deadline: float | None = None):
+        if self.overrun:
+            time.sleep(1.5)
+        return super().fetch_keys()
+
+
+def in_thread(target: Callable[[], Any]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until_fetching(keys: KeySet) -> None:
+    while not keys._lock.locked():
+        time.sleep(0.001)
+
+
+def test_nobody_waits_on_a_fetch_past_the_deadline(issuer: LoopbackIssuer) -> None:
+    client = OverrunningClient(issuer.issuer, http_timeout=0.3)
+    keys = KeySet(client, refetch_cooldown=0)
+    keys.refresh()
+    client.overrun = True
+    fetch = in_thread(keys.refresh)
+    wait_until_fetching(keys)
+    started = time.monotonic()
+    with pytest.raises(exc.IssuerUnavailable) as info:
+        keys.get("key-2")
+    assert time.monotonic() - started < 0.3 + 0.3
+    assert info.value.retry_after >= 1
+    assert keys.get("key-1")  # held: no waiting at all
+    # The background refresher, too, gives up waiting, and says so.
+    assert keys.refresh() is False
+    assert time.monotonic() - started < 2 * (0.3 + 0.3)
+    fetch.join()
+
+
+def test_only_a_few_requests_wait_for_a_fetch(issuer: LoopbackIssuer) -> None:
+    # Each waiting request holds a server thread; the others are answered at once.
+    issuer.jwks_delay = 0.5
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
+                  max_waiters=1)
+    results: list[Any] = []
+    first = in_thread(lambda: results.append(keys.get("key-1")))
+    wait_until_fetching(keys)
+    waiter = in_thread(lambda: results.append(keys.get("key-1")))
+    while keys._waiting < 1:
+        time.sleep(0.001)
+    started = time.monotonic()
+    with pytest.raises(exc.IssuerUnavailable):
+        keys.get("key-1")
+    assert time.monotonic() - started < 0.2
+    first.join()
+    waiter.join()
+    assert len(results) == 2 and issuer.hits[KEYS] == 1
+
+
+def test_a_kid_certainly_unknown_is_401_while_a_fetch_hangs(issuer: LoopbackIssuer) -> None:
+    clock = FakeClock()
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=1), refetch_cooldown=30,
+                  max_waiters=0, clock=clock)
+    keys.get("key-1")
+    issuer.mode = "drip_headers"
+    fetch = in_thread(keys.refresh)  # the background refresh, stalled
+    wait_until_fetching(keys)
+    started = time.monotonic()
+    # Keys fetched successfully less than a cooldown ago do not have this kid.
+    with pytest.raises(exc.UnknownKey):
+        keys.get("made-up")
+    clock.now += 31
+    # Past the cooldown, the stalled fetch might have brought it: try again later.
+    with pytest.raises(exc.IssuerUnavailable):
+        keys.get("key-2")
+    assert keys.get("key-1")
+    assert time.monotonic() - started < 0.3
+    fetch.join()
+
+
+_N = public_jwk(rsa_key(1), "x")["n"]
+_N_INT = rsa_key(1).public_key().public_numbers().n
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_ZERO_N = base64.urlsafe_b64encode(b"\0" + _N_INT.to_bytes(256, "big")).rstrip(b"=").decode()
+_NOT_UINT = "not a minimal base64url integer"
+
+
+@pytest.mark.parametrize(("n", "e", "reason"), [
+    pytest.param(_N, "Aw", "exponent below 65537", id="e=3"),
+    pytest.param(_N, "__8", "exponent below 65537", id="e=65535"),
+    pytest.param(_N, "AQAC", "even exponent", id="e=65538 even"),
+    pytest.param(b64url_uint(_N_INT + 1), "AQAB", "even modulus", id="even modulus"),
+    pytest.param(_ZERO_N, "AQAB", _NOT_UINT, id="n with a leading zero octet"),
+    pytest.param(_N, "AAEAAQ", _NOT_UINT, id="e with a leading zero octet"),
+    pytest.param(_N[:100] + "+" + _N[101:], "AQAB", _NOT_UINT, id="n with a + character"),
+    pytest.param(_N + "==", "AQAB", _NOT_UINT, id="n with padding"),
+    pytest.param(_N[:100] + " " + _N[100:], "AQAB", _NOT_UINT, id="n with a space"),
+    pytest.param(_N[:200] + "é" + _N[201:], "AQAB", _NOT_UINT, id="n not ASCII"),
+    pytest.param(_N[:-1] + _ALPHABET[_ALPHABET.index(_N[-1]) | 1], "AQAB", _NOT_UINT,
+                 id="n with spare bits set"),
+    pytest.param(_N, "AQAB\n", _NOT_UINT, id="e with a newline"),
+    pytest.param(_N, "", _NOT_UINT, id="e empty"),
+    pytest.param(_N, 65537, _NOT_UINT, id="e a number"),
+])
+def test_keys_that_are_not_sound_rsa_keys_are_refused(
+        n: str, e: Any, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    # RFC 7518 §6.3.1: n and e are Base64urlUInt values, minimal and unpadded.
+    bad = {**public_jwk(rsa_key(2), "bad"), "n": n, "e": e}
+    keys, _ = parse_jwks({"keys": [bad, public_jwk(rsa_key(1), "good")]})
+    assert set(keys) == {"good"}
+    [record] = [r for r in caplog.records if "'bad'" in r.getMessage()]
+    assert reason in record.getMessage() and record.levelname == "WARNING"
+    assert n not in record.getMessage()  # key material stays out of the log
+    with pytest.raises(FetchError, match="no usable"):
+        parse_jwks({"keys": [bad]})
+
+
+def test_sound_keys_are_kept() -> None:
+    jwk = public_jwk(rsa_key(1), "k")
+    assert jwk["e"] == "AQAB" and not jwk["n"].startswith("AA")
+    keys, _ = parse_jwks({"keys": [jwk]})
+    assert keys["k"].public_numbers() == rsa_key(1).public_key().public_numbers()

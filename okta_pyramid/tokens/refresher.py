@@ -6,6 +6,8 @@ works while the issuer is down) and a daemon thread fetches the key set, then
 refreshes it every ``okta.jwks_refresh_interval`` seconds. After a failure it
 retries sooner, backing off from the key set's failure backoff up to the interval,
 and the keys already held keep working meanwhile (stale rather than failing).
+Each fetch ends by its deadline (``okta.http_timeout``), so a stalled issuer delays
+the next attempt, never stops the thread.
 """
 from __future__ import annotations
 
@@ -15,11 +17,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from pyramid.config import Configurator
-from pyramid.events import ApplicationCreated
-
 from .jwks import KeySet
-from .settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +95,9 @@ class KeyRefresher:
         delay = 0.0
         while not self._stop.wait(delay):
             try:
-                self.keys.refresh()
-                fetched = self.keys.last_error is None and self.keys.loaded_at is not None
+                # False also when a fetch under way (a request's) could not be waited
+                # for: the thread then tries again after the backoff.
+                fetched = self.keys.refresh() and self.keys.last_error is None
             except Exception:
                 # The thread must outlive any surprise; requests still fetch on demand.
                 log.exception("background refresh of the issuer's keys failed")
@@ -112,25 +111,3 @@ class KeyRefresher:
                 failures += 1
             delay = self.next_delay(failures)
             log.debug("next background key refresh in %.0fs", delay)
-
-
-def includeme(config: Configurator) -> None:
-    """Start a :class:`KeyRefresher` once the WSGI application has been created.
-
-    Reads ``registry.okta_settings.jwks_refresh_interval``; 0 means no thread, and
-    keys are then fetched when the first token arrives.
-    """
-    interval = config.registry.okta_settings.jwks_refresh_interval
-    if not interval:
-        return
-    issuer = config.registry.okta_settings.issuer
-    # A loopback issuer usually starts alongside this app (the development issuer
-    # is this very app): let it listen first rather than log a failed first fetch.
-    wait_for = issuer if is_loopback_host(urlsplit(issuer).hostname) else None
-    refresher = KeyRefresher(config.registry.okta_verifier.keys, interval, wait_for=wait_for)
-    config.registry.okta_key_refresher = refresher
-
-    def start(event: ApplicationCreated) -> None:
-        refresher.start()
-
-    config.add_subscriber(start, ApplicationCreated)

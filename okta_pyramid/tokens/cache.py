@@ -1,32 +1,9 @@
 """A bounded in-memory cache of access tokens that passed full verification.
 
-A client reuses one access token for its whole lifetime (an hour at Okta), so a
-resource server would otherwise repeat the same signature check and claim
-validation on every request. The cache turns a repeated token into a lookup
-without changing any outcome:
-
-- only tokens that passed *every* check are stored (a rejected token is never
-  remembered as valid, and the audience, issuer and ``cid`` policies have
-  already been applied);
-- the key is a SHA-256 digest of the whole token: the token itself is not kept,
-  and a token that differs in any byte (a tampered signature included) misses;
-- an entry is served only while the token's time window holds: ``exp``, ``nbf``
-  and ``iat`` are rechecked with the leeway on every hit (RFC 7519 §4.1.4-4.1.6);
-  an expired entry is dropped when it is next asked for or reaches the least
-  recently used end, and is never served;
-- all entries belong to the generation of the issuer's key set they were verified
-  under, and the whole cache is emptied as soon as that generation is no longer
-  current, so a key removed at the issuer stops its tokens at once;
-- it is bounded by entries (least recently used first out) and by bytes, so a
-  flood of distinct tokens cannot grow it;
-- what it holds is immutable to its callers: the verifier stores a
-  :class:`~okta_pyramid.verifier.VerifiedToken`, which never hands out its own
-  claims dictionary, so a caller that mutates its claims cannot change what later
-  callers see.
-
-It knows nothing of Pyramid, HTTP, keys or claims;
-:class:`~okta_pyramid.verifier.AccessTokenVerifier` decides what to store, how large
-it is, and when a hit is acceptable.
+Keyed by a SHA-256 digest of the whole token; an entry is served only inside the
+token's time window and only while the key set it was verified under is current;
+bounded by entries and by bytes. The verifier decides what to store and when;
+the rules and their reasons are in docs/validation.md.
 """
 from __future__ import annotations
 

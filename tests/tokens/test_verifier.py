@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from okta_pyramid import exceptions as exc
-from okta_pyramid.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
+from okta_pyramid.tokens import exceptions as exc
+from okta_pyramid.tokens.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
 
-from .issuer import DROP, LoopbackIssuer, SigningKey, public_jwk, rsa_key
+from ..issuer import DROP, LoopbackIssuer, SigningKey, public_jwk, rsa_key
 
 
 def b64(data: Any) -> str:
@@ -286,6 +286,52 @@ def test_one_signed_token_has_one_spelling(issuer: LoopbackIssuer,
     assert verifier.verify(token)
     with pytest.raises(exc.MalformedToken, match="base64url"):
         verifier.verify(f"{header}.{payload}.{respell(signature)}")
+
+
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def spellings_with_spare_bits(segment: str) -> list[str]:
+    """The other texts that a lenient decoder reads as the same octets: the last
+    character with its unused low bits (4 after 4n+2 characters, 2 after 4n+3) set."""
+    spare = {2: 16, 3: 4}[len(segment) % 4]
+    value = BASE64URL.index(segment[-1])
+    assert value % spare == 0  # an encoder writes them as zero
+    return [segment[:-1] + BASE64URL[value | bits] for bits in range(1, spare)]
+
+
+def lenient(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+@pytest.mark.parametrize(("part", "rest"), [
+    ("header", 2), ("header", 3), ("payload", 2), ("payload", 3), ("signature", 2),
+])
+def test_spare_bits_give_no_second_spelling(issuer: LoopbackIssuer,
+                                            verifier: AccessTokenVerifier,
+                                            part: str, rest: int) -> None:
+    # RFC 4648 §3.5, RFC 7515 §2: a segment whose unused bits are not zero is not
+    # base64url. Otherwise up to 16 texts verify as one token and each is a separate
+    # cache entry, and a deny-list keyed on the token text can be walked around.
+    index = ("header", "payload", "signature").index(part)
+    for padding_length in range(8):
+        token = issuer.mint(headers={"x": "x" * padding_length},
+                            note="n" * padding_length)
+        segments = token.split(".")
+        if len(segments[index]) % 4 == rest:
+            break
+    assert len(segments[index]) % 4 == rest
+    assert verifier.verify(token)
+    respellings = spellings_with_spare_bits(segments[index])
+    assert len(respellings) == {2: 15, 3: 3}[rest]
+    for respelled in respellings:
+        assert lenient(respelled) == lenient(segments[index])
+        parts = list(segments)
+        parts[index] = respelled
+        if index < 2:  # signed as it is, so that the signature is not what refuses it
+            parts[2] = b64(issuer.signature(f"{parts[0]}.{parts[1]}".encode()))
+        with pytest.raises(exc.MalformedToken, match="base64url"):
+            verifier.verify(".".join(parts))
 
 
 def test_infinite_dates_are_refused(issuer: LoopbackIssuer,

@@ -1,6 +1,6 @@
 """The demonstration message board: reading needs scope ``messages:read``, posting
 needs ``messages:write``, ``/api/admin`` needs group ``Admins`` (see the ACL in
-:mod:`okta_pyramid.routes`). Views only name the permission.
+:mod:`okta_pyramid.demo.resources`). Views only name the permission.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from ..errors import json_error
-from ..permissions import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES
+from .resources import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import webtest
 
 from okta_pyramid import main
 
-from .issuer import LoopbackIssuer
+from ..issuer import LoopbackIssuer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +50,11 @@ def views_of(output: str) -> dict[str, str | None]:
 
 
 @pytest.mark.parametrize(("path", "expected"), [
-    ("/api/messages", {"okta_pyramid.views.messages.list_messages": "messages.read",
-                       "okta_pyramid.views.messages.post_message": "messages.write"}),
-    ("/api/admin", {"okta_pyramid.views.messages.admin": "admin"}),
-    ("/api/whoami", {"okta_pyramid.views.api.whoami": "authenticated"}),
-    ("/api/hello", {"okta_pyramid.views.api.hello": "__no_permission_required__"}),
+    ("/api/messages", {"okta_pyramid.demo.messages.list_messages": "messages.read",
+                       "okta_pyramid.demo.messages.post_message": "messages.write"}),
+    ("/api/admin", {"okta_pyramid.demo.messages.admin": "admin"}),
+    ("/api/whoami", {"okta_pyramid.demo.views.whoami": "authenticated"}),
+    ("/api/hello", {"okta_pyramid.demo.views.hello": "__no_permission_required__"}),
 ])
 def test_pviews_shows_each_views_permission(ini: str, path: str,
                                             expected: dict[str, str]) -> None:

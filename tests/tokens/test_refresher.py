@@ -8,10 +8,10 @@ from typing import Callable, Iterator
 import pytest
 
 from okta_pyramid import main
-from okta_pyramid.jwks import IssuerClient, KeySet
-from okta_pyramid.warmup import KeyRefresher, wait_until_listening
+from okta_pyramid.tokens.jwks import IssuerClient, KeySet
+from okta_pyramid.tokens.refresher import KeyRefresher, wait_until_listening
 
-from .issuer import LoopbackIssuer
+from ..issuer import LoopbackIssuer
 
 KEYS_PATH = "/oauth2/default/v1/keys"
 
@@ -142,3 +142,17 @@ def test_thread_survives_an_unexpected_error(issuer, refreshers, monkeypatch) ->
     refresher.start()
     assert wait_for(lambda: keys.loaded_at is not None)
     assert refresher.running
+
+
+def test_a_stalled_issuer_does_not_stop_the_refresher(issuer, refreshers) -> None:
+    # Headers that never end: each attempt is cut at the deadline and tried again.
+    issuer.mode = "drip_headers"
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=0.3), refetch_cooldown=30,
+                  failure_backoff=0.05)
+    refresher = KeyRefresher(keys, interval=60)
+    refreshers.append(refresher)
+    refresher.start()
+    assert wait_for(lambda: sum(issuer.hits.values()) >= 2, timeout=2.5)
+    assert "took longer than 0.3s" in (keys.last_error or "")
+    issuer.mode = "ok"
+    assert wait_for(lambda: keys.kids == {"key-1"}, timeout=5)

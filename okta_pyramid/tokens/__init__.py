@@ -1,0 +1,55 @@
+"""Verify OAuth 2.0 access tokens (JWTs) from Okta or any RFC 8414 issuer.
+
+This package knows nothing of Pyramid and can be used on its own::
+
+    from okta_pyramid.tokens import AccessTokenVerifier, VerificationError
+
+    verifier = AccessTokenVerifier("https://dev-123456.okta.com/oauth2/default",
+                                   audience="api://orders")
+    claims = verifier.verify(token)   # or raises a VerificationError
+
+What is checked, and why, is in docs/validation.md.
+"""
+from __future__ import annotations
+
+from .exceptions import (
+    ExpiredToken,
+    ImmatureToken,
+    InvalidAudience,
+    InvalidClaims,
+    InvalidIssuer,
+    InvalidSignature,
+    InvalidToken,
+    IssuerUnavailable,
+    MalformedToken,
+    RequiredClaimNotMet,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    UnsupportedHeader,
+    VerificationError,
+)
+from .jwks import IssuerClient, KeySet
+from .refresher import KeyRefresher
+from .verifier import AccessTokenVerifier, VerifiedToken
+
+__all__ = [
+    "AccessTokenVerifier",
+    "ExpiredToken",
+    "ImmatureToken",
+    "InvalidAudience",
+    "InvalidClaims",
+    "InvalidIssuer",
+    "InvalidSignature",
+    "InvalidToken",
+    "IssuerClient",
+    "IssuerUnavailable",
+    "KeyRefresher",
+    "KeySet",
+    "MalformedToken",
+    "RequiredClaimNotMet",
+    "UnknownKey",
+    "UnsupportedAlgorithm",
+    "UnsupportedHeader",
+    "VerificationError",
+    "VerifiedToken",
+]

@@ -1,0 +1,567 @@
+"""Issuer metadata (RFC 8414) and the cache of the issuer's signing keys.
+
+The JWKS URI always comes from the issuer's metadata, never from a token:
+nothing is fetched because a token asked for it (RFC 8725 §3.10).
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
+from requests.adapters import HTTPAdapter
+
+from .exceptions import IssuerUnavailable, UnknownKey
+
+log = logging.getLogger(__name__)
+
+# Okta's documents are a few KiB; anything this large is not a key set.
+MAX_DOCUMENT_BYTES = 512 * 1024
+# RFC 8725 §3.5 / NIST SP 800-131A: RSA keys shorter than this are not trusted.
+MIN_RSA_BITS = 2048
+# FIPS 186-5 §A.1.1 / NIST SP 800-56B §6.2: the public exponent is odd and above 2**16.
+MIN_RSA_EXPONENT = 65537
+# After a failed fetch, wait this long before asking the issuer again.
+DEFAULT_FAILURE_BACKOFF = 5.0
+# At most this many requests wait for a fetch of the keys under way; the others are
+# answered at once, so a stalled issuer never holds every server thread.
+DEFAULT_MAX_WAITERS = 2
+# A request waiting for a fetch under way gives the fetch this long past its deadline
+# to hand over its result (the watchdog needs a moment to cut the connection).
+_HANDOVER = 0.1
+#: Seconds allowed for one exchange with the issuer.
+DEFAULT_HTTP_TIMEOUT = 5.0
+#: An unknown ``kid`` refetches the key set at most this often (seconds).
+DEFAULT_JWKS_REFETCH_COOLDOWN = 30.0
+
+
+class FetchError(Exception):
+    """A document could not be fetched or did not make sense."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def discovery_urls(issuer: str) -> list[str]:
+    """Where the issuer's metadata may live, in the order they are tried.
+
+    Okta serves RFC 8414 metadata at ``{issuer}/.well-known/oauth-authorization-server``;
+    OpenID Connect Discovery 1.0 §4 uses ``{issuer}/.well-known/openid-configuration``;
+    RFC 8414 §3.1 inserts the well-known segment between host and path.
+    """
+    base = issuer.rstrip("/")
+    parts = urlsplit(issuer)
+    urls = [
+        f"{base}/.well-known/oauth-authorization-server",
+        f"{base}/.well-known/openid-configuration",
+    ]
+    path = parts.path.rstrip("/")
+    if path:
+        urls.append(f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}")
+    return urls
+
+
+def _allowed_url(url: Any, issuer: str) -> bool:
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        if parts.port is not None and not parts.port:
+            return False
+    except ValueError:  # "https://[::1/keys", a port out of range...
+        return False
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    # http only where the issuer itself is a loopback http URL (development, tests).
+    return (
+        parts.scheme == "http"
+        and is_loopback_host(parts.hostname)
+        and urlsplit(issuer).scheme == "http"
+    )
+
+
+@dataclass(frozen=True)
+class IssuerMetadata:
+    """The parts of RFC 8414 authorization-server metadata a resource server uses."""
+
+    issuer: str
+    jwks_uri: str
+
+
+# -- one deadline over a whole exchange with the issuer ----------------------------
+#
+# Socket timeouts bound each read, not the exchange: a server (or an egress proxy)
+# that sends its status line and then a header line every second never trips them,
+# nor does one that drips its body. Checking a clock between reads cannot help while
+# http.client is still inside the headers. So each connection opened for a fetch is
+# registered with a watchdog timer that shuts the connection down at the deadline;
+# every read then ends at once, whatever the phase (TLS handshake, headers, body) and
+# whatever the server does. The watchdog holds a duplicate of the socket: TLS wrapping
+# detaches the original socket object, and a bare descriptor number could name
+# another connection once this one is closed. Connections are never reused between
+# fetches, so every exchange goes through a connection the watchdog knows.
+# Name resolution happens before there is a socket; it is bounded by the system
+# resolver's own limits, and waiting requests are bounded regardless (KeySet).
+
+_exchange = threading.local()
+
+
+class _Watchdog:
+    """Shuts down the connections of one fetch when its deadline passes."""
+
+    def __init__(self, deadline: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        watched = sock.dup()
+        with self._lock:
+            self._sockets.append(watched)
+            if self.expired:
+                _shut(watched)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the other side
+
+
+class _Watched:
+    """Mixed into urllib3 connection classes: register each new socket."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        watchdog = getattr(_exchange, "watchdog", None)
+        if watchdog is not None:
+            watchdog.watch(sock)
+        return sock
+
+
+@functools.lru_cache(maxsize=None)
+def _watched_pool(pool: type) -> type:
+    connection = type(f"Watched{pool.ConnectionCls.__name__}", (_Watched, pool.ConnectionCls), {})
+    return type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": connection})
+
+
+def _watch_pools(manager: Any) -> Any:
+    # Plain, https and SOCKS pools alike: the mix-in only adds the registration.
+    manager.pool_classes_by_scheme = {
+        scheme: _watched_pool(pool) for scheme, pool in manager.pool_classes_by_scheme.items()
+    }
+    return manager
+
+
+class _FetchAdapter(HTTPAdapter):
+    """requests' adapter, with connections the watchdog knows; one per fetch."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        if proxy in self.proxy_manager:
+            return self.proxy_manager[proxy]
+        return _watch_pools(super().proxy_manager_for(proxy, **kwargs))
+
+
+class IssuerClient:
+    """Fetches the issuer's metadata and key set over HTTP, with hard limits.
+
+    ``http_timeout`` bounds a whole fetch: connecting, TLS, the status line, the
+    headers and the body of every request it makes (discovery included), whatever
+    the server does. ``session`` supplies the HTTP settings (proxies, CA bundle,
+    client certificate, headers); the connections themselves are always opened here.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self.http_timeout = http_timeout
+        self.session = session or requests.Session()
+        self._metadata: IssuerMetadata | None = None
+
+    def get_json(self, url: str, *, deadline: float | None = None) -> Any:
+        """GET ``url`` and parse its JSON body; raise :class:`FetchError` on anything odd.
+
+        ``deadline`` (``time.monotonic()``) defaults to ``http_timeout`` from now.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.http_timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(f"{url} not fetched: took longer than {self.http_timeout:g}s")
+        session = self.session
+        # Redirects are not followed: the metadata names the URLs to use.
+        request = session.prepare_request(
+            requests.Request("GET", url, headers={"Accept": "application/json"}))
+        env = session.merge_environment_settings(request.url, {}, True, None, None)
+        watchdog = _exchange.watchdog = _Watchdog(deadline)
+        adapter = _FetchAdapter()
+        body = bytearray()
+        try:
+            with adapter.send(request, stream=True, timeout=(remaining, remaining),
+                              verify=env["verify"], cert=env["cert"],
+                              proxies=env["proxies"]) as response:
+                if response.status_code != 200:
+                    raise FetchError(f"{url} answered HTTP {response.status_code}",
+                                     status=response.status_code)
+                while True:
+                    chunk = response.raw.read1(16384, decode_content=True)
+                    if not chunk:
+                        break
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
+                ValueError) as exc:
+            if watchdog.expired:
+                raise FetchError(f"{url} took longer than {self.http_timeout:g}s") from None
+            raise FetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
+        finally:
+            _exchange.watchdog = None
+            adapter.close()
+            watchdog.close()
+        if watchdog.expired:
+            # The watchdog's shutdown can read as the end of the body: it is not the whole.
+            raise FetchError(f"{url} took longer than {self.http_timeout:g}s")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise FetchError(f"{url} did not return JSON") from None
+
+    def metadata(self, *, deadline: float | None = None) -> IssuerMetadata:
+        """The issuer's metadata, discovered once and then kept."""
+        if self._metadata is not None:
+            return self._metadata
+        if deadline is None:
+            deadline = time.monotonic() + self.http_timeout
+        last: FetchError | None = None
+        for url in discovery_urls(self.issuer):
+            try:
+                document = self.get_json(url, deadline=deadline)
+            except FetchError as exc:
+                last = exc
+                if exc.status is not None and 400 <= exc.status < 500:
+                    continue  # not served here; try the next well-known location
+                raise
+            self._metadata = self._check_metadata(url, document)
+            return self._metadata
+        assert last is not None
+        raise FetchError(f"no metadata found for issuer {self.issuer} (last: {last})")
+
+    def _check_metadata(self, url: str, document: Any) -> IssuerMetadata:
+        if not isinstance(document, dict):
+            raise FetchError(f"{url} is not a JSON object")
+        # RFC 8414 §3.3: the issuer in the metadata must be identical to the one expected.
+        if document.get("issuer") != self.issuer:
+            raise FetchError(
+                f"{url} names issuer {str(document.get('issuer'))[:200]!r}, "
+                f"expected exactly {self.issuer!r}"
+            )
+        jwks_uri = document.get("jwks_uri")
+        if not _allowed_url(jwks_uri, self.issuer):
+            raise FetchError(f"{url} has no usable https jwks_uri")
+        return IssuerMetadata(self.issuer, jwks_uri)
+
+    def fetch_keys(self, *, deadline: float | None = None) -> tuple[dict[str, RSAPublicKey], str]:
+        """Fetch the key set; return the usable keys by ``kid`` and a fingerprint.
+
+        One deadline (``http_timeout`` from now by default) covers discovery and the
+        key set together.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.http_timeout
+        document = self.get_json(self.metadata(deadline=deadline).jwks_uri, deadline=deadline)
+        return parse_jwks(document)
+
+
+def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
+    """Keep the RSA signature keys of a JWK Set (RFC 7517) that can verify RS256."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise FetchError("the key set is not a JSON object with a 'keys' array")
+    keys: dict[str, RSAPublicKey] = {}
+    used: list[dict[str, Any]] = []
+    for jwk in document["keys"]:
+        if not isinstance(jwk, dict):
+            continue
+        kid = jwk.get("kid")
+        if not isinstance(kid, str) or not kid or kid in keys:
+            continue
+        if jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig":
+            continue
+        if jwk.get("alg", "RS256") != "RS256":
+            continue
+        ops = jwk.get("key_ops")
+        if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+            continue
+        if "d" in jwk:
+            # A private key published by mistake: refuse to rely on it.
+            log.warning("issuer key set: key %r carries private material; ignored", kid[:64])
+            continue
+        problem, key = _rsa_public_key(jwk.get("n"), jwk.get("e"))
+        if key is None:
+            log.warning("issuer key set: key %r %s; ignored", kid[:64], problem)
+            continue
+        keys[kid] = key
+        used.append({"kid": kid, "n": jwk["n"], "e": jwk["e"]})
+    if not keys:
+        # No key could verify any token: keep the keys held (stale rather than
+        # failing) and answer 503, rather than refuse every valid token as 401.
+        raise FetchError("the key set has no usable RS256 signing key")
+    fingerprint = json.dumps(used, sort_keys=True)
+    return keys, fingerprint
+
+
+def _uint(value: Any) -> int | None:
+    """A Base64urlUInt (RFC 7518 §2): base64url without padding, in its one canonical
+    spelling (RFC 4648 §3.5: spare bits zero), of a minimal big-endian integer (no
+    leading zero octet, RFC 7518 §6.3.1.1). ``None`` for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        octets = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:  # not ASCII, or a length no base64 text has
+        return None
+    # The decoder skips characters outside the alphabet and ignores spare bits:
+    # only a text that is exactly the encoding of what it decoded to is accepted.
+    if not octets or base64.urlsafe_b64encode(octets).rstrip(b"=").decode() != value:
+        return None
+    if octets[0] == 0:
+        return None
+    return int.from_bytes(octets, "big")
+
+
+def _rsa_public_key(n_text: Any, e_text: Any) -> tuple[str, RSAPublicKey | None]:
+    """The RSA public key of ``n`` and ``e``, or why it is not trusted."""
+    n, e = _uint(n_text), _uint(e_text)
+    if n is None or e is None:
+        return "has a modulus or exponent that is not a minimal base64url integer", None
+    if n.bit_length() < MIN_RSA_BITS:
+        return f"is shorter than {MIN_RSA_BITS} bits", None
+    # An even modulus is not a product of two large primes; a small or even exponent
+    # is not one a sound key generator produces (RFC 8017 §3.1, NIST SP 800-56B).
+    if n % 2 == 0:
+        return "has an even modulus", None
+    if e % 2 == 0:
+        return "has an even exponent", None
+    if e < MIN_RSA_EXPONENT or e >= n:
+        return f"has an exponent below {MIN_RSA_EXPONENT} (or not below the modulus)", None
+    try:
+        return "", RSAPublicNumbers(e, n).public_key()
+    except ValueError:
+        return "is not a valid RSA public key", None
+
+
+class KeySet:
+    """The issuer's signing keys by ``kid``, held in memory.
+
+    - A known ``kid`` is a dictionary lookup: no lock, no I/O.
+    - An unknown ``kid`` causes at most one refetch per ``refetch_cooldown``, so made-up
+      ``kid`` values cannot make us hammer the issuer; a rotated-in key is found that way.
+    - Concurrent callers that need a fetch share one (single flight). A fetch ends by
+      its deadline (the client's ``http_timeout``), and nobody waits for it past that
+      deadline; at most ``max_waiters`` callers wait at all, so a stalled issuer holds
+      a few server threads, never all of them. A caller that cannot wait is answered
+      at once: :class:`IssuerUnavailable`, or :class:`UnknownKey` where the ``kid`` is
+      certainly unknown (see :meth:`_certainly_unknown`).
+    - A failed fetch keeps the keys already held (stale rather than failing) and is not
+      retried for ``failure_backoff`` seconds.
+    """
+
+    def __init__(
+        self,
+        client: IssuerClient,
+        *,
+        refetch_cooldown: float = DEFAULT_JWKS_REFETCH_COOLDOWN,
+        failure_backoff: float | None = None,
+        max_waiters: int = DEFAULT_MAX_WAITERS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.refetch_cooldown = refetch_cooldown
+        self.failure_backoff = (
+            min(DEFAULT_FAILURE_BACKOFF, refetch_cooldown)
+            if failure_backoff is None else failure_backoff
+        )
+        self.max_waiters = max_waiters
+        self._clock = clock
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+        #: ``time.monotonic()`` by which the fetch holding ``_lock`` ends.
+        self._fetch_deadline = 0.0
+        self._attempts = 0
+        self._last_attempt: float | None = None
+        self._loaded_attempt: float | None = None
+        self._last_error: str | None = None
+        self.loaded_at: float | None = None
+        #: Increases whenever the set of keys changes (a key added or removed).
+        self.generation = 0
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the key set was last fetched successfully; ``None`` if never."""
+        loaded_at = self.loaded_at
+        return None if loaded_at is None else max(0.0, self._clock() - loaded_at)
+
+    def get(self, kid: str) -> RSAPublicKey:
+        """The key for ``kid``; raises :class:`UnknownKey` or :class:`IssuerUnavailable`."""
+        attempt = self._attempts
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        if self._lock.locked() or self._time_until_due() <= 0:
+            # Due for a refetch, or one is under way (the warm-up, say): share it
+            # rather than call unknown a key it may be bringing.
+            shared = self._refresh(attempt, limited=True)
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+            if not shared:
+                if self._certainly_unknown():
+                    raise UnknownKey("the token's key id (kid) is not in the issuer's key set")
+                raise self._unavailable(self._fetch_deadline - time.monotonic())
+        if self._last_error is not None:
+            raise self._unavailable(self._time_until_due())
+        raise UnknownKey("the token's key id (kid) is not in the issuer's key set")
+
+    def refresh(self) -> bool:
+        """Fetch the key set now (single flight); True if keys are held afterwards
+        and the fetch (this one, or the one under way it shared) ended in time."""
+        return self._refresh(self._attempts, limited=False) and bool(self._keys)
+
+    def _refresh(self, attempt: int, *, limited: bool) -> bool:
+        """Fetch, unless a fetch has ended since ``attempt`` was read; False when a
+        fetch under way could not be waited for (too many waiting, or past its end)."""
+        if not self._lock.acquire(blocking=False) and not self._wait_for_fetch(limited):
+            return False
+        try:
+            if self._attempts == attempt:
+                self._fetch()
+            # else: another thread fetched since `attempt` was read; use its result.
+        finally:
+            self._lock.release()
+        return True
+
+    def _wait_for_fetch(self, limited: bool) -> bool:
+        """Wait for the fetch under way, never past its deadline; True with the lock held."""
+        with self._waiting_lock:
+            if limited and self._waiting >= self.max_waiters:
+                return False
+            self._waiting += 1
+        try:
+            now = time.monotonic()
+            # The fetch's own deadline, or, before its thread has set it (or when it
+            # overran it, resolving a name say), at most a whole timeout from now.
+            until = self._fetch_deadline
+            if until <= now:
+                until = now + self.client.http_timeout
+            return self._lock.acquire(timeout=until - now + _HANDOVER)
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    def _certainly_unknown(self) -> bool:
+        """Whether a ``kid`` missing from the keys held is unknown without a fetch.
+
+        True when the keys held come from a fetch that succeeded and began less than
+        ``refetch_cooldown`` ago: with no fetch under way, such a ``kid`` is refused
+        without asking the issuer (a made-up one), so a fetch that could not be
+        waited for changes nothing. Otherwise the ``kid`` may belong to a key that
+        fetch is bringing, and the answer is "unavailable, try again".
+        """
+        started = self._loaded_attempt
+        return (self._last_error is None and started is not None
+                and self._clock() - started < self.refetch_cooldown)
+
+    def _fetch(self) -> None:
+        self._fetch_deadline = time.monotonic() + self.client.http_timeout
+        started = self._last_attempt = self._clock()
+        try:
+            keys, fingerprint = self.client.fetch_keys(deadline=self._fetch_deadline)
+        except FetchError as exc:
+            self._last_error = str(exc)
+            log.warning("could not fetch the issuer's keys: %s; keeping %d held key(s)",
+                        exc, len(self._keys))
+            return
+        finally:
+            self._attempts += 1
+        if fingerprint != self._fingerprint:
+            if self._fingerprint is not None:
+                log.info("issuer key set changed: %d key(s) now", len(keys))
+            self._keys = keys
+            self._fingerprint = fingerprint
+            self.generation += 1
+        self._last_error = None
+        self._loaded_attempt = started
+        self.loaded_at = self._clock()
+
+    def _time_until_due(self) -> float:
+        if self._last_attempt is None:
+            return 0.0
+        interval = self.failure_backoff if self._last_error else self.refetch_cooldown
+        return self._last_attempt + interval - self._clock()
+
+    def _unavailable(self, wait: float) -> IssuerUnavailable:
+        return IssuerUnavailable(
+            "the issuer's signing keys could not be fetched; try again shortly",
+            retry_after=int(wait) + 1 if wait > 0 else int(self.failure_backoff) or 1,
+        )

@@ -1,1 +1,0 @@
-"""Views of the okta_pyramid application (not part of the add-on)."""

@@ -1,0 +1,25 @@
+"""Small helpers shared by the tests."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable
+
+import webtest
+from pyramid.config import Configurator
+
+
+def webtest_app(config: Configurator) -> webtest.TestApp:
+    """The application configured so far, in WebTest."""
+    return webtest.TestApp(config.make_wsgi_app(), extra_environ={"REMOTE_ADDR": "192.0.2.7"})
+
+
+def run_together(target: Callable[..., Any], args: Iterable[tuple[Any, ...]],
+                 timeout: float = 30) -> None:
+    """Call ``target`` with each tuple of ``args`` in its own thread, all started
+    before any is joined, and wait for every one of them."""
+    threads = [threading.Thread(target=target, args=each) for each in args]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"

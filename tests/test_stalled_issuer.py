@@ -1,0 +1,71 @@
+"""A stalled issuer, served for real: `pserve production.ini` with four waitress threads
+while the issuer's key set endpoint sends one header line after another, forever."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from .issuer import LoopbackIssuer, SigningKey, rsa_key
+from .test_pserve import Server, pserve, wait_ready  # noqa: F401 - pserve is a fixture
+
+pytestmark = pytest.mark.e2e
+
+DEADLINE = 1.0  # okta.http_timeout
+THREADS = 4
+
+
+def timed_get(server: Server, path: str, token: str | None = None
+              ) -> tuple[requests.Response, float]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    started = time.monotonic()
+    response = server.get(path, headers=headers)
+    return response, time.monotonic() - started
+
+
+def test_a_stalled_issuer_does_not_freeze_the_api(pserve, issuer: LoopbackIssuer) -> None:
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
+                    OKTA_HTTP_TIMEOUT=str(DEADLINE), OKTA_JWKS_REFETCH_COOLDOWN="0",
+                    WAITRESS_THREADS=str(THREADS))
+    assert wait_ready(server).status_code == 200  # key-1 fetched by the warm-up
+    held = issuer.mint()
+    unknown = issuer.mint(key=SigningKey("key-9", rsa_key(9)))
+    issuer.mode = "drip_headers"
+
+    # More requests needing a fetch than the server has threads, all at once.
+    answers: list[tuple[requests.Response, float]] = []
+    start = threading.Barrier(2 * THREADS)
+
+    def unknown_kid() -> None:
+        start.wait()
+        answers.append(timed_get(server, "/api/whoami", unknown))
+
+    threads = [threading.Thread(target=unknown_kid) for _ in range(2 * THREADS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2 * DEADLINE)  # the fetch is under way and stalled
+    assert issuer.hits["/oauth2/default/v1/keys"] == 2
+
+    # Meanwhile the rest of the API answers at once.
+    for path, token in [("/api/hello", None), ("/healthz", None), ("/api/whoami", held)]:
+        response, elapsed = timed_get(server, path, token)
+        assert response.status_code == 200, (path, response.text)
+        assert elapsed < 0.3 * DEADLINE, (path, elapsed)
+    for thread in threads:
+        thread.join(10)
+
+    # The requests with an unknown key were answered within about the deadline:
+    # 503 and when to try again (the key may be new; the issuer could not say).
+    assert len(answers) == 2 * THREADS
+    for response, elapsed in answers:
+        assert response.status_code == 503, response.text
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert elapsed < DEADLINE + 0.5, elapsed
+    assert max(elapsed for _, elapsed in answers) >= DEADLINE  # the fetch was waited for
+
+    server.stop()
+    assert "took longer than 1s" in server.stderr
+    assert "Traceback" not in server.stderr
