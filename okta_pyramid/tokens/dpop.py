@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from ..exceptions import InvalidToken
+from .exceptions import InvalidToken
 from ._jwk import (
     ALGORITHMS as SUPPORTED_ALGORITHMS,
     LRU,

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable, Protocol, runtime_checkable
 
-from ..exceptions import VerificationError
+from .exceptions import VerificationError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from okta_pyramid.exceptions import VerificationError
+from okta_pyramid.tokens.exceptions import VerificationError
 from okta_pyramid.tokens.replay import (
     InMemoryReplayStore,
     ReplayStore,

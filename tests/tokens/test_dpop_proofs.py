@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from okta_pyramid.exceptions import InvalidToken
+from okta_pyramid.tokens.exceptions import InvalidToken
 from okta_pyramid.tokens.dpop import (
     DEFAULT_ALGORITHMS,
     MAX_JTI_LENGTH,

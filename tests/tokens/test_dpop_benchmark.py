@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks.dpop import measure
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_dpop_benchmark_measures_both_sides() -> None:
