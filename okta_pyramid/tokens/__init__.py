@@ -33,10 +33,18 @@ from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
+from .schemes import (
+    Credentials,
+    RequestVerifier,
+    SchemeNotAccepted,
+    VerifiedRequest,
+    read_authorization,
+)
 from .verifier import AccessTokenVerifier, VerifiedToken
 
 __all__ = [
     "AccessTokenVerifier",
+    "Credentials",
     "DPoPNonces",
     "DPoPProof",
     "DPoPVerifier",
@@ -57,11 +65,15 @@ __all__ = [
     "MalformedToken",
     "ReplayStore",
     "ReplayStoreFull",
+    "RequestVerifier",
     "RequiredClaimNotMet",
+    "SchemeNotAccepted",
     "UnknownKey",
     "UnsupportedAlgorithm",
     "UnsupportedHeader",
     "UseDPoPNonce",
     "VerificationError",
+    "VerifiedRequest",
     "VerifiedToken",
+    "read_authorization",
 ]
