@@ -245,12 +245,17 @@ def test_nonces_the_client_retries_with_the_one_it_was_given(
 
 
 def test_a_nonce_about_to_expire_is_replaced_on_a_success(
-        make_app: Callable[..., webtest.TestApp], client: Client) -> None:
-    app = make_app(dpop_nonce="true", dpop_nonce_secret=SECRET)
+        make_config: Callable[..., Configurator], client: Client) -> None:
+    config = make_config(dpop_nonce="true", dpop_nonce_secret=SECRET)
+    config.add_route("cacheable", "/cacheable")
+    config.add_view(lambda request: {"ok": True}, route_name="cacheable", renderer="json")
+    app = webtest_app(config)
     previous = DPoPNonces(SECRET, clock=lambda: time.time() - DEFAULT_STEP).issue()
-    response = app.get("/api/whoami", headers=client.headers(nonce=previous), status=200)
-    # RFC 9449 §8.2: the next nonce comes before the client's one expires.
+    url = "http://localhost/cacheable"
+    response = app.get("/cacheable", headers=client.headers(url, nonce=previous), status=200)
+    # RFC 9449 §8.2: the next nonce comes before the client's one expires...
     assert response.headers["DPoP-Nonce"] == DPoPNonces(SECRET).issue()
+    # ...and no shared cache may hand it to another client.
     assert response.headers["Cache-Control"] == "no-store"
 
 
