@@ -438,3 +438,14 @@ def test_production_warns_once_about_a_per_process_nonce_secret(
     main({}, **settings, **{"okta.environment": "production", "okta.dpop_nonce": "true",
                             "okta.dpop_nonce_secret": SECRET})
     assert not [r for r in caplog.records if "dpop_nonce_secret" in r.getMessage()]
+
+
+def test_a_proof_the_checker_cannot_judge_is_refused_not_a_500(
+        app: webtest.TestApp, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by the property test: an "alg" that is a JSON array.
+    header = b64url(json.dumps({"typ": "dpop+jwt", "alg": ["ES256"]}).encode())
+    proof = f"{header}.{b64url(b'{}')}.{b64url(b'x' * 64)}"
+    response = app.get("/api/whoami", status=401, headers={
+        "Authorization": f"DPoP {client.token}", "DPoP": proof})
+    assert response.json["error"] == "invalid_dpop_proof"
+    assert proof not in caplog.text and header not in caplog.text

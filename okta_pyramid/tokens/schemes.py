@@ -22,9 +22,10 @@ accepted raises :class:`SchemeNotAccepted`, naming the scheme to use instead.
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence, Union
 
-from .dpop import DPoPProof, DPoPVerifier
+from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof
 from .exceptions import InvalidToken
 from .verifier import AccessTokenVerifier, VerifiedToken
 
@@ -33,6 +34,8 @@ __all__ = ["BEARER", "DPOP", "MODES", "Credentials", "RequestVerifier",
 
 BEARER = "Bearer"
 DPOP = "DPoP"
+log = logging.getLogger(__name__)
+
 #: The values of ``okta.dpop``.
 MODES = ("allowed", "required", "disabled")
 # Scheme names compare case-insensitively (RFC 9110 §11.1); these are the spellings
@@ -162,6 +165,12 @@ class RequestVerifier:
             raise BindingMismatch(
                 "the access token is not bound to a DPoP key (no cnf.jkt): send it as "
                 "'Authorization: Bearer <token>'", "unbound_token_as_dpop")
-        proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
-                            access_token=credentials.token, jkt=token.jkt)
+        try:
+            proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
+                                access_token=credentials.token, jkt=token.jkt)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # A proof the checker failed to judge is refused, never a server error.
+            # Only the exception's type is logged: its text may quote the proof.
+            log.warning("DPoP proof not judged (%s); refused", type(exc).__name__)
+            raise InvalidDPoPProof("the DPoP proof is malformed", "dpop_malformed") from None
         return VerifiedRequest(token, DPOP, proof)
