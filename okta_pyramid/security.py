@@ -140,12 +140,15 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         if credentials is None:
             return None
         environ = request.environ
-        # WSGI joins repeated headers with ", ", which the proof check refuses.
-        proof = environ.get("HTTP_DPOP")
+        if credentials.scheme == DPOP:
+            # WSGI joins repeated headers with ", ", which the proof check refuses.
+            proof = environ.get("HTTP_DPOP")
+            url, proofs = self.request_url(request), () if proof is None else (proof,)
+        else:
+            url, proofs = "", ()  # a Bearer request needs neither
         try:
-            return self.request_verifier.check(
-                credentials, environ["REQUEST_METHOD"], lambda: self.request_url(request),
-                () if proof is None else (proof,))
+            return self.request_verifier.check(credentials, environ["REQUEST_METHOD"], url,
+                                               proofs)
         except InvalidToken:
             if not _B64TOKEN.fullmatch(credentials.token):
                 # Not "<scheme> <token>": a malformed request (400), not a bad token (401).
@@ -325,7 +328,9 @@ class OktaSecurityPolicy:
         identity = self.identity(request)
         if identity is None:
             return self.helper.permits(context, _ANONYMOUS, permission)
-        return self.helper.permits(context, (Everyone, *identity.principals), permission)
+        return self.helper.permits(
+            context, (Everyone, *identity.token.principals(identity.principals_of),
+                      _SCHEME_PRINCIPALS[identity.scheme]), permission)
 
     def remember(self, request: Request, userid: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
