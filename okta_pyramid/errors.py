@@ -49,6 +49,11 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
+#: :attr:`Answer.scheme`: the challenge of the scheme the request used (``Bearer``
+#: when it used none), or the one a :class:`SchemeNotAccepted` names.
+USED = "used"
+
+
 @dataclass(frozen=True)
 class Answer:
     """How one kind of failure is answered."""
@@ -59,12 +64,7 @@ class Answer:
     #: The authentication scheme whose challenge carries the error: :data:`USED`, the
     #: scheme the request used (RFC 9449 §7.1), or a scheme's name; ``None`` for no
     #: challenge (a 503 says when to retry instead: the credentials were not judged).
-    scheme: str | None = "used"
-
-
-#: :attr:`Answer.scheme`: the challenge of the scheme the request used (``Bearer``
-#: when it used none), or the one a :class:`SchemeNotAccepted` names.
-USED = "used"
+    scheme: str | None = USED
 
 
 #: Failure to answer; a failure is answered by the first of its classes (in method
@@ -80,8 +80,8 @@ ANSWERS: dict[type[Exception], Answer] = {
     # Every recent proof is remembered and the store is full: retry shortly.
     ReplayStoreFull: Answer(503, "temporarily_unavailable", scheme=None),
 }
-#: Every scheme the API knows, and the parameters of its challenge beyond ``realm``.
-#: A request without credentials is challenged with each scheme the mode
+#: Every scheme the API knows, in the order of its challenges. A request without
+#: credentials is challenged with each scheme the mode
 #: (``okta.dpop``) accepts (RFC 9110 §11.6.1; RFC 6750 §3.1 and RFC 9449 §7.1: then
 #: without an error code). DPoP's ``algs`` lists the accepted proof algorithms.
 SCHEMES = ("Bearer", "DPoP")

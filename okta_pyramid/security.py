@@ -133,7 +133,9 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             return self.request_verifier.check(credentials,
                                                request.environ["REQUEST_METHOD"], "")
         except InvalidToken:
-            self._refuse_malformed(credentials)
+            malformed = _malformed(credentials)
+            if malformed is not None:
+                raise malformed from None
             raise
 
     def _verified_dpop(self, request: Request, credentials: Credentials) -> VerifiedRequest:
@@ -149,27 +151,13 @@ class BearerTokenReader(JWTAuthenticationPolicy):
                     credentials, request.environ["REQUEST_METHOD"], self.request_url(request),
                     () if proof is None else (proof,)), None)
             except InvalidToken as exc:
-                try:
-                    self._refuse_malformed(credentials)
-                except MalformedRequest as malformed:
-                    exc = malformed
-                outcome = (None, exc)
+                outcome = (None, _malformed(credentials) or exc)
             except VerificationError as exc:
                 outcome = (None, exc)
             attributes[self._verdict_key] = outcome
         if outcome[1] is not None:
             raise outcome[1]
         return outcome[0]
-
-    @staticmethod
-    def _refuse_malformed(credentials: Credentials) -> None:
-        # Checked only once the token was refused, so that a valid one is not scanned.
-        if not _B64TOKEN.fullmatch(credentials.token):
-            # Not "<scheme> <token>": a malformed request (400), not a bad token (401).
-            raise MalformedRequest(
-                f"the Authorization header must be '{credentials.scheme}' followed by one "
-                f"access token"
-            ) from None
 
     def verified_token(self, request: Request) -> VerifiedToken | None:
         """The request's validated token, or ``None`` when it has none (see
@@ -222,6 +210,15 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         raise NotImplementedError(
             "okta_pyramid authorizes with a Pyramid 2 security policy: "
             "use request.identity.__principals__()")
+
+
+def _malformed(credentials: Credentials) -> MalformedRequest | None:
+    # Asked only once the token was refused, so that a valid one is never scanned.
+    if _B64TOKEN.fullmatch(credentials.token):
+        return None
+    # Not "<scheme> <token>": a malformed request (400), not a bad token (401).
+    return MalformedRequest(
+        f"the Authorization header must be '{credentials.scheme}' followed by one access token")
 
 
 def _has_access_token(query: str) -> bool:
