@@ -194,6 +194,8 @@ def test_a_dpop_token_that_is_not_a_b64token_is_a_bad_request(app: webtest.TestA
     headers["Authorization"] = "DPoP a b"
     response = app.get("/api/whoami", headers=headers, status=400)
     assert "'DPoP' followed by one access token" in response.json["error_description"]
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_request"')
 
 
 # -- required and disabled -------------------------------------------------------------

@@ -236,6 +236,10 @@ OKTA = {"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default",
      "okta.cors_allowed_origins: is not a valid URL"),
     ({**OKTA, "OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default/"},
      "okta.issuer: must not end with '/'"),
+    ({**OKTA, "OKTA_DPOP": "sometimes"},
+     "okta.dpop: must be one of allowed, required, disabled"),
+    ({**OKTA, "OKTA_DPOP_NONCE_SECRET": "short-s3cret"},
+     "okta.dpop_nonce_secret: must be at least 16 bytes"),
 ])
 def test_refuses_to_start_with_one_line(env, expected) -> None:
     result = subprocess.run([PSERVE, "production.ini"], cwd=ROOT, env=environment(**env),
