@@ -34,6 +34,7 @@ from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
 from .schemes import (
+    BindingMismatch,
     Credentials,
     RequestVerifier,
     SchemeNotAccepted,
@@ -44,6 +45,7 @@ from .verifier import AccessTokenVerifier, VerifiedToken
 
 __all__ = [
     "AccessTokenVerifier",
+    "BindingMismatch",
     "Credentials",
     "DPoPNonces",
     "DPoPProof",

@@ -29,7 +29,7 @@ from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof
 from .exceptions import InvalidToken
 from .verifier import AccessTokenVerifier, VerifiedToken
 
-__all__ = ["BEARER", "DPOP", "MODES", "Credentials", "RequestVerifier",
+__all__ = ["BEARER", "DPOP", "MODES", "BindingMismatch", "Credentials", "RequestVerifier",
            "SchemeNotAccepted", "VerifiedRequest", "read_authorization"]
 
 BEARER = "Bearer"
@@ -166,8 +166,10 @@ class RequestVerifier:
         token = self.tokens.verify_token(credentials.token)
         if token.jkt is None:
             raise BindingMismatch(
-                "the access token is not bound to a DPoP key (no cnf.jkt): send it as "
-                "'Authorization: Bearer <token>'", "unbound_token_as_dpop")
+                "the access token is not bound to a DPoP key (no cnf.jkt)" + (
+                    "; this API needs one" if self.mode == "required"
+                    else ": send it as 'Authorization: Bearer <token>'"),
+                "unbound_token_as_dpop")
         try:
             proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
                                 access_token=credentials.token, jkt=token.jkt)

@@ -115,6 +115,10 @@ def test_required_and_disabled(issuer: LoopbackIssuer) -> None:
         required.check.verify("GET", URL, {"Authorization": f"Bearer {required.unbound}"})
     assert raised.value.challenge == "DPoP"
     assert required.check.schemes == ("DPoP",)
+    with pytest.raises(InvalidToken) as raised:
+        required.check.verify("GET", URL, required.dpop(required.unbound))
+    assert raised.value.reason == "unbound_token_as_dpop"
+    assert "Bearer" not in raised.value.description  # not accepted here
     disabled = Setup(issuer, "disabled")
     with pytest.raises(SchemeNotAccepted) as raised:
         disabled.check.verify("GET", URL, disabled.dpop())
