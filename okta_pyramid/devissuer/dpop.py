@@ -78,6 +78,9 @@ def load_key_file(path: str) -> Any:
         raise KeyFileError(f"{path} holds an encrypted key; give an unencrypted one, "
                            "as okta-pyramid-dpop keygen writes") from None
     except (ValueError, UnsupportedAlgorithm):
+        if b"-----BEGIN PUBLIC KEY-----" in data:
+            raise KeyFileError(f"{path} holds a public key; proofs are signed with the "
+                               "private key") from None
         # cryptography's message may quote the file: say only what was expected.
         raise KeyFileError(f"{path} is not a PEM private key") from None
     if not isinstance(key, _PRIVATE_KEY_TYPES):
