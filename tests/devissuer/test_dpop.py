@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from okta_pyramid.tokens.dpop import DPoPVerifier, InMemoryReplayStore, make_proof
 from okta_pyramid.tokens.nonces import DPoPNonces
@@ -225,6 +227,22 @@ def test_a_malformed_proof_is_400_invalid_dpop_proof(dev: DevServer, value):
     response = request_token(dev, value)
     refused(response)
     assert value[:20] not in response.json["error_description"]
+
+
+# Header-safe text, and text shaped like a compact JWS (three base64url-ish parts).
+_HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)
+_JWS_LIKE = st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.",
+                             max_size=120), min_size=3, max_size=3).map(".".join)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(_HEADER_TEXT, _JWS_LIKE))
+def test_no_dpop_header_makes_the_token_endpoint_fail(dev: DevServer, value):
+    response = request_token(dev, value)
+    assert response.status_int == 400
+    assert response.json["error"] == "invalid_dpop_proof"
+    assert response.cache_control.no_store
 
 
 def test_two_dpop_headers_are_refused(dev: DevServer, key):
