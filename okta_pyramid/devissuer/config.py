@@ -96,7 +96,7 @@ def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
                 f"got a line with {len(fields)} field(s)"
             )
         client_id, secret, *rest = fields
-        # A field with "=" is an option; scopes of the clients we imitate never hold one.
+        # A field holding "=" is an option (dpop=required), so no scope here holds one.
         scopes = [field for field in rest if "=" not in field]
         options: dict[str, str] = {}
         for name, value in (field.split("=", 1) for field in rest if "=" in field):

@@ -188,9 +188,10 @@ def token(request: Request) -> Response | dict[str, Any]:
         log.info("token refused: error=%s client=%s", exc.error, request.remote_addr)
         return _error(exc, settings)
     jkt = proof.jkt if proof is not None else None
+    token_type = TOKEN_TYPE if proof is not None else "Bearer"
     access_token = factory.client_token(client.client_id, scopes, jkt=jkt)
     log.info("token issued: client_id=%s scope=%s token_type=%s kid=%s client=%s",
-             client.client_id, " ".join(scopes), TOKEN_TYPE if proof else "Bearer",
+             client.client_id, " ".join(scopes), token_type,
              factory.keys.signing_key.kid, request.remote_addr)
     # RFC 6749 §5.1: responses carrying tokens must not be cached.
     request.response.cache_control = "no-store"
@@ -199,7 +200,7 @@ def token(request: Request) -> Response | dict[str, Any]:
         # RFC 9449 §8.2: the nonce this proof used is about to expire; here is the next.
         request.response.headers["DPoP-Nonce"] = proof.next_nonce
     return {
-        "token_type": TOKEN_TYPE if proof is not None else "Bearer",
+        "token_type": token_type,
         "expires_in": settings.token_lifetime,
         "access_token": access_token,
         "scope": " ".join(scopes),

@@ -32,11 +32,14 @@ def jkt_of(key: Any) -> str:
     """RFC 7638 §3: SHA-256 over the required members, sorted, compact; computed
     here from the key's numbers, not by the code under test."""
     numbers = key.public_key().public_numbers()
-    b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
-    canonical = json.dumps({"crv": "P-256", "kty": "EC", "x": b64(numbers.x),
-                            "y": b64(numbers.y)}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()) \
-        .rstrip(b"=").decode()
+    canonical = json.dumps({"crv": "P-256", "kty": "EC", "x": b64(numbers.x.to_bytes(32, "big")),
+                            "y": b64(numbers.y.to_bytes(32, "big"))},
+                           separators=(",", ":"), sort_keys=True)
+    return b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_keygen_writes_a_p256_key_readable_by_its_owner_only(tmp_path: Path):
 
 def test_keygen_is_0600_whatever_the_umask(tmp_path: Path):
     path = tmp_path / "k.pem"
-    subprocess.run(["sh", "-c", f'umask 000 && exec "$0" keygen "$1"',
+    subprocess.run(["sh", "-c", 'umask 000 && exec "$0" keygen "$1"',
                     command("okta-pyramid-dpop"), str(path)], check=True, timeout=60,
                    capture_output=True)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
