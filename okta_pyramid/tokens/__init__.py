@@ -28,16 +28,24 @@ from .exceptions import (
     UnsupportedHeader,
     VerificationError,
 )
+from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
 from .jwks import IssuerClient, KeySet
+from .nonces import DPoPNonces
 from .refresher import KeyRefresher
+from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
 from .verifier import AccessTokenVerifier, VerifiedToken
 
 __all__ = [
     "AccessTokenVerifier",
+    "DPoPNonces",
+    "DPoPProof",
+    "DPoPVerifier",
     "ExpiredToken",
     "ImmatureToken",
+    "InMemoryReplayStore",
     "InvalidAudience",
     "InvalidClaims",
+    "InvalidDPoPProof",
     "InvalidIssuer",
     "InvalidSignature",
     "InvalidToken",
@@ -45,11 +53,15 @@ __all__ = [
     "IssuerUnavailable",
     "KeyRefresher",
     "KeySet",
+    "make_proof",
     "MalformedToken",
+    "ReplayStore",
+    "ReplayStoreFull",
     "RequiredClaimNotMet",
     "UnknownKey",
     "UnsupportedAlgorithm",
     "UnsupportedHeader",
+    "UseDPoPNonce",
     "VerificationError",
     "VerifiedToken",
 ]

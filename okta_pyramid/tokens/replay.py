@@ -1,0 +1,112 @@
+"""Which DPoP proofs were already used (RFC 9449 §11.1).
+
+A proof is accepted once: the resource server remembers each proof's ``jti``
+(scoped by the proof's key) for as long as the proof's ``iat`` would still be
+accepted, and refuses it when it comes again.
+
+:class:`ReplayStore` is the whole interface: one atomic "add if absent". The
+in-process :class:`InMemoryReplayStore` is the default; an API served by several
+processes or hosts needs a store they share (a Redis ``SET key 1 NX PXAT ...``
+is the same operation), or a replayed proof can be accepted once per process.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import threading
+import time
+from typing import Callable, Protocol, runtime_checkable
+
+from .exceptions import VerificationError
+
+log = logging.getLogger(__name__)
+
+#: About 200 bytes each: 200 000 entries hold some 40 MB at most, and cover about
+#: 550 proofs a second for a 360-second window (300 s max age + 60 s leeway).
+DEFAULT_MAX_ENTRIES = 200_000
+
+
+class ReplayStoreFull(VerificationError):
+    """The replay store cannot remember one more proof, so the proof is not accepted.
+
+    This is the server's limit, not the client's fault: answer it like an overload
+    (HTTP 503 with ``Retry-After``). ``retry_after`` is when, in whole seconds, the
+    oldest remembered proof is forgotten.
+    """
+
+    reason = "dpop_replay_store_full"
+
+    def __init__(self, description: str, retry_after: int = 1) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, int(retry_after))
+
+
+@runtime_checkable
+class ReplayStore(Protocol):
+    """Remembers keys until they expire. Implementations must be safe to share
+    between threads (and, for a shared store, between processes)."""
+
+    def add_if_absent(self, key: bytes, expires_at: float) -> bool:
+        """Remember ``key`` until ``expires_at`` (a :func:`time.time` value) and return
+        True, or return False if it is already remembered and not expired.
+
+        The test and the insertion are one atomic step: of two concurrent calls with
+        one key, exactly one returns True. May raise :class:`ReplayStoreFull`; it must
+        never forget an unexpired key to make room.
+        """
+        ...
+
+
+class InMemoryReplayStore:
+    """A bounded, thread-safe :class:`ReplayStore` for one process.
+
+    Expired keys are dropped as new ones arrive (a heap ordered by expiry). When
+    ``max_entries`` unexpired keys are held, a new key is refused with
+    :class:`ReplayStoreFull` rather than making room: forgetting an unexpired key
+    would let that proof be replayed, while refusing fails closed and lasts only
+    until the oldest key expires.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.clock = clock
+        self._expiry: dict[bytes, float] = {}
+        self._heap: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+        self._warned_full = False
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def add_if_absent(self, key: bytes, expires_at: float) -> bool:
+        with self._lock:
+            now = self.clock()
+            self._purge(now)
+            if key in self._expiry:
+                return False
+            if len(self._expiry) >= self.max_entries:
+                wait = math.ceil(self._heap[0][0] - now)
+                if not self._warned_full:
+                    # Once per episode: a flood must not become a flood of log lines.
+                    log.warning("DPoP replay store full (%d proofs); refusing new "
+                                "proofs for up to %ds", self.max_entries, wait)
+                    self._warned_full = True
+                raise ReplayStoreFull(
+                    "too many recent DPoP proofs to remember another; try again later",
+                    retry_after=wait)
+            self._warned_full = False
+            self._expiry[key] = expires_at
+            heapq.heappush(self._heap, (expires_at, key))
+            return True
+
+    def _purge(self, now: float) -> None:
+        # A key is remembered while now <= expires_at, the last moment the proof's
+        # iat is still accepted.
+        heap, expiry = self._heap, self._expiry
+        while heap and heap[0][0] < now:
+            _, key = heapq.heappop(heap)
+            del expiry[key]
