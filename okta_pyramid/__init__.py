@@ -1,12 +1,15 @@
 """okta_pyramid: protect a Pyramid API with OAuth 2.0 access tokens from Okta."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
 
 __all__ = ["includeme", "main"]
+
+log = logging.getLogger(__name__)
 
 
 def includeme(config: Configurator) -> None:
@@ -22,7 +25,7 @@ def includeme(config: Configurator) -> None:
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
-    from .tokens import AccessTokenVerifier
+    from .tokens import AccessTokenVerifier, DPoPNonces, DPoPVerifier, RequestVerifier
 
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -37,6 +40,24 @@ def includeme(config: Configurator) -> None:
         token_cache_size=settings.token_cache_size,
     )
     config.registry.okta_verifier = verifier
+    dpop = None
+    if settings.dpop != "disabled":
+        nonces = None
+        if settings.dpop_nonce:
+            if settings.dpop_nonce_secret is None and settings.environment == "production":
+                log.warning(
+                    "okta.dpop_nonce_secret: is not set, so each process makes its own "
+                    "secret and refuses the DPoP nonces of the others (one extra "
+                    "use_dpop_nonce round trip when a client changes process); set the "
+                    "same secret on every process")
+            nonces = DPoPNonces(settings.dpop_nonce_secret)
+        dpop = DPoPVerifier(algorithms=settings.dpop_algorithms,
+                            max_age=settings.dpop_max_age, leeway=settings.leeway,
+                            nonces=nonces)
+    #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
+    config.registry.okta_dpop = dpop
+    config.registry.okta_request_verifier = RequestVerifier(verifier, dpop,
+                                                            mode=settings.dpop)
     config.include(".security")
     config.set_root_factory(Root)
     if settings.protect_all:

@@ -15,10 +15,12 @@ from pyramid.response import Response
 from .errors import json_error
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
-ALLOWED_HEADERS = frozenset({"authorization", "content-type", "accept", "accept-language",
-                             "content-language", "x-request-id"})
-# Browser code may read these on a cross-origin response.
-EXPOSED_HEADERS = "WWW-Authenticate, Retry-After"
+# DPoP: the proof of a sender-constrained token (RFC 9449 §4.1).
+ALLOWED_HEADERS = frozenset({"authorization", "dpop", "content-type", "accept",
+                             "accept-language", "content-language", "x-request-id"})
+# Browser code may read these on a cross-origin response: a DPoP client must read
+# DPoP-Nonce to sign its next proof (RFC 9449 §8).
+EXPOSED_HEADERS = "WWW-Authenticate, Retry-After, DPoP-Nonce"
 
 
 class CORSTween:

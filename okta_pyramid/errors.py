@@ -11,14 +11,23 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pyramid.authorization import Deny
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.request import Request
 from pyramid.response import Response
 
 from .permissions import scopes_granting
+from .principals import BEARER_TOKEN
 from .security import MalformedRequest, authentication
-from .tokens import InvalidToken, IssuerUnavailable
+from .tokens import (
+    InvalidDPoPProof,
+    InvalidToken,
+    IssuerUnavailable,
+    ReplayStoreFull,
+    SchemeNotAccepted,
+    UseDPoPNonce,
+)
 
 # RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
@@ -40,6 +49,11 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
+#: :attr:`Answer.scheme`: the challenge of the scheme the request used (``Bearer``
+#: when it used none), or the one a :class:`SchemeNotAccepted` names.
+USED = "used"
+
+
 @dataclass(frozen=True)
 class Answer:
     """How one kind of failure is answered."""
@@ -47,9 +61,10 @@ class Answer:
     status: int
     #: The error code, in the JSON body and the challenge.
     error: str
-    #: The authentication scheme whose challenge carries the error; ``None`` for no
+    #: The authentication scheme whose challenge carries the error: :data:`USED`, the
+    #: scheme the request used (RFC 9449 §7.1), or a scheme's name; ``None`` for no
     #: challenge (a 503 says when to retry instead: the credentials were not judged).
-    scheme: str | None = "Bearer"
+    scheme: str | None = USED
 
 
 #: Failure to answer; a failure is answered by the first of its classes (in method
@@ -57,12 +72,19 @@ class Answer:
 ANSWERS: dict[type[Exception], Answer] = {
     MalformedRequest: Answer(400, "invalid_request"),
     InvalidToken: Answer(401, "invalid_token"),
+    # RFC 9449 §7.1 and §12.2: DPoP's own error codes, in a DPoP challenge.
+    InvalidDPoPProof: Answer(401, "invalid_dpop_proof", scheme="DPoP"),
+    UseDPoPNonce: Answer(401, "use_dpop_nonce", scheme="DPoP"),
     InsufficientScope: Answer(403, "insufficient_scope"),
     IssuerUnavailable: Answer(503, "temporarily_unavailable", scheme=None),
+    # Every recent proof is remembered and the store is full: retry shortly.
+    ReplayStoreFull: Answer(503, "temporarily_unavailable", scheme=None),
 }
-#: The schemes the API accepts. A request without credentials is challenged with
-#: each (RFC 9110 §11.6.1, RFC 6750 §3.1: then without an error code).
-SCHEMES = ("Bearer",)
+#: Every scheme the API knows, in the order of its challenges. A request without
+#: credentials is challenged with each scheme the mode
+#: (``okta.dpop``) accepts (RFC 9110 §11.6.1; RFC 6750 §3.1 and RFC 9449 §7.1: then
+#: without an error code). DPoP's ``algs`` lists the accepted proof algorithms.
+SCHEMES = ("Bearer", "DPoP")
 #: Retry-After, in seconds, of a 503 whose failure names none.
 DEFAULT_RETRY_AFTER = 5
 
@@ -81,9 +103,13 @@ def _quoted(value: str) -> str:
 
 
 def www_authenticate(realm: str, error: str | None = None, description: str | None = None,
-                     scope: str | None = None, *, scheme: str = "Bearer") -> str:
-    """One ``WWW-Authenticate`` challenge in the form of RFC 6750 §3."""
+                     scope: str | None = None, *, scheme: str = "Bearer",
+                     algs: str | None = None) -> str:
+    """One ``WWW-Authenticate`` challenge in the form of RFC 6750 §3 (and, for
+    ``DPoP``, RFC 9449 §7.1 with ``algs``)."""
     params = [f'realm="{_quoted(realm)}"']
+    if algs:
+        params.append(f'algs="{_quoted(algs)}"')
     if error:
         params.append(f'error="{error}"')
     if description:
@@ -101,15 +127,21 @@ def json_error(status: int, error: str, description: str) -> Response:
     return response
 
 
-def challenge(failure: Exception | None, *, realm: str) -> Response:
+def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...] = ("Bearer",),
+              used: str | None = None, algs: str | None = None) -> Response:
     """The answer to a request whose credentials did not grant access: ``failure`` is
-    the exception that decided it, ``None`` when the request carried no credentials."""
+    the exception that decided it, ``None`` when the request carried no credentials.
+
+    ``schemes`` are those the API accepts, ``used`` the one the request used, ``algs``
+    the accepted DPoP proof algorithms (space-separated).
+    """
     if failure is None:
+        how = " or ".join(f"'Authorization: {scheme} <token>'" for scheme in schemes)
         response = json_error(401, "unauthorized",
-                              "this endpoint needs an access token: "
-                              "send 'Authorization: Bearer <token>'")
+                              f"this endpoint needs an access token: send {how}")
         response.headers["WWW-Authenticate"] = ", ".join(
-            www_authenticate(realm, scheme=scheme) for scheme in SCHEMES)
+            www_authenticate(realm, scheme=scheme, algs=algs if scheme == "DPoP" else None)
+            for scheme in SCHEMES if scheme in schemes)
     else:
         answer = answer_for(failure)
         description = getattr(failure, "description", None) or answer.error
@@ -120,11 +152,28 @@ def challenge(failure: Exception | None, *, realm: str) -> Response:
         if answer.scheme is None:
             response.retry_after = getattr(failure, "retry_after", None) or DEFAULT_RETRY_AFTER
         else:
+            scheme = answer.scheme
+            if scheme == USED:
+                scheme = getattr(failure, "challenge", None) or used or "Bearer"
             # RFC 6750 §3: a 400 or 401 carries the challenge; §3.1: so may a 403.
             response.headers["WWW-Authenticate"] = www_authenticate(
-                realm, answer.error, description, scope, scheme=answer.scheme)
+                realm, answer.error, description, scope, scheme=scheme,
+                algs=algs if scheme == "DPoP" else None)
+        nonce = getattr(failure, "nonce", None)
+        if nonce:
+            # RFC 9449 §9; json_error already made the answer no-store.
+            response.headers["DPoP-Nonce"] = nonce
     response.vary = ("Authorization",)
     return response
+
+
+def answer(request: Request, failure: Exception | None,
+           used: str | None = None) -> Response:
+    """:func:`challenge` with the application's realm, schemes and DPoP algorithms."""
+    schemes = request.registry.okta_request_verifier.schemes
+    dpop = request.registry.okta_dpop
+    return challenge(failure, realm=request.registry.okta_settings.realm, schemes=schemes,
+                     used=used, algs=" ".join(dpop.algorithms) if dpop is not None else None)
 
 
 def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
@@ -132,8 +181,22 @@ def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
     verdict = authentication(request)
     failure = verdict.failure
     if verdict.identity is not None:
-        failure = InsufficientScope(" ".join(_scopes_needed(exc, request)) or None)
-    return challenge(failure, realm=request.registry.okta_settings.realm)
+        if _denied_bearer(exc):
+            # The ACL requires a sender-constrained token (docs/dpop.md): tell the
+            # client how to get in (RFC 9449 §7.1), not that a scope is missing.
+            failure = SchemeNotAccepted(
+                "this resource needs a DPoP-bound access token: send "
+                "'Authorization: DPoP <token>' with a DPoP proof", "DPoP")
+        else:
+            failure = InsufficientScope(" ".join(_scopes_needed(exc, request)) or None)
+    return answer(request, failure, verdict.scheme)
+
+
+def _denied_bearer(exc: HTTPForbidden) -> bool:
+    # Pyramid 2's ACLDenied names the entry that decided: (Deny, token:bearer, ...).
+    ace = getattr(getattr(exc, "result", None), "ace", None)
+    return isinstance(ace, tuple) and len(ace) == 3 and ace[0] == Deny \
+        and ace[1] == BEARER_TOKEN
 
 
 def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:

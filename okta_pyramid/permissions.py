@@ -17,12 +17,16 @@ from pyramid.authorization import (
     Everyone,
 )
 
-from .principals import scope
+from .principals import BEARER_TOKEN, scope
 
-__all__ = ["AUTHENTICATED", "Root", "scopes_granting"]
+__all__ = ["AUTHENTICATED", "DENY_BEARER_TOKENS", "Root", "scopes_granting"]
 
 #: Any caller with a valid access token.
 AUTHENTICATED = "authenticated"
+#: The first entry of an ACL whose permissions need a sender-constrained token: a
+#: token sent as ``Bearer`` gets none of them, and the denial is answered 401 with a
+#: ``DPoP`` challenge (RFC 9449 §7.1) rather than 403 (docs/dpop.md).
+DENY_BEARER_TOKENS = (Deny, BEARER_TOKEN, ALL_PERMISSIONS)
 
 _SCOPE_PREFIX = scope("")
 

@@ -12,7 +12,15 @@ for every authorization decision, and ACLs grant permissions to what it returns:
                           ``scope`` string (RFC 9068 §2.2.3, RFC 8693 §4.2)
 ``group:<name>``          each entry of the groups claim (``okta.groups_claim``,
                           default ``groups``)
+``token:dpop``            the request proved possession of the token's key (a
+                          sender-constrained token sent with a valid DPoP proof,
+                          RFC 9449); see :data:`DPOP_TOKEN`
+``token:bearer``          the token was sent as a plain bearer token (RFC 6750)
 ========================  =============================================================
+
+The ``token:`` principals describe the request, not the token, so the security
+policy adds them itself; :func:`principals_for` and ``okta.principals_callback``
+never see them.
 
 The prefixes keep the namespaces apart: a group called ``system.Authenticated``
 or a scope called ``Admins`` can never stand in for another kind of principal.
@@ -28,6 +36,14 @@ from pyramid.authorization import Authenticated
 from .settings import DEFAULT_GROUPS_CLAIM, OktaSettings
 
 log = logging.getLogger(__name__)
+
+
+#: The principal of a request whose token is sender-constrained and came with a valid
+#: DPoP proof. An ACL that denies :data:`BEARER_TOKEN` first requires DPoP for a
+#: permission (docs/dpop.md).
+DPOP_TOKEN = "token:dpop"
+#: The principal of a request whose token was sent as ``Authorization: Bearer``.
+BEARER_TOKEN = "token:bearer"
 
 
 def user(sub: str) -> str:

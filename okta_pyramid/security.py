@@ -17,9 +17,22 @@ from pyramid.request import Request
 from pyramid_jwt import JWTAuthenticationPolicy
 from zope.interface import implementer
 
-from .principals import configured_principals, principals_for
-from .tokens import AccessTokenVerifier, InvalidToken, IssuerUnavailable, VerifiedToken
+from .principals import BEARER_TOKEN, DPOP_TOKEN, configured_principals, principals_for
+from .tokens import (
+    AccessTokenVerifier,
+    Credentials,
+    DPoPProof,
+    DPoPVerifier,
+    InvalidToken,
+    IssuerUnavailable,
+    ReplayStoreFull,
+    RequestVerifier,
+    VerifiedRequest,
+    VerifiedToken,
+    read_authorization,
+)
 from .tokens.exceptions import VerificationError
+from .tokens.schemes import BEARER, DPOP
 
 log = logging.getLogger(__name__)
 
@@ -38,33 +51,45 @@ class MalformedRequest(Exception):
 
 
 class BearerTokenReader(JWTAuthenticationPolicy):
-    """pyramid_jwt's reader of the token in a request, kept to RFC 6750 and fed by the
-    JWKS-backed :class:`~okta_pyramid.tokens.AccessTokenVerifier`.
+    """pyramid_jwt's reader of the token in a request, kept to RFC 6750 (``Bearer``) and
+    RFC 9449 (``DPoP``), and fed by the JWKS-backed
+    :class:`~okta_pyramid.tokens.AccessTokenVerifier`.
 
     Its hooks do the work, as in pyramid_jwt: :meth:`token` reads the
-    ``self.http_header`` header for the ``self.auth_type`` scheme, :meth:`jwt_decode`
-    asks the verifier. The security policy calls :meth:`verified_token`;
-    ``request.jwt_claims`` calls :meth:`get_claims`. It is not a (Pyramid 1)
-    authentication policy, and the parts of that role it inherits refuse to act.
+    ``self.http_header`` header for the ``self.auth_type`` (or ``DPoP``) scheme,
+    :meth:`jwt_decode` asks the verifier. The security policy calls
+    :meth:`verified_request`, which judges the scheme, the token's binding and the
+    DPoP proof with ``request_verifier``; ``request.jwt_claims`` calls
+    :meth:`get_claims`. It is not a (Pyramid 1) authentication policy, and the parts
+    of that role it inherits refuse to act.
     """
 
     def __init__(self, verifier: AccessTokenVerifier, *, http_header: str = "Authorization",
-                 auth_type: str = "Bearer") -> None:
+                 auth_type: str = "Bearer", request_verifier: RequestVerifier | None = None,
+                 public_url: str | None = None) -> None:
         super().__init__(private_key=None, algorithm="RS256", leeway=verifier.leeway,
                          http_header=http_header, auth_type=auth_type)
         self.verifier = verifier
-        self._scheme = auth_type.lower()
+        #: Judges scheme, binding and proof; by default ``okta.dpop = allowed``.
+        self.request_verifier = request_verifier or RequestVerifier(verifier, DPoPVerifier())
+        #: The API's external base URL (``okta.public_url``), for the DPoP ``htu``.
+        self.public_url = public_url.rstrip("/") if public_url else None
+        # The header's schemes: this reader's bearer scheme, and DPoP.
+        self._schemes = {auth_type.lower(): BEARER, DPOP.lower(): DPOP}
         # The WSGI name of the header (RFC 3875 §4.1.18), looked up without webob's
         # per-request header view.
         self._environ_key = "HTTP_" + http_header.upper().replace("-", "_")
+        # One verdict per request and reader: a DPoP proof is single-use, so it can be
+        # checked only once however often the request is asked about.
+        self._verdict_key = f"_okta_pyramid_credentials_{id(self):x}"
 
-    def token(self, request: Request) -> str | None:
-        """What follows ``Bearer`` in the request's header, or ``None`` when there is
-        no such header. The scheme is compared case-insensitively (RFC 6750 §2.1,
-        RFC 9110 §11.1).
+    def credentials(self, request: Request) -> Credentials | None:
+        """The scheme (``Bearer`` or ``DPoP``) and token of the request's header, or
+        ``None`` when there is no such header. The scheme is compared
+        case-insensitively (RFC 6750 §2.1, RFC 9110 §11.1).
 
         Raises :class:`MalformedRequest` for a token in the query string. Text that
-        is not a b64token is refused by :meth:`verified_token`, only once the
+        is not a b64token is refused by :meth:`verified_request`, only once the
         verifier has refused it, so that a valid token is not scanned twice (a JWS
         is base64url and dots, a subset of b64token).
         """
@@ -76,29 +101,69 @@ class BearerTokenReader(JWTAuthenticationPolicy):
                 "access tokens are only accepted in the Authorization header, "
                 "not in the query string"
             )
-        header = request.environ.get(self._environ_key)
-        if not header:
+        return read_authorization(request.environ.get(self._environ_key), self._schemes)
+
+    def token(self, request: Request) -> str | None:
+        """What follows the scheme in the request's header, or ``None`` (pyramid_jwt's
+        hook; see :meth:`credentials`)."""
+        credentials = self.credentials(request)
+        return None if credentials is None else credentials.token
+
+    def request_url(self, request: Request) -> str:
+        """The URL of ``request`` as the client saw it, without the query (DPoP ``htu``):
+        ``okta.public_url`` followed by the path below the application's root, or the
+        request's own URL, whose scheme and host waitress takes from a trusted
+        proxy's ``X-Forwarded-*`` headers."""
+        if self.public_url is None:
+            return request.path_url
+        # path_url is application_url (scheme, host, SCRIPT_NAME) + the quoted PATH_INFO.
+        return self.public_url + request.path_url[len(request.application_url):]
+
+    def verified_request(self, request: Request) -> VerifiedRequest | None:
+        """The request's validated credentials, or ``None`` when it has none; raises
+        :class:`MalformedRequest` or a :class:`~okta_pyramid.tokens.VerificationError`."""
+        credentials = self.credentials(request)
+        if credentials is None:
             return None
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != self._scheme:
-            return None
-        return credentials.strip(" ")
+        if credentials.scheme == DPOP:
+            return self._verified_dpop(request, credentials)
+        # A Bearer request needs no URL and no proof, and judging it twice is only a
+        # cache hit: the fast path stays as short as it was before DPoP.
+        try:
+            return self.request_verifier.check(credentials,
+                                               request.environ["REQUEST_METHOD"], "")
+        except InvalidToken:
+            malformed = _malformed(credentials)
+            if malformed is not None:
+                raise malformed from None
+            raise
+
+    def _verified_dpop(self, request: Request, credentials: Credentials) -> VerifiedRequest:
+        # A proof is single-use, so a DPoP request is judged once, however often it
+        # is asked about (the policy, then request.jwt_claims).
+        attributes = request.__dict__
+        outcome = attributes.get(self._verdict_key)
+        if outcome is None:
+            # WSGI joins repeated headers with ", ", which the proof check refuses.
+            proof = request.environ.get("HTTP_DPOP")
+            try:
+                outcome = (self.request_verifier.check(
+                    credentials, request.environ["REQUEST_METHOD"], self.request_url(request),
+                    () if proof is None else (proof,)), None)
+            except InvalidToken as exc:
+                outcome = (None, _malformed(credentials) or exc)
+            except VerificationError as exc:
+                outcome = (None, exc)
+            attributes[self._verdict_key] = outcome
+        if outcome[1] is not None:
+            raise outcome[1]
+        return outcome[0]
 
     def verified_token(self, request: Request) -> VerifiedToken | None:
-        """The request's validated token, or ``None`` when it has none; raises
-        :class:`MalformedRequest` or a :class:`~okta_pyramid.tokens.VerificationError`."""
-        token = self.token(request)
-        if token is None:
-            return None
-        try:
-            return self.verifier.verify_token(token)
-        except InvalidToken:
-            if not _B64TOKEN.fullmatch(token):
-                # Not "Bearer <token>": a malformed request (400), not a bad token (401).
-                raise MalformedRequest(
-                    "the Authorization header must be 'Bearer' followed by one access token"
-                ) from None
-            raise
+        """The request's validated token, or ``None`` when it has none (see
+        :meth:`verified_request`)."""
+        verified = self.verified_request(request)
+        return None if verified is None else verified.token
 
     # -- pyramid_jwt's hooks --------------------------------------------------------
 
@@ -106,10 +171,10 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         """The validated claims, or ``{}`` when the request has no acceptable token
         (pyramid_jwt's contract, behind ``request.jwt_claims``)."""
         try:
-            token = self.token(request)
-        except MalformedRequest:
+            verified = self.verified_request(request)
+        except (MalformedRequest, VerificationError):
             return {}
-        return {} if token is None else self.jwt_decode(request, token)
+        return {} if verified is None else verified.token.claims()
 
     def jwt_decode(self, request: Request, token: str) -> dict[str, Any]:
         """The token's claims if the verifier accepts it, else ``{}``."""
@@ -147,6 +212,15 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             "use request.identity.__principals__()")
 
 
+def _malformed(credentials: Credentials) -> MalformedRequest | None:
+    # Asked only once the token was refused, so that a valid one is never scanned.
+    if _B64TOKEN.fullmatch(credentials.token):
+        return None
+    # Not "<scheme> <token>": a malformed request (400), not a bad token (401).
+    return MalformedRequest(
+        f"the Authorization header must be '{credentials.scheme}' followed by one access token")
+
+
 def _has_access_token(query: str) -> bool:
     # Parsed from the raw string: webob's request.GET raises on bytes that are not
     # UTF-8 (?%ff), and this runs before any view could turn that into a 400.
@@ -157,15 +231,19 @@ def _has_access_token(query: str) -> bool:
 class TokenIdentity:
     """The caller, as described by a validated access token."""
 
-    __slots__ = ("token", "principals_of", "_claims")
+    __slots__ = ("token", "principals_of", "scheme", "proof", "_claims")
 
     def __init__(self, token: VerifiedToken,
-                 principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for
-                 ) -> None:
+                 principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,
+                 scheme: str = BEARER, proof: DPoPProof | None = None) -> None:
         #: The validated token, shared by every request that presents it.
         self.token = token
         #: Claims to principals; the policy passes the configured mapping.
         self.principals_of = principals_of
+        #: ``Bearer`` or ``DPoP``: how this request presented the token.
+        self.scheme = scheme
+        #: The request's DPoP proof (``DPoP`` scheme only).
+        self.proof = proof
         self._claims: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -185,12 +263,13 @@ class TokenIdentity:
 
     @property
     def principals(self) -> tuple[str, ...]:
-        """The principals, computed once per token (see :meth:`__principals__`)."""
-        return self.token.principals(self.principals_of)
+        """The principals of the token, computed once per token, and the principal of
+        how this request presented it (``token:dpop`` or ``token:bearer``)."""
+        return (*self.token.principals(self.principals_of), _SCHEME_PRINCIPALS[self.scheme])
 
     def __principals__(self) -> list[str]:
-        """``Authenticated``, ``user:``, ``client:``, ``scope:`` and ``group:`` principals
-        (see :func:`okta_pyramid.principals.principals_for`)."""
+        """``Authenticated``, ``user:``, ``client:``, ``scope:``, ``group:`` and ``token:``
+        principals (see :mod:`okta_pyramid.principals`)."""
         return list(self.principals)
 
 
@@ -203,6 +282,9 @@ class Authentication(NamedTuple):
 
     identity: TokenIdentity | None = None
     failure: Exception | None = None
+    #: The scheme the request used (``Bearer`` or ``DPoP``), ``None`` without credentials:
+    #: an error goes in the challenge of this scheme (RFC 9449 §7.1).
+    scheme: str | None = None
 
     @property
     def reason(self) -> str | None:
@@ -220,11 +302,16 @@ class OktaSecurityPolicy:
         *,
         realm: str = "api",
         principals: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,
+        request_verifier: RequestVerifier | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.verifier = verifier
         self.realm = realm
         self.principals = principals
-        self.reader = BearerTokenReader(verifier)
+        self.reader = BearerTokenReader(verifier, request_verifier=request_verifier,
+                                        public_url=public_url)
+        #: Judges scheme, binding and DPoP proof (``okta.dpop``).
+        self.request_verifier = self.reader.request_verifier
         self.helper = ACLHelper()
         # What pyramid's RequestLocalCache does, kept in the request's own __dict__:
         # the verdict lives and dies with the request, at a fraction of the cost of a
@@ -251,7 +338,9 @@ class OktaSecurityPolicy:
         identity = self.identity(request)
         if identity is None:
             return self.helper.permits(context, _ANONYMOUS, permission)
-        return self.helper.permits(context, (Everyone, *identity.principals), permission)
+        return self.helper.permits(
+            context, (Everyone, *identity.token.principals(identity.principals_of),
+                      _SCHEME_PRINCIPALS[identity.scheme]), permission)
 
     def remember(self, request: Request, userid: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
@@ -265,24 +354,52 @@ class OktaSecurityPolicy:
         # Whatever the verdict, the response depended on this header.
         request.add_response_callback(_vary_on_authorization)
         try:
-            token = self.reader.verified_token(request)
+            verified = self.reader.verified_request(request)
         except MalformedRequest as exc:
             log.info("request rejected: reason=%s client=%s", exc.reason, request.remote_addr)
-            return Authentication(failure=exc)
+            return Authentication(failure=exc, scheme=self._scheme(request))
         except InvalidToken as exc:
             log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
-            return Authentication(failure=exc)
-        except IssuerUnavailable as exc:
+            return Authentication(failure=exc, scheme=self._scheme(request))
+        except (IssuerUnavailable, ReplayStoreFull) as exc:
             log.warning("token not judged: reason=%s client=%s", exc.reason,
                         request.remote_addr)
-            return Authentication(failure=exc)
-        if token is None:
+            return Authentication(failure=exc, scheme=self._scheme(request))
+        if verified is None:
             return _NO_TOKEN
-        return Authentication(identity=TokenIdentity(token, self.principals))
+        proof = verified.proof
+        if proof is not None and proof.next_nonce is not None:
+            # RFC 9449 §8.2: the next nonce before the client's one expires.
+            request.add_response_callback(_NonceOnResponse(proof.next_nonce))
+        return Authentication(identity=TokenIdentity(verified.token, self.principals,
+                                                     verified.scheme, proof),
+                              scheme=verified.scheme)
+
+    def _scheme(self, request: Request) -> str | None:
+        try:
+            credentials = self.reader.credentials(request)
+        except MalformedRequest:
+            return None
+        return None if credentials is None else credentials.scheme
 
 
 _ANONYMOUS = (Everyone,)
 _NO_TOKEN = Authentication()
+_SCHEME_PRINCIPALS = {BEARER: BEARER_TOKEN, DPOP: DPOP_TOKEN}
+
+
+class _NonceOnResponse:
+    """Sends a fresh DPoP nonce with the response (RFC 9449 §8.2)."""
+
+    __slots__ = ("nonce",)
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+
+    def __call__(self, request: Request, response: Any) -> None:
+        response.headers["DPoP-Nonce"] = self.nonce
+        # A nonce is for one client: no shared cache may hand it to another.
+        response.cache_control = "no-store"
 
 
 def _vary_on_authorization(request: Request, response: Any) -> None:
@@ -301,7 +418,8 @@ def authentication(request: Request) -> Authentication:
 
 
 def jwt_claims(request: Request) -> dict[str, Any]:
-    """pyramid_jwt's ``request.jwt_claims``: the validated claims, or ``{}``."""
+    """pyramid_jwt's ``request.jwt_claims``: the validated claims, or ``{}`` (also when
+    the scheme, the token's binding or the DPoP proof is refused)."""
     return request.registry.okta_security_policy.reader.get_claims(request)
 
 
@@ -325,7 +443,9 @@ def includeme(config: Configurator) -> None:
     """
     settings = config.registry.okta_settings
     policy = OktaSecurityPolicy(config.registry.okta_verifier, realm=settings.realm,
-                                principals=configured_principals(settings))
+                                principals=configured_principals(settings),
+                                request_verifier=config.registry.okta_request_verifier,
+                                public_url=settings.public_url)
     config.registry.okta_security_policy = policy
     config.set_security_policy(policy)
     # An application's own set_request_factory wins over this one (Pyramid's rule

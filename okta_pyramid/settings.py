@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Mapping
 from urllib.parse import SplitResult, urlsplit
 
@@ -17,7 +17,12 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
+from .tokens.dpop import DEFAULT_ALGORITHMS as DEFAULT_DPOP_ALGORITHMS
+from .tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
+from .tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
 from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
+from .tokens.nonces import MIN_SECRET_BYTES
+from .tokens.schemes import MODES as DPOP_MODES
 from .tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
 
 PREFIX = "okta."
@@ -30,6 +35,9 @@ ENVIRONMENTS = ("development", "production")
 OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
 DEFAULT_GROUPS_CLAIM = "groups"
 MAX_TOKEN_CACHE_SIZE = 100_000
+#: A proof older than this is refused whatever okta.dpop_max_age says: the replay
+#: store must remember every proof for that long.
+MAX_DPOP_MAX_AGE = 3600
 
 #: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
 #: start-up: a misspelt key would otherwise leave its default silently in force.
@@ -51,6 +59,12 @@ SETTING_NAMES = frozenset({
     "okta.required_claims",
     "okta.principals_callback",
     "okta.token_cache_size",
+    "okta.dpop",
+    "okta.dpop_algorithms",
+    "okta.dpop_max_age",
+    "okta.dpop_nonce",
+    "okta.dpop_nonce_secret",
+    "okta.public_url",
 })
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
 _OKTA_SERVER_PATH = re.compile(r"/oauth2/[^/]+/?")
@@ -78,6 +92,15 @@ class OktaSettings:
     required_claims: tuple[tuple[str, str | None], ...] = ()
     principals_callback: Callable[..., Any] | None = None
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
+    #: ``allowed``, ``required`` or ``disabled`` (docs/dpop.md).
+    dpop: str = "allowed"
+    dpop_algorithms: tuple[str, ...] = DEFAULT_DPOP_ALGORITHMS
+    dpop_max_age: int = DEFAULT_DPOP_MAX_AGE
+    dpop_nonce: bool = False
+    #: ``None``: a random secret per process. Kept out of the dataclass's repr.
+    dpop_nonce_secret: str | None = field(default=None, repr=False)
+    #: The API's external base URL (the application root), without a trailing slash.
+    public_url: str | None = None
 
 
 def _is_okta_host(host: str | None) -> bool:
@@ -310,6 +333,57 @@ def _callable(settings: Mapping[str, Any], name: str) -> Callable[..., Any] | No
     return value
 
 
+def _dpop_mode(settings: Mapping[str, Any]) -> str:
+    key = PREFIX + "dpop"
+    mode = str(settings.get(key) or "allowed").strip().lower()
+    if mode not in DPOP_MODES:
+        raise ConfigurationError(
+            f"{key}: must be one of {', '.join(DPOP_MODES)}, got {settings.get(key)!r}")
+    return mode
+
+
+def _dpop_algorithms(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    key = PREFIX + "dpop_algorithms"
+    names = tuple(dict.fromkeys(aslist(settings.get(key) or "")))
+    for name in names:
+        if name not in DPOP_ALGORITHMS:
+            raise ConfigurationError(
+                f"{key}: {name[:20]!r} is not an algorithm for DPoP proofs; choose among "
+                f"{' '.join(DPOP_ALGORITHMS)} (none and HS* cannot prove possession)")
+    return names or DEFAULT_DPOP_ALGORITHMS
+
+
+def _nonce_secret(settings: Mapping[str, Any]) -> str | None:
+    key = PREFIX + "dpop_nonce_secret"
+    raw = settings.get(key)
+    if raw is None or not str(raw).strip():
+        return None
+    secret = str(raw).strip()
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        # Never quote it: it is a secret, however wrong.
+        raise ConfigurationError(
+            f"{key}: must be at least {MIN_SECRET_BYTES} bytes (for example the output of "
+            f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    return secret
+
+
+def _public_url(settings: Mapping[str, Any]) -> str | None:
+    key = PREFIX + "public_url"
+    raw = str(settings.get(key) or "").strip()
+    if not raw:
+        return None
+    parts = split_url(raw, key)
+    if "@" in parts.netloc:
+        raise ConfigurationError(f"{key}: must not contain user info (user:password@)")
+    if (parts.scheme not in ("https", "http") or not parts.hostname or parts.query
+            or parts.fragment or raw.endswith(("?", "#"))):
+        raise ConfigurationError(
+            f"{key}: must be the absolute http(s) URL where clients reach this API's root, "
+            f"such as https://api.example.com or https://example.com/orders-api, with no "
+            f"query or fragment; got {display_url(parts)!r}")
+    return raw.rstrip("/")
+
+
 def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
     refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
@@ -380,4 +454,11 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         token_cache_size=int(_number(settings, "token_cache_size", DEFAULT_TOKEN_CACHE_SIZE,
                                      minimum=0, maximum=MAX_TOKEN_CACHE_SIZE, integer=True,
                                      unit="tokens")),
+        dpop=_dpop_mode(settings),
+        dpop_algorithms=_dpop_algorithms(settings),
+        dpop_max_age=int(_number(settings, "dpop_max_age", DEFAULT_DPOP_MAX_AGE, minimum=1,
+                                 maximum=MAX_DPOP_MAX_AGE, integer=True)),
+        dpop_nonce=_boolean(settings, "dpop_nonce", False),
+        dpop_nonce_secret=_nonce_secret(settings),
+        public_url=_public_url(settings),
     )

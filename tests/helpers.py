@@ -7,6 +7,11 @@ from typing import Any, Callable, Iterable
 import webtest
 from pyramid.config import Configurator
 
+# RFC 9449 §7.1: with okta.dpop = allowed (the default), a request without credentials
+# is challenged with both schemes; DPoP's names the accepted proof algorithms.
+BOTH_CHALLENGES = ('Bearer realm="api", DPoP realm="api", '
+                   'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"')
+
 
 def webtest_app(config: Configurator) -> webtest.TestApp:
     """The application configured so far, in WebTest."""

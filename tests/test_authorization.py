@@ -6,6 +6,7 @@ from typing import Any, Callable
 import pytest
 import webtest
 
+from .helpers import BOTH_CHALLENGES
 from .issuer import LoopbackIssuer
 
 AppFactory = Callable[..., webtest.TestApp]
@@ -78,7 +79,7 @@ def test_a_group_named_like_the_scope_does_not_grant_it(app: webtest.TestApp,
 
 def test_no_token_is_401_without_an_error_code(any_mode_app: webtest.TestApp) -> None:
     response = any_mode_app.get("/api/messages", status=401)
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["WWW-Authenticate"] == BOTH_CHALLENGES
 
 
 def test_an_invalid_token_is_401_even_if_it_claims_the_scope(

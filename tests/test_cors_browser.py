@@ -7,11 +7,16 @@ different loopback ports (so different origins), the API trusts the loopback
 issuer, and Debian's Chromium, driven by Selenium through Debian's
 chromedriver, loads the console and calls the API with ``fetch``.
 
+A page also makes a non-extractable ES256 key with WebCrypto and calls the API
+with ``Authorization: DPoP`` and proofs it signs itself (RFC 9449).
+
 The API server counts what reached it, so the tests can tell a request the
 browser never sent (a cached preflight) from one whose answer it withheld.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -357,3 +362,122 @@ def test_preflight_needs_no_token_and_is_cached(site: Site, browser: Any) -> Non
     assert page_fetch(browser, url, token)["status"] == 200
     assert len(site.api_log.requests("OPTIONS", path)) == 1
     assert len(site.api_log.requests("GET", path)) == 4
+
+
+# -- DPoP from a browser: a non-extractable WebCrypto key ----------------------------------
+
+MAKE_KEY = """
+const done = arguments[arguments.length - 1];
+crypto.subtle.generateKey({name: "ECDSA", namedCurve: "P-256"}, false, ["sign", "verify"])
+  .then(async (pair) => {
+    window.dpopKeys = pair;  // a CryptoKey cannot leave the page, and this one cannot be exported
+    const jwk = await crypto.subtle.exportKey("jwk", pair.publicKey);
+    done({jwk: {kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y},
+          extractable: pair.privateKey.extractable});
+  }, (e) => done({error: String(e)}));
+"""
+
+DPOP_FETCH = """
+const [url, token, done] = arguments;
+const utf8 = new TextEncoder();
+const b64url = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer)))
+  .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+async function proof(nonce) {
+  const jwk = await crypto.subtle.exportKey("jwk", window.dpopKeys.publicKey);
+  const header = {typ: "dpop+jwt", alg: "ES256",
+                  jwk: {kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y}};
+  const claims = {jti: crypto.randomUUID(), htm: "GET", htu: url,
+                  iat: Math.floor(Date.now() / 1000),
+                  ath: b64url(await crypto.subtle.digest("SHA-256", utf8.encode(token)))};
+  if (nonce) claims.nonce = nonce;
+  const input = b64url(utf8.encode(JSON.stringify(header))) + "."
+    + b64url(utf8.encode(JSON.stringify(claims)));
+  // WebCrypto's ECDSA signature is r || s, the form JWS uses (RFC 7518 §3.4).
+  const signature = await crypto.subtle.sign({name: "ECDSA", hash: "SHA-256"},
+                                             window.dpopKeys.privateKey, utf8.encode(input));
+  return input + "." + b64url(signature);
+}
+async function call(nonce) {
+  const r = await fetch(url, {mode: "cors", credentials: "omit",
+                              headers: {Authorization: "DPoP " + token, DPoP: await proof(nonce)}});
+  return {status: r.status, body: await r.text(),
+          wwwAuthenticate: r.headers.get("WWW-Authenticate"),
+          nonce: r.headers.get("DPoP-Nonce")};
+}
+(async () => {
+  const first = await call(null);
+  // RFC 9449 §9: sign a new proof with the nonce the API sent, and try again once.
+  const retry = first.status === 401 && first.nonce ? await call(first.nonce) : null;
+  done({first, retry});
+})().catch((e) => done({error: String(e)}));
+"""
+
+
+def jwk_thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638: SHA-256 of the required members, sorted, without spaces."""
+    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")},
+                           separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def browser_dpop_key(browser: Any, page_origin: str) -> str:
+    """Make a non-extractable ES256 key in a page of ``page_origin``; its jkt."""
+    browser.get(f"{page_origin}/console/")
+    made = browser.execute_async_script(MAKE_KEY)
+    assert "error" not in made, made
+    assert made["extractable"] is False
+    return jwk_thumbprint(made["jwk"])
+
+
+def test_a_page_calls_whoami_with_dpop(site: Site, browser: Any) -> None:
+    jkt = browser_dpop_key(browser, site.console.url)
+    token = site.issuer.mint(sub="dora@example.com", cnf={"jkt": jkt})
+    url = f"{site.api.url}/api/whoami"
+
+    result = browser.execute_async_script(DPOP_FETCH, url, token)
+    assert "error" not in result, result
+    first = result["first"]
+    assert first["status"] == 200, first
+    claims = json.loads(first["body"])
+    assert claims["sub"] == "dora@example.com" and claims["cnf"] == {"jkt": jkt}
+    assert result["retry"] is None  # no nonce needed here
+
+    preflight = site.api_log.requests("OPTIONS", "/api/whoami")[-1]
+    assert "dpop" in preflight.headers["access-control-allow-headers"].lower()
+    seen = site.api_log.requests("GET", "/api/whoami")[-1]
+    assert seen.origin == site.console.url and seen.status == 200
+
+    # The same token replayed as a bearer token by someone without the key is refused.
+    stolen = page_fetch(browser, url, token)
+    assert stolen["status"] == 401, stolen
+    assert stolen["wwwAuthenticate"].startswith('Bearer realm="api", error="invalid_token"')
+
+
+@pytest.fixture(scope="module")
+def nonce_api(site: Site) -> Iterator[str]:
+    """A second API that requires DPoP nonces, allowing the console's origin."""
+    sock = listening_socket()
+    app = main({}, **{"okta.issuer": site.issuer.issuer, "okta.audience": site.issuer.audience,
+                      "okta.http_timeout": "2", "okta.dpop_nonce": "true",
+                      "okta.cors_allowed_origins": site.console.url})
+    served = Served(app, sock)
+    yield served.url
+    served.close()
+
+
+def test_a_page_retries_with_the_nonce_it_was_given(site: Site, browser: Any,
+                                                    nonce_api: str) -> None:
+    jkt = browser_dpop_key(browser, site.console.url)
+    token = site.issuer.mint(cnf={"jkt": jkt})
+
+    result = browser.execute_async_script(DPOP_FETCH, f"{nonce_api}/api/whoami", token)
+    assert "error" not in result, result
+    first, retry = result["first"], result["retry"]
+    # The page could read the error, its challenge and the nonce across origins.
+    assert first["status"] == 401 and json.loads(first["body"])["error"] == "use_dpop_nonce"
+    assert first["wwwAuthenticate"].startswith('DPoP realm="api", algs="')
+    assert 'error="use_dpop_nonce"' in first["wwwAuthenticate"]
+    assert first["nonce"]
+    assert retry is not None and retry["status"] == 200, retry
+    assert json.loads(retry["body"])["cnf"] == {"jkt": jkt}

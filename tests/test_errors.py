@@ -16,7 +16,7 @@ from okta_pyramid.permissions import AUTHENTICATED
 from okta_pyramid.security import MalformedRequest, OktaRequest
 from okta_pyramid.tokens import ExpiredToken, InvalidToken, IssuerUnavailable
 
-from .helpers import webtest_app
+from .helpers import BOTH_CHALLENGES, webtest_app
 from .issuer import LoopbackIssuer
 
 
@@ -50,15 +50,15 @@ def test_a_new_scheme_and_code_are_rows_of_the_table(monkeypatch: pytest.MonkeyP
     class InvalidProof(InvalidToken):
         reason = "invalid_proof"
 
-    monkeypatch.setitem(ANSWERS, InvalidProof, Answer(401, "invalid_dpop_proof", scheme="DPoP"))
-    monkeypatch.setattr(errors, "SCHEMES", ("Bearer", "DPoP"))
+    monkeypatch.setitem(ANSWERS, InvalidProof, Answer(401, "invalid_proof", scheme="Proof"))
+    monkeypatch.setattr(errors, "SCHEMES", ("Bearer", "Proof"))
     response = challenge(InvalidProof("the proof is not signed"), realm="api")
-    assert response.status_int == 401 and response.json["error"] == "invalid_dpop_proof"
+    assert response.status_int == 401 and response.json["error"] == "invalid_proof"
     assert response.headers["WWW-Authenticate"] == (
-        'DPoP realm="api", error="invalid_dpop_proof", '
+        'Proof realm="api", error="invalid_proof", '
         'error_description="the proof is not signed"')
-    assert challenge(None, realm="api").headers["WWW-Authenticate"] == (
-        'Bearer realm="api", DPoP realm="api"')
+    assert challenge(None, realm="api", schemes=("Bearer", "Proof")).headers[
+        "WWW-Authenticate"] == 'Bearer realm="api", Proof realm="api"'
 
 
 def test_every_failure_the_policy_reaches_has_a_row() -> None:
@@ -118,7 +118,7 @@ def test_a_wrapped_policy_keeps_every_answer(config: Configurator,
     assert not isinstance(app.app.registry.getUtility(ISecurityPolicy), type(okta))
     assert app.get("/orders", headers=bearer(issuer.mint())).json == {
         "user": "alice@example.com"}
-    assert app.get("/orders", status=401).headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert app.get("/orders", status=401).headers["WWW-Authenticate"] == BOTH_CHALLENGES
     expired = app.get("/orders", headers=bearer(issuer.mint(exp=1)), status=401)
     assert expired.json["error"] == "invalid_token"
     assert app.get("/orders", headers={"Authorization": "Bearer a b"}, status=400)

@@ -129,9 +129,10 @@ def test_configured_principals_default_and_callback() -> None:
 
 def test_token_identity_uses_the_mapping_it_is_given() -> None:
     token = verified_token({"sub": "bob", "scp": ["a"]})
-    assert TokenIdentity(token).__principals__() == [Authenticated, "user:bob", "scope:a"]
+    assert TokenIdentity(token).__principals__() == [Authenticated, "user:bob", "scope:a",
+                                                     "token:bearer"]
     identity = TokenIdentity(verified_token({"sub": "bob"}), lambda c: ["custom"])
-    assert identity.__principals__() == ["custom"]
+    assert identity.__principals__() == ["custom", "token:bearer"]
 
 
 JSON = st.recursive(

@@ -10,10 +10,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from okta_pyramid.tokens import DPoPVerifier, make_proof
 
 from .issuer import DROP, LoopbackIssuer, unreachable_url
 
@@ -233,6 +236,10 @@ OKTA = {"OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default",
      "okta.cors_allowed_origins: is not a valid URL"),
     ({**OKTA, "OKTA_ISSUER": "https://dev-123456.okta.com/oauth2/default/"},
      "okta.issuer: must not end with '/'"),
+    ({**OKTA, "OKTA_DPOP": "sometimes"},
+     "okta.dpop: must be one of allowed, required, disabled"),
+    ({**OKTA, "OKTA_DPOP_NONCE_SECRET": "short-s3cret"},
+     "okta.dpop_nonce_secret: must be at least 16 bytes"),
 ])
 def test_refuses_to_start_with_one_line(env, expected) -> None:
     result = subprocess.run([PSERVE, "production.ini"], cwd=ROOT, env=environment(**env),
@@ -303,3 +310,60 @@ def test_development_ini_with_its_port_taken_refuses_with_one_line(taken_port: i
         f"(address already in use); stop what uses it, or choose another port with "
         f"http_port in development.ini")
     assert not (tmp_path / ".devissuer").exists()  # refused before the app was built
+
+
+# -- DPoP: htu is the URL the client used, behind a proxy ---------------------------------
+
+def dpop_client(issuer: LoopbackIssuer) -> tuple[Any, str]:
+    """An ES256 key and an access token bound to it (cnf.jkt)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jkt = DPoPVerifier().verify(make_proof(key, "GET", "https://x/"), "GET", "https://x/").jkt
+    return key, issuer.mint(cnf={"jkt": jkt})
+
+
+def dpop_get(server: Server, key: Any, token: str, htu: str, **headers: str
+             ) -> requests.Response:
+    proof = make_proof(key, "GET", htu, access_token=token)
+    return server.get("/api/whoami", headers={"Authorization": f"DPoP {token}", "DPoP": proof,
+                                              **headers})
+
+
+def test_dpop_htu_is_the_clients_url_through_the_trusted_proxy(pserve, issuer) -> None:
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
+                    WAITRESS_TRUSTED_PROXY="127.0.0.1",
+                    WAITRESS_TRUSTED_PROXY_HEADERS="x-forwarded-proto x-forwarded-host")
+    assert wait_ready(server).status_code == 200
+    key, token = dpop_client(issuer)
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com"}
+
+    # The client called https://api.example.com; the proxy called us over plain http.
+    answer = dpop_get(server, key, token, "https://api.example.com/api/whoami?q=1", **forwarded)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["cnf"]["jkt"]
+    # A proof for the address the proxy used is for another URL.
+    inside = dpop_get(server, key, token, server.url + "/api/whoami", **forwarded)
+    assert inside.status_code == 401
+    assert inside.json()["error"] == "invalid_dpop_proof"
+    assert inside.headers["WWW-Authenticate"].startswith('DPoP realm="api", algs="')
+    # The same token as a bearer token is refused: it is bound.
+    assert server.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}
+                      ).status_code == 401
+    server.stop()
+    assert token not in server.stderr and token.split(".")[2] not in server.stderr
+    messages = [line["message"] for line in server.json_lines()]
+    assert "token rejected: reason=dpop_url client=127.0.0.1" in messages
+    assert "token rejected: reason=bound_token_as_bearer client=127.0.0.1" in messages
+
+
+def test_dpop_htu_with_okta_public_url(pserve, issuer) -> None:
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
+                    OKTA_PUBLIC_URL="https://api.example.com/orders")
+    assert wait_ready(server).status_code == 200
+    key, token = dpop_client(issuer)
+    assert dpop_get(server, key, token, "https://api.example.com/orders/api/whoami"
+                    ).status_code == 200
+    # Without trusted_proxy, forwarded headers change nothing; public_url decides.
+    refused = dpop_get(server, key, token, "https://evil.example/api/whoami",
+                       **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"})
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_dpop_proof"

@@ -44,10 +44,10 @@ def verdict(policy: OktaSecurityPolicy, header: str | None) -> Any:
     "",
     "Basic dXNlcjpwYXNz",
     "Bearerabc",
-    "DPoP abc",
+    "DPoPabc",
 ])
 def test_no_bearer_credentials(policy: OktaSecurityPolicy, header: str | None) -> None:
-    assert verdict(policy, header) == (None, None)
+    assert verdict(policy, header) == (None, None, None)
 
 
 @pytest.mark.parametrize("header", [
@@ -90,8 +90,11 @@ def test_a_valid_token_under_any_spelling_of_the_scheme(policy: OktaSecurityPoli
 
 def test_principals() -> None:
     identity = TokenIdentity(verified_token({"sub": "alice@example.com", "cid": "0oa1"}))
-    assert identity.__principals__() == [Authenticated, "user:alice@example.com", "client:0oa1"]
-    assert TokenIdentity(verified_token({})).__principals__() == [Authenticated]
+    assert identity.__principals__() == [Authenticated, "user:alice@example.com", "client:0oa1",
+                                         "token:bearer"]
+    assert TokenIdentity(verified_token({})).__principals__() == [Authenticated, "token:bearer"]
+    assert TokenIdentity(verified_token({}), scheme="DPoP").__principals__() == [
+        Authenticated, "token:dpop"]
 
 
 def test_identity_is_computed_once_per_request(issuer: LoopbackIssuer) -> None:

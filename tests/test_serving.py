@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 import requests
 
+from .helpers import BOTH_CHALLENGES
 from .issuer import LoopbackIssuer
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +75,7 @@ def test_pserve_development_ini(server: Server, issuer: LoopbackIssuer) -> None:
     assert requests.get(served + "/api/hello").status_code == 200
     denied = requests.get(served + "/api/whoami")
     assert denied.status_code == 401
-    assert denied.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert denied.headers["WWW-Authenticate"] == BOTH_CHALLENGES
     token = issuer.mint()
     response = requests.get(served + "/api/whoami", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200

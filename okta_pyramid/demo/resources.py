@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pyramid.authorization import Allow
 
-from ..permissions import Root
+from ..permissions import DENY_BEARER_TOKENS, Root
 from ..principals import group, scope
 
 #: Read the message board: tokens with scope ``messages:read``.
@@ -31,3 +31,10 @@ class ApiResource(Root):
         (Allow, group("Admins"), ADMINISTER),
         *Root.__acl__,
     ]
+
+
+class SenderConstrained(Root):
+    """The context of the endpoints that need a DPoP-bound token: every permission is
+    denied to a token sent as ``Bearer``, then the root's entries apply."""
+
+    __acl__ = [DENY_BEARER_TOKENS, *Root.__acl__]

@@ -1,7 +1,9 @@
-"""The demonstration API: one public view and one that needs a token."""
+"""The demonstration API: one public view, one that needs a token, and one that needs
+a DPoP-bound token."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pyramid.request import Request
 from pyramid.response import Response
@@ -34,3 +36,13 @@ def whoami(request: Request) -> Response:
     object without repeated names), serialized once per token."""
     return json_response(request.identity.token.payload,
                          ("Cache-Control", "no-store"))  # the claims are per caller
+
+
+@view_config(route_name="dpop", request_method=("GET", "HEAD"), permission=AUTHENTICATED,
+             renderer="json")
+def dpop(request: Request) -> dict[str, Any]:
+    """Needs a DPoP-bound token and its proof (the context's ACL denies ``Bearer``): who
+    called, and the thumbprint of the key they proved they hold."""
+    identity = request.identity
+    request.response.cache_control = "no-store"  # per caller
+    return {"sub": identity.subject, "scheme": identity.scheme, "jkt": identity.proof.jkt}

@@ -33,10 +33,20 @@ from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
+from .schemes import (
+    BindingMismatch,
+    Credentials,
+    RequestVerifier,
+    SchemeNotAccepted,
+    VerifiedRequest,
+    read_authorization,
+)
 from .verifier import AccessTokenVerifier, VerifiedToken
 
 __all__ = [
     "AccessTokenVerifier",
+    "BindingMismatch",
+    "Credentials",
     "DPoPNonces",
     "DPoPProof",
     "DPoPVerifier",
@@ -57,11 +67,15 @@ __all__ = [
     "MalformedToken",
     "ReplayStore",
     "ReplayStoreFull",
+    "RequestVerifier",
     "RequiredClaimNotMet",
+    "SchemeNotAccepted",
     "UnknownKey",
     "UnsupportedAlgorithm",
     "UnsupportedHeader",
     "UseDPoPNonce",
     "VerificationError",
+    "VerifiedRequest",
     "VerifiedToken",
+    "read_authorization",
 ]

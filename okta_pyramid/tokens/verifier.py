@@ -79,7 +79,7 @@ class VerifiedToken:
     one), and what it derives from them is computed once and then shared.
     """
 
-    __slots__ = ("payload", "not_before", "not_after", "_claims", "_principals")
+    __slots__ = ("payload", "not_before", "not_after", "bound", "jkt", "_claims", "_principals")
 
     def __init__(self, payload: bytes, claims: dict[str, Any], *, not_before: float,
                  not_after: float) -> None:
@@ -89,6 +89,15 @@ class VerifiedToken:
         #: The token is acceptable while ``not_before <= now < not_after`` (leeway included).
         self.not_before = not_before
         self.not_after = not_after
+        # Read once per token, not per request: a cached token answers from here.
+        cnf = claims.get("cnf")
+        #: True when the token is sender-constrained (it has a ``cnf`` claim, RFC 7800):
+        #: it must never be accepted as a plain bearer token (RFC 9449 §7.2).
+        self.bound = cnf is not None
+        #: The thumbprint of the key the token is bound to (``cnf.jkt``, RFC 9449 §6.1),
+        #: or ``None`` when it is not bound to a DPoP key. Not checked here: the DPoP
+        #: verifier refuses one that is not a string.
+        self.jkt: Any = cnf.get("jkt") if isinstance(cnf, dict) else None
         self._claims: dict[str, Any] | None = claims
         self._principals: tuple[Callable[..., Any], tuple[str, ...]] | None = None
 

@@ -36,6 +36,20 @@ SCRIPT = textwrap.dedent("""
             assert exc.reason == "wrong_audience", exc.reason
         else:
             raise AssertionError("a token for another audience was accepted")
+
+        # The request-level check: method, URL and headers in; the verdict out.
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from okta_pyramid.tokens import DPoPVerifier, RequestVerifier, make_proof
+
+        url = "https://api.example.com/orders"
+        key = ec.generate_private_key(ec.SECP256R1())
+        jkt = DPoPVerifier().verify(make_proof(key, "GET", url), "GET", url).jkt
+        token = issuer.mint(cnf={"jkt": jkt})
+        check = RequestVerifier(verifier, DPoPVerifier())
+        proof = make_proof(key, "GET", url, access_token=token)
+        verified = check.verify("GET", url, {"authorization": "DPoP " + token, "dpop": proof})
+        assert verified.scheme == "DPoP" and verified.proof.jkt == jkt
+        assert verified.token.claims()["cnf"] == {"jkt": jkt}
     finally:
         issuer.close()
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in BLOCKED)

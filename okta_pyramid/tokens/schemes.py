@@ -1,0 +1,181 @@
+"""A request's credentials, judged whole: the ``Bearer`` (RFC 6750) and ``DPoP``
+(RFC 9449) schemes, the token's binding, and the DPoP proof.
+
+This module knows nothing of Pyramid; it is used on its own like this::
+
+    check = RequestVerifier(AccessTokenVerifier(issuer, audience), DPoPVerifier())
+    verified = check.verify("GET", "https://api.example.com/orders", headers)
+    verified.token.claims(), verified.scheme, verified.proof   # or a VerificationError
+
+The rules, in every mode (RFC 9449 §7.1 and §7.2):
+
+- a token bound to a key (``cnf``) sent as ``Bearer`` is refused (``invalid_token``):
+  accepting it would throw away the proof of possession that was its point;
+- a token not bound to a DPoP key (no ``cnf.jkt``) sent as ``DPoP`` is refused
+  (``invalid_token``);
+- ``DPoP`` requests carry a proof for this method and URL, for this token
+  (``ath``), signed with the token's key (``cnf.jkt``).
+
+The mode (``okta.dpop``) says which schemes are accepted: ``allowed`` both,
+``required`` only ``DPoP``, ``disabled`` only ``Bearer``. A scheme that is not
+accepted raises :class:`SchemeNotAccepted`, naming the scheme to use instead.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence, Union
+
+from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof
+from .exceptions import InvalidToken
+from .verifier import AccessTokenVerifier, VerifiedToken
+
+__all__ = ["BEARER", "DPOP", "MODES", "BindingMismatch", "Credentials", "RequestVerifier",
+           "SchemeNotAccepted", "VerifiedRequest", "read_authorization"]
+
+BEARER = "Bearer"
+DPOP = "DPoP"
+log = logging.getLogger(__name__)
+
+#: The values of ``okta.dpop``.
+MODES = ("allowed", "required", "disabled")
+# Scheme names compare case-insensitively (RFC 9110 §11.1); these are the spellings
+# used in challenges.
+_SCHEMES = {"bearer": BEARER, "dpop": DPOP}
+
+#: The request URL, or a function that builds it (only DPoP requests need it).
+URL = Union[str, Callable[[], str]]
+# Every request with a token builds these tuples: tuple.__new__ skips the Python-level
+# __new__ that NamedTuple adds (half the cost on the cached-token path).
+_tuple = tuple.__new__
+
+
+class Credentials(NamedTuple):
+    """What the ``Authorization`` header carries: the scheme and the token after it."""
+
+    scheme: str
+    token: str
+
+
+class SchemeNotAccepted(InvalidToken):
+    """The request used a scheme this API does not accept in its mode (``okta.dpop``).
+
+    ``challenge`` is the scheme whose ``WWW-Authenticate`` challenge the answer carries.
+    """
+
+    reason = "scheme_not_accepted"
+
+    def __init__(self, description: str, challenge: str) -> None:
+        super().__init__(description)
+        self.challenge = challenge
+
+
+class BindingMismatch(InvalidToken):
+    """A bound token sent as ``Bearer``, or an unbound one sent as ``DPoP``."""
+
+    def __init__(self, description: str, reason: str) -> None:
+        super().__init__(description)
+        self.reason = reason
+
+
+class VerifiedRequest(NamedTuple):
+    """Credentials that passed every check."""
+
+    token: VerifiedToken
+    #: :data:`BEARER` or :data:`DPOP`.
+    scheme: str
+    #: The DPoP proof (``None`` for a ``Bearer`` request).
+    proof: DPoPProof | None = None
+
+
+def read_authorization(header: str | None,
+                       schemes: Mapping[str, str] = _SCHEMES) -> Credentials | None:
+    """The scheme and token of an ``Authorization`` header value, or ``None`` when it
+    names neither ``Bearer`` nor ``DPoP`` (or is absent).
+
+    The header is split once at its first space, the scheme compared
+    case-insensitively (RFC 9110 §11.1); spaces around the token are dropped. Whether
+    the token is a ``b64token`` (RFC 6750 §2.1) is left to the caller, which learns it
+    cheaply once the token has been refused. ``schemes`` maps lower-case scheme names
+    to :data:`BEARER` or :data:`DPOP`.
+    """
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    name = schemes.get(scheme.lower())
+    if name is None:
+        return None
+    return _tuple(Credentials, (name, token.strip(" ")))
+
+
+class RequestVerifier:
+    """Judges the credentials of a request: ``tokens`` checks the access token,
+    ``dpop`` the proof (``None`` only in mode ``disabled``)."""
+
+    def __init__(self, tokens: AccessTokenVerifier, dpop: DPoPVerifier | None = None, *,
+                 mode: str = "allowed") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if dpop is None and mode != "disabled":
+            raise ValueError(f"mode {mode!r} needs a DPoPVerifier")
+        self.tokens = tokens
+        self.dpop = dpop if mode != "disabled" else None
+        self.mode = mode
+        #: The schemes a request may use, in the order of a 401's challenges.
+        self.schemes: tuple[str, ...] = {
+            "allowed": (BEARER, DPOP), "required": (DPOP,), "disabled": (BEARER,)}[mode]
+
+    def verify(self, method: str, url: URL,
+               headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> VerifiedRequest | None:
+        """Judge a request from its method, URL and headers (a mapping, or
+        ``(name, value)`` pairs in which ``DPoP`` may repeat); ``None`` when it carries
+        no ``Bearer`` or ``DPoP`` credentials."""
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        authorization: str | None = None
+        dpop_headers: list[str] = []
+        for name, value in pairs:
+            lowered = name.lower()
+            if lowered == "authorization" and authorization is None:
+                authorization = value
+            elif lowered == "dpop":
+                dpop_headers.append(value)
+        credentials = read_authorization(authorization)
+        if credentials is None:
+            return None
+        return self.check(credentials, method, url, dpop_headers)
+
+    def check(self, credentials: Credentials, method: str, url: URL,
+              dpop_headers: Sequence[str] = ()) -> VerifiedRequest:
+        """Judge ``credentials`` read from a request of ``method`` to ``url`` that
+        carried ``dpop_headers`` (every ``DPoP`` header value). Raises a
+        :class:`~okta_pyramid.tokens.exceptions.VerificationError`."""
+        if credentials.scheme == BEARER:
+            if self.mode == "required":
+                raise SchemeNotAccepted(
+                    "this API accepts only DPoP-bound access tokens: send "
+                    "'Authorization: DPoP <token>' with a DPoP proof", DPOP)
+            token = self.tokens.verify_token(credentials.token)
+            if token.bound:
+                raise BindingMismatch(
+                    "the access token is bound to a key (cnf): send it as "
+                    "'Authorization: DPoP <token>' with a DPoP proof", "bound_token_as_bearer")
+            return _tuple(VerifiedRequest, (token, BEARER, None))
+        dpop = self.dpop
+        if dpop is None:
+            raise SchemeNotAccepted(
+                "this API does not accept DPoP: send 'Authorization: Bearer <token>'", BEARER)
+        token = self.tokens.verify_token(credentials.token)
+        if token.jkt is None:
+            raise BindingMismatch(
+                "the access token is not bound to a DPoP key (no cnf.jkt)" + (
+                    "; this API needs one" if self.mode == "required"
+                    else ": send it as 'Authorization: Bearer <token>'"),
+                "unbound_token_as_dpop")
+        try:
+            proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
+                                access_token=credentials.token, jkt=token.jkt)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # A proof the checker failed to judge is refused, never a server error.
+            # Only the exception's type is logged: its text may quote the proof.
+            log.warning("DPoP proof not judged (%s); refused", type(exc).__name__)
+            raise InvalidDPoPProof("the DPoP proof is malformed", "dpop_malformed") from None
+        return VerifiedRequest(token, DPOP, proof)

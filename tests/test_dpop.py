@@ -1,0 +1,453 @@
+"""DPoP (RFC 9449) through the real application: schemes, binding, proofs, answers."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Callable
+
+import pytest
+import webtest
+from cryptography.hazmat.primitives.asymmetric import ec
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+
+from okta_pyramid.settings import parse_settings
+from okta_pyramid.tokens import DPoPNonces, InMemoryReplayStore, make_proof
+from okta_pyramid.tokens.nonces import DEFAULT_STEP
+
+from .helpers import BOTH_CHALLENGES, webtest_app
+from .issuer import LoopbackIssuer
+
+URL = "http://localhost/api/whoami"
+ALGS = 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"'
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def thumbprint(key: ec.EllipticCurvePrivateKey) -> str:
+    """RFC 7638 SHA-256 thumbprint of a P-256 key, written out here on purpose."""
+    numbers = key.public_key().public_numbers()
+    canonical = json.dumps({"crv": "P-256", "kty": "EC",
+                            "x": b64url(numbers.x.to_bytes(32, "big")),
+                            "y": b64url(numbers.y.to_bytes(32, "big"))},
+                           separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+class Client:
+    """A DPoP client: a key, a token bound to it, and proofs on demand."""
+
+    def __init__(self, issuer: LoopbackIssuer, **claims: Any) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.jkt = thumbprint(self.key)
+        self.token = issuer.mint(cnf={"jkt": self.jkt}, **claims)
+
+    def headers(self, url: str = URL, method: str = "GET", *, token: str | None = None,
+                **proof: Any) -> dict[str, str]:
+        token = token or self.token
+        return {"Authorization": f"DPoP {token}",
+                "DPoP": make_proof(self.key, method, url, access_token=token, **proof)}
+
+
+@pytest.fixture
+def client(issuer: LoopbackIssuer) -> Client:
+    return Client(issuer)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- allowed (the default) -------------------------------------------------------------
+
+def test_a_bound_token_with_its_proof_gets_in(app: webtest.TestApp, client: Client) -> None:
+    response = app.get("/api/whoami", headers=client.headers())
+    assert response.json["sub"] == "alice@example.com"
+    assert response.json["cnf"] == {"jkt": client.jkt}
+    assert "DPoP-Nonce" not in response.headers  # nonces are off
+
+
+def test_an_unbound_bearer_token_still_gets_in(app: webtest.TestApp,
+                                               issuer: LoopbackIssuer) -> None:
+    app.get("/api/whoami", headers=bearer(issuer.mint()), status=200)
+
+
+@pytest.mark.parametrize("mode", ["allowed", "required", "disabled"])
+def test_a_bound_token_sent_as_bearer_is_refused_in_every_mode(
+        make_app: Callable[..., webtest.TestApp], client: Client, mode: str) -> None:
+    # RFC 9449 §7.2: a stolen bound token replayed as a bearer token must not work.
+    response = make_app(dpop=mode).get("/api/whoami", headers=bearer(client.token), status=401)
+    assert response.json["error"] == "invalid_token"
+    challenge = response.headers["WWW-Authenticate"]
+    assert 'error="invalid_token"' in challenge
+
+
+def test_a_bound_token_as_bearer_is_challenged_in_bearer(app: webtest.TestApp,
+                                                         client: Client) -> None:
+    response = app.get("/api/whoami", headers=bearer(client.token), status=401)
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="api", error="invalid_token", error_description="the access token is '
+        'bound to a key (cnf)')
+
+
+def test_a_token_with_any_cnf_is_not_a_bearer_token(app: webtest.TestApp,
+                                                    issuer: LoopbackIssuer) -> None:
+    # An mTLS-bound token (RFC 8705) cannot be proven here either.
+    token = issuer.mint(cnf={"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})
+    app.get("/api/whoami", headers=bearer(token), status=401)
+
+
+def test_an_unbound_token_sent_as_dpop_is_refused(app: webtest.TestApp, issuer: LoopbackIssuer,
+                                                  client: Client) -> None:
+    token = issuer.mint()
+    response = app.get("/api/whoami", headers=client.headers(token=token), status=401)
+    assert response.json["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_token"')
+    assert response.headers["WWW-Authenticate"].count("realm=") == 1  # one challenge
+
+
+def test_a_cnf_jkt_that_is_not_a_string_is_the_tokens_fault(app: webtest.TestApp,
+                                                           issuer: LoopbackIssuer,
+                                                           client: Client) -> None:
+    token = issuer.mint(cnf={"jkt": 42})
+    response = app.get("/api/whoami", headers=client.headers(token=token), status=401)
+    assert response.json["error"] == "invalid_token"
+
+
+def test_no_credentials_are_challenged_with_both_schemes(app: webtest.TestApp) -> None:
+    response = app.get("/api/whoami", status=401)
+    assert response.headers["WWW-Authenticate"] == BOTH_CHALLENGES
+    assert "DPoP" in response.json["error_description"]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"url": "http://localhost/api/hello"}, "htu"),
+    ({"method": "POST"}, "htm"),
+    ({"iat": int(time.time()) - 3600}, "old"),
+])
+def test_a_bad_proof_is_invalid_dpop_proof_in_the_dpop_challenge(
+        app: webtest.TestApp, client: Client, change: dict[str, Any], reason: str) -> None:
+    response = app.get("/api/whoami", headers=client.headers(**change), status=401)
+    assert response.json["error"] == "invalid_dpop_proof"
+    challenge = response.headers["WWW-Authenticate"]
+    # RFC 9449 §7.1: the error goes in the challenge of the scheme the client used.
+    assert challenge.startswith(f'DPoP realm="api", {ALGS}, error="invalid_dpop_proof"')
+    assert challenge.count("realm=") == 1
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_dpop_request_without_a_proof_is_refused(app: webtest.TestApp, client: Client) -> None:
+    response = app.get("/api/whoami", headers={"Authorization": f"DPoP {client.token}"},
+                       status=401)
+    assert response.json["error"] == "invalid_dpop_proof"
+
+
+def test_a_proof_for_another_key_is_refused(app: webtest.TestApp, issuer: LoopbackIssuer,
+                                            client: Client) -> None:
+    other = Client(issuer)
+    headers = client.headers()
+    headers["DPoP"] = make_proof(other.key, "GET", URL, access_token=client.token)
+    assert app.get("/api/whoami", headers=headers, status=401).json["error"] == \
+        "invalid_dpop_proof"
+
+
+def test_a_proof_is_used_once(app: webtest.TestApp, client: Client) -> None:
+    headers = client.headers()
+    app.get("/api/whoami", headers=headers, status=200)
+    again = app.get("/api/whoami", headers=headers, status=401)
+    assert again.json["error"] == "invalid_dpop_proof"
+    assert "already used" in again.json["error_description"]
+
+
+def test_insufficient_scope_for_a_dpop_request_is_in_the_dpop_challenge(
+        app: webtest.TestApp, client: Client) -> None:
+    response = app.get("/api/messages", headers=client.headers("http://localhost/api/messages"),
+                       status=403)
+    assert response.json["error"] == "insufficient_scope"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="insufficient_scope"')
+    assert 'scope="messages:read"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_dpop_client_with_the_scope_reads_messages(app: webtest.TestApp,
+                                                     issuer: LoopbackIssuer) -> None:
+    client = Client(issuer, scp=["messages:read"])
+    app.get("/api/messages", headers=client.headers("http://localhost/api/messages"),
+            status=200)
+
+
+def test_the_scheme_name_is_case_insensitive(app: webtest.TestApp, client: Client) -> None:
+    headers = client.headers()
+    headers["Authorization"] = "dpop " + client.token
+    app.get("/api/whoami", headers=headers, status=200)
+
+
+def test_a_dpop_token_that_is_not_a_b64token_is_a_bad_request(app: webtest.TestApp,
+                                                              client: Client) -> None:
+    headers = client.headers()
+    headers["Authorization"] = "DPoP a b"
+    response = app.get("/api/whoami", headers=headers, status=400)
+    assert "'DPoP' followed by one access token" in response.json["error_description"]
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_request"')
+
+
+# -- required and disabled -------------------------------------------------------------
+
+def test_required_refuses_bearer_with_a_dpop_challenge(make_app: Callable[..., webtest.TestApp],
+                                                       issuer: LoopbackIssuer,
+                                                       client: Client) -> None:
+    app = make_app(dpop="required")
+    response = app.get("/api/whoami", headers=bearer(issuer.mint()), status=401)
+    assert response.json["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_token"')
+    assert app.get("/api/whoami", status=401).headers["WWW-Authenticate"] == \
+        f'DPoP realm="api", {ALGS}'
+    app.get("/api/whoami", headers=client.headers(), status=200)
+    app.get("/api/hello", status=200)  # public views are untouched
+
+
+def test_disabled_refuses_the_dpop_scheme(make_app: Callable[..., webtest.TestApp],
+                                          issuer: LoopbackIssuer, client: Client) -> None:
+    app = make_app(dpop="disabled")
+    response = app.get("/api/whoami", headers=client.headers(), status=401)
+    assert response.json["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="api", error="invalid_token", error_description="this API does not '
+        'accept DPoP')
+    assert app.get("/api/whoami", status=401).headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    app.get("/api/whoami", headers=bearer(issuer.mint()), status=200)
+    assert app.app.registry.okta_dpop is None
+
+
+# -- nonces ------------------------------------------------------------------------------
+
+SECRET = "a shared secret of enough bytes"
+
+
+def test_nonces_the_client_retries_with_the_one_it_was_given(
+        make_app: Callable[..., webtest.TestApp], client: Client) -> None:
+    app = make_app(dpop_nonce="true", dpop_nonce_secret=SECRET)
+    first = app.get("/api/whoami", headers=client.headers(), status=401)
+    assert first.json["error"] == "use_dpop_nonce"
+    assert first.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="use_dpop_nonce"')
+    assert first.headers["Cache-Control"] == "no-store"
+    nonce = first.headers["DPoP-Nonce"]
+    assert nonce == DPoPNonces(SECRET).issue()
+    second = app.get("/api/whoami", headers=client.headers(nonce=nonce), status=200)
+    assert "DPoP-Nonce" not in second.headers  # still the current nonce
+
+
+def test_a_nonce_about_to_expire_is_replaced_on_a_success(
+        make_config: Callable[..., Configurator], client: Client) -> None:
+    config = make_config(dpop_nonce="true", dpop_nonce_secret=SECRET)
+    config.add_route("cacheable", "/cacheable")
+    config.add_view(lambda request: {"ok": True}, route_name="cacheable", renderer="json")
+    app = webtest_app(config)
+    previous = DPoPNonces(SECRET, clock=lambda: time.time() - DEFAULT_STEP).issue()
+    url = "http://localhost/cacheable"
+    response = app.get("/cacheable", headers=client.headers(url, nonce=previous), status=200)
+    # RFC 9449 §8.2: the next nonce comes before the client's one expires...
+    assert response.headers["DPoP-Nonce"] == DPoPNonces(SECRET).issue()
+    # ...and no shared cache may hand it to another client.
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_nonces_need_no_shared_secret_in_development(make_app: Callable[..., webtest.TestApp],
+                                                    client: Client) -> None:
+    app = make_app(dpop_nonce="true")
+    nonce = app.get("/api/whoami", headers=client.headers(), status=401).headers["DPoP-Nonce"]
+    app.get("/api/whoami", headers=client.headers(nonce=nonce), status=200)
+
+
+# -- the replay store --------------------------------------------------------------------
+
+def test_a_full_replay_store_is_503_with_retry_after(app: webtest.TestApp, issuer: LoopbackIssuer,
+                                                     client: Client) -> None:
+    app.app.registry.okta_dpop.replay_store = InMemoryReplayStore(max_entries=1)
+    app.get("/api/whoami", headers=client.headers(), status=200)
+    response = app.get("/api/whoami", headers=client.headers(), status=503)
+    assert response.json["error"] == "temporarily_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "WWW-Authenticate" not in response.headers
+
+
+# -- the URL the client saw ------------------------------------------------------------
+
+def test_public_url_replaces_scheme_host_and_script_name(
+        make_app: Callable[..., webtest.TestApp], client: Client) -> None:
+    app = make_app(public_url="https://api.example.com/orders-api/")
+    environ = {"SCRIPT_NAME": "/internal"}
+    app.get("/api/whoami", extra_environ=environ, status=200,
+            headers=client.headers("https://api.example.com/orders-api/api/whoami"))
+    refused = app.get("/api/whoami", extra_environ=environ, status=401,
+                      headers=client.headers("http://localhost/internal/api/whoami"))
+    assert refused.json["error"] == "invalid_dpop_proof"
+
+
+def test_without_public_url_the_request_url_counts_with_its_script_name(
+        app: webtest.TestApp, client: Client) -> None:
+    environ = {"SCRIPT_NAME": "/mount", "wsgi.url_scheme": "https", "HTTP_HOST": "api.test"}
+    app.get("/api/whoami", extra_environ=environ, status=200,
+            headers=client.headers("https://API.test:443/mount/api/whoami?x=1"))
+    app.get("/api/whoami", extra_environ=environ, status=401,
+            headers=client.headers("https://api.test/api/whoami"))
+
+
+def test_the_path_is_compared_percent_encoded(app: webtest.TestApp, client: Client) -> None:
+    app.get("/api/%77hoami", status=200,
+            headers=client.headers("http://localhost/api/whoami"))
+
+
+# -- authorization: a sender-constrained token on chosen views -----------------------------
+
+def test_the_demo_dpop_endpoint_needs_a_dpop_bound_token(app: webtest.TestApp,
+                                                         issuer: LoopbackIssuer,
+                                                         client: Client) -> None:
+    url = "http://localhost/api/dpop"
+    answer = app.get("/api/dpop", headers=client.headers(url), status=200)
+    assert answer.json == {"sub": "alice@example.com", "scheme": "DPoP", "jkt": client.jkt}
+    # A Bearer token is told to use DPoP, not that a scope is missing.
+    refused = app.get("/api/dpop", headers=bearer(issuer.mint()), status=401)
+    assert refused.json["error"] == "invalid_token"
+    assert refused.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_token"')
+    assert "needs a DPoP-bound access token" in refused.json["error_description"]
+
+
+def test_an_acl_can_allow_only_dpop(config: Configurator, issuer: LoopbackIssuer,
+                                    client: Client) -> None:
+    from pyramid.authorization import Allow, Deny, Everyone, ALL_PERMISSIONS
+
+    from okta_pyramid.principals import DPOP_TOKEN
+
+    class Payments:
+        __acl__ = [(Allow, DPOP_TOKEN, "pay"), (Deny, Everyone, ALL_PERMISSIONS)]
+
+        def __init__(self, request: Any) -> None:
+            pass
+
+    config.add_route("pay", "/pay", factory=Payments)
+    config.add_view(lambda request: {"paid": True}, route_name="pay", permission="pay",
+                    renderer="json")
+    app = webtest_app(config)
+    app.get("/pay", headers=client.headers("http://localhost/pay"), status=200)
+    denied = app.get("/pay", headers=bearer(issuer.mint()), status=403)
+    assert denied.json["error"] == "insufficient_scope"
+
+
+def test_request_jwt_claims_of_a_dpop_request_check_the_proof_once(
+        config: Configurator, issuer: LoopbackIssuer, client: Client) -> None:
+    config.add_route("claims", "/claims")
+    config.add_view(lambda request: {"sub": request.jwt_claims.get("sub"),
+                                     "who": request.authenticated_userid},
+                    route_name="claims", renderer="json")
+    app = webtest_app(config)
+    answer = app.get("/claims", headers=client.headers("http://localhost/claims"))
+    assert answer.json == {"sub": "alice@example.com", "who": "alice@example.com"}
+    # A bound token sent as Bearer has no claims for the app either.
+    assert app.get("/claims", headers=bearer(client.token), status=401)
+
+
+# -- CORS ------------------------------------------------------------------------------
+
+def test_cors_allows_the_dpop_header_and_exposes_the_nonce(
+        make_app: Callable[..., webtest.TestApp], client: Client) -> None:
+    origin = "https://spa.example.com"
+    app = make_app(cors_allowed_origins=origin)
+    preflight = app.options("/api/whoami", headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization,dpop"}, status=204)
+    assert preflight.headers["Access-Control-Allow-Headers"] == "authorization, dpop"
+    answer = app.get("/api/whoami", headers={"Origin": origin, **client.headers()})
+    exposed = {h.strip() for h in answer.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"DPoP-Nonce", "WWW-Authenticate"} <= exposed
+
+
+# -- no proof or token in a log line ------------------------------------------------------
+
+def test_refusals_log_the_reason_and_never_the_proof_or_token(
+        app: webtest.TestApp, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    headers = client.headers()
+    app.get("/api/whoami", headers=headers, status=200)
+    app.get("/api/whoami", headers=headers, status=401)  # replayed
+    app.get("/api/whoami", headers=bearer(client.token), status=401)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "reason=dpop_replayed" in text and "reason=bound_token_as_bearer" in text
+    for secret in (client.token, headers["DPoP"], *headers["DPoP"].split("."),
+                   client.token.split(".")[2]):
+        assert secret not in text
+
+
+# -- settings ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("okta.dpop", "sometimes", "okta.dpop: must be one of allowed, required, disabled"),
+    ("okta.dpop_algorithms", "ES256 HS256", "okta.dpop_algorithms: 'HS256' is not an algorithm"),
+    ("okta.dpop_algorithms", "none", "okta.dpop_algorithms: 'none' is not an algorithm"),
+    ("okta.dpop_max_age", "0", "okta.dpop_max_age: must be at least 1 and at most 3600"),
+    ("okta.dpop_max_age", "soon", "okta.dpop_max_age: must be a whole number"),
+    ("okta.dpop_nonce", "maybe", "okta.dpop_nonce: must be true or false"),
+    ("okta.public_url", "api.example.com", "okta.public_url: must be the absolute http(s) URL"),
+    ("okta.public_url", "https://api.example.com/?a=1", "okta.public_url: must be the absolute"),
+    ("okta.public_url", "https://u:pw@api.example.com", "okta.public_url: must not contain user"),
+])
+def test_a_wrong_dpop_setting_names_its_key(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default", key: value})
+    assert str(raised.value).startswith(message)
+    assert "pw" not in str(raised.value)
+
+
+def test_a_short_nonce_secret_is_refused_and_never_echoed() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.dpop_nonce_secret": "s3cr3t-value"})
+    assert str(raised.value).startswith("okta.dpop_nonce_secret: must be at least 16 bytes")
+    assert "s3cr3t" not in str(raised.value)
+    parsed = parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                             "okta.dpop_nonce_secret": "s3cr3t-value-long-enough"})
+    assert "s3cr3t" not in repr(parsed)
+
+
+def test_the_dpop_settings_reach_the_verifier(make_app: Callable[..., webtest.TestApp]) -> None:
+    app = make_app(dpop_algorithms="ES256 EdDSA", dpop_max_age="120", leeway="10")
+    dpop = app.app.registry.okta_dpop
+    assert dpop.algorithms == ("ES256", "EdDSA") and dpop.max_age == 120 and dpop.leeway == 10
+    assert app.get("/api/whoami", status=401).headers["WWW-Authenticate"].endswith(
+        'DPoP realm="api", algs="ES256 EdDSA"')
+
+
+def test_production_warns_once_about_a_per_process_nonce_secret(
+        settings: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    from okta_pyramid import main
+
+    caplog.set_level(logging.WARNING)
+    main({}, **settings, **{"okta.environment": "production", "okta.dpop_nonce": "true"})
+    warnings = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("okta.dpop_nonce_secret:")]
+    assert len(warnings) == 1
+    caplog.clear()
+    main({}, **settings, **{"okta.environment": "production", "okta.dpop_nonce": "true",
+                            "okta.dpop_nonce_secret": SECRET})
+    assert not [r for r in caplog.records if "dpop_nonce_secret" in r.getMessage()]
+
+
+def test_a_proof_the_checker_cannot_judge_is_refused_not_a_500(
+        app: webtest.TestApp, client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    # Found by the property test: an "alg" that is a JSON array.
+    header = b64url(json.dumps({"typ": "dpop+jwt", "alg": ["ES256"]}).encode())
+    proof = f"{header}.{b64url(b'{}')}.{b64url(b'x' * 64)}"
+    response = app.get("/api/whoami", status=401, headers={
+        "Authorization": f"DPoP {client.token}", "DPoP": proof})
+    assert response.json["error"] == "invalid_dpop_proof"
+    assert proof not in caplog.text and header not in caplog.text
