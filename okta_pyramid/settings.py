@@ -7,6 +7,7 @@ the key, so a misconfigured deployment stops before it serves a request.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Mapping
@@ -113,6 +114,11 @@ def split_url(value: str, key: str) -> SplitResult:
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+        host = parts.netloc.rpartition("@")[2]
+        if host.startswith("["):
+            # Python 3.11+ refuses a bracketed host that is not an IPv6 address;
+            # 3.10's urlsplit does not, so check it the same way on every Python.
+            ipaddress.IPv6Address(host[1:host.index("]")].partition("%")[0])
     except ValueError:
         raise ConfigurationError(
             f"{key}: is not a valid URL: its host or port cannot be read (an IPv6 "

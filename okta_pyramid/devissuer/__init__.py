@@ -18,6 +18,7 @@ from pyramid.exceptions import ConfigurationError
 
 from ..tokens.refresher import wait_until_listening
 from .config import DevIssuerSettings, parse_devissuer_settings
+from .dpop import token_endpoint_verifier
 from .keys import KeyStore, KeyStoreError
 from .tokens import TokenFactory
 
@@ -47,7 +48,8 @@ def includeme(config: Configurator) -> None:
     okta_pyramid.devissuer``); it refuses to start for any other issuer.
 
     Settings: ``devissuer.clients`` (required; one ``client_id secret scope...`` per
-    line), ``devissuer.token_lifetime`` (seconds, default 3600),
+    line, ``dpop=required`` after the scopes for a client that must send DPoP
+    proofs), ``devissuer.token_lifetime`` (seconds, default 3600),
     ``devissuer.keys_dir`` (default ``.devissuer``), ``devissuer.keep_keys`` (keys
     published after a rotation, default 2), ``devissuer.audience`` (default: the
     first ``okta.audience``).
@@ -56,6 +58,7 @@ def includeme(config: Configurator) -> None:
     factory = token_factory(settings)
     config.registry.devissuer_settings = settings
     config.registry.devissuer_tokens = factory
+    config.registry.devissuer_dpop = token_endpoint_verifier()
     config.include(".views")
     config.add_subscriber(_start_prefetch, ApplicationCreated)
     log.warning(

@@ -2,7 +2,12 @@
 with the development issuer's keys, without a browser.
 
     okta-pyramid-token --sub alice@example.com --group admins --scope api.read
+    okta-pyramid-token --sub alice@example.com --dpop-key key.pem
     okta-pyramid-token --rotate
+
+With ``--dpop-key`` the token is bound to that key (``cnf.jkt``, RFC 9449 §6.1), as
+if the user's client had sent a DPoP proof signed with it; ``okta-pyramid-dpop``
+makes such a key and the proofs that go with each request.
 
 The token goes to standard output alone, so ``TOKEN=$(okta-pyramid-token ...)``
 works. The configuration file (default ``development.ini``) must include
@@ -29,6 +34,7 @@ from .config import (
     is_scope_token,
     parse_devissuer_settings,
 )
+from .dpop import KeyFileError, key_thumbprint, load_key_file
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lifetime", type=int, metavar="SECONDS",
                         help="seconds until the token expires "
                              "(default: devissuer.token_lifetime)")
+    parser.add_argument("--dpop-key", metavar="FILE",
+                        help="bind the token to this DPoP private key (PEM, e.g. from "
+                             "'okta-pyramid-dpop keygen FILE'): the cnf.jkt claim")
     parser.add_argument("--rotate", action="store_true",
                         help="make a new signing key; the previous one stays published")
     return parser
@@ -104,8 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lifetime is not None and not MIN_TOKEN_LIFETIME <= args.lifetime <= MAX_TOKEN_LIFETIME:
         parser.error(f"--lifetime: must be between {MIN_TOKEN_LIFETIME} and "
                      f"{MAX_TOKEN_LIFETIME} seconds")
+    jkt = None
+    if args.dpop_key is not None:
+        try:
+            jkt = key_thumbprint(load_key_file(args.dpop_key))
+        except KeyFileError as exc:
+            parser.error(f"--dpop-key: {exc}")
     token = factory.user_token(args.sub, client_id=client_id, scopes=scopes, uid=args.uid,
-                               groups=args.groups, lifetime=args.lifetime)
+                               groups=args.groups, lifetime=args.lifetime, jkt=jkt)
     print(token)
     return 0
 

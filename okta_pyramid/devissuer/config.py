@@ -33,6 +33,12 @@ SETTING_NAMES = frozenset({
 })
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+#: The values of a client line's ``dpop=`` option: ``required`` is Okta's "Require
+#: Demonstrating Proof of Possession (DPoP) header in token requests" (RFC 9449 §5.2
+#: ``dpop_bound_access_tokens``); ``allowed``, the default, binds a token only when
+#: the request carries a proof.
+DPOP_OPTIONS = ("allowed", "required")
+_LINE_SYNTAX = "'client_id secret scope [scope ...] [dpop=required]'"
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,12 @@ class Client:
     client_id: str
     secret: str
     scopes: frozenset[str]
+    #: Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    dpop_required: bool = False
 
     def __repr__(self) -> str:  # never show the secret in a log line or traceback
-        return f"Client(client_id={self.client_id!r}, scopes={sorted(self.scopes)!r})"
+        return (f"Client(client_id={self.client_id!r}, scopes={sorted(self.scopes)!r}, "
+                f"dpop_required={self.dpop_required!r})")
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,21 @@ def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
         fields = line.split()
         if len(fields) < 3:
             raise ConfigurationError(
-                f"{key}: each line must be 'client_id secret scope [scope ...]', "
+                f"{key}: each line must be {_LINE_SYNTAX}, "
                 f"got a line with {len(fields)} field(s)"
             )
-        client_id, secret, *scopes = fields
+        client_id, secret, *rest = fields
+        # A field holding "=" is an option (dpop=required), so no scope here holds one.
+        scopes = [field for field in rest if "=" not in field]
+        options: dict[str, str] = {}
+        for name, value in (field.split("=", 1) for field in rest if "=" in field):
+            if name in options:
+                raise ConfigurationError(
+                    f"{key}: client {client_id!r} sets the option {name[:40]!r} twice")
+            options[name] = value
+        if not scopes:
+            raise ConfigurationError(
+                f"{key}: client {client_id!r} has no scope; each line must be {_LINE_SYNTAX}")
         bad = [s for s in scopes if not is_scope_token(s)]
         if bad:
             raise ConfigurationError(f"{key}: {bad[0]!r} is not a valid scope")
@@ -96,12 +116,27 @@ def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
             raise ConfigurationError(
                 f"{key}: the secret of client {client_id!r} must have at least 8 characters"
             )
-        clients.append(Client(client_id, secret, frozenset(scopes)))
+        clients.append(Client(client_id, secret, frozenset(scopes),
+                              dpop_required=_dpop_option(key, client_id, options)))
     if not clients:
         raise ConfigurationError(
-            f"{key}: is required; one line per client: 'client_id secret scope [scope ...]'"
+            f"{key}: is required; one line per client: {_LINE_SYNTAX}"
         )
     return tuple(clients)
+
+
+def _dpop_option(key: str, client_id: str, options: dict[str, str]) -> bool:
+    unknown = sorted(set(options) - {"dpop"})
+    if unknown:
+        raise ConfigurationError(
+            f"{key}: client {client_id!r} has an unknown option {unknown[0][:40]!r}; "
+            "the one option is dpop=required (a scope cannot contain '=')")
+    value = options.get("dpop", "allowed")
+    if value not in DPOP_OPTIONS:
+        raise ConfigurationError(
+            f"{key}: client {client_id!r}: dpop must be one of {', '.join(DPOP_OPTIONS)}, "
+            f"got {value[:40]!r}")
+    return value == "required"
 
 
 def _integer(settings: Mapping[str, Any], name: str, default: int,

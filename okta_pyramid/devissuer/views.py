@@ -4,7 +4,8 @@ server uses under its issuer URI:
 - ``/.well-known/oauth-authorization-server`` and ``/.well-known/openid-configuration``:
   metadata (RFC 8414);
 - ``/v1/keys``: the public signing keys (RFC 7517);
-- ``/v1/token``: the client-credentials grant (RFC 6749 §4.4).
+- ``/v1/token``: the client-credentials grant (RFC 6749 §4.4), with DPoP-bound
+  tokens for clients that send a proof (RFC 9449, :mod:`.dpop`).
 
 Every view is public: callers of a token endpoint authenticate as clients, not
 with an access token. Every request under the issuer's path first passes one
@@ -27,7 +28,10 @@ from pyramid.tweens import INGRESS, MAIN
 
 from ..errors import json_error
 from ..settings import is_loopback_host
+from ..tokens.dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
+from ..tokens.replay import ReplayStoreFull
 from .config import Client, DevIssuerSettings, is_scope_token
+from .dpop import TOKEN_TYPE
 from .tokens import TokenFactory
 
 log = logging.getLogger(__name__)
@@ -42,13 +46,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class TokenError(Exception):
-    """An OAuth error response (RFC 6749 §5.2)."""
+    """An OAuth error response (RFC 6749 §5.2), with the headers it needs."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, status: int = 400,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.headers = headers or {}
 
 
 def _origin(scheme: str, host: str, port: int | None) -> str:
@@ -147,6 +153,8 @@ def metadata(request: Request) -> dict[str, Any]:
                                                   "client_secret_post"],
         "scopes_supported": sorted({s for c in settings.clients for s in c.scopes}),
         "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        # RFC 9449 §5.1: the algorithms the token endpoint accepts in DPoP proofs.
+        "dpop_signing_alg_values_supported": list(request.registry.devissuer_dpop.algorithms),
     }
 
 
@@ -157,7 +165,11 @@ def keys(request: Request) -> dict[str, Any]:
 
 
 def token(request: Request) -> Response | dict[str, Any]:
-    """The client-credentials grant (RFC 6749 §4.4), answered as Okta does."""
+    """The client-credentials grant (RFC 6749 §4.4), answered as Okta does.
+
+    With a ``DPoP`` header the token is bound to the proof's key (RFC 9449 §5);
+    without one it is a bearer token, unless the client requires DPoP.
+    """
     settings: DevIssuerSettings = request.registry.devissuer_settings
     factory: TokenFactory = request.registry.devissuer_tokens
     try:
@@ -170,17 +182,25 @@ def token(request: Request) -> Response | dict[str, Any]:
             raise TokenError("unsupported_grant_type",
                              f"only the {GRANT_TYPE} grant is supported")
         scopes = _scopes(params.get("scope"), client)
+        # Last: a proof is used up (its jti remembered) only by a request that gets a token.
+        proof = _dpop_proof(request, client)
     except TokenError as exc:
         log.info("token refused: error=%s client=%s", exc.error, request.remote_addr)
         return _error(exc, settings)
-    access_token = factory.client_token(client.client_id, scopes)
-    log.info("token issued: client_id=%s scope=%s kid=%s client=%s", client.client_id,
-             " ".join(scopes), factory.keys.signing_key.kid, request.remote_addr)
+    jkt = proof.jkt if proof is not None else None
+    token_type = TOKEN_TYPE if proof is not None else "Bearer"
+    access_token = factory.client_token(client.client_id, scopes, jkt=jkt)
+    log.info("token issued: client_id=%s scope=%s token_type=%s kid=%s client=%s",
+             client.client_id, " ".join(scopes), token_type,
+             factory.keys.signing_key.kid, request.remote_addr)
     # RFC 6749 §5.1: responses carrying tokens must not be cached.
     request.response.cache_control = "no-store"
     request.response.pragma = "no-cache"
+    if proof is not None and proof.next_nonce is not None:
+        # RFC 9449 §8.2: the nonce this proof used is about to expire; here is the next.
+        request.response.headers["DPoP-Nonce"] = proof.next_nonce
     return {
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": settings.token_lifetime,
         "access_token": access_token,
         "scope": " ".join(scopes),
@@ -247,6 +267,34 @@ def _authenticate_client(request: Request, params: dict[str, str],
     return client
 
 
+def _dpop_proof(request: Request, client: Client) -> DPoPProof | None:
+    """The request's valid DPoP proof (RFC 9449 §4.3), or ``None`` without one."""
+    # WSGI joins repeated headers with ", ", which the checker refuses as malformed.
+    header = request.environ.get("HTTP_DPOP")
+    if header is None:
+        if client.dpop_required:
+            raise TokenError("invalid_dpop_proof",
+                             f"client {client.client_id!r} must send a DPoP proof "
+                             "(a DPoP header) with its token requests")
+        return None
+    verifier: DPoPVerifier = request.registry.devissuer_dpop
+    try:
+        # The token endpoint's URL as the client called it (LocalOnlyTween has checked
+        # the Host); no access token yet, so no ath (RFC 9449 §4.2).
+        return verifier.verify([header], request.method, request.path_url)
+    except UseDPoPNonce as exc:
+        # RFC 9449 §8: a 400 whose DPoP-Nonce header the client puts in its next proof.
+        raise TokenError("use_dpop_nonce", "the authorization server requires a nonce "
+                         "in the DPoP proof: retry with the DPoP-Nonce of this answer",
+                         headers={"DPoP-Nonce": exc.nonce}) from None
+    except InvalidDPoPProof as exc:
+        log.info("DPoP proof refused: reason=%s client_id=%s", exc.reason, client.client_id)
+        raise TokenError("invalid_dpop_proof", exc.description) from None
+    except ReplayStoreFull as exc:
+        raise TokenError("temporarily_unavailable", exc.description, 503,
+                         headers={"Retry-After": str(exc.retry_after)}) from None
+
+
 def _scopes(raw: str | None, client: Client) -> list[str]:
     if not raw or not raw.strip(" "):
         raise TokenError("invalid_scope", "the scope parameter is required; ask for one "
@@ -262,6 +310,7 @@ def _scopes(raw: str | None, client: Client) -> list[str]:
 def _error(exc: TokenError, settings: DevIssuerSettings) -> Response:
     response = json_error(exc.status, exc.error, exc.description)
     response.pragma = "no-cache"
+    response.headers.update(exc.headers)
     if exc.status == 401:
         # RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
         response.headers["WWW-Authenticate"] = f'Basic realm="{settings.issuer}"'

@@ -107,6 +107,36 @@ def test_a_client_never_shows_its_secret():
     assert "hunter22" not in repr(Client("c", "hunter22", frozenset({"a"})))
 
 
+# -- a client line's dpop= option -------------------------------------------------------
+
+def test_a_client_line_can_require_dpop(tmp_path):
+    clients = ("plain   s3cret-value  api.read\n"
+               "bound   s3cret-value  api.read api.write  dpop=required\n"
+               "opted   s3cret-value  dpop=allowed  api.read\n")
+    parsed = parse_devissuer_settings(settings(tmp_path, **{"devissuer.clients": clients}))
+    assert [(c.client_id, c.dpop_required, sorted(c.scopes)) for c in parsed.clients] == [
+        ("plain", False, ["api.read"]),
+        ("bound", True, ["api.read", "api.write"]),
+        ("opted", False, ["api.read"]),
+    ]
+    assert "dpop_required=True" in repr(parsed.client("bound"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("a  secret123  x  dpop=sometimes", "dpop must be one of allowed, required"),
+    ("a  secret123  x  dpop=", "dpop must be one of"),
+    ("a  secret123  x  dpop=required  dpop=allowed", "sets the option 'dpop' twice"),
+    ("a  secret123  x  mtls=required", "unknown option 'mtls'"),
+    ("a  secret123  x=y", "has no scope"),
+    ("a  secret123  dpop=required", "has no scope"),
+])
+def test_a_wrong_client_option_stops_start_up(tmp_path, line, message):
+    with pytest.raises(ConfigurationError) as info:
+        main({}, **settings(tmp_path, **{"devissuer.clients": line}))
+    assert str(info.value).startswith("devissuer.clients:")
+    assert message in str(info.value)
+
+
 # -- the two ini files ------------------------------------------------------------------
 
 def test_production_ini_does_not_include_the_development_issuer():
