@@ -2,7 +2,9 @@
 
 1. in process: microseconds per validation for okta_pyramid and its peers
    (PyJWT with a preloaded key, PyJWT + PyJWKClient, okta-jwt-verifier), as ratios
-   to an RS256 signature check alone;
+   to an RS256 signature check alone; and a DPoP request with a cached access token
+   (the token's cache hit and the proof check) against one ES256 signature check
+   alone (:mod:`benchmarks.dpop`);
 2. the application alone (its WSGI callable, no server), then end to end under
    waitress: /api/whoami with a reused token and with distinct tokens, against
    /api/hello.
@@ -28,12 +30,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny counts: check that the benchmark runs (used by the tests)")
-    parser.add_argument("--only", choices=("inprocess", "wsgi", "e2e"),
-                        help="run one of the parts")
+    parser.add_argument("--only", choices=("inprocess", "dpop", "wsgi", "e2e"),
+                        help="run one of the parts (dpop: only the DPoP part of inprocess)")
     parser.add_argument("--tokens", type=int, default=1000,
                         help="distinct tokens in process (default 1000)")
     parser.add_argument("--rounds", type=int, default=9,
                         help="interleaved in-process rounds (default 9)")
+    parser.add_argument("--dpop-proofs", type=int, default=200,
+                        help="DPoP proofs per pass (default 200)")
+    parser.add_argument("--dpop-rounds", type=int, default=41,
+                        help="interleaved DPoP rounds (default 41)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="end-to-end load generator (default: wrk if installed)")
     parser.add_argument("--duration", type=float, default=5.0,
@@ -52,6 +58,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.tokens, args.rounds, args.duration, args.e2e_rounds = 20, 1, 0.5, 1
         args.cache_size, args.connections = 8, 2
+        args.dpop_proofs, args.dpop_rounds = 10, 3
     if args.loadgen == "auto":
         args.loadgen = "wrk" if wrk_available() else "python"
     return args
@@ -60,9 +67,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     # Imported here so that --help works without the test dependencies.
+    import requests
+
     from tests.issuer import LoopbackIssuer
 
-    from . import e2e, inprocess, wsgi
+    from . import dpop, e2e, inprocess, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -78,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     targets: list[tuple[str, float, str, bool]] = []
     try:
-        needed = max(args.tokens, (args.cache_size * 3) // 2 + 1)
+        # The DPoP part mints its own (bound) token.
+        needed = 0 if args.only == "dpop" else max(args.tokens, (args.cache_size * 3) // 2 + 1)
         progress(f"minting {needed} tokens at {issuer.issuer}")
         tokens = [issuer.mint() for _ in range(needed)]
         print(f"# okta_pyramid benchmarks ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -92,6 +102,25 @@ def main(argv: list[str] | None = None) -> int:
             targets += result.targets()
             report["inprocess"] = {"micros": result.micros, "skipped": result.skipped,
                                    "tokens": result.tokens, "rounds": result.rounds}
+        if args.only in (None, "inprocess", "dpop"):
+            session = requests.Session()
+            session.verify = str(tls.ca_file)
+            result_dpop = dpop.measure(args.dpop_proofs, args.dpop_rounds, issuer=issuer,
+                                       session=session, progress=progress)
+            print(f"## In process: a DPoP request with a cached access token, against one "
+                  f"ES256 signature check (median of {result_dpop.rounds} interleaved rounds "
+                  f"of {result_dpop.proofs} proofs)\n")
+            print(dpop.table(result_dpop) + "\n")
+            targets += result_dpop.targets()
+            report["dpop"] = {
+                "micros": {dpop.ES256: result_dpop.es256_micros,
+                           dpop.PROOF: result_dpop.dpop_micros,
+                           dpop.REQUEST: result_dpop.request_micros},
+                "proof_ratio": result_dpop.ratio,
+                "request_ratio": result_dpop.request_ratio,
+                "request_ratio_spread": list(result_dpop.request_spread),
+                "proofs": result_dpop.proofs, "rounds": result_dpop.rounds,
+            }
         distinct = tokens[:(args.cache_size * 3) // 2 + 1]
         spin_us = 0.0
         if args.only in (None, "wsgi"):

@@ -7,7 +7,7 @@ only after it passed every cheap check:
 - the key type and curve match the algorithm (RFC 7518 §6.1, RFC 8037 §2);
 - no private or symmetric member is present (``d``, ``p``, ``q``, ``dp``, ``dq``,
   ``qi``, ``oth``, ``k``);
-- the members are strict base64url (RFC 7515 §2, RFC 4648 §5 and §3.5) with
+- the members are strict base64url (:func:`._jws.b64url_decode`) with
   minimal encodings: ``n`` and ``e`` without leading zero octets
   (RFC 7518 §6.3.1), EC coordinates and ``x`` of OKP keys exactly the size of the
   curve's field (RFC 7518 §6.2.1.2, RFC 8037 §2);
@@ -21,10 +21,8 @@ cache: two JWKs that differ only in optional members are one key.
 """
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,22 +31,15 @@ from typing import Any, Callable, Generic, Hashable, Mapping, TypeVar
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from ._jws import b64url_decode, b64url_encode
+from .exceptions import MalformedToken
 
 #: RFC 8725 §3.5: shorter RSA keys are not trusted; longer ones only cost time.
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 #: Members that only a private or symmetric key has (RFC 7518 §6.3.2, §6.2.2, §6.4).
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-# RFC 4648 §3.5: the bits a final partial group leaves over are zero, so each value
-# has one encoding. Two trailing characters carry 4 spare bits, three carry 2.
-_CANONICAL_LAST = {
-    2: frozenset("AQgw"),
-    3: frozenset("AEIMQUYcgkosw048"),
-}
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -60,32 +51,6 @@ class UnacceptableKey(ValueError):
 
 class BadSignature(Exception):
     """The signature does not verify under the key."""
-
-
-def b64url_decode(text: str) -> bytes:
-    """Decode strict base64url: the URL-safe alphabet, no padding, canonical spare bits.
-
-    Raises :class:`ValueError` on anything else, so a value has exactly one spelling.
-    """
-    if not isinstance(text, str) or _B64URL.fullmatch(text) is None:
-        raise ValueError("not base64url")
-    return decode_segment(text)
-
-
-def decode_segment(text: str) -> bytes:
-    """:func:`b64url_decode` for text already known to be in the base64url alphabet."""
-    rest = len(text) % 4
-    if rest:
-        if rest == 1 or text[-1] not in _CANONICAL_LAST[rest]:
-            raise ValueError("not canonical base64url")
-        text += "=" * (4 - rest)
-    return binascii.a2b_base64(text.encode("ascii").translate(_URLSAFE_TO_STANDARD))
-
-
-def b64url_encode(data: bytes) -> str:
-    """base64url without padding (RFC 7515 §2)."""
-    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(
-        bytes.maketrans(b"+/", b"-_")).decode("ascii")
 
 
 # -- algorithms --------------------------------------------------------------------
@@ -129,21 +94,39 @@ def _rsa_pss(hash_: hashes.HashAlgorithm) -> Verify:
 
 def _ecdsa(hash_: hashes.HashAlgorithm, size: int) -> Verify:
     ecdsa = ec.ECDSA(hash_)
-    from_bytes = int.from_bytes
 
     def verify(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
         # RFC 7518 §3.4: R and S as fixed-size big-endian octets, concatenated;
         # cryptography wants the DER SEQUENCE of two INTEGERs.
         if len(signature) != 2 * size:
             raise BadSignature
-        der = encode_dss_signature(from_bytes(signature[:size], "big"),
-                                   from_bytes(signature[size:], "big"))
         try:
-            key.verify(der, data, ecdsa)
+            key.verify(der_signature(signature[:size], signature[size:]), data, ecdsa)
         except _CryptoInvalidSignature:
             raise BadSignature from None
 
     return verify
+
+
+def der_signature(r: bytes, s: bytes) -> bytes:
+    """The DER ``Ecdsa-Sig-Value`` (RFC 3279 §2.2.3) of the big-endian ``r`` and ``s``.
+
+    What ``encode_dss_signature(int(r), int(s))`` returns, built from the octets at
+    half its cost: a proof check does this once per request.
+    """
+    # A DER INTEGER is minimal two's complement: no leading zero octets, but one
+    # zero octet in front of a high bit, which would otherwise make it negative.
+    r = r.lstrip(b"\0")
+    s = s.lstrip(b"\0")
+    if not r or r[0] & 0x80:
+        r = b"\0" + r
+    if not s or s[0] & 0x80:
+        s = b"\0" + s
+    body = b"\x02%c%b\x02%c%b" % (len(r), r, len(s), s)
+    if len(body) < 0x80:
+        return b"\x30%c%b" % (len(body), body)
+    # P-521: up to 138 octets, one length octet after 0x81 (X.690 §8.1.3.5).
+    return b"\x30\x81%c%b" % (len(body), body)
 
 
 def _eddsa(key: ed25519.Ed25519PublicKey, signature: bytes, data: bytes) -> None:
@@ -233,7 +216,7 @@ def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
 def _member(jwk: dict[str, Any], name: str) -> bytes:
     try:
         return b64url_decode(jwk[name])
-    except (KeyError, ValueError):
+    except (KeyError, MalformedToken):
         raise UnacceptableKey(f"the jwk header's '{name}' member is missing or not "
                         "base64url") from None
 

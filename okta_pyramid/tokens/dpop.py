@@ -39,6 +39,7 @@ No description ever contains the proof, a claim of it, or the access token.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -54,20 +55,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from .exceptions import InvalidToken
 from ._jwk import (
     ALGORITHMS as SUPPORTED_ALGORITHMS,
     LRU,
     Algorithm,
     BadSignature,
     UnacceptableKey,
-    b64url_encode,
-    decode_segment,
     load_key,
     public_jwk,
     thumbprint,
     thumbprint_input,
 )
+from ._jws import b64url_encode, decode_json_object, decode_segment
+from .exceptions import InvalidToken, MalformedToken
 from .nonces import DPoPNonces
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
 
@@ -159,6 +159,8 @@ class _Header(NamedTuple):
     alg: Algorithm
     key: Any
     jkt: str
+    #: SHA-256 that has read ``jkt + "\n"``: a proof's replay key continues from a copy.
+    replay_prefix: Any
 
 
 class DPoPVerifier:
@@ -210,12 +212,17 @@ class DPoPVerifier:
         self._keys: LRU[str, tuple[Any, str]] = LRU(key_cache_size)
 
     def verify(self, headers: Sequence[str] | str, method: str, url: str, *,
-               access_token: str | None = None, jkt: str | None = None) -> DPoPProof:
+               access_token: str | None = None, jkt: str | None = None,
+               access_token_digest: bytes | None = None) -> DPoPProof:
         """Check the proof in ``headers`` (every ``DPoP`` header value of the request)
         for a request of ``method`` to ``url`` (as the client saw it).
 
         With ``access_token``, the proof must carry its hash (``ath``); with ``jkt``
         (the token's ``cnf.jkt``), its key must have that thumbprint.
+        ``access_token_digest``, the SHA-256 of the access token's text (what
+        :func:`okta_pyramid.tokens.cache.token_digest` returns), may stand in for
+        ``access_token`` when the caller has it already: it spares hashing the token
+        twice.
         """
         if isinstance(headers, str):
             headers = (headers,)
@@ -241,24 +248,30 @@ class DPoPVerifier:
         if header is None:
             header = self._header(header_b64)
             self._headers.put(header_b64, header)
+        alg, key, proof_jkt, replay_prefix = header
         if jkt is not None:
-            self._validate_jkt(header.jkt, jkt)
+            self._validate_jkt(proof_jkt, jkt)
 
-        claims = _json_object(payload_b64, "claims")
+        claims = _json_object(payload_b64, "proof claims")
         now = self.clock()
-        jti = self._validate_jti(claims.get("jti"))
-        self._validate_htm(claims.get("htm"), method)
-        self._validate_htu(claims.get("htu"), url)
-        iat = self._validate_iat(claims.get("iat"), now)
-        if access_token is not None:
-            self._validate_ath(claims.get("ath"), access_token)
-        nonce = claims.get("nonce")
+        get = claims.get
+        jti = self._validate_jti(get("jti"))
+        self._validate_htm(get("htm"), method)
+        self._validate_htu(get("htu"), url)
+        iat = self._validate_iat(get("iat"), now)
+        if access_token_digest is None and access_token is not None:
+            access_token_digest = hashlib.sha256(access_token.encode("utf-8")).digest()
+        if access_token_digest is not None:
+            self._validate_ath(get("ath"), access_token_digest)
+        nonce = get("nonce")
         if nonce is not None and not isinstance(nonce, str):
             raise InvalidDPoPProof("the DPoP proof's nonce is not a string", "dpop_claims")
 
         try:
-            header.alg.verify(header.key, _decode(signature_b64, "signature"),
-                              proof[:jws.end(2)].encode("ascii"))
+            alg.verify(key, decode_segment(signature_b64), proof[:jws.end(2)].encode("ascii"))
+        except MalformedToken:
+            raise InvalidDPoPProof("the DPoP proof's signature is not canonical base64url",
+                                   "dpop_malformed") from None
         except BadSignature:
             raise InvalidDPoPProof("the DPoP proof's signature does not verify",
                                    "dpop_bad_signature") from None
@@ -267,16 +280,18 @@ class DPoPVerifier:
         if self.nonces is not None:
             next_nonce = self._validate_nonce(nonce)
 
-        # Last: an invalid proof must never take room in the store.
-        key = hashlib.sha256(f"{header.jkt}\n{jti}".encode("utf-8")).digest()[:16]
-        if not self.replay_store.add_if_absent(key, iat + self.max_age):
+        # Last: an invalid proof must never take room in the store. The key is
+        # SHA-256(jkt "\n" jti), cut to 16 octets; the jkt part was hashed once per key.
+        replay_hash = replay_prefix.copy()
+        replay_hash.update(jti.encode("utf-8"))
+        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], iat + self.max_age):
             raise InvalidDPoPProof("the DPoP proof was already used (jti)", "dpop_replayed")
-        return DPoPProof(header.jkt, header.alg.name, claims, next_nonce)
+        return DPoPProof(proof_jkt, alg.name, claims, next_nonce)
 
     # -- the header ----------------------------------------------------------------
 
     def _header(self, header_b64: str) -> _Header:
-        header = _json_object(header_b64, "header")
+        header = _json_object(header_b64, "proof header")
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _DPOP_TYPES:
             raise InvalidDPoPProof("the DPoP proof's type (typ) is not dpop+jwt", "dpop_type")
@@ -297,7 +312,8 @@ class DPoPVerifier:
                 self._keys.put(canonical, cached)
         except UnacceptableKey as exc:
             raise InvalidDPoPProof(str(exc), "dpop_key") from None
-        return _Header(alg, *cached)
+        key, jkt = cached
+        return _Header(alg, key, jkt, hashlib.sha256(f"{jkt}\n".encode("ascii")))
 
     # -- the claims, one check each --------------------------------------------------
 
@@ -305,7 +321,7 @@ class DPoPVerifier:
         if not isinstance(token_jkt, str) or not token_jkt.isascii():
             # The token's binding is unusable: the token's fault, not the proof's.
             raise InvalidToken("the access token's cnf.jkt is not a thumbprint")
-        if not hmac.compare_digest(proof_jkt.encode("ascii"), token_jkt.encode("ascii")):
+        if not hmac.compare_digest(proof_jkt, token_jkt):
             raise InvalidDPoPProof("the DPoP proof is signed with another key than the one "
                                    "the access token is bound to (cnf.jkt)",
                                    "dpop_key_mismatch")
@@ -316,13 +332,21 @@ class DPoPVerifier:
         if len(jti) > MAX_JTI_LENGTH:
             raise InvalidDPoPProof(f"the DPoP proof's jti is longer than {MAX_JTI_LENGTH} "
                                    "characters", "dpop_claims")
+        if not jti.isascii():
+            try:
+                jti.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate (JSON allows "\ud800", RFC 8259 §8.2) is no text
+                # to remember the proof by.
+                raise InvalidDPoPProof("the DPoP proof's jti is not Unicode text",
+                                       "dpop_claims") from None
         return jti
 
     def _validate_htm(self, htm: Any, method: str) -> None:
-        # RFC 9110 §9.1: methods are case-sensitive.
-        if not isinstance(htm, str):
-            raise InvalidDPoPProof("the DPoP proof has no htm", "dpop_claims")
+        # RFC 9110 §9.1: methods are case-sensitive. Only a string equals the method.
         if htm != method:
+            if not isinstance(htm, str):
+                raise InvalidDPoPProof("the DPoP proof has no htm", "dpop_claims")
             raise InvalidDPoPProof("the DPoP proof is for another HTTP method (htm)",
                                    "dpop_method")
 
@@ -330,18 +354,15 @@ class DPoPVerifier:
         if not isinstance(htu, str):
             raise InvalidDPoPProof("the DPoP proof has no htu", "dpop_claims")
         # Most clients send exactly the URL they called: equal text needs no parsing.
-        if _without_query(htu) == _without_query(url):
+        if htu == url or _without_query(htu) == _without_query(url):
             return
-        try:
-            match = normalize_url(htu) == normalize_url(url, lenient=True)
-        except ValueError:
-            match = False
-        if not match:
+        normalized = _normalized(_without_query(htu), False)
+        if normalized is None or normalized != _normalized(_without_query(url), True):
             raise InvalidDPoPProof("the DPoP proof is for another URL (htu)", "dpop_url")
 
     def _validate_iat(self, iat: Any, now: float) -> float:
-        if isinstance(iat, bool) or not isinstance(iat, (int, float)) or (
-                isinstance(iat, float) and not math.isfinite(iat)):
+        # JSON numbers are int or float; a bool is neither a NumericDate nor an int here.
+        if type(iat) is not int and (type(iat) is not float or not math.isfinite(iat)):
             raise InvalidDPoPProof("the DPoP proof has no iat NumericDate", "dpop_claims")
         if iat > now + self.leeway:
             raise InvalidDPoPProof("the DPoP proof was issued in the future (iat)",
@@ -350,13 +371,11 @@ class DPoPVerifier:
             raise InvalidDPoPProof("the DPoP proof is too old (iat)", "dpop_stale")
         return iat
 
-    def _validate_ath(self, ath: Any, access_token: str) -> None:
+    def _validate_ath(self, ath: Any, token_digest: bytes) -> None:
         if not isinstance(ath, str):
             raise InvalidDPoPProof("the DPoP proof has no ath for the access token",
                                    "dpop_claims")
-        expected = access_token_hash(access_token)
-        if not (ath.isascii()
-                and hmac.compare_digest(ath.encode("ascii"), expected.encode("ascii"))):
+        if not (ath.isascii() and hmac.compare_digest(ath, b64url_encode(token_digest))):
             raise InvalidDPoPProof("the DPoP proof is for another access token (ath)",
                                    "dpop_token_hash")
 
@@ -369,49 +388,13 @@ class DPoPVerifier:
         return None if nonces.is_current(nonce) else nonces.issue()
 
 
-# -- JSON and base64url ------------------------------------------------------------
-
-class _DuplicateName(ValueError):
-    pass
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §4 / RFC 7519 §4: refuse repeated names, so that no two readers of one
-    # proof can see different values.
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise _DuplicateName
-    return members
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN, Infinity (RFC 8259 §6)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
-
-
-def _decode(segment: str, part: str) -> bytes:
-    try:
-        return decode_segment(segment)
-    except ValueError:
-        raise InvalidDPoPProof(f"the DPoP proof's {part} is not canonical base64url",
-                               "dpop_malformed") from None
-
+# -- JSON and base64url (strict, as for access tokens: ._jws) -------------------------
 
 def _json_object(segment: str, part: str) -> dict[str, Any]:
-    data = _decode(segment, part)
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
-    except _DuplicateName:
-        raise InvalidDPoPProof(f"the DPoP proof's {part} names a member twice",
-                               "dpop_malformed") from None
-    except (ValueError, RecursionError):
-        raise InvalidDPoPProof(f"the DPoP proof's {part} is not JSON", "dpop_malformed") from None
-    if not isinstance(value, dict):
-        raise InvalidDPoPProof(f"the DPoP proof's {part} is not a JSON object",
-                               "dpop_malformed")
-    return value
+        return decode_json_object(segment, part)[1]
+    except MalformedToken as exc:
+        raise InvalidDPoPProof(str(exc), "dpop_malformed") from None
 
 
 def access_token_hash(access_token: str) -> str:
@@ -436,6 +419,17 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 def _without_query(url: str) -> str:
     return url.partition("#")[0].partition("?")[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(url: str, lenient: bool) -> str | None:
+    # A client whose htu differs from the request URL in spelling only (an explicit
+    # default port, a host in capitals) sends the same text with every proof.
+    # Callers drop the query first: it never needs remembering.
+    try:
+        return normalize_url(url, lenient=lenient)
+    except ValueError:
+        return None
 
 
 def _percent(match: re.Match[str]) -> str:

@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import Callable
 
-from ._jwk import b64url_encode
+from ._jws import b64url_encode
 
 #: Seconds per step: a nonce is accepted for 120 to 240 seconds.
 DEFAULT_STEP = 120

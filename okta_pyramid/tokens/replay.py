@@ -83,12 +83,15 @@ class InMemoryReplayStore:
         return len(self._expiry)
 
     def add_if_absent(self, key: bytes, expires_at: float) -> bool:
+        expiry = self._expiry
         with self._lock:
             now = self.clock()
-            self._purge(now)
-            if key in self._expiry:
+            heap = self._heap
+            if heap and heap[0][0] < now:
+                self._purge(now)
+            if key in expiry:
                 return False
-            if len(self._expiry) >= self.max_entries:
+            if len(expiry) >= self.max_entries:
                 wait = math.ceil(self._heap[0][0] - now)
                 if not self._warned_full:
                     # Once per episode: a flood must not become a flood of log lines.
@@ -99,8 +102,8 @@ class InMemoryReplayStore:
                     "too many recent DPoP proofs to remember another; try again later",
                     retry_after=wait)
             self._warned_full = False
-            self._expiry[key] = expires_at
-            heapq.heappush(self._heap, (expires_at, key))
+            expiry[key] = expires_at
+            heapq.heappush(heap, (expires_at, key))
             return True
 
     def _purge(self, now: float) -> None:

@@ -16,8 +16,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
+from okta_pyramid.tokens._jwk import der_signature
+from okta_pyramid.tokens.cache import token_digest
 from okta_pyramid.tokens.exceptions import InvalidToken
 from okta_pyramid.tokens.dpop import (
     DEFAULT_ALGORITHMS,
@@ -510,6 +515,39 @@ def test_an_ecdsa_signature_must_be_raw_r_and_s_of_the_curves_size(
                       "GET", URL)
 
 
+@pytest.mark.parametrize("size", [32, 48, 66])
+def test_r_and_s_become_the_der_that_cryptography_writes(size: int) -> None:
+    # Leading zero octets dropped, a zero octet before a high bit, and for P-521 a
+    # SEQUENCE longer than 127 octets: byte for byte what encode_dss_signature writes.
+    edges = [bytes(size), b"\xff" * size, b"\x7f" + b"\xff" * (size - 1),
+             bytes(size - 1) + b"\x80", bytes(size - 1) + b"\x01", b"\x00\x80" + bytes(size - 2)]
+    values = edges + [hashlib.sha512(bytes([i])).digest()[:size].rjust(size, b"\x01")
+                      for i in range(20)]
+    for r in values:
+        for s in values:
+            assert der_signature(r, s) == encode_dss_signature(
+                int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+
+
+def test_ecdsa_signatures_whose_r_or_s_starts_with_zero_bits_verify(
+        keys: dict[str, Any]) -> None:
+    # About half of all signatures have a high bit to protect, one in 256 a zero octet
+    # to drop: sign until both kinds have been seen.
+    key, dpop, seen = keys["P-256"], verifier(), set()
+    for number in range(2000):
+        value = proof(key, jti=f"jti-{number}")
+        raw = base64.urlsafe_b64decode(value.rpartition(".")[2] + "==")
+        kinds = {("high" if half[0] & 0x80 else "zero" if half[0] == 0 else "other")
+                 for half in (raw[:32], raw[32:])}
+        if not kinds & {"high", "zero"} - seen:
+            continue
+        dpop.verify([value], "GET", URL)
+        seen |= kinds
+        if {"high", "zero"} <= seen:
+            break
+    assert {"high", "zero"} <= seen
+
+
 def test_pss_must_use_a_salt_as_long_as_the_hash(keys: dict[str, Any]) -> None:
     key = keys["RSA"]
     head, payload = encode(header_for(key, "PS256")), encode(claims_for())
@@ -534,6 +572,12 @@ def test_the_jti_must_be_a_short_string(keys: dict[str, Any], jti: Any) -> None:
 
 def test_a_jti_of_the_longest_length_is_accepted(keys: dict[str, Any]) -> None:
     verifier().verify([proof(keys["P-256"], jti="x" * MAX_JTI_LENGTH)], "GET", URL)
+
+
+def test_a_jti_that_is_not_unicode_text_is_refused(keys: dict[str, Any]) -> None:
+    # JSON can spell a lone surrogate ("\ud800"); it cannot key the replay store.
+    refused(verifier(), proof(keys["P-256"], jti="a\ud800"), "dpop_claims")
+    verifier().verify([proof(keys["P-256"], jti="é\U0001F600")], "GET", URL)
 
 
 @pytest.mark.parametrize(("htm", "method"), [("POST", "GET"), ("get", "GET"), ("GET", "HEAD")])
@@ -638,6 +682,16 @@ def test_with_a_token_the_proof_must_carry_its_hash(
     key = keys["P-256"]
     refused(verifier(), signed(key, encode(header_for(key, "ES256")), encode(claims), "ES256"),
             reason, access_token=TOKEN)
+
+
+def test_the_tokens_digest_may_stand_in_for_the_token(keys: dict[str, Any]) -> None:
+    # What the token cache computed already (its key), so the token is hashed once.
+    key, digest = keys["P-256"], token_digest(TOKEN)
+    assert verifier().verify([proof(key)], "GET", URL, access_token_digest=digest)
+    refused(verifier(), proof(key, jti="2"), "dpop_token_hash",
+            access_token_digest=token_digest(TOKEN + "x"))
+    refused(verifier(), proof(key, jti="3", ath=None), "dpop_claims",
+            access_token_digest=digest)
 
 
 def test_without_a_token_no_hash_is_needed(keys: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from okta_pyramid.tokens import AccessTokenVerifier, InvalidToken
+from okta_pyramid.tokens import AccessTokenVerifier, InvalidToken, _jws
 
 from ..issuer import LoopbackIssuer
 
@@ -134,3 +134,24 @@ def test_a_token_signed_with_any_header(module_issuer: LoopbackIssuer,
 def test_any_segments(module_issuer: LoopbackIssuer, module_verifier: AccessTokenVerifier,
                       parts: list[str]) -> None:
     assert_refused_as_pyjws_does(module_issuer, module_verifier, ".".join(parts))
+
+
+# -- the strict JSON reader every part of the token package uses --------------------
+
+@pytest.mark.parametrize("text", ['{"a":1}', ' {"a": [1, {"b": "c"}]}\n', '\t{}', '{"a":1}\r\n'])
+def test_strict_json_reads_what_json_reads(text: str) -> None:
+    assert _jws.loads(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":1}x', '{"a":1}{}', '{"a":1} 2', '', ' ', '{"a":NaN}', '{"a":-Infinity}',
+    '{"a":1,"a":2}', '{"a":{"b":1,"b":1}}', '[{"a":1,"a":1}]', '{"a":1', '"\\ud800" x',
+])
+def test_strict_json_refuses_trailing_text_constants_and_repeated_names(text: str) -> None:
+    with pytest.raises(ValueError):
+        _jws.loads(text.encode())
+
+
+def test_strict_json_is_utf_8() -> None:
+    with pytest.raises(ValueError):
+        _jws.loads('{"a":"é"}'.encode("latin-1"))
