@@ -295,7 +295,10 @@ class DPoPVerifier:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _DPOP_TYPES:
             raise InvalidDPoPProof("the DPoP proof's type (typ) is not dpop+jwt", "dpop_type")
-        alg = self._algorithms.get(header.get("alg"))  # type: ignore[arg-type]
+        # Only a string names an algorithm; any other JSON value (an array is not even
+        # hashable) is refused here rather than looked up.
+        alg_name = header.get("alg")
+        alg = self._algorithms.get(alg_name) if type(alg_name) is str else None
         if alg is None:
             raise InvalidDPoPProof(
                 "the DPoP proof's algorithm is not accepted; accepted: "
@@ -345,7 +348,7 @@ class DPoPVerifier:
     def _validate_htm(self, htm: Any, method: str) -> None:
         # RFC 9110 §9.1: methods are case-sensitive. Only a string equals the method.
         if htm != method:
-            if not isinstance(htm, str):
+            if type(htm) is not str:
                 raise InvalidDPoPProof("the DPoP proof has no htm", "dpop_claims")
             raise InvalidDPoPProof("the DPoP proof is for another HTTP method (htm)",
                                    "dpop_method")
