@@ -210,6 +210,8 @@ class DPoPVerifier:
         # with every proof. Keys by their RFC 7638 thumbprint input.
         self._headers: LRU[str, _Header] = LRU(key_cache_size)
         self._keys: LRU[str, tuple[Any, str]] = LRU(key_cache_size)
+        # The last access token digest seen and its ath (base64url).
+        self._last_ath: tuple[bytes, str] = (b"", "")
 
     def verify(self, headers: Sequence[str] | str, method: str, url: str, *,
                access_token: str | None = None, jkt: str | None = None,
@@ -378,7 +380,15 @@ class DPoPVerifier:
         if not isinstance(ath, str):
             raise InvalidDPoPProof("the DPoP proof has no ath for the access token",
                                    "dpop_claims")
-        if not (ath.isascii() and hmac.compare_digest(ath, b64url_encode(token_digest))):
+        # A client sends one token with many proofs, and a cached token hands out the
+        # same digest object each time: its ath is encoded once. Compared by identity,
+        # so no timing says anything of another token's digest; the pair is replaced
+        # whole, so threads never see one token's digest with another's ath.
+        last_digest, expected = self._last_ath
+        if last_digest is not token_digest:
+            expected = b64url_encode(token_digest)
+            self._last_ath = (token_digest, expected)
+        if not (ath.isascii() and hmac.compare_digest(ath, expected)):
             raise InvalidDPoPProof("the DPoP proof is for another access token (ath)",
                                    "dpop_token_hash")
 

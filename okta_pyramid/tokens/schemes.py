@@ -173,5 +173,6 @@ class RequestVerifier:
         # The proof check refuses every malformed proof itself (a property test holds
         # it to that), so nothing is caught here: a bug must show, not hide as a 401.
         proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
-                            access_token=credentials.token, jkt=token.jkt)
+                            access_token=credentials.token, jkt=token.jkt,
+                            access_token_digest=token.digest)
         return VerifiedRequest(token, DPOP, proof)
