@@ -175,4 +175,4 @@ class RequestVerifier:
         proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
                             access_token=credentials.token, jkt=token.jkt,
                             access_token_digest=token.digest)
-        return VerifiedRequest(token, DPOP, proof)
+        return _tuple(VerifiedRequest, (token, DPOP, proof))
