@@ -1,6 +1,6 @@
 """End to end: the application under waitress, driven over loopback HTTP.
 
-Three workloads run against one server process, interleaved round by round:
+Four workloads run against one server process, interleaved round by round:
 
 - ``/api/hello``, the public endpoint (no token is checked): the baseline;
 - ``/api/whoami`` with one access token reused, as a client does for the token's
@@ -9,7 +9,7 @@ Three workloads run against one server process, interleaved round by round:
   cache holds, so every request pays a full validation (the worst case);
 - ``/api/whoami`` with one DPoP-bound token and a new DPoP proof on every request
   (RFC 9449: a proof is accepted once). The proofs are signed before each run,
-  about 1.5 times as many as /api/hello could be served in that time;
+  1.5 times as many as the fastest workload so far was served in that time;
 - optionally, for calibration, ``/api/hello`` plus a fixed amount of busy work:
   what the server makes of that much extra work per request, whoever does it.
 
