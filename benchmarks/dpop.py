@@ -13,10 +13,10 @@ signed ahead of time, so signing is not measured):
   the signatures already in DER;
 - ``proof check``: :meth:`DPoPVerifier.verify` of an ES256 proof with ``ath`` and
   ``jkt``, replay store on, a fresh ``jti`` every time;
-- ``request``: what the security policy does for ``Authorization: DPoP``: the access
-  token's :meth:`AccessTokenVerifier.verify_token` (a cache hit) and then the proof
-  check, both through their public APIs. The token's ``cnf.jkt`` is read once, as a
-  cached token hands it out.
+- ``request``: what the security policy does for ``Authorization: DPoP``:
+  :meth:`RequestVerifier.check` of the credentials, which is the access token's
+  :meth:`AccessTokenVerifier.verify_token` (a cache hit, whose ``cnf.jkt`` and
+  digest were read once) and then the proof check with that digest as ``ath``'s.
 
 Each pass is divided by the ES256 pass of its round, and the median of those
 ratios is reported: on a busy machine, neighbouring passes are slowed alike.
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from okta_pyramid.tokens._jws import b64url_decode
 from okta_pyramid.tokens.dpop import DPoPVerifier, make_proof
+from okta_pyramid.tokens.schemes import DPOP, Credentials, RequestVerifier
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from tests.issuer import LoopbackIssuer
@@ -100,7 +101,6 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
     token = issuer.mint(cnf={"jkt": jkt})
     tokens = AccessTokenVerifier(issuer.issuer, issuer.audience, session=session)
     tokens.verify_token(token)  # fetches the keys, and caches the token
-    cached_jkt = tokens.verify_token(token).claims()["cnf"]["jkt"]
 
     # Every round checks new proofs (a replay store remembers every jti), signed
     # ahead of time so that signing is not measured. The proof check and the
@@ -108,26 +108,33 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
     progress(f"signing {proofs * rounds} DPoP proofs")
     batches = [[make_proof(private_key, "GET", URL, access_token=token)
                 for _ in range(proofs)] for _ in range(rounds)]
-    bare = []
-    for proof in batches[0]:
-        signing_input, _, signature = proof.rpartition(".")
-        raw = b64url_decode(signature)
-        der = encode_dss_signature(int.from_bytes(raw[:32], "big"),
-                                   int.from_bytes(raw[32:], "big"))
-        bare.append((der, signing_input.encode("ascii")))
+    # The bare check verifies the very signatures of each round's proofs, over the
+    # same signing inputs, already in DER: it touches as much new data as the proofs.
+    bare: dict[int, list[tuple[bytes, bytes]]] = {}
+    for batch in batches:
+        pairs = bare[id(batch)] = []
+        for proof in batch:
+            signing_input, _, signature = proof.rpartition(".")
+            raw = b64url_decode(signature)
+            der = encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                       int.from_bytes(raw[32:], "big"))
+            pairs.append((der, signing_input.encode("ascii")))
 
     proof_verifier = DPoPVerifier()
-    request_verifier = DPoPVerifier()
-    warm = make_proof(private_key, "GET", URL, access_token=token)
-    for verifier in (proof_verifier, request_verifier):  # warm the header and key caches
-        verifier.verify((warm,), "GET", URL, access_token=token, jkt=jkt)
+    request_verifier = RequestVerifier(tokens, DPoPVerifier())
+    credentials = Credentials(DPOP, token)
+    # Warm the header and key caches.
+    proof_verifier.verify((make_proof(private_key, "GET", URL, access_token=token),),
+                          "GET", URL, access_token=token, jkt=jkt)
+    request_verifier.check(credentials, "GET", URL,
+                           (make_proof(private_key, "GET", URL, access_token=token),))
 
-    def run_es256(_batch: list[str]) -> float:
-        verify = public_key.verify
+    def run_es256(batch: list[str]) -> float:
+        verify, pairs = public_key.verify, bare[id(batch)]
         start = time.perf_counter()
-        for der, data in bare:
+        for der, data in pairs:
             verify(der, data, ecdsa)
-        return (time.perf_counter() - start) / len(bare) * 1e6
+        return (time.perf_counter() - start) / len(pairs) * 1e6
 
     def run_proof(batch: list[str]) -> float:
         verify = proof_verifier.verify
@@ -137,11 +144,10 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
         return (time.perf_counter() - start) / len(batch) * 1e6
 
     def run_request(batch: list[str]) -> float:
-        verify_token, verify = tokens.verify_token, request_verifier.verify
+        check = request_verifier.check
         start = time.perf_counter()
         for proof in batch:
-            verify_token(token)
-            verify((proof,), "GET", URL, access_token=token, jkt=cached_jkt)
+            check(credentials, "GET", URL, (proof,))
         return (time.perf_counter() - start) / len(batch) * 1e6
 
     runs = ((ES256, run_es256), (PROOF, run_proof), (REQUEST, run_request))

@@ -1,12 +1,15 @@
 """End to end: the application under waitress, driven over loopback HTTP.
 
-Three workloads run against one server process, interleaved round by round:
+Four workloads run against one server process, interleaved round by round:
 
 - ``/api/hello``, the public endpoint (no token is checked): the baseline;
 - ``/api/whoami`` with one access token reused, as a client does for the token's
   lifetime;
 - ``/api/whoami`` cycling through more distinct tokens than the server's token
   cache holds, so every request pays a full validation (the worst case);
+- ``/api/whoami`` with one DPoP-bound token and a new DPoP proof on every request
+  (RFC 9449: a proof is accepted once). The proofs are signed before each run,
+  1.5 times as many as the fastest workload so far was served in that time;
 - optionally, for calibration, ``/api/hello`` plus a fixed amount of busy work:
   what the server makes of that much extra work per request, whoever does it.
 
@@ -24,17 +27,35 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
-from .loadgen import PERCENTILES, LoadResult, run_load
+from okta_pyramid.tokens.dpop import make_proof
+
+from .loadgen import PERCENTILES, Headers, LoadResult, bearer, run_load, wrk_seconds
 from .server import SPIN_PATH
 
 HELLO = "/api/hello"
 WHOAMI_REUSED = "/api/whoami, one token reused"
 WHOAMI_DISTINCT = "/api/whoami, distinct tokens"
+WHOAMI_DPOP = "/api/whoami, DPoP, one token, a new proof each request"
 SPIN = "/api/hello + busy work (calibration)"
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class DPoPClient:
+    """A DPoP-bound access token (``cnf.jkt``) and the private key that signs its proofs."""
+
+    token: str
+    key: Any
+
+    def headers(self, url: str, count: int) -> list[dict[str, str]]:
+        """``count`` requests' headers for ``GET url``, each with a proof of its own."""
+        authorization = f"DPoP {self.token}"
+        return [{"Authorization": authorization,
+                 "DPoP": make_proof(self.key, "GET", url, access_token=self.token)}
+                for _ in range(count)]
 
 
 @dataclass
@@ -61,8 +82,8 @@ class EndToEndResult:
         values = self.cpu_micros.get(name)
         return statistics.median(values) if values else None
 
-    def ratio(self, name: str) -> float:
-        return self.rps(name) / self.rps(HELLO)
+    def ratio(self, name: str, baseline: str = HELLO) -> float:
+        return self.rps(name) / self.rps(baseline)
 
     def targets(self) -> list[tuple[str, float, str, bool]]:
         reused, distinct = self.ratio(WHOAMI_REUSED), self.ratio(WHOAMI_DISTINCT)
@@ -125,37 +146,65 @@ def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str,
 def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
         loadgen: str, connections: int = 8, duration: float = 5.0, rounds: int = 3,
         threads: int = 4, env: dict[str, str] | None = None, spin_us: float = 0.0,
+        dpop: DPoPClient | None = None,
         progress: Callable[[str], None] = lambda _: None) -> EndToEndResult:
     """Measure the workloads; ``distinct`` must outnumber ``cache_size``.
 
     With ``spin_us``, a calibration workload adds that much busy work to /api/hello.
+    With ``dpop``, /api/whoami is also measured with its token and a new proof per
+    request.
     """
     if len(distinct) <= cache_size:
         raise ValueError("distinct tokens must outnumber the token cache, or they hit it")
     result = EndToEndResult(loadgen=loadgen, connections=connections, duration=duration,
                             rounds=rounds, threads=threads, cache_size=cache_size,
                             distinct_tokens=len(distinct), spin_us=spin_us)
-    workloads = [(HELLO, "/api/hello", [reused]),
-                 (WHOAMI_REUSED, "/api/whoami", [reused]),
-                 (WHOAMI_DISTINCT, "/api/whoami", distinct)]
+    workloads: list[tuple[str, str, Sequence[Headers] | None]] = [
+        (HELLO, "/api/hello", bearer([reused])),
+        (WHOAMI_REUSED, "/api/whoami", bearer([reused])),
+        (WHOAMI_DISTINCT, "/api/whoami", bearer(distinct))]
+    if dpop is not None:
+        # None: the proofs are signed anew for every run (each is accepted once).
+        workloads.append((WHOAMI_DPOP, "/api/whoami", None))
     if spin_us > 0:
-        workloads.append((SPIN, SPIN_PATH, [reused]))
+        workloads.append((SPIN, SPIN_PATH, bearer([reused])))
+    fastest = 0.0  # requests/s: the most any workload was served, to size the proofs
+
+    def prepare(path: str, headers: Sequence[Headers] | None,
+                seconds: float) -> Sequence[Headers]:
+        if headers is not None:
+            return headers
+        assert dpop is not None
+        # More proofs than the run can use: a proof sent twice is refused, which
+        # run_load reports as a failure.
+        length = wrk_seconds(seconds) if loadgen == "wrk" else seconds
+        count = int(max(fastest, 1000.0) * length * 1.5) + 100
+        progress(f"end to end: signing {count} DPoP proofs")
+        return dpop.headers(base_url + path, count)
+
+    def load(path: str, headers: Sequence[Headers], seconds: float) -> LoadResult:
+        nonlocal fastest
+        outcome = run_load(loadgen, base_url, path, headers, connections=connections,
+                           duration=seconds)
+        fastest = max(fastest, outcome.rps)
+        return outcome
+
     with app_server(issuer_url, cache_size=cache_size, threads=threads,
                     env=env or {}, spin_us=spin_us) as server:
         base_url = server.base_url
         progress(f"end to end: warming up {base_url} ({loadgen})")
-        for _, path, tokens in workloads:
+        for _, path, headers in workloads:
             # Loads the key set, imports lazily imported code, fills connection pools.
-            run_load(loadgen, base_url, path, tokens, connections=connections,
-                     duration=min(1.0, duration))
+            seconds = min(1.0, duration)
+            load(path, prepare(path, headers, seconds), seconds)
         for number in range(rounds):
             # Rotate the order so no workload always follows another.
             shift = number % len(workloads)
-            for name, path, tokens in workloads[shift:] + workloads[:shift]:
+            for name, path, headers in workloads[shift:] + workloads[:shift]:
                 progress(f"end to end round {number + 1}/{rounds}: {name}")
+                sent = prepare(path, headers, duration)
                 cpu_before = process_cpu_seconds(server.pid)
-                outcome = run_load(loadgen, base_url, path, tokens,
-                                   connections=connections, duration=duration)
+                outcome = load(path, sent, duration)
                 cpu_after = process_cpu_seconds(server.pid)
                 result.runs.setdefault(name, []).append(outcome)
                 if cpu_before is not None and cpu_after is not None:

@@ -1,9 +1,11 @@
 """Load generators for the end-to-end benchmark: wrk when installed, else Python.
 
 Both keep ``connections`` HTTP/1.1 connections busy for ``duration`` seconds,
-send ``Authorization: Bearer <token>`` cycling through ``tokens`` in order, and
-report requests per second and latency percentiles. Any answer other than 200
-is counted and makes the run fail: a benchmark of error pages measures nothing.
+send the header sets of ``headers`` in order, one set per request (cycling when
+they run out), and report requests per second and latency percentiles. A set is
+``Authorization: Bearer <token>`` (:func:`bearer`), or for DPoP the token and a
+proof, which the server accepts only once. Any answer other than 200 is counted
+and makes the run fail: a benchmark of error pages measures nothing.
 """
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 PERCENTILES = (50, 90, 99)
+#: One request's headers; a workload cycles through a list of them.
+Headers = Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,34 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
+def bearer(tokens: Sequence[str]) -> list[dict[str, str]]:
+    """One ``Authorization: Bearer`` header set per token."""
+    return [{"Authorization": f"Bearer {token}"} for token in tokens]
+
+
+# The header sets are read from a file, one request per line ("Name: value" pairs
+# separated by tabs), and formatted once before the run: tens of thousands of DPoP
+# proofs are too many for a Lua table literal, and formatting per request would be
+# measured along with the server.
 _WRK_SCRIPT = """
-local tokens = {%(tokens)s}
 local path = %(path)s
-local count = #tokens
+local requests = {}
+local count = 0
 local i = 0
+-- In init, not when the script loads: wrk knows the Host header only from then on.
+init = function(args)
+  for line in io.lines(%(file)s) do
+    local headers = {}
+    for name, value in string.gmatch(line, "([^\\t:]+): ([^\\t]*)") do
+      headers[name] = value
+    end
+    requests[#requests + 1] = wrk.format("GET", path, headers)
+  end
+  count = #requests
+end
 request = function()
   i = i %% count + 1
-  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. tokens[i]})
+  return requests[i]
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -66,16 +91,23 @@ def _lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string of ASCII text is a valid Lua string literal
 
 
-def run_wrk(base_url: str, path: str, tokens: list[str], *, connections: int,
+def wrk_seconds(duration: float) -> int:
+    """How long wrk runs when asked for ``duration``: it takes whole seconds."""
+    return max(1, round(duration))
+
+
+def run_wrk(base_url: str, path: str, headers: Sequence[Headers], *, connections: int,
             duration: float) -> LoadResult:
     """Drive the server with wrk (one thread: the other core is the server's)."""
     with tempfile.TemporaryDirectory(prefix="okta-pyramid-wrk-") as tmp:
-        script = Path(tmp) / "tokens.lua"
-        script.write_text(_WRK_SCRIPT % {
-            "tokens": ",".join(_lua_string(t) for t in tokens),
-            "path": _lua_string(path),
-        })
-        command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+        requests = Path(tmp) / "requests.txt"
+        requests.write_text("".join(
+            "\t".join(f"{name}: {value}" for name, value in one.items()) + "\n"
+            for one in headers))
+        script = Path(tmp) / "requests.lua"
+        script.write_text(_WRK_SCRIPT % {"path": _lua_string(path),
+                                         "file": _lua_string(str(requests))})
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{wrk_seconds(duration)}s",
                    "--timeout", "10s", "-s", str(script), base_url + path]
         done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
@@ -91,12 +123,12 @@ def run_wrk(base_url: str, path: str, tokens: list[str], *, connections: int,
     )
 
 
-def run_python(base_url: str, path: str, tokens: list[str], *, connections: int,
+def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connections: int,
                duration: float) -> LoadResult:
     """Drive the server from threads of this process, one connection each."""
     host, port = base_url.split("//", 1)[1].rsplit(":", 1)
-    next_index = itertools.count()  # shared: tokens are used in order across threads
-    count = len(tokens)
+    next_index = itertools.count()  # shared: header sets are used in order across threads
+    count = len(headers)
     latencies: list[list[float]] = [[] for _ in range(connections)]
     failures = [0] * connections
     start_line = threading.Barrier(connections + 1)
@@ -108,9 +140,9 @@ def run_python(base_url: str, path: str, tokens: list[str], *, connections: int,
         start_line.wait()
         try:
             while time.perf_counter() < deadline:
-                token = tokens[next(next_index) % count]
+                one = headers[next(next_index) % count]
                 began = time.perf_counter()
-                connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+                connection.request("GET", path, headers=one)
                 response = connection.getresponse()
                 response.read()
                 mine.append(time.perf_counter() - began)
@@ -143,10 +175,10 @@ def run_python(base_url: str, path: str, tokens: list[str], *, connections: int,
     )
 
 
-def run_load(kind: str, base_url: str, path: str, tokens: list[str], *, connections: int,
-             duration: float) -> LoadResult:
+def run_load(kind: str, base_url: str, path: str, headers: Sequence[Headers], *,
+             connections: int, duration: float) -> LoadResult:
     runner = run_wrk if kind == "wrk" else run_python
-    result = runner(base_url, path, tokens, connections=connections, duration=duration)
+    result = runner(base_url, path, headers, connections=connections, duration=duration)
     if result.failures:
         raise LoadError(f"{path}: {result.failures} request(s) failed or were not answered "
                         f"200 out of {result.requests}")

@@ -43,7 +43,9 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     assert set(data["wsgi"]["micros"]) == {"/api/hello", "/api/whoami, one token reused",
                                            "/api/whoami, distinct tokens"}
     workloads = data["e2e"]["workloads"]
-    # the three workloads and the calibration one
-    assert len(workloads) == 4
+    # the four workloads (DPoP among them) and the calibration one
+    assert len(workloads) == 5
+    assert "/api/whoami, DPoP, one token, a new proof each request" in workloads
+    assert "of the requests/s of /api/whoami with a reused Bearer token" in done.stdout
     assert all(w["rps"] > 0 for w in workloads.values())
     assert data["e2e"]["loadgen"] == loadgen

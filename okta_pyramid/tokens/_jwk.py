@@ -40,6 +40,8 @@ MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 #: Members that only a private or symmetric key has (RFC 7518 §6.3.2, §6.2.2, §6.4).
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+# Members read here that must be strings (the key's own, n/e/x/y, are checked as base64url).
+_STRING_MEMBERS = ("kty", "crv", "alg", "use")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -177,14 +179,22 @@ def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
         raise UnacceptableKey("the jwk header is not a JSON object")
     if not PRIVATE_MEMBERS.isdisjoint(jwk):
         raise UnacceptableKey("the jwk header holds private or symmetric key material")
+    # RFC 7517 §4 and RFC 7518 §6: these members are strings, key_ops an array of
+    # strings; a key whose members have other types is refused, never compared.
+    for name in _STRING_MEMBERS:
+        if name in jwk and type(jwk[name]) is not str:
+            raise UnacceptableKey(f"the jwk header's '{name}' member is not a string")
+    ops = jwk.get("key_ops")
+    if ops is not None and (type(ops) is not list
+                            or not all(type(op) is str for op in ops)):
+        raise UnacceptableKey("the jwk header's key_ops is not an array of strings")
     if jwk.get("kty") != alg.kty:
         raise UnacceptableKey(f"the jwk header is not an {alg.kty} key, as {alg.name} needs")
     if "alg" in jwk and jwk["alg"] != alg.name:
         raise UnacceptableKey("the jwk header's alg member names another algorithm")
     if "use" in jwk and jwk["use"] != "sig":
         raise UnacceptableKey("the jwk header's key is not meant for signatures (use)")
-    ops = jwk.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+    if ops is not None and "verify" not in ops:
         raise UnacceptableKey("the jwk header's key_ops does not allow verify")
     if alg.kty == "RSA":
         n = _member(jwk, "n")

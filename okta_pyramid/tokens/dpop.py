@@ -210,6 +210,8 @@ class DPoPVerifier:
         # with every proof. Keys by their RFC 7638 thumbprint input.
         self._headers: LRU[str, _Header] = LRU(key_cache_size)
         self._keys: LRU[str, tuple[Any, str]] = LRU(key_cache_size)
+        # The last access token digest seen and its ath (base64url).
+        self._last_ath: tuple[bytes, str] = (b"", "")
 
     def verify(self, headers: Sequence[str] | str, method: str, url: str, *,
                access_token: str | None = None, jkt: str | None = None,
@@ -295,7 +297,10 @@ class DPoPVerifier:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in _DPOP_TYPES:
             raise InvalidDPoPProof("the DPoP proof's type (typ) is not dpop+jwt", "dpop_type")
-        alg = self._algorithms.get(header.get("alg"))  # type: ignore[arg-type]
+        # Only a string names an algorithm; any other JSON value (an array is not even
+        # hashable) is refused here rather than looked up.
+        alg_name = header.get("alg")
+        alg = self._algorithms.get(alg_name) if type(alg_name) is str else None
         if alg is None:
             raise InvalidDPoPProof(
                 "the DPoP proof's algorithm is not accepted; accepted: "
@@ -345,7 +350,7 @@ class DPoPVerifier:
     def _validate_htm(self, htm: Any, method: str) -> None:
         # RFC 9110 §9.1: methods are case-sensitive. Only a string equals the method.
         if htm != method:
-            if not isinstance(htm, str):
+            if type(htm) is not str:
                 raise InvalidDPoPProof("the DPoP proof has no htm", "dpop_claims")
             raise InvalidDPoPProof("the DPoP proof is for another HTTP method (htm)",
                                    "dpop_method")
@@ -375,7 +380,15 @@ class DPoPVerifier:
         if not isinstance(ath, str):
             raise InvalidDPoPProof("the DPoP proof has no ath for the access token",
                                    "dpop_claims")
-        if not (ath.isascii() and hmac.compare_digest(ath, b64url_encode(token_digest))):
+        # A client sends one token with many proofs, and a cached token hands out the
+        # same digest object each time: its ath is encoded once. Compared by identity,
+        # so no timing says anything of another token's digest; the pair is replaced
+        # whole, so threads never see one token's digest with another's ath.
+        last_digest, expected = self._last_ath
+        if last_digest is not token_digest:
+            expected = b64url_encode(token_digest)
+            self._last_ath = (token_digest, expected)
+        if not (ath.isascii() and hmac.compare_digest(ath, expected)):
             raise InvalidDPoPProof("the DPoP proof is for another access token (ath)",
                                    "dpop_token_hash")
 

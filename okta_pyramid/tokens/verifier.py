@@ -79,10 +79,11 @@ class VerifiedToken:
     one), and what it derives from them is computed once and then shared.
     """
 
-    __slots__ = ("payload", "not_before", "not_after", "bound", "jkt", "_claims", "_principals")
+    __slots__ = ("payload", "not_before", "not_after", "bound", "jkt", "digest", "_claims",
+                 "_principals")
 
     def __init__(self, payload: bytes, claims: dict[str, Any], *, not_before: float,
-                 not_after: float) -> None:
+                 not_after: float, digest: bytes | None = None) -> None:
         #: The claims as the issuer signed them: a UTF-8 JSON object with no repeated
         #: names, ready to be sent as it is.
         self.payload = payload
@@ -98,6 +99,11 @@ class VerifiedToken:
         #: or ``None`` when it is not bound to a DPoP key. Not checked here: the DPoP
         #: verifier refuses one that is not a string.
         self.jkt: Any = cnf.get("jkt") if isinstance(cnf, dict) else None
+        #: The SHA-256 of the token's text (its cache key, :func:`.cache.token_digest`),
+        #: or ``None`` when the verifier keeps no cache. A DPoP proof's ``ath`` is this
+        #: digest in base64url (RFC 9449 §4.2): handing it on spares hashing the token
+        #: twice per request.
+        self.digest = digest
         self._claims: dict[str, Any] | None = claims
         self._principals: tuple[Callable[..., Any], tuple[str, ...]] | None = None
 
@@ -187,6 +193,7 @@ class AccessTokenVerifier:
         if not token.isascii():
             raise MalformedToken("the token contains characters that are not ASCII")
         cache = self.token_cache
+        digest = None
         if cache is not None:
             digest = token_digest(token)
             cached = cache.get(digest, self.clock(), self.keys.generation)
@@ -210,7 +217,7 @@ class AccessTokenVerifier:
         # while max(iat, nbf) - leeway <= now < exp + leeway.
         starts = max(claims["iat"], claims.get("nbf", claims["iat"]))
         verified = VerifiedToken(payload, claims, not_before=starts - self.leeway,
-                                 not_after=claims["exp"] + self.leeway)
+                                 not_after=claims["exp"] + self.leeway, digest=digest)
         if cache is not None:
             # Only now, after every check passed.
             cache.put(digest, verified, size=verified.size, not_before=verified.not_before,

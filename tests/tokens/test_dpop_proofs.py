@@ -315,7 +315,8 @@ def test_the_type_is_compared_as_a_media_type(keys: dict[str, Any], typ: str) ->
     verifier().verify([proof(key, header=header_for(key, "ES256", typ=typ))], "GET", URL)
 
 
-@pytest.mark.parametrize("alg", ["none", "HS256", "HS512", "ES256K", "RSA1_5", "", 7, None])
+@pytest.mark.parametrize("alg", ["none", "HS256", "HS512", "ES256K", "RSA1_5", "", 7, None,
+                                 ["ES256"], {"ES256": 1}, True, 256.0])
 def test_only_asymmetric_signature_algorithms_are_accepted(
         keys: dict[str, Any], alg: Any) -> None:
     key = keys["P-256"]
@@ -445,6 +446,17 @@ def test_jwk_members_must_allow_this_use(keys: dict[str, Any], member: dict[str,
     key = keys["P-256"]
     jwk = {**jwk_of(key), **member}
     refused(verifier(), _with_jwk(key, "ES256", jwk), "dpop_key")
+
+
+@pytest.mark.parametrize("member", [{"kty": ["EC"]}, {"crv": {"P-256": 1}}, {"alg": ["ES256"]},
+                                    {"use": ["sig"]}, {"key_ops": ["verify", 1]},
+                                    {"key_ops": ["verify", ["verify"]]}, {"key_ops": {"verify": 1}}])
+def test_jwk_members_of_another_json_type_are_refused(keys: dict[str, Any],
+                                                      member: dict[str, Any]) -> None:
+    # RFC 7517 §4: kty, alg and use are strings, key_ops an array of strings.
+    key = keys["P-256"]
+    exc = refused(verifier(), _with_jwk(key, "ES256", {**jwk_of(key), **member}), "dpop_key")
+    assert "string" in exc.description
 
 
 def test_optional_jwk_members_that_allow_this_use_are_accepted(keys: dict[str, Any]) -> None:

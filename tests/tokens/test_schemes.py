@@ -17,6 +17,7 @@ from okta_pyramid.tokens import (
     make_proof,
     read_authorization,
 )
+from okta_pyramid.tokens.cache import token_digest
 
 from ..issuer import LoopbackIssuer
 
@@ -140,3 +141,27 @@ def test_the_binding_is_read_once_per_verified_token(setup: Setup) -> None:
     assert setup.tokens.verify_token(setup.bound) is first
     plain = setup.tokens.verify_token(setup.unbound)
     assert plain.jkt is None and not plain.bound
+
+
+@pytest.mark.parametrize("cache_size", [4096, 0])
+def test_the_tokens_hash_is_checked_with_and_without_the_token_cache(
+        issuer: LoopbackIssuer, cache_size: int) -> None:
+    # A cached token hands its digest to the proof check (the cache key is the same
+    # SHA-256 that ath encodes, RFC 9449 §4.2); without a cache the proof check hashes
+    # the token itself. Either way a proof for another token is refused.
+    setup = Setup(issuer)
+    setup.tokens = AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2,
+                                       token_cache_size=cache_size)
+    setup.check = RequestVerifier(setup.tokens, DPoPVerifier())
+    other = issuer.mint(cnf={"jkt": setup.jkt})
+    for _ in range(2):  # the second time from the cache, when there is one
+        assert setup.check.verify("GET", URL, setup.dpop()).scheme == "DPoP"
+        token = setup.tokens.verify_token(setup.bound)
+        assert token.digest == (token_digest(setup.bound) if cache_size else None)
+        with pytest.raises(InvalidDPoPProof) as raised:
+            setup.check.verify("GET", URL, [
+                ("Authorization", f"DPoP {setup.bound}"),
+                ("DPoP", make_proof(setup.key, "GET", URL, access_token=other))])
+        assert raised.value.reason == "dpop_token_hash"
+        # The other token, with a proof of its own, after this one.
+        assert setup.check.verify("GET", URL, setup.dpop(other)).scheme == "DPoP"
