@@ -95,11 +95,15 @@ class LocalOnlyTween:
         self.origin = _origin(self.scheme, self.hostname, self.port)
 
     def __call__(self, request: Request) -> Response:
-        path = request.path_info
+        # The WSGI path (RFC 3333: the request's bytes as latin-1), not webob's
+        # path_info, which raises on bytes that are not UTF-8: the issuer's path is
+        # ASCII, so both compare alike, and a bad path reaches the app's 400 view.
+        path = request.environ.get("PATH_INFO", "")
         if path == self.path or path.startswith(self.path + "/"):
             refusal = self.refusal(request)
             if refusal is not None:
-                log.warning("development issuer: refused %s %s: %s", request.method,
+                # repr: the path is the caller's text and must not forge log lines.
+                log.warning("development issuer: refused %s %r: %s", request.method,
                             path[:200], refusal)
                 return json_error(403, "access_denied",
                                   f"the development issuer refuses this request: {refusal}")

@@ -124,8 +124,24 @@ def test_dns_rebinding_over_real_http_gets_no_token(dev: DevServer):
 def test_refusals_are_logged_without_credentials(dev: DevServer, caplog):
     caplog.set_level("WARNING")
     call(dev, "POST", TOKEN, {"Origin": "https://evil.example"}, status=403)
-    assert "development issuer: refused POST /oauth2/default/v1/token" in caplog.text
+    assert "development issuer: refused POST '/oauth2/default/v1/token'" in caplog.text
     assert "s3cret-value" not in caplog.text
+
+
+def test_a_refused_path_cannot_forge_log_lines(dev: DevServer, caplog):
+    caplog.set_level("WARNING")
+    forged = "\n2026-11-30 INFO [okta_pyramid.security] token accepted"
+    call(dev, "GET", "/oauth2/default/x%0a2026-11-30%20INFO%20token%20accepted",
+         {"Origin": "https://evil.example"}, status=403)
+    assert [record for record in caplog.records if "refused" in record.getMessage()]
+    assert all("\n" not in record.getMessage() for record in caplog.records), forged
+
+
+@pytest.mark.parametrize("path", ["/api/whoami%ff", "/oauth2/default/v1/keys%ff"])
+def test_a_path_that_is_not_utf8_is_a_clear_400(dev: DevServer, path):
+    # The guard reads every path first; bytes that are not UTF-8 must not break it.
+    response = dev.app.get(path, status=400)
+    assert response.json["error"] == "invalid_request"
 
 
 def test_an_endpoint_added_later_is_guarded_too(tmp_path: Path):
