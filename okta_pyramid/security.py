@@ -177,11 +177,16 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         return {} if verified is None else verified.token.claims()
 
     def jwt_decode(self, request: Request, token: str) -> dict[str, Any]:
-        """The token's claims if the verifier accepts it, else ``{}``."""
+        """The token's claims if the verifier accepts it as a bearer token, else ``{}``.
+
+        A token bound to a key (``cnf``) is no bearer token: without its proof it
+        grants nothing here either (RFC 9449 §7.2).
+        """
         try:
-            return self.verifier.verify(token)
+            verified = self.verifier.verify_token(token)
         except VerificationError:
             return {}
+        return {} if verified.bound else verified.claims()
 
     # -- what a resource server does not do -------------------------------------------
 

@@ -164,6 +164,13 @@ def test_jwt_decode_asks_the_verifier(reader: BearerTokenReader, issuer: Loopbac
     assert reader.jwt_decode(request, issuer.mint(aud="api://another")) == {}
 
 
+def test_jwt_decode_grants_nothing_to_a_bound_token(reader: BearerTokenReader,
+                                                   issuer: LoopbackIssuer) -> None:
+    # Without its DPoP proof a bound token is no bearer token (RFC 9449 §7.2).
+    request = Request.blank("/")
+    assert reader.jwt_decode(request, issuer.mint(cnf={"jkt": "A" * 43})) == {}
+
+
 def test_reader_never_issues_tokens(reader: BearerTokenReader) -> None:
     with pytest.raises(NotImplementedError, match="issues them"):
         reader.create_token("alice")
