@@ -174,9 +174,14 @@ def test_production_app_starts_without_them(settings) -> None:
 
 # -- the shared default audience -------------------------------------------------------
 
-def audience_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+def production_warnings(caplog: pytest.LogCaptureFixture, key: str) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "okta_pyramid.production" and r.levelno == logging.WARNING]
+            if r.name == "okta_pyramid.production" and r.levelno == logging.WARNING
+            and r.getMessage().startswith(key + ":")]
+
+
+def audience_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return production_warnings(caplog, "okta.audience")
 
 
 def test_the_shared_default_audience_warns_once_at_start_up(settings, caplog) -> None:
@@ -207,3 +212,23 @@ def test_production_ini_names_no_default_audience() -> None:
     parser = configparser.RawConfigParser()
     parser.read(Path(__file__).resolve().parent.parent / "production.ini")
     assert parser.get("app:main", "okta.audience") == "${OKTA_AUDIENCE}"
+
+
+# -- DPoP's URL from the Host header -------------------------------------------------------
+
+def test_dpop_without_a_public_url_warns_once_in_production(settings, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    main({}, **{**settings, "okta.environment": "production", "okta.audience": "api://orders"})
+    [message] = production_warnings(caplog, "okta.public_url")
+    assert "built from the request's Host header" in message
+
+
+@pytest.mark.parametrize("extra", [
+    {"okta.environment": "production", "okta.public_url": "https://api.example.com"},
+    {"okta.environment": "production", "okta.dpop": "disabled"},
+    {},  # development
+])
+def test_no_url_warning_when_pinned_disabled_or_in_development(settings, caplog, extra) -> None:
+    caplog.set_level(logging.WARNING)
+    main({}, **{**settings, "okta.audience": "api://orders", **extra})
+    assert production_warnings(caplog, "okta.public_url") == []
