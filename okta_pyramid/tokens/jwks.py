@@ -5,7 +5,6 @@ nothing is fetched because a token asked for it (RFC 8725 §3.10).
 """
 from __future__ import annotations
 
-import base64
 import functools
 import ipaddress
 import json
@@ -22,7 +21,8 @@ import urllib3
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 from requests.adapters import HTTPAdapter
 
-from .exceptions import IssuerUnavailable, UnknownKey
+from ._jws import b64url_decode
+from .exceptions import IssuerUnavailable, MalformedToken, UnknownKey
 
 log = logging.getLogger(__name__)
 
@@ -364,17 +364,11 @@ def _uint(value: Any) -> int | None:
     """A Base64urlUInt (RFC 7518 §2): base64url without padding, in its one canonical
     spelling (RFC 4648 §3.5: spare bits zero), of a minimal big-endian integer (no
     leading zero octet, RFC 7518 §6.3.1.1). ``None`` for anything else."""
-    if not isinstance(value, str):
-        return None
     try:
-        octets = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except ValueError:  # not ASCII, or a length no base64 text has
+        octets = b64url_decode(value)
+    except MalformedToken:
         return None
-    # The decoder skips characters outside the alphabet and ignores spare bits:
-    # only a text that is exactly the encoding of what it decoded to is accepted.
-    if not octets or base64.urlsafe_b64encode(octets).rstrip(b"=").decode() != value:
-        return None
-    if octets[0] == 0:
+    if not octets or octets[0] == 0:
         return None
     return int.from_bytes(octets, "big")
 
