@@ -7,7 +7,8 @@ for every authorization decision, and ACLs grant permissions to what it returns:
 ========================  =============================================================
 ``system.Authenticated``  every caller with a valid token (``Authenticated``)
 ``user:<sub>``            the token's subject (``sub``)
-``client:<cid>``          the OAuth client the token was issued to (``cid``, Okta)
+``client:<id>``           the OAuth client the token was issued to (``cid`` at Okta,
+                          ``client_id`` in RFC 9068 and introspection answers)
 ``scope:<name>``          each scope granted: Okta's ``scp`` array, or a space-separated
                           ``scope`` string (RFC 9068 §2.2.3, RFC 8693 §4.2)
 ``group:<name>``          each entry of the groups claim (``okta.groups_claim``,
@@ -104,7 +105,7 @@ def principals_for(claims: Mapping[str, Any],
     sub = claims.get("sub")
     if isinstance(sub, str) and sub:
         principals.append(user(sub))
-    cid = claims.get("cid")
+    cid = claims["cid"] if "cid" in claims else claims.get("client_id")
     if isinstance(cid, str) and cid:
         principals.append(client(cid))
     principals += [scope(name) for name in scopes_of(claims)]

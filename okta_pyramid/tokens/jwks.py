@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -110,6 +110,9 @@ class IssuerMetadata:
 
     issuer: str
     jwks_uri: str
+    #: Where tokens are introspected (RFC 7662 §2, RFC 8414 §2), if the issuer says,
+    #: and only at an address :func:`_allowed_url` accepts.
+    introspection_endpoint: str | None = None
 
 
 # -- one deadline over a whole exchange with the issuer ----------------------------
@@ -233,6 +236,22 @@ class IssuerClient:
 
         ``deadline`` (``time.monotonic()``) defaults to ``http_timeout`` from now.
         """
+        return self.exchange("GET", url, deadline=deadline)
+
+    def post_form(self, url: str, form: Mapping[str, str], *,
+                  headers: Mapping[str, str] | None = None,
+                  deadline: float | None = None) -> Any:
+        """POST ``form`` (``application/x-www-form-urlencoded``) to ``url`` and parse the
+        JSON answer, with the limits of :meth:`get_json`."""
+        return self.exchange("POST", url, form=form, headers=headers, deadline=deadline)
+
+    def exchange(self, method: str, url: str, *, form: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None,
+                 deadline: float | None = None) -> Any:
+        """One request to the issuer, and its JSON answer: HTTP 200 only, redirects
+        not followed, at most :data:`MAX_DOCUMENT_BYTES`, all of it before
+        ``deadline``. Raises :class:`FetchError`, whose message never holds the
+        request's form or headers (they may carry a token or a secret)."""
         if deadline is None:
             deadline = time.monotonic() + self.http_timeout
         remaining = deadline - time.monotonic()
@@ -240,8 +259,9 @@ class IssuerClient:
             raise FetchError(f"{url} not fetched: took longer than {self.http_timeout:g}s")
         session = self.session
         # Redirects are not followed: the metadata names the URLs to use.
-        request = session.prepare_request(
-            requests.Request("GET", url, headers={"Accept": "application/json"}))
+        request = session.prepare_request(requests.Request(
+            method, url, headers={"Accept": "application/json", **(headers or {})},
+            data=dict(form) if form is not None else None))
         env = session.merge_environment_settings(request.url, {}, True, None, None)
         watchdog = _exchange.watchdog = _Watchdog(deadline)
         adapter = _FetchAdapter()
@@ -309,7 +329,11 @@ class IssuerClient:
         jwks_uri = document.get("jwks_uri")
         if not _allowed_url(jwks_uri, self.issuer):
             raise FetchError(f"{url} has no usable https jwks_uri")
-        return IssuerMetadata(self.issuer, jwks_uri)
+        introspection = document.get("introspection_endpoint")
+        if introspection is not None and not _allowed_url(introspection, self.issuer):
+            log.warning("%s: introspection_endpoint is not an https URL; not used", url)
+            introspection = None
+        return IssuerMetadata(self.issuer, jwks_uri, introspection)
 
     def fetch_keys(self, *, deadline: float | None = None) -> tuple[dict[str, RSAPublicKey], str]:
         """Fetch the key set; return the usable keys by ``kid`` and a fingerprint.

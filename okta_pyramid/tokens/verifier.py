@@ -257,21 +257,38 @@ class AccessTokenVerifier:
     # -- claims, one check each ---------------------------------------------------
 
     def _validate_claims(self, claims: dict[str, Any]) -> None:
-        for name in REQUIRED_CLAIMS:
+        self.validate_claims(claims)
+
+    def validate_claims(self, claims: Mapping[str, Any], *,
+                        required: Iterable[str] = REQUIRED_CLAIMS) -> None:
+        """Check ``claims`` as a token's: the names in ``required`` must be present;
+        ``iss``, ``aud``, ``exp``, ``iat`` and ``nbf`` are checked when present, then
+        the claim types, the client (``okta.client_ids``) and ``required_claims``.
+
+        An introspection answer (RFC 7662 §2.2) goes through the same rules with
+        nothing ``required``: it may leave out what a JWT must carry.
+        """
+        for name in required:
             if name not in claims:
                 raise InvalidClaims(f"the token has no '{name}' claim")
         now = self.clock()
-        self._validate_iss(claims["iss"])
-        self._validate_aud(claims["aud"])
-        self._validate_exp(claims["exp"], now)
-        self._validate_iat(claims["iat"], now)
+        if "iss" in claims:
+            self._validate_iss(claims["iss"])
+        if "aud" in claims:
+            self._validate_aud(claims["aud"])
+        if "exp" in claims:
+            self._validate_exp(claims["exp"], now)
+        if "iat" in claims:
+            self._validate_iat(claims["iat"], now)
         if "nbf" in claims:
             self._validate_nbf(claims["nbf"], now)
-        for name in ("sub", "cid", "jti"):
+        for name in ("sub", "cid", "client_id", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaims(f"the token's '{name}' claim is not a string")
         if self.client_ids:
-            self._validate_cid(claims.get("cid"))
+            # Okta's JWTs name the client in cid; RFC 9068 and introspection answers
+            # (RFC 7662 §2.2) in client_id.
+            self._validate_cid(claims["cid"] if "cid" in claims else claims.get("client_id"))
         for name, value in self.required_claims:
             self._validate_required(claims, name, value)
 
@@ -303,7 +320,8 @@ class AccessTokenVerifier:
         if cid not in self.client_ids:
             raise InvalidClaims("the token was issued to a client that is not allowed (cid)")
 
-    def _validate_required(self, claims: dict[str, Any], name: str, value: str | None) -> None:
+    def _validate_required(self, claims: Mapping[str, Any], name: str,
+                           value: str | None) -> None:
         # Like assertClaims of Okta's verifiers: a policy of this API, not of RFC 7519.
         if name not in claims or claims[name] is None:
             raise RequiredClaimNotMet(f"the token has no '{name}' claim, which this API requires")
