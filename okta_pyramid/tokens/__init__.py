@@ -29,6 +29,15 @@ from .exceptions import (
     VerificationError,
 )
 from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
+from .introspection import (
+    ClientSecretBasic,
+    ClientSecretPost,
+    InactiveToken,
+    IntrospectingVerifier,
+    IntrospectionUnavailable,
+    PrivateKeyJWT,
+    TokenIntrospector,
+)
 from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
@@ -46,13 +55,18 @@ from .verifier import AccessTokenVerifier, VerifiedToken
 __all__ = [
     "AccessTokenVerifier",
     "BindingMismatch",
+    "ClientSecretBasic",
+    "ClientSecretPost",
     "Credentials",
     "DPoPNonces",
     "DPoPProof",
     "DPoPVerifier",
     "ExpiredToken",
     "ImmatureToken",
+    "InactiveToken",
     "InMemoryReplayStore",
+    "IntrospectingVerifier",
+    "IntrospectionUnavailable",
     "InvalidAudience",
     "InvalidClaims",
     "InvalidDPoPProof",
@@ -65,11 +79,13 @@ __all__ = [
     "KeySet",
     "make_proof",
     "MalformedToken",
+    "PrivateKeyJWT",
     "ReplayStore",
     "ReplayStoreFull",
     "RequestVerifier",
     "RequiredClaimNotMet",
     "SchemeNotAccepted",
+    "TokenIntrospector",
     "UnknownKey",
     "UnsupportedAlgorithm",
     "UnsupportedHeader",

@@ -1,0 +1,530 @@
+"""Token introspection (RFC 7662): ask the issuer whether a token is still active.
+
+A JWT checked locally stays valid until it expires, even once revoked. Where that
+matters, the token is also introspected; a token that is not a JWT (an opaque
+token), or one from an issuer whose tokens cannot be validated locally (Okta's org
+authorization server), is judged by introspection alone. This module knows
+nothing of Pyramid::
+
+    introspector = TokenIntrospector(
+        IssuerClient(issuer), ClientSecretBasic("0oa...", secret), rules=verifier)
+    verified = introspector.introspect(token)        # an opaque token
+    introspector.confirm(token, verifier.verify_token(token))   # a JWT, still active?
+
+Both raise :class:`InactiveToken` (HTTP 401) for a token the issuer calls inactive,
+another :class:`~.exceptions.InvalidToken` for an active answer this API does not
+accept (wrong ``aud``, say), and :class:`IntrospectionUnavailable` (HTTP 503) when
+no trustworthy answer came: failure is closed.
+
+The rules, and why:
+
+- the endpoint comes from the issuer's metadata (``introspection_endpoint``), https
+  only (http on loopback, as elsewhere); the exchange has the limits of a key fetch
+  (one deadline over all of it, a size cap, no redirects);
+- requests carry ``token_type_hint=access_token`` and authenticate the API as a
+  client (:class:`ClientSecretBasic`, :class:`ClientSecretPost`,
+  :class:`PrivateKeyJWT`; RFC 6749 §2.3.1, RFC 7523 §2.2);
+- ``active`` must be JSON ``true``; an answer that is not a JSON object with a
+  boolean ``active`` is garbage (503, never 401, never 200);
+- ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` in an active answer are checked
+  like a JWT's, and so are ``okta.client_ids`` and ``okta.required_claims``; a
+  ``token_type`` other than ``Bearer`` or ``DPoP`` (a refresh token, say) is refused;
+  ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
+- answers are cached per token digest for ``cache_ttl`` seconds and never past the
+  token's ``exp``; an inactive answer is final (a revoked or expired token never
+  becomes active again) and kept until the token expires; concurrent requests
+  for one token make one call;
+- at most ``max_calls`` calls are in flight and ``max_waiters`` requests wait for
+  one; after a failed call, calls pause for ``failure_backoff`` seconds. So an
+  issuer that stalls holds a few server threads for at most one timeout, never all.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import re
+import secrets
+import threading
+import time
+from typing import Any, Callable, Mapping, Protocol
+from urllib.parse import quote_plus
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from .cache import VerifiedTokenCache, token_digest
+from .exceptions import InvalidToken, IssuerUnavailable, MalformedToken
+from .jwks import MIN_RSA_BITS, FetchError, IssuerClient
+from .verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier, VerifiedToken
+
+log = logging.getLogger(__name__)
+
+#: The client authentication methods (RFC 8414 ``*_auth_methods_supported`` names).
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+#: Seconds an answer is reused (``okta.introspection_cache_ttl``).
+DEFAULT_CACHE_TTL = 30
+#: Answers kept in memory, and the bytes they may hold.
+DEFAULT_CACHE_SIZE = 4096
+DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
+#: An inactive answer for a token whose expiry is unknown (an opaque token) is kept
+#: this long: an hour is Okta's default access-token lifetime.
+INACTIVE_TTL = 3600
+#: After a failed call, no call is made for this long (seconds).
+DEFAULT_FAILURE_BACKOFF = 2.0
+#: Introspection calls in flight at once, and requests that may wait for one.
+DEFAULT_MAX_CALLS = 2
+DEFAULT_MAX_WAITERS = 2
+#: Seconds a private_key_jwt client assertion is valid (RFC 7523 §3: short).
+ASSERTION_LIFETIME = 60
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: ``token_type`` values of an access token (RFC 6750, RFC 9449 §6.2), lower case.
+ACCESS_TOKEN_TYPES = frozenset({"bearer", "dpop"})
+# A waiter gives the call it waits for this long past the call's deadline.
+_HANDOVER = 0.1
+_CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+# RFC 6750 §2.1: what an access token in a header may be made of. Nothing else is
+# sent to the issuer.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class InactiveToken(InvalidToken):
+    """The issuer says the token is not active: revoked, expired, or never its own."""
+
+    reason = "inactive"
+
+
+class IntrospectionUnavailable(IssuerUnavailable):
+    """No trustworthy introspection answer could be had; the token may be fine."""
+
+    reason = "introspection_unavailable"
+
+
+class ClientAuthentication(Protocol):
+    """How the API proves its client identity to the introspection endpoint."""
+
+    client_id: str
+    method: str
+
+    def apply(self, endpoint: str, form: dict[str, str], headers: dict[str, str]) -> None:
+        """Add the credentials to a request to ``endpoint``."""
+
+
+class ClientSecretBasic:
+    """HTTP Basic with the client id and secret, each form-urlencoded first
+    (RFC 6749 §2.3.1): Okta's default, and the default here."""
+
+    method = "client_secret_basic"
+
+    def __init__(self, client_id: str, secret: str) -> None:
+        self.client_id = client_id
+        credentials = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+        self._header = "Basic " + base64.b64encode(credentials).decode("ascii")
+
+    def __repr__(self) -> str:  # never the secret
+        return f"<ClientSecretBasic client_id={self.client_id!r}>"
+
+    def apply(self, endpoint: str, form: dict[str, str], headers: dict[str, str]) -> None:
+        headers["Authorization"] = self._header
+
+
+class ClientSecretPost:
+    """The client id and secret in the request body (RFC 6749 §2.3.1)."""
+
+    method = "client_secret_post"
+
+    def __init__(self, client_id: str, secret: str) -> None:
+        self.client_id = client_id
+        self._secret = secret
+
+    def __repr__(self) -> str:  # never the secret
+        return f"<ClientSecretPost client_id={self.client_id!r}>"
+
+    def apply(self, endpoint: str, form: dict[str, str], headers: dict[str, str]) -> None:
+        form["client_id"] = self.client_id
+        form["client_secret"] = self._secret
+
+
+class PrivateKeyJWT:
+    """A client assertion signed with the client's private key (RFC 7523 §2.2 and
+    §3, OpenID Connect Core §9): ``iss`` and ``sub`` are the client id, ``aud`` the
+    endpoint, with a fresh ``jti`` and a short ``exp``. Okta recommends it for
+    service applications: no shared secret leaves the API."""
+
+    method = "private_key_jwt"
+
+    def __init__(self, client_id: str, private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+                 *, key_id: str | None = None, lifetime: int = ASSERTION_LIFETIME,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client_id = client_id
+        self.algorithm = signing_algorithm(private_key)
+        self.key_id = key_id
+        self.lifetime = lifetime
+        self.clock = clock
+        self._key = private_key
+
+    def __repr__(self) -> str:  # never the key
+        return f"<PrivateKeyJWT client_id={self.client_id!r} alg={self.algorithm}>"
+
+    def assertion(self, audience: str) -> str:
+        now = int(self.clock())
+        claims = {"iss": self.client_id, "sub": self.client_id, "aud": audience,
+                  "iat": now, "exp": now + self.lifetime, "jti": secrets.token_urlsafe(24)}
+        headers = {"kid": self.key_id} if self.key_id else None
+        return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
+
+    def apply(self, endpoint: str, form: dict[str, str], headers: dict[str, str]) -> None:
+        form["client_assertion_type"] = JWT_BEARER
+        form["client_assertion"] = self.assertion(endpoint)
+
+
+def signing_algorithm(key: Any) -> str:
+    """The JWS algorithm for a client's private key: RS256 for RSA (at least
+    2048 bits), ES256/384/512 for the NIST curves; ``ValueError`` otherwise."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise ValueError(f"the RSA key has {key.key_size} bits; at least "
+                             f"{MIN_RSA_BITS} are needed")
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES:
+        return _CURVES[key.curve.name]
+    raise ValueError("the key must be an RSA key or an EC key on P-256, P-384 or P-521")
+
+
+def load_private_key(pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """The unencrypted PEM private key of a private_key_jwt client; ``ValueError``,
+    whose message never quotes the key, for anything else."""
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError("it is not an unencrypted PEM private key "
+                         "(-----BEGIN PRIVATE KEY----- ...)") from None
+    signing_algorithm(key)
+    return key  # type: ignore[return-value]
+
+
+class _Flight:
+    """One introspection call under way, which requests for the same token share."""
+
+    __slots__ = ("done", "deadline", "result", "error")
+
+    def __init__(self, deadline: float) -> None:
+        self.done = threading.Event()
+        self.deadline = deadline
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Refusal:
+    """A final answer that refuses the token (inactive, or active but not for us)."""
+
+    __slots__ = ("cls", "description")
+    size = 128
+
+    def __init__(self, error: InvalidToken) -> None:
+        self.cls = type(error)
+        self.description = error.description
+
+    def raise_(self) -> None:
+        raise self.cls(self.description)
+
+
+class TokenIntrospector:
+    """Introspects tokens at one issuer for one API, with a cache."""
+
+    def __init__(
+        self,
+        client: IssuerClient,
+        authentication: ClientAuthentication,
+        *,
+        rules: AccessTokenVerifier,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        max_calls: int = DEFAULT_MAX_CALLS,
+        max_waiters: int = DEFAULT_MAX_WAITERS,
+        failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.authentication = authentication
+        #: The claim rules of the API (issuer, audiences, leeway, clients, required claims).
+        self.rules = rules
+        self.cache_ttl = cache_ttl
+        #: ``None`` when ``cache_ttl`` is 0: every request that needs an answer asks.
+        self.cache = (VerifiedTokenCache(cache_size, max_bytes=cache_bytes)
+                      if cache_ttl > 0 else None)
+        self.max_waiters = max_waiters
+        self.failure_backoff = failure_backoff
+        self.clock = clock
+        #: Introspection calls made (each one an HTTP exchange with the issuer).
+        self.calls = 0
+        self._slots = threading.BoundedSemaphore(max_calls)
+        self._lock = threading.Lock()
+        self._flights: dict[bytes, _Flight] = {}
+        self._waiting = 0
+        #: ``time.monotonic()`` before which no call is made (after a failure).
+        self._paused_until = 0.0
+        self._failures = 0
+
+    # -- the two questions --------------------------------------------------------
+
+    def introspect(self, token: str) -> VerifiedToken:
+        """Judge ``token`` by introspection alone: the token as the issuer describes
+        it, or raise a :class:`~.exceptions.VerificationError`."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
+        if not _B64TOKEN.fullmatch(token):
+            raise MalformedToken("the token has characters an access token cannot have "
+                                 "(RFC 6750 b64token)")
+        return self._answer(token, token_digest(token), None)
+
+    def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:
+        """Check that ``token``, which passed the local checks as ``verified``, is
+        still active; return ``verified`` or raise."""
+        digest = verified.digest or token_digest(token)
+        answer = self._answer(token, digest, verified.not_after)
+        # The answer may name the key the token is bound to (RFC 9449 §6.2): it
+        # must be the one the signed token names.
+        if answer.jkt is not None and answer.jkt != verified.jkt:
+            raise InvalidToken("the issuer binds the access token to another key "
+                               "than the token's cnf.jkt")
+        return verified
+
+    # -- cache and single flight ----------------------------------------------------
+
+    def _answer(self, token: str, digest: bytes, expires: float | None) -> VerifiedToken:
+        cache = self.cache
+        if cache is not None:
+            cached = cache.get(digest, self.clock(), 0)
+            if cached is not None:
+                return _outcome(cached)
+        with self._lock:
+            flight = self._flights.get(digest)
+            if flight is None:
+                flight = self._flights[digest] = _Flight(
+                    time.monotonic() + self.client.http_timeout)
+                leader = True
+            elif self._waiting >= self.max_waiters:
+                raise self._busy()
+            else:
+                self._waiting += 1
+                leader = False
+        if not leader:
+            return self._follow(flight)
+        try:
+            flight.result = self._call(token, digest, expires)
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[digest]
+            flight.done.set()
+        return _outcome(flight.result)
+
+    def _follow(self, flight: _Flight) -> VerifiedToken:
+        try:
+            if not flight.done.wait(max(0.0, flight.deadline - time.monotonic()) + _HANDOVER):
+                raise self._busy()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if flight.error is not None:
+            if isinstance(flight.error, IntrospectionUnavailable):
+                raise IntrospectionUnavailable(flight.error.description,
+                                               flight.error.retry_after)
+            raise self._busy()
+        return _outcome(flight.result)
+
+    def _busy(self) -> IntrospectionUnavailable:
+        return IntrospectionUnavailable(
+            "the authorization server is being asked about other tokens; try again shortly",
+            retry_after=1)
+
+    # -- one call -------------------------------------------------------------------
+
+    def _call(self, token: str, digest: bytes, expires: float | None
+              ) -> VerifiedToken | _Refusal:
+        """Ask the issuer (the cache missed and no call for this token is under way)
+        and cache what it says."""
+        if time.monotonic() < self._paused_until:
+            raise self._unavailable("it failed moments ago")
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self._waiting >= self.max_waiters:
+                    raise self._busy()
+                self._waiting += 1
+            try:
+                if not self._slots.acquire(timeout=self.client.http_timeout + _HANDOVER):
+                    raise self._busy()
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+        try:
+            if time.monotonic() < self._paused_until:
+                raise self._unavailable("it failed moments ago")
+            document = self._exchange(token)
+        finally:
+            self._slots.release()
+        outcome = self._judge(document, digest)
+        self._remember(digest, outcome, expires)
+        return outcome
+
+    def _exchange(self, token: str) -> Any:
+        deadline = time.monotonic() + self.client.http_timeout
+        try:
+            endpoint = self.client.metadata(deadline=deadline).introspection_endpoint
+            if endpoint is None:
+                raise FetchError("the issuer's metadata names no usable (https) "
+                                 "introspection_endpoint")
+            form = {"token": token, "token_type_hint": "access_token"}
+            headers: dict[str, str] = {}
+            self.authentication.apply(endpoint, form, headers)
+            self.calls += 1
+            document = self.client.post_form(endpoint, form, headers=headers,
+                                             deadline=deadline)
+        except FetchError as exc:
+            status = exc.status
+            hint = ""
+            if status in (400, 401, 403):
+                hint = (f" (check okta.introspection_client_id and its credentials for "
+                        f"{self.authentication.method})")
+            self._failed(f"{exc}{hint}")
+            raise self._unavailable("it could not be reached") from None
+        if (not isinstance(document, dict)
+                or not isinstance(document.get("active"), bool)):
+            # RFC 7662 §2.2: a JSON object whose "active" is a boolean.
+            self._failed("its answer is not a JSON object with a boolean 'active'")
+            raise self._unavailable("its answer made no sense")
+        self._recovered()
+        return document
+
+    def _judge(self, document: dict[str, Any], digest: bytes) -> VerifiedToken | _Refusal:
+        if document["active"] is not True:
+            return _Refusal(InactiveToken(
+                "the access token is not active (revoked, expired, or unknown to the "
+                "authorization server)"))
+        claims = {name: value for name, value in document.items() if name != "active"}
+        try:
+            self.rules.validate_claims(claims, required=())
+            self._validate_type(claims)
+        except InvalidToken as exc:
+            return _Refusal(exc)
+        payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
+        leeway = self.rules.leeway
+        exp, iat, nbf = (claims.get(name) for name in ("exp", "iat", "nbf"))
+        starts = max((value for value in (iat, nbf) if _is_number(value)), default=-math.inf)
+        return VerifiedToken(payload, claims, not_before=starts - leeway,
+                             not_after=exp + leeway if _is_number(exp) else math.inf,
+                             digest=digest)
+
+    def _validate_type(self, claims: Mapping[str, Any]) -> None:
+        token_type = claims.get("token_type")
+        if token_type is not None and (not isinstance(token_type, str)
+                                       or token_type.lower() not in ACCESS_TOKEN_TYPES):
+            # A refresh token is active too, and must not open the API.
+            raise InvalidToken("the token is not an access token (token_type)")
+        cnf = claims.get("cnf")
+        if cnf is not None and not isinstance(cnf, dict):
+            raise InvalidToken("the introspection answer's cnf is not an object")
+        if isinstance(token_type, str) and token_type.lower() == "dpop" and not (
+                isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str)):
+            raise InvalidToken("the issuer calls the token DPoP-bound but names no key "
+                               "(cnf.jkt)")
+
+    def _remember(self, digest: bytes, outcome: VerifiedToken | _Refusal,
+                  expires: float | None) -> None:
+        cache = self.cache
+        if cache is None:
+            return
+        now = self.clock()
+        if isinstance(outcome, _Refusal):
+            # Final: kept while the token could otherwise be accepted.
+            until = expires if expires is not None else now + INACTIVE_TTL
+            size = _Refusal.size
+        else:
+            until = min(now + self.cache_ttl, outcome.not_after - self.rules.leeway)
+            if expires is not None:
+                until = min(until, expires)
+            size = outcome.size
+        if until > now:
+            cache.put(digest, outcome, size=size, not_before=-math.inf, not_after=until,
+                      generation=0, now=now)
+
+    # -- incidents --------------------------------------------------------------------
+
+    def _unavailable(self, why: str) -> IntrospectionUnavailable:
+        wait = self._paused_until - time.monotonic()
+        return IntrospectionUnavailable(
+            f"the authorization server could not confirm the token: {why}; try again "
+            f"shortly", retry_after=int(wait) + 1 if wait > 0 else 1)
+
+    def _failed(self, why: str) -> None:
+        with self._lock:
+            self._failures += 1
+            first = self._failures == 1
+            self._paused_until = time.monotonic() + self.failure_backoff
+        # One warning per incident; the token is never part of the message.
+        if first:
+            log.warning("token introspection failed: %s; tokens that need it are "
+                        "answered 503 until it works again", why)
+        else:
+            log.debug("token introspection failed again: %s", why)
+
+    def _recovered(self) -> None:
+        if self._failures:
+            with self._lock:
+                failures, self._failures = self._failures, 0
+            if failures:
+                log.warning("token introspection works again (after %d failed call(s))",
+                            failures)
+
+
+class IntrospectingVerifier:
+    """Judges access tokens as the API is configured: JWTs locally (``verifier``),
+    tokens that are not JWTs by introspection alone, and with ``local=False`` (an
+    issuer whose tokens cannot be validated locally) every token by introspection.
+
+    It stands where an :class:`~.verifier.AccessTokenVerifier` would (a
+    :class:`~.schemes.RequestVerifier`'s ``tokens``); :meth:`confirm` adds the
+    introspection of a locally checked JWT where a live token is needed.
+    """
+
+    def __init__(self, verifier: AccessTokenVerifier, introspector: TokenIntrospector, *,
+                 local: bool = True) -> None:
+        self.verifier = verifier
+        self.introspector = introspector
+        self.local = local
+        self.leeway = verifier.leeway
+
+    def judged_locally(self, token: str) -> bool:
+        """Whether ``token`` is checked locally: a compact JWS (three segments), at an
+        issuer whose tokens can be."""
+        return self.local and token.count(".") == 2
+
+    def verify_token(self, token: str) -> VerifiedToken:
+        """The token, checked locally or introspected; or a VerificationError."""
+        if self.judged_locally(token):
+            return self.verifier.verify_token(token)
+        return self.introspector.introspect(token)
+
+    def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:
+        """``verified``, once the issuer has said ``token`` is active (a token judged
+        by introspection already was, within the cache's time to live)."""
+        if not self.judged_locally(token):
+            return verified
+        return self.introspector.confirm(token, verified)
+
+
+def _outcome(value: VerifiedToken | _Refusal) -> VerifiedToken:
+    if isinstance(value, _Refusal):
+        value.raise_()
+    return value  # type: ignore[return-value]
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
