@@ -19,10 +19,13 @@ def includeme(config: Configurator) -> None:
     wrong; installs the security policy, the root ACL and the error answers, and
     what the settings ask for (CORS, the console, the production checks). With
     ``okta.protect_all`` (the default) every view needs a valid token unless it
-    says ``permission=NO_PERMISSION_REQUIRED``. Health checks are opt-in:
+    says ``permission=NO_PERMISSION_REQUIRED``; a view that needs the issuer to
+    confirm the token is live says ``require_active_token=True`` (token
+    introspection, docs/introspection.md). Health checks are opt-in:
     ``config.include("okta_pyramid.health")``.
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
+    from .introspection import token_judge
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
     from .tokens import AccessTokenVerifier, DPoPNonces, DPoPVerifier, RequestVerifier
@@ -56,9 +59,10 @@ def includeme(config: Configurator) -> None:
                             nonces=nonces)
     #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
     config.registry.okta_dpop = dpop
-    config.registry.okta_request_verifier = RequestVerifier(verifier, dpop,
-                                                            mode=settings.dpop)
+    config.registry.okta_request_verifier = RequestVerifier(
+        token_judge(settings, verifier), dpop, mode=settings.dpop)
     config.include(".security")
+    config.include(".introspection")
     config.set_root_factory(Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)

@@ -32,6 +32,7 @@ from .tokens import (
     read_authorization,
 )
 from .tokens.exceptions import VerificationError
+from .tokens.introspection import IntrospectionUnavailable
 from .tokens.schemes import BEARER, DPOP
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,9 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         grants nothing here either (RFC 9449 §7.2).
         """
         try:
-            verified = self.verifier.verify_token(token)
+            # The request verifier's judge: with introspection configured, a token
+            # that is not a JWT is introspected here too.
+            verified = self.request_verifier.tokens.verify_token(token)
         except VerificationError:
             return {}
         return {} if verified.bound else verified.claims()
@@ -367,8 +370,11 @@ class OktaSecurityPolicy:
             log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
             return Authentication(failure=exc, scheme=self._scheme(request))
         except (IssuerUnavailable, ReplayStoreFull) as exc:
-            log.warning("token not judged: reason=%s client=%s", exc.reason,
-                        request.remote_addr)
+            # An introspection incident is logged once by the introspector, not once
+            # per request it affects.
+            log.log(logging.DEBUG if isinstance(exc, IntrospectionUnavailable)
+                    else logging.WARNING, "token not judged: reason=%s client=%s",
+                    exc.reason, request.remote_addr)
             return Authentication(failure=exc, scheme=self._scheme(request))
         if verified is None:
             return _NO_TOKEN

@@ -18,6 +18,9 @@ from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
 from .tokens.dpop import DEFAULT_ALGORITHMS as DEFAULT_DPOP_ALGORITHMS
+from .tokens.introspection import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
+from .tokens.introspection import DEFAULT_CACHE_TTL as DEFAULT_INTROSPECTION_CACHE_TTL
+from .tokens.introspection import load_private_key
 from .tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
 from .tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
 from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
@@ -38,6 +41,10 @@ MAX_TOKEN_CACHE_SIZE = 100_000
 #: A proof older than this is refused whatever okta.dpop_max_age says: the replay
 #: store must remember every proof for that long.
 MAX_DPOP_MAX_AGE = 3600
+#: Introspection answers are reused at most this long (seconds).
+MAX_INTROSPECTION_CACHE_TTL = 3600
+#: A private_key_jwt key file is a few KiB; anything larger is not one.
+MAX_PRIVATE_KEY_BYTES = 64 * 1024
 
 #: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
 #: start-up: a misspelt key would otherwise leave its default silently in force.
@@ -65,7 +72,15 @@ SETTING_NAMES = frozenset({
     "okta.dpop_nonce",
     "okta.dpop_nonce_secret",
     "okta.public_url",
+    "okta.introspection_client_id",
+    "okta.introspection_auth_method",
+    "okta.introspection_client_secret",
+    "okta.introspection_private_key",
+    "okta.introspection_key_id",
+    "okta.introspection_cache_ttl",
+    "okta.introspect_all",
 })
+
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
 _OKTA_SERVER_PATH = re.compile(r"/oauth2/[^/]+/?")
 
@@ -101,6 +116,28 @@ class OktaSettings:
     dpop_nonce_secret: str | None = field(default=None, repr=False)
     #: The API's external base URL (the application root), without a trailing slash.
     public_url: str | None = None
+    #: Token introspection (RFC 7662, docs/introspection.md); off when ``None``.
+    introspection: IntrospectionSettings | None = None
+    #: Every protected view needs a live token (introspection), not only those that
+    #: say ``require_active_token=True``.
+    introspect_all: bool = False
+    #: The issuer is Okta's org authorization server: its tokens are judged by
+    #: introspection alone, never locally.
+    org_server: bool = False
+
+
+@dataclass(frozen=True)
+class IntrospectionSettings:
+    """How the API authenticates to the introspection endpoint, and the cache."""
+
+    client_id: str
+    auth_method: str = "client_secret_basic"
+    #: Kept out of the repr: a secret never reaches a log line.
+    client_secret: str | None = field(default=None, repr=False)
+    #: The private_key_jwt key, loaded and checked at start-up.
+    private_key: Any = field(default=None, repr=False)
+    key_id: str | None = None
+    cache_ttl: int = DEFAULT_INTROSPECTION_CACHE_TTL
 
 
 def _is_okta_host(host: str | None) -> bool:
@@ -195,22 +232,32 @@ def check_no_trailing_slash(value: str, key: str = "okta.issuer") -> str:
     return value
 
 
-def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
-    """Refuse the Okta *org* authorization server (``https://<org>.okta.com``).
-
-    Its access tokens are meant for Okta's own APIs: Okta does not let anyone else
-    validate them (their keys are not for resource servers), so an API configured
-    with it would refuse every token. A custom authorization server has an issuer
-    with an ``/oauth2/<id>`` path, such as ``.../oauth2/default``.
-    """
+def is_org_server(value: str, key: str = "okta.issuer") -> bool:
+    """Whether ``value`` is an Okta *org* authorization server (``https://<org>.okta.com``)."""
     parts = split_url(value, key)
     # Its issuer is the bare org URL; its endpoints live under /oauth2/v1.
-    if parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and _is_okta_host(parts.hostname):
+    return parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and _is_okta_host(parts.hostname)
+
+
+def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
+    """Refuse the Okta *org* authorization server (``https://<org>.okta.com``) where
+    its tokens would have to be validated locally.
+
+    Its access tokens are meant for Okta's own APIs: Okta does not let anyone else
+    validate them (their keys are not for resource servers), so an API checking
+    them locally would refuse every token. Introspection (RFC 7662) is the one way
+    to accept them; otherwise use a custom authorization server, whose issuer has an
+    ``/oauth2/<id>`` path such as ``.../oauth2/default``.
+    """
+    if is_org_server(value, key):
+        parts = split_url(value, key)
         org = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         raise ConfigurationError(
             f"{key}: {display_url(parts)} is the Okta org authorization server, whose "
-            f"access tokens are meant for Okta's own APIs and cannot be validated by a "
-            f"resource server; use a custom authorization server such as {org}/oauth2/default"
+            f"access tokens cannot be validated by a resource server: use a custom "
+            f"authorization server such as {org}/oauth2/default, or accept the org's "
+            f"tokens by introspection (set okta.introspection_client_id and its "
+            f"credentials, see docs/introspection.md)"
         )
     return value
 
@@ -384,6 +431,93 @@ def _public_url(settings: Mapping[str, Any]) -> str | None:
     return raw.rstrip("/")
 
 
+def _text(settings: Mapping[str, Any], name: str) -> str | None:
+    raw = settings.get(PREFIX + name)
+    value = str(raw).strip() if raw is not None else ""
+    return value or None
+
+
+def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
+    """The ``okta.introspection_*`` settings, or ``None`` when introspection is off."""
+    client_id = _text(settings, "introspection_client_id")
+    cache_ttl = int(_number(settings, "introspection_cache_ttl",
+                            DEFAULT_INTROSPECTION_CACHE_TTL, minimum=0,
+                            maximum=MAX_INTROSPECTION_CACHE_TTL, integer=True))
+    if client_id is None:
+        # A setting that shows an intent to introspect, without the client to do it
+        # (production.ini's defaults for the others mean nothing yet).
+        for name in ("introspection_client_secret", "introspection_private_key",
+                     "introspection_key_id", "introspection_auth_method", "introspect_all"):
+            value = _text(settings, name)
+            if value is None or (name == "introspection_auth_method"
+                                 and value.lower() == "client_secret_basic") or (
+                    name == "introspect_all" and not _boolean(settings, name, False)):
+                continue
+            raise ConfigurationError(
+                f"okta.{name}: is set, but introspection is off: set "
+                f"okta.introspection_client_id to the client the API introspects as")
+        return None
+    if len(client_id.split()) != 1 or not client_id.isprintable():
+        raise ConfigurationError(
+            f"okta.introspection_client_id: must be one client id, got {client_id[:40]!r}")
+    method = (_text(settings, "introspection_auth_method") or "client_secret_basic").lower()
+    if method not in INTROSPECTION_AUTH_METHODS:
+        raise ConfigurationError(
+            f"okta.introspection_auth_method: must be one of "
+            f"{', '.join(INTROSPECTION_AUTH_METHODS)}, got "
+            f"{settings.get(PREFIX + 'introspection_auth_method')!r}")
+    secret = _text(settings, "introspection_client_secret")
+    key_path = _text(settings, "introspection_private_key")
+    key_id = _text(settings, "introspection_key_id")
+    private_key = None
+    if method == "private_key_jwt":
+        if secret is not None:
+            raise ConfigurationError(
+                "okta.introspection_client_secret: is not used with private_key_jwt; "
+                "remove it (the private key proves the client's identity)")
+        if key_path is None:
+            raise ConfigurationError(
+                "okta.introspection_private_key: is required with "
+                "okta.introspection_auth_method = private_key_jwt; give the path of the "
+                "client's PEM private key file")
+        private_key = _private_key(key_path)
+        if key_id is not None and (len(key_id.split()) != 1 or not key_id.isprintable()):
+            raise ConfigurationError(
+                f"okta.introspection_key_id: must be one key id, got {key_id[:40]!r}")
+    else:
+        for name, value in (("introspection_private_key", key_path),
+                            ("introspection_key_id", key_id)):
+            if value is not None:
+                raise ConfigurationError(
+                    f"okta.{name}: is only used with okta.introspection_auth_method = "
+                    f"private_key_jwt (now {method})")
+        if secret is None:
+            raise ConfigurationError(
+                f"okta.introspection_client_secret: is required with "
+                f"okta.introspection_auth_method = {method}; in production.ini it comes "
+                f"from OKTA_INTROSPECTION_CLIENT_SECRET")
+    return IntrospectionSettings(
+        client_id=client_id, auth_method=method, client_secret=secret,
+        private_key=private_key, key_id=key_id, cache_ttl=cache_ttl)
+
+
+def _private_key(path: str) -> Any:
+    key = PREFIX + "introspection_private_key"
+    try:
+        with open(path, "rb") as file:
+            pem = file.read(MAX_PRIVATE_KEY_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{key}: cannot read {path!r} ({exc.strerror or type(exc).__name__})") from None
+    if len(pem) > MAX_PRIVATE_KEY_BYTES:
+        raise ConfigurationError(f"{key}: {path!r} is larger than a private key file")
+    try:
+        return load_private_key(pem)
+    except ValueError as exc:
+        # The message describes the file, never its content.
+        raise ConfigurationError(f"{key}: {path!r}: {exc}") from None
+
+
 def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
     refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
@@ -394,8 +528,17 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
             "issuer URI, e.g. https://dev-123456.okta.com/oauth2/default"
         )
     check_issuer_url(issuer)
-    check_not_org_server(issuer)
-    check_no_trailing_slash(issuer)
+    introspection = _introspection(settings)
+    org_server = is_org_server(issuer)
+    if introspection is None:
+        check_not_org_server(issuer)
+    if org_server and urlsplit(issuer).path:
+        parts = urlsplit(issuer)
+        raise ConfigurationError(
+            f"okta.issuer: the Okta org authorization server's issuer is the bare org URL "
+            f"(the iss of its tokens): write {parts.scheme}://{parts.netloc}")
+    else:
+        check_no_trailing_slash(issuer)
 
     environment = str(settings.get(PREFIX + "environment") or "development").strip()
     if environment not in ENVIRONMENTS:
@@ -406,12 +549,15 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     if not audiences and environment == "production":
         # The default, api://default, is shared by every API on Okta's default
         # authorization server (RFC 9068 §4, RFC 8707): production must choose.
+        where = (f"the org authorization server's tokens have {issuer}" if org_server
+                 else "in the Admin Console: Security > API > Authorization Servers, "
+                      "column Audience")
         raise ConfigurationError(
-            "okta.audience: is required when okta.environment = production; set it to "
-            "the audience your authorization server puts in this API's tokens (in the "
-            "Admin Console: Security > API > Authorization Servers, column Audience)"
+            f"okta.audience: is required when okta.environment = production; set it to "
+            f"the audience your authorization server puts in this API's tokens ({where})"
         )
-    audiences = audiences or (DEFAULT_AUDIENCE,)
+    # The org authorization server cannot be given an audience: its tokens carry the org's.
+    audiences = audiences or ((issuer,) if org_server else (DEFAULT_AUDIENCE,))
     client_ids = tuple(aslist(settings.get(PREFIX + "client_ids") or ""))
 
     protect_all = _boolean(settings, "protect_all", True)
@@ -461,4 +607,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         dpop_nonce=_boolean(settings, "dpop_nonce", False),
         dpop_nonce_secret=_nonce_secret(settings),
         public_url=_public_url(settings),
+        introspection=introspection,
+        introspect_all=_boolean(settings, "introspect_all", False),
+        org_server=org_server and introspection is not None,
     )

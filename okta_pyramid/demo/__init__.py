@@ -10,5 +10,6 @@ def includeme(config: Configurator) -> None:
     """Add the demonstration API's routes, views and message board to an application
     that has included the add-on."""
     config.include(".routes")
+    config.include(".messages")
     config.registry.message_store = MessageStore()
     config.scan()

@@ -1,6 +1,10 @@
 """The demonstration message board: reading needs scope ``messages:read``, posting
 needs ``messages:write``, ``/api/admin`` needs group ``Admins`` (see the ACL in
 :mod:`okta_pyramid.demo.resources`). Views only name the permission.
+
+Posting and ``/api/admin`` change or reveal state, so where token introspection is
+configured (development.ini) they also need a live token: a revoked token is
+refused there at once, while reading keeps the local check only.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
@@ -120,8 +125,6 @@ def list_messages(request: Request) -> dict[str, Any]:
     return {"messages": [asdict(message) for message in store.all()]}
 
 
-@view_config(route_name="messages", request_method="POST", renderer="json",
-             permission=WRITE_MESSAGES)
 def post_message(request: Request) -> dict[str, Any] | Response:
     """Add a message; answers 201 with it, or a 4xx JSON error for a bad body."""
     try:
@@ -135,8 +138,6 @@ def post_message(request: Request) -> dict[str, Any] | Response:
     return asdict(message)
 
 
-@view_config(route_name="admin", request_method=("GET", "HEAD"), renderer="json",
-             permission=ADMINISTER)
 def admin(request: Request) -> dict[str, Any]:
     """For administrators: who they are to the API, and the state of the board."""
     request.response.cache_control = "no-store"
@@ -146,3 +147,12 @@ def admin(request: Request) -> dict[str, Any]:
         "principals": request.identity.__principals__(),
         "messages": {"count": len(store), "capacity": store.capacity},
     }
+
+
+def includeme(config: Configurator) -> None:
+    """The views that need a live token when introspection is configured."""
+    live = config.registry.okta_settings.introspection is not None
+    config.add_view(post_message, route_name="messages", request_method="POST",
+                    renderer="json", permission=WRITE_MESSAGES, require_active_token=live)
+    config.add_view(admin, route_name="admin", request_method=("GET", "HEAD"),
+                    renderer="json", permission=ADMINISTER, require_active_token=live)

@@ -1,0 +1,133 @@
+"""Live tokens: views that need the issuer to confirm a token is still active.
+
+A view says so with the view option ``require_active_token=True``
+(``okta.introspect_all = true`` makes it the default of every protected view).
+Its request is then answered only once the token passed the local checks, the
+view's permission, **and** introspection (RFC 7662): a revoked token is refused
+(401 ``invalid_token``) within ``okta.introspection_cache_ttl``, and an issuer that
+cannot answer makes the request 503, never 200. Other views keep the local check.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IDefaultPermission
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from .errors import answer
+from .security import authentication
+from .settings import OktaSettings
+from .tokens import AccessTokenVerifier, IssuerClient
+from .tokens.exceptions import InvalidToken, IssuerUnavailable
+from .tokens.introspection import (
+    ClientAuthentication,
+    ClientSecretBasic,
+    ClientSecretPost,
+    IntrospectingVerifier,
+    IntrospectionUnavailable,
+    PrivateKeyJWT,
+    TokenIntrospector,
+)
+
+log = logging.getLogger(__name__)
+
+#: The view option.
+OPTION = "require_active_token"
+
+
+def client_authentication(settings: OktaSettings) -> ClientAuthentication:
+    """The client credentials of ``okta.introspection_*``."""
+    introspection = settings.introspection
+    assert introspection is not None
+    if introspection.auth_method == "private_key_jwt":
+        return PrivateKeyJWT(introspection.client_id, introspection.private_key,
+                             key_id=introspection.key_id)
+    assert introspection.client_secret is not None
+    if introspection.auth_method == "client_secret_post":
+        return ClientSecretPost(introspection.client_id, introspection.client_secret)
+    return ClientSecretBasic(introspection.client_id, introspection.client_secret)
+
+
+def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier
+                ) -> AccessTokenVerifier | IntrospectingVerifier:
+    """What judges a request's token: the local verifier alone, or with introspection
+    when ``okta.introspection_client_id`` is set."""
+    if settings.introspection is None:
+        return verifier
+    # Its own client: the key set's client keeps its metadata, this one its own
+    # (both discover the same document, once each).
+    client = IssuerClient(settings.issuer, http_timeout=settings.http_timeout)
+    introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
+                                     cache_ttl=settings.introspection.cache_ttl)
+    return IntrospectingVerifier(verifier, introspector, local=not settings.org_server)
+
+
+def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
+    """``(failure, refused)`` for a request to a view that needs a live token:
+    ``(None, False)`` when the token is live; otherwise the failure to answer with
+    (``None`` with ``refused`` when the request had no token at all)."""
+    verdict = authentication(request)
+    identity = verdict.identity
+    if identity is None:
+        return verdict.failure, True
+    judge = request.registry.okta_request_verifier.tokens
+    credentials = request.registry.okta_security_policy.reader.credentials(request)
+    try:
+        judge.confirm(credentials.token, identity.token)
+    except InvalidToken as exc:
+        log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
+        return exc, True
+    except IntrospectionUnavailable as exc:
+        # The introspector logs the incident once; this is one request of it.
+        log.debug("token not judged: reason=%s client=%s", exc.reason, request.remote_addr)
+        return exc, True
+    except IssuerUnavailable as exc:
+        log.warning("token not judged: reason=%s client=%s", exc.reason, request.remote_addr)
+        return exc, True
+    return None, False
+
+
+def _protected(info: Any) -> bool:
+    permission = info.options.get("permission")
+    if permission is None:
+        permission = info.registry.queryUtility(IDefaultPermission)
+    return permission is not None and permission != NO_PERMISSION_REQUIRED
+
+
+def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., Any]:
+    """The view deriver of the ``require_active_token`` view option."""
+    if info.exception_only:
+        return view
+    settings: OktaSettings = info.registry.okta_settings
+    wanted = info.options.get(OPTION)
+    if wanted is None:
+        wanted = settings.introspect_all and _protected(info)
+    if not wanted:
+        return view
+    if settings.introspection is None:
+        raise ConfigurationError(
+            f"{OPTION}=True on view {info.original_view!r} needs token introspection: "
+            f"set okta.introspection_client_id and its credentials (docs/introspection.md)")
+
+    def live_view(context: Any, request: Request) -> Response:
+        failure, refused = live_token_failure(request)
+        if refused:
+            return answer(request, failure, authentication(request).scheme)
+        return view(context, request)
+
+    return live_view
+
+
+require_active_token.options = (OPTION,)  # type: ignore[attr-defined]
+
+
+def includeme(config: Configurator) -> None:
+    """Add the ``require_active_token`` view option. It runs after the permission
+    check (Pyramid's ``secured_view``), so introspection is asked only for a token
+    that may already use the view."""
+    config.add_view_deriver(require_active_token)
