@@ -4,7 +4,8 @@
    (PyJWT with a preloaded key, PyJWT + PyJWKClient, okta-jwt-verifier), as ratios
    to an RS256 signature check alone; and a DPoP request with a cached access token
    (the token's cache hit and the proof check) against one ES256 signature check
-   alone (:mod:`benchmarks.dpop`);
+   alone (:mod:`benchmarks.dpop`); a view that needs a live token, with the
+   introspection answer cached and without a cache (:mod:`benchmarks.introspection`);
 2. the application alone (its WSGI callable, no server), then end to end under
    waitress: /api/whoami with a reused token and with distinct tokens, against
    /api/hello.
@@ -30,8 +31,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny counts: check that the benchmark runs (used by the tests)")
-    parser.add_argument("--only", choices=("inprocess", "dpop", "wsgi", "e2e"),
-                        help="run one of the parts (dpop: only the DPoP part of inprocess)")
+    parser.add_argument("--only", choices=("inprocess", "dpop", "introspection", "wsgi", "e2e"),
+                        help="run one of the parts (dpop, introspection: only that part "
+                             "of inprocess)")
     parser.add_argument("--tokens", type=int, default=1000,
                         help="distinct tokens in process (default 1000)")
     parser.add_argument("--rounds", type=int, default=9,
@@ -40,6 +42,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="DPoP proofs per pass (default 200)")
     parser.add_argument("--dpop-rounds", type=int, default=41,
                         help="interleaved DPoP rounds (default 41)")
+    parser.add_argument("--introspection-requests", type=int, default=2000,
+                        help="requests per live-token pass (default 2000)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="end-to-end load generator (default: wrk if installed)")
     parser.add_argument("--duration", type=float, default=5.0,
@@ -59,6 +63,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.tokens, args.rounds, args.duration, args.e2e_rounds = 20, 1, 0.5, 1
         args.cache_size, args.connections = 8, 2
         args.dpop_proofs, args.dpop_rounds = 10, 3
+        args.introspection_requests = 20
     if args.loadgen == "auto":
         args.loadgen = "wrk" if wrk_available() else "python"
     return args
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import dpop, e2e, inprocess, wsgi
+    from . import dpop, e2e, inprocess, introspection, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[tuple[str, float, str, bool]] = []
     try:
         # The DPoP part mints its own (bound) token.
-        needed = 0 if args.only == "dpop" else max(args.tokens, (args.cache_size * 3) // 2 + 1)
+        needed = 1 if args.only in ("dpop", "introspection") else max(args.tokens, (args.cache_size * 3) // 2 + 1)
         progress(f"minting {needed} tokens at {issuer.issuer}")
         tokens = [issuer.mint() for _ in range(needed)]
         print(f"# okta_pyramid benchmarks ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -135,6 +140,19 @@ def main(argv: list[str] | None = None) -> int:
                 "request_ratio_spread": list(result_dpop.request_spread),
                 "proofs": result_dpop.proofs, "rounds": result_dpop.rounds,
             }
+        if args.only in (None, "inprocess", "introspection"):
+            result_live = introspection.run(
+                issuer, tokens[0], requests=args.introspection_requests,
+                uncached_requests=max(10, args.introspection_requests // 10),
+                rounds=args.rounds, progress=progress)
+            print(f"## In process: a view that needs a live token (token introspection), "
+                  f"one token, median of {result_live.rounds} interleaved rounds of "
+                  f"{result_live.requests} requests\n")
+            print(introspection.table(result_live) + "\n")
+            targets += result_live.targets()
+            report["introspection"] = {"micros": result_live.micros,
+                                       "ratios": result_live.ratios,
+                                       "rounds": result_live.rounds}
         distinct = tokens[:(args.cache_size * 3) // 2 + 1]
         spin_us = 0.0
         if args.only in (None, "wsgi"):

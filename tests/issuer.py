@@ -15,6 +15,7 @@ import hmac
 import json
 import re
 import secrets
+import socket
 import ssl
 import sys
 import threading
@@ -160,6 +161,13 @@ class _Refused(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = super().get_request()
+        # As production servers do: the handler writes its headers and body apart,
+        # and Nagle's algorithm would hold the body for the client's delayed ACK.
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (a fetch cut at its deadline, a kept-alive connection
