@@ -2,9 +2,10 @@
 
 For local development and tests only. It serves the endpoints of an Okta custom
 authorization server (metadata, keys, a client-credentials token endpoint, token
-introspection) under the issuer URI's path on the app's own host, so ``make run``
-works with no Okta org and no network, while the resource server validates its
-tokens exactly as it validates Okta's: by discovery and JWKS over HTTP.
+introspection and revocation) under the issuer URI's path on the app's own host,
+so ``make run`` works with no Okta org and no network, while the resource server
+validates its tokens exactly as it validates Okta's: by discovery and JWKS over
+HTTP.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def includeme(config: Configurator) -> None:
     config.registry.devissuer_settings = settings
     config.registry.devissuer_tokens = factory
     config.registry.devissuer_dpop = token_endpoint_verifier()
-    # Empty until tokens can be revoked; in memory, like the DPoP nonces.
+    # In memory, like the DPoP nonces: a restart forgets what was revoked.
     config.registry.devissuer_revoked = RevokedTokens(clock=factory.clock)
     config.include(".views")
     config.add_subscriber(_start_prefetch, ApplicationCreated)

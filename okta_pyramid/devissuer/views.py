@@ -6,7 +6,8 @@ server uses under its issuer URI:
 - ``/v1/keys``: the public signing keys (RFC 7517);
 - ``/v1/token``: the client-credentials grant (RFC 6749 §4.4), with DPoP-bound
   tokens for clients that send a proof (RFC 9449, :mod:`.dpop`);
-- ``/v1/introspect``: whether a token is active, and what it grants (RFC 7662).
+- ``/v1/introspect``: whether a token is active, and what it grants (RFC 7662);
+- ``/v1/revoke``: a client withdraws one of its own tokens (RFC 7009).
 
 Every view is public: callers of a token endpoint authenticate as clients, not
 with an access token. Every request under the issuer's path first passes one
@@ -35,6 +36,7 @@ from ..tokens.replay import ReplayStoreFull
 from .config import Client, DevIssuerSettings, is_scope_token
 from .dpop import TOKEN_TYPE
 from .introspection import active_claims, introspection_response
+from .revocation import RevocationListFull, RevokedTokens
 from .tokens import TokenFactory
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,8 @@ def metadata(request: Request) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint": f"{issuer}/v1/introspect",
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint": f"{issuer}/v1/revoke",
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "scopes_supported": sorted({s for c in settings.clients for s in c.scopes}),
         "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
         # RFC 9449 §5.1: the algorithms the token endpoint accepts in DPoP proofs.
@@ -248,6 +252,50 @@ def introspect(request: Request) -> Response | dict[str, Any]:
     return introspection_response(claims)
 
 
+def revoke(request: Request) -> Response:
+    """Token revocation (RFC 7009): a client revokes one of its own tokens.
+
+    The answer is 200 with an empty body whether the token was active, already
+    revoked, expired, or not a token of this issuer at all (§2.2), so that it tells
+    nothing about tokens the client does not hold. A client's attempt to revoke
+    another client's active token is refused (§2.1) with ``unauthorized_client``.
+    """
+    settings: DevIssuerSettings = request.registry.devissuer_settings
+    revoked: RevokedTokens = request.registry.devissuer_revoked
+    try:
+        params = _form(request)
+        client = _authenticate_client(request, params, settings)
+        token = _token_param(params)
+        try:
+            # RFC 7009 §2.1: token_type_hint is optional, and an unknown value is
+            # ignored; this issuer has one kind of token, so every hint is.
+            claims = _active_claims(request, token)
+        except InvalidToken as exc:
+            log.info("revocation of an inactive token: reason=%s client_id=%s client=%s",
+                     exc.reason, client.client_id, request.remote_addr)
+            return _revoked_response()
+        if claims["cid"] != client.client_id:
+            # RFC 7009 §2.1: "verifies whether the token was issued to the client
+            # making the revocation request. If this validation fails, the request
+            # is refused". RFC 6749 §5.2's code for an authenticated client that may
+            # not do what it asked.
+            raise TokenError("unauthorized_client",
+                             "a client may only revoke its own tokens; this token was "
+                             "issued to another client")
+        try:
+            revoked.revoke(claims["jti"], claims["exp"])
+        except RevocationListFull as exc:
+            # RFC 7009 §2.2.1: on a 503 the client assumes the token is still valid.
+            raise TokenError("temporarily_unavailable", exc.description, 503,
+                             headers={"Retry-After": str(exc.retry_after)}) from None
+    except TokenError as exc:
+        log.info("revocation refused: error=%s client=%s", exc.error, request.remote_addr)
+        return _error(exc, settings)
+    log.info("token revoked: jti=%s client_id=%s client=%s", claims["jti"],
+             client.client_id, request.remote_addr)
+    return _revoked_response()
+
+
 def method_not_allowed(request: Request) -> Response:
     response = json_error(405, "invalid_request", "this endpoint only accepts POST")
     response.allow = ("POST",)
@@ -267,6 +315,14 @@ def _active_claims(request: Request, token: str) -> dict[str, Any]:
     factory: TokenFactory = request.registry.devissuer_tokens
     return active_claims(token, issuer=factory.settings.issuer, keys=factory.keys,
                          revoked=request.registry.devissuer_revoked, now=factory.clock())
+
+
+def _revoked_response() -> Response:
+    # RFC 7009 §2.2: 200, and the content of the body is ignored by the client: none.
+    response = Response(status=200)
+    response.content_type = None
+    response.cache_control = "no-store"
+    return response
 
 
 def _form(request: Request) -> dict[str, str]:
@@ -394,6 +450,9 @@ def includeme(config: Configurator) -> None:
     config.add_route("devissuer.introspect", f"{base}/v1/introspect")
     config.add_view(introspect, route_name="devissuer.introspect", request_method="POST",
                     renderer="json", permission=NO_PERMISSION_REQUIRED)
-    for route in ("devissuer.token", "devissuer.introspect"):
+    config.add_route("devissuer.revoke", f"{base}/v1/revoke")
+    config.add_view(revoke, route_name="devissuer.revoke", request_method="POST",
+                    permission=NO_PERMISSION_REQUIRED)
+    for route in ("devissuer.token", "devissuer.introspect", "devissuer.revoke"):
         config.add_view(method_not_allowed, route_name=route,
                         permission=NO_PERMISSION_REQUIRED)

@@ -52,13 +52,15 @@ def mint(dev: DevServer, **changes) -> str:
 
 # -- metadata ---------------------------------------------------------------------------
 
-def test_metadata_names_the_introspection_endpoint(dev: DevServer):
+def test_metadata_names_the_introspection_and_revocation_endpoints(dev: DevServer):
     document = dev.app.get("/oauth2/default/.well-known/oauth-authorization-server").json
     assert document["introspection_endpoint"] == f"{dev.issuer}/v1/introspect"
+    assert document["revocation_endpoint"] == f"{dev.issuer}/v1/revoke"
     methods = ["client_secret_basic", "client_secret_post"]
     assert document["introspection_endpoint_auth_methods_supported"] == methods
+    assert document["revocation_endpoint_auth_methods_supported"] == methods
     # The URLs in the metadata are the ones that answer.
-    for url in (document["introspection_endpoint"],):
+    for url in (document["introspection_endpoint"], document["revocation_endpoint"]):
         path = url.removeprefix(dev.base_url)
         assert dev.app.post(path, {"token": "x"}, headers={"Authorization": SVC}).status_int == 200
 

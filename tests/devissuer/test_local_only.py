@@ -20,14 +20,15 @@ ENDPOINTS = [
     ("GET", "/oauth2/default/v1/keys"),
     ("POST", TOKEN),
     ("POST", "/oauth2/default/v1/introspect"),
+    ("POST", "/oauth2/default/v1/revoke"),
 ]
-IDS = ["rfc8414-metadata", "oidc-metadata", "keys", "token", "introspect"]
+IDS = ["rfc8414-metadata", "oidc-metadata", "keys", "token", "introspect", "revoke"]
 
 
 def call(dev: DevServer, method: str, path: str, headers: dict[str, str], **kw):
     if method == "POST":
         auth = {"Authorization": basic("svc-client", "s3cret-value")}
-        # Introspection answers 200 for any token, even a made-up one.
+        # Introspection and revocation answer 200 for any token, even a made-up one.
         form = GRANT if path == TOKEN else {"token": "x.y.z"}
         return dev.app.post(path, form, headers={**auth, **headers}, **kw)
     return dev.app.get(path, headers=headers, **kw)
