@@ -29,6 +29,7 @@ INTROSPECT = "/oauth2/default/v1/introspect"
 SVC = basic("svc-client", "s3cret-value")
 READER = basic("read-client", "p@ss:w0rd!x")
 INACTIVE = {"active": False}
+FORM = "application/x-www-form-urlencoded"
 
 
 def introspect(dev: DevServer, token: str, *, authorization: str | None = SVC,
@@ -114,7 +115,7 @@ def test_the_token_parameter_is_required(dev: DevServer, body):
 
 def test_the_form_is_parsed_as_at_the_token_endpoint(dev: DevServer):
     token = dev.token()
-    for body, content_type in [(f"token={token}&token={token}", "application/x-www-form-urlencoded"),
+    for body, content_type in [(f"token={token}&token={token}", FORM),
                                ('{"token": "x"}', "application/json")]:
         response = dev.app.post(INTROSPECT, body, status=400, headers={
             "Authorization": SVC, "Content-Type": content_type})
