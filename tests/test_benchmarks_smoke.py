@@ -40,6 +40,11 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     assert {"RSA verify alone", "okta_pyramid", "PyJWT decode, key preloaded",
             "PyJWT + PyJWKClient"} <= set(micros)
     assert all(value > 0 for kinds in micros.values() for value in kinds.values())
+    live = data["introspection"]
+    assert set(live["micros"]) == {"local check only", "introspection configured, view not live",
+                                   "live, answer cached", "live, no cache (a call per request)"}
+    assert all(value > 0 for value in live["micros"].values())
+    assert "## In process: a view that needs a live token" in done.stdout
     assert set(data["wsgi"]["micros"]) == {"/api/hello", "/api/whoami, one token reused",
                                            "/api/whoami, distinct tokens"}
     workloads = data["e2e"]["workloads"]
