@@ -276,13 +276,26 @@ def test_an_opaque_token_that_is_not_a_b64token_is_a_bad_request(
     assert introspected(issuer) == 0
 
 
+@pytest.mark.parametrize("kind", [{"token_type": "refresh_token"},
+                                  {"token_use": "refresh_token"},  # Ory Hydra
+                                  {"typ": "Refresh"}, {"typ": "ID"}])  # Keycloak
 def test_an_opaque_refresh_token_does_not_open_the_api(
-        live_app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
+        live_app: webtest.TestApp, issuer: LoopbackIssuer, kind: dict[str, str]) -> None:
     token = issuer.opaque()
-    issuer.introspection_answer = {"active": True, "token_type": "refresh_token",
-                                   "iss": issuer.issuer, "sub": "alice@example.com"}
+    issuer.introspection_answer = {"active": True, "iss": issuer.issuer,
+                                   "sub": "alice@example.com", **kind}
     assert live_app.get("/local", headers=bearer(token), status=401).json["error"] == \
         "invalid_token"
+
+
+@pytest.mark.parametrize("kind", [{"token_type": "Bearer"}, {"token_use": "access_token"},
+                                  {"typ": "Bearer"}, {}])
+def test_an_opaque_access_token_opens_the_api(
+        live_app: webtest.TestApp, issuer: LoopbackIssuer, kind: dict[str, str]) -> None:
+    token = issuer.opaque()
+    issuer.introspection_answer = {"active": True, "iss": issuer.issuer,
+                                   "sub": "alice@example.com", **kind}
+    assert live_app.get("/local", headers=bearer(token)).json["sub"] == "alice@example.com"
 
 
 # -- private_key_jwt through the settings ----------------------------------------------
