@@ -126,7 +126,8 @@ class MultiIssuerVerifier:
         judge = self.judge_for(token)
         verifier = _local(judge)
         if judge is verifier:
-            verified = verifier.verify_new(token, digest)
+            # The route may have been emptied while the token stayed in the cache.
+            verified = verifier.cached_token(digest) or verifier.verify_new(token, digest)
             cached = verifier.token_cache is not None
         else:
             verified = judge.verify_token(token)
