@@ -4,8 +4,10 @@
    (PyJWT with a preloaded key, PyJWT + PyJWKClient, okta-jwt-verifier), as ratios
    to an RS256 signature check alone; and a DPoP request with a cached access token
    (the token's cache hit and the proof check) against one ES256 signature check
-   alone (:mod:`benchmarks.dpop`); and a cached token with one issuer configured
-   and with three (:mod:`benchmarks.issuers`);
+   alone (:mod:`benchmarks.dpop`); a view that needs a live token, with the
+   introspection answer cached and without a cache (:mod:`benchmarks.introspection`);
+   and a cached token with one issuer configured and with three
+   (:mod:`benchmarks.issuers`);
 2. the application alone (its WSGI callable, no server), then end to end under
    waitress: /api/whoami with a reused token and with distinct tokens, against
    /api/hello.
@@ -31,9 +33,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny counts: check that the benchmark runs (used by the tests)")
-    parser.add_argument("--only", choices=("inprocess", "dpop", "issuers", "wsgi", "e2e"),
-                        help="run one of the parts (dpop, issuers: only that part of "
-                             "inprocess)")
+    parser.add_argument("--only", choices=("inprocess", "dpop", "introspection", "issuers",
+                                           "wsgi", "e2e"),
+                        help="run one of the parts (dpop, introspection, issuers: only that "
+                             "part of inprocess)")
     parser.add_argument("--tokens", type=int, default=1000,
                         help="distinct tokens in process (default 1000)")
     parser.add_argument("--rounds", type=int, default=9,
@@ -46,6 +49,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="calls per pass, one issuer against three (default 2000)")
     parser.add_argument("--issuer-rounds", type=int, default=21,
                         help="interleaved rounds, one issuer against three (default 21)")
+    parser.add_argument("--introspection-requests", type=int, default=2000,
+                        help="requests per live-token pass (default 2000)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="end-to-end load generator (default: wrk if installed)")
     parser.add_argument("--duration", type=float, default=5.0,
@@ -66,6 +71,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.cache_size, args.connections = 8, 2
         args.dpop_proofs, args.dpop_rounds = 10, 3
         args.issuer_calls, args.issuer_rounds = 20, 2
+        args.introspection_requests = 20
     if args.loadgen == "auto":
         args.loadgen = "wrk" if wrk_available() else "python"
     return args
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import dpop, e2e, inprocess, issuers, wsgi
+    from . import dpop, e2e, inprocess, introspection, issuers, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[tuple[str, float, str, bool]] = []
     try:
         # The DPoP part mints its own (bound) token.
-        needed = 0 if args.only in ("dpop", "issuers") else max(args.tokens, (args.cache_size * 3) // 2 + 1)
+        needed = (1 if args.only in ("dpop", "introspection", "issuers")
+                  else max(args.tokens, (args.cache_size * 3) // 2 + 1))
         progress(f"minting {needed} tokens at {issuer.issuer}")
         tokens = [issuer.mint() for _ in range(needed)]
         print(f"# okta_pyramid benchmarks ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -142,6 +149,19 @@ def main(argv: list[str] | None = None) -> int:
                 "request_ratio_spread": list(result_dpop.request_spread),
                 "proofs": result_dpop.proofs, "rounds": result_dpop.rounds,
             }
+        if args.only in (None, "inprocess", "introspection"):
+            result_live = introspection.run(
+                issuer, tokens[0], requests=args.introspection_requests,
+                uncached_requests=max(10, args.introspection_requests // 10),
+                rounds=args.rounds, progress=progress)
+            print(f"## In process: a view that needs a live token (token introspection), "
+                  f"one token, median of {result_live.rounds} interleaved rounds of "
+                  f"{result_live.requests} requests\n")
+            print(introspection.table(result_live) + "\n")
+            targets += result_live.targets()
+            report["introspection"] = {"micros": result_live.micros,
+                                       "ratios": result_live.ratios,
+                                       "rounds": result_live.rounds}
         if args.only in (None, "inprocess", "issuers"):
             servers = issuers.start_issuers(tls, issuer)
             session = requests.Session()

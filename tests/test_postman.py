@@ -86,12 +86,15 @@ def test_postman_collection_passes_under_newman(dev_server: tuple[str, Path], tm
     assert result.returncode == 0, f"newman failed:\n{result.stdout}\n{result.stderr}"
 
     run = json.loads((tmp_path / "run.json").read_text())["run"]
-    assert run["stats"]["requests"]["total"] == 5
+    assert run["stats"]["requests"]["total"] == 10
     assert run["stats"]["assertions"]["failed"] == 0
-    assert run["stats"]["assertions"]["total"] >= 9
+    assert run["stats"]["assertions"]["total"] >= 14
 
     server_log = log.read_text()
     assert "DEVELOPMENT ISSUER ENABLED" in server_log
     assert "token issued: client_id=okta-pyramid-dev" in server_log
+    # The revocation flow: the write after the revocation was refused by introspection.
+    assert "token revoked: jti=" in server_log
+    assert "token rejected: reason=inactive" in server_log
     # No log line carries a token (every JWT starts with a base64url '{"').
     assert "eyJ" not in server_log

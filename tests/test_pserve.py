@@ -372,3 +372,50 @@ def test_dpop_htu_with_okta_public_url(pserve, issuer) -> None:
                        **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"})
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_revoked_token_is_refused_within_the_introspection_ttl(pserve, issuer,
+                                                                 tmp_path: Path) -> None:
+    # private_key_jwt, as Okta recommends for a service: the key file comes from the
+    # environment, the secret never exists.
+    client = issuer.add_key_client()
+    key_file = tmp_path / "introspection-key.pem"
+    key_file.write_bytes(client.pem)
+    ttl = 2
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
+                    OKTA_INTROSPECTION_CLIENT_ID=client.client_id,
+                    OKTA_INTROSPECTION_AUTH_METHOD="private_key_jwt",
+                    OKTA_INTROSPECTION_PRIVATE_KEY=str(key_file),
+                    OKTA_INTROSPECTION_KEY_ID=client.kid,
+                    OKTA_INTROSPECTION_CACHE_TTL=str(ttl))
+    assert wait_ready(server).status_code == 200
+    token = issuer.mint(scp=["messages:write"])
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def write(text: str) -> requests.Response:
+        with requests.Session() as session:
+            session.trust_env = False
+            return session.post(server.url + "/api/messages", json={"text": text},
+                                headers=auth, timeout=10)
+
+    assert write("before").status_code == 201
+    assert issuer.introspections[-1].method == "private_key_jwt", \
+        issuer.introspections[-1].reason
+    revoked_at = time.monotonic()
+    issuer.revoke(token)
+    while True:
+        response = write("after")
+        if response.status_code != 201:
+            break
+        # The cached answer may serve the token until the TTL runs out, no longer.
+        assert time.monotonic() - revoked_at < ttl + 0.5, "still accepted past the TTL"
+        time.sleep(0.1)
+    refused_after = time.monotonic() - revoked_at
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_token"
+    assert refused_after < ttl + 0.5
+    # The local check cannot see a revocation.
+    assert server.get("/api/whoami", headers=auth).status_code == 200
+    server.stop()
+    assert not any(token in line or "BEGIN" in line for line in server.lines)
+    print(f"revoked token refused after {refused_after:.2f}s (TTL {ttl}s)")

@@ -69,3 +69,55 @@ def test_a_stalled_issuer_does_not_freeze_the_api(pserve, issuer: LoopbackIssuer
     server.stop()
     assert "took longer than 1s" in server.stderr
     assert "Traceback" not in server.stderr
+
+
+def test_a_stalled_introspection_endpoint_does_not_freeze_the_api(
+        pserve, issuer: LoopbackIssuer) -> None:
+    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
+                    OKTA_HTTP_TIMEOUT=str(DEADLINE), WAITRESS_THREADS=str(THREADS),
+                    OKTA_INTROSPECTION_CLIENT_ID=issuer.CLIENT_ID,
+                    OKTA_INTROSPECTION_CLIENT_SECRET=issuer.CLIENT_SECRET)
+    assert wait_ready(server).status_code == 200
+    # The introspection endpoint answers with one header line after another, forever;
+    # the keys are still served.
+    issuer.introspection_mode = "drip_headers"
+    held = issuer.mint()
+    writers = [issuer.mint(scp=["messages:write"]) for _ in range(2 * THREADS)]
+    answers: list[tuple[requests.Response, float]] = []
+    start = threading.Barrier(2 * THREADS)
+
+    def write(token: str) -> None:
+        start.wait()
+        began = time.monotonic()
+        with requests.Session() as session:
+            session.trust_env = False
+            response = session.post(server.url + "/api/messages", json={"text": "hi"},
+                                    headers={"Authorization": f"Bearer {token}"},
+                                    timeout=10)
+        answers.append((response, time.monotonic() - began))
+
+    threads = [threading.Thread(target=write, args=(token,)) for token in writers]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2 * DEADLINE)  # the calls are under way and stalled
+
+    # Views that need no live token answer at once.
+    for path, token in [("/api/hello", None), ("/healthz", None), ("/api/whoami", held)]:
+        response, elapsed = timed_get(server, path, token)
+        assert response.status_code == 200, (path, response.text)
+        assert elapsed < 0.3 * DEADLINE, (path, elapsed)
+    for thread in threads:
+        thread.join(10)
+
+    # Every write was answered 503 (never 201, never 401) within about the deadline.
+    assert len(answers) == 2 * THREADS
+    for response, elapsed in answers:
+        assert response.status_code == 503, response.text
+        assert int(response.headers["Retry-After"]) >= 1
+        assert elapsed < DEADLINE + 0.5, elapsed
+    # At most two calls were made, however many requests needed one.
+    assert 1 <= issuer.hits["/oauth2/default/v1/introspect"] <= 2
+    server.stop()
+    assert "Traceback" not in server.stderr
+    warnings = [line for line in server.stderr.splitlines() if "introspection failed" in line]
+    assert len(warnings) == 1, warnings

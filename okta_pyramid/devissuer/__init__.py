@@ -1,10 +1,11 @@
 """A development issuer: the app mints its own Okta-style access tokens.
 
 For local development and tests only. It serves the endpoints of an Okta custom
-authorization server (metadata, keys, a client-credentials token endpoint) under
-the issuer URI's path on the app's own host, so ``make run`` works with no Okta
-org and no network, while the resource server validates its tokens exactly as it
-validates Okta's: by discovery and JWKS over HTTP.
+authorization server (metadata, keys, a client-credentials token endpoint, token
+introspection and revocation) under the issuer URI's path on the app's own host,
+so ``make run`` works with no Okta org and no network, while the resource server
+validates its tokens exactly as it validates Okta's: by discovery and JWKS over
+HTTP.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..tokens.refresher import wait_until_listening
 from .config import DevIssuerSettings, parse_devissuer_servers
 from .dpop import token_endpoint_verifier
 from .keys import KeyStore, KeyStoreError
+from .revocation import RevokedTokens
 from .tokens import TokenFactory
 
 __all__ = ["includeme", "DevIssuerSettings", "DevServer", "KeyStore", "TokenFactory",
@@ -96,6 +98,8 @@ def _serve(config: Configurator, settings: DevIssuerSettings, factory: TokenFact
     config.registry.devissuer_settings = settings
     config.registry.devissuer_tokens = factory
     config.registry.devissuer_dpop = token_endpoint_verifier()
+    # In memory, like the DPoP nonces: a restart forgets what was revoked.
+    config.registry.devissuer_revoked = RevokedTokens(clock=factory.clock)
     config.include(".views")
 
 

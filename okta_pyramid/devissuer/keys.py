@@ -130,6 +130,14 @@ class KeyStore:
     def signing_key(self) -> SigningKey:
         return self.keys()[0]
 
+    def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        """The public half of the published key ``kid``, or ``None`` for a key never
+        held or already withdrawn by a rotation."""
+        for key in self.keys():
+            if key.kid == kid:
+                return key.private_key.public_key()
+        return None
+
     def jwks(self) -> dict[str, Any]:
         """The JWK Set (RFC 7517 §5) served at ``/v1/keys``: public halves only."""
         return {"keys": [key.public_jwk for key in self.keys()]}

@@ -5,7 +5,9 @@ server uses under its issuer URI:
   metadata (RFC 8414);
 - ``/v1/keys``: the public signing keys (RFC 7517);
 - ``/v1/token``: the client-credentials grant (RFC 6749 §4.4), with DPoP-bound
-  tokens for clients that send a proof (RFC 9449, :mod:`.dpop`).
+  tokens for clients that send a proof (RFC 9449, :mod:`.dpop`);
+- ``/v1/introspect``: whether a token is active, and what it grants (RFC 7662);
+- ``/v1/revoke``: a client withdraws one of its own tokens (RFC 7009).
 
 Every view is public: callers of a token endpoint authenticate as clients, not
 with an access token. Every request under the issuer's path first passes one
@@ -29,14 +31,19 @@ from pyramid.tweens import INGRESS, MAIN
 from ..errors import json_error
 from ..settings import is_loopback_host
 from ..tokens.dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
+from ..tokens.exceptions import InvalidToken
 from ..tokens.replay import ReplayStoreFull
 from .config import Client, DevIssuerSettings, is_scope_token
 from .dpop import TOKEN_TYPE
+from .introspection import active_claims, introspection_response
+from .revocation import RevocationListFull, RevokedTokens
 from .tokens import TokenFactory
 
 log = logging.getLogger(__name__)
 
 GRANT_TYPE = "client_credentials"
+#: RFC 6749 §2.3.1, at every endpoint where a client authenticates.
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 FORM = "application/x-www-form-urlencoded"
 # A token request is a few hundred bytes; refuse to parse anything much larger.
 MAX_BODY_BYTES = 16 * 1024
@@ -153,8 +160,11 @@ def metadata(request: Request) -> dict[str, Any]:
         # so no response types (RFC 8414 §2).
         "response_types_supported": [],
         "grant_types_supported": [GRANT_TYPE],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic",
-                                                  "client_secret_post"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint": f"{issuer}/v1/introspect",
+        "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint": f"{issuer}/v1/revoke",
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "scopes_supported": sorted({s for c in settings.clients for s in c.scopes}),
         "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
         # RFC 9449 §5.1: the algorithms the token endpoint accepts in DPoP proofs.
@@ -211,9 +221,107 @@ def token(request: Request) -> Response | dict[str, Any]:
     }
 
 
+def introspect(request: Request) -> Response | dict[str, Any]:
+    """Token introspection (RFC 7662), answered as an Okta custom authorization server
+    does: any of the issuer's clients may ask about any token of the issuer (a
+    resource server asks about tokens issued to other clients).
+
+    Anything that is not an active token of this issuer gets ``{"active": false}``
+    and nothing more (§2.2): the reason goes to the log only.
+    """
+    settings: DevIssuerSettings = request.registry.devissuer_settings
+    try:
+        params = _form(request)
+        client = _authenticate_client(request, params, settings)
+        token = _token_param(params)
+    except TokenError as exc:
+        log.info("introspection refused: error=%s client=%s", exc.error, request.remote_addr)
+        return _error(exc, settings)
+    # RFC 7662 §2.1: token_type_hint is optional and only a hint; this issuer has
+    # one kind of token, so any hint (known or not) is ignored.
+    request.response.cache_control = "no-store"
+    request.response.pragma = "no-cache"
+    try:
+        claims = _active_claims(request, token)
+    except InvalidToken as exc:
+        log.info("token introspected: active=false reason=%s client_id=%s client=%s",
+                 exc.reason, client.client_id, request.remote_addr)
+        return {"active": False}
+    log.info("token introspected: active=true jti=%s cid=%s client_id=%s client=%s",
+             claims["jti"], claims["cid"], client.client_id, request.remote_addr)
+    return introspection_response(claims)
+
+
+def revoke(request: Request) -> Response:
+    """Token revocation (RFC 7009): a client revokes one of its own tokens.
+
+    The answer is 200 with an empty body whether the token was active, already
+    revoked, expired, or not a token of this issuer at all (§2.2), so that it tells
+    nothing about tokens the client does not hold. A client's attempt to revoke
+    another client's active token is refused (§2.1) with ``unauthorized_client``.
+    """
+    settings: DevIssuerSettings = request.registry.devissuer_settings
+    revoked: RevokedTokens = request.registry.devissuer_revoked
+    try:
+        params = _form(request)
+        client = _authenticate_client(request, params, settings)
+        token = _token_param(params)
+        try:
+            # RFC 7009 §2.1: token_type_hint is optional, and an unknown value is
+            # ignored; this issuer has one kind of token, so every hint is.
+            claims = _active_claims(request, token)
+        except InvalidToken as exc:
+            log.info("revocation of an inactive token: reason=%s client_id=%s client=%s",
+                     exc.reason, client.client_id, request.remote_addr)
+            return _revoked_response()
+        if claims["cid"] != client.client_id:
+            # RFC 7009 §2.1: "verifies whether the token was issued to the client
+            # making the revocation request. If this validation fails, the request
+            # is refused". RFC 6749 §5.2's code for an authenticated client that may
+            # not do what it asked.
+            raise TokenError("unauthorized_client",
+                             "a client may only revoke its own tokens; this token was "
+                             "issued to another client")
+        try:
+            revoked.revoke(claims["jti"], claims["exp"])
+        except RevocationListFull as exc:
+            # RFC 7009 §2.2.1: on a 503 the client assumes the token is still valid.
+            raise TokenError("temporarily_unavailable", exc.description, 503,
+                             headers={"Retry-After": str(exc.retry_after)}) from None
+    except TokenError as exc:
+        log.info("revocation refused: error=%s client=%s", exc.error, request.remote_addr)
+        return _error(exc, settings)
+    log.info("token revoked: jti=%s client_id=%s client=%s", claims["jti"],
+             client.client_id, request.remote_addr)
+    return _revoked_response()
+
+
 def method_not_allowed(request: Request) -> Response:
-    response = json_error(405, "invalid_request", "the token endpoint only accepts POST")
+    response = json_error(405, "invalid_request", "this endpoint only accepts POST")
     response.allow = ("POST",)
+    return response
+
+
+def _token_param(params: dict[str, str]) -> str:
+    token = params.get("token")
+    if not token:
+        raise TokenError("invalid_request", "the token parameter is required")
+    return token
+
+
+def _active_claims(request: Request, token: str) -> dict[str, Any]:
+    """The claims of ``token`` if it is an active token of this issuer; raises
+    :class:`InvalidToken` otherwise."""
+    factory: TokenFactory = request.registry.devissuer_tokens
+    return active_claims(token, issuer=factory.settings.issuer, keys=factory.keys,
+                         revoked=request.registry.devissuer_revoked, now=factory.clock())
+
+
+def _revoked_response() -> Response:
+    # RFC 7009 §2.2: 200, and the content of the body is ignored by the client: none.
+    response = Response(status=200)
+    response.content_type = None
+    response.cache_control = "no-store"
     return response
 
 
@@ -339,5 +447,12 @@ def includeme(config: Configurator) -> None:
     config.add_route("devissuer.token", f"{base}/v1/token")
     config.add_view(token, route_name="devissuer.token", request_method="POST",
                     renderer="json", permission=NO_PERMISSION_REQUIRED)
-    config.add_view(method_not_allowed, route_name="devissuer.token",
+    config.add_route("devissuer.introspect", f"{base}/v1/introspect")
+    config.add_view(introspect, route_name="devissuer.introspect", request_method="POST",
+                    renderer="json", permission=NO_PERMISSION_REQUIRED)
+    config.add_route("devissuer.revoke", f"{base}/v1/revoke")
+    config.add_view(revoke, route_name="devissuer.revoke", request_method="POST",
                     permission=NO_PERMISSION_REQUIRED)
+    for route in ("devissuer.token", "devissuer.introspect", "devissuer.revoke"):
+        config.add_view(method_not_allowed, route_name=route,
+                        permission=NO_PERMISSION_REQUIRED)

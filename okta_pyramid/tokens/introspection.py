@@ -76,7 +76,7 @@ INACTIVE_TTL = 3600
 DEFAULT_FAILURE_BACKOFF = 2.0
 #: Introspection calls in flight at once, and requests that may wait for one.
 DEFAULT_MAX_CALLS = 2
-DEFAULT_MAX_WAITERS = 2
+DEFAULT_MAX_WAITERS = 1
 #: Seconds a private_key_jwt client assertion is valid (RFC 7523 §3: short).
 ASSERTION_LIFETIME = 60
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -6,10 +6,14 @@ nothing is fetched because a token asked for it (RFC 8725 §3.10).
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
+import itertools
 import json
 import logging
+import os
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +23,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_CA_BUNDLE_PATH, HTTPAdapter
+from urllib3.util.ssl_ import create_urllib3_context
 
 from ._jws import b64url_decode
 from .exceptions import IssuerUnavailable, MalformedToken, UnknownKey
@@ -137,12 +142,12 @@ class _Watchdog:
     """Shuts down the connections of one fetch when its deadline passes."""
 
     def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
         self.expired = False
+        self.closed = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _SCHEDULE.add(self)
 
     def watch(self, sock: socket.socket) -> None:
         watched = sock.dup()
@@ -151,18 +156,66 @@ class _Watchdog:
             if self.expired:
                 _shut(watched)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
+            if self.closed:
+                return
             self.expired = True
             for sock in self._sockets:
                 _shut(sock)
 
     def close(self) -> None:
-        self._timer.cancel()
         with self._lock:
+            self.closed = True
             for sock in self._sockets:
                 sock.close()
             self._sockets.clear()
+
+
+class _Schedule:
+    """One thread that expires every fetch's watchdog at its deadline.
+
+    A timer thread per fetch would cost a thread start (milliseconds on a busy
+    machine) on every exchange, and introspection makes many.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._order = itertools.count()
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watchdog: _Watchdog) -> None:
+        with self._wakeup:
+            heapq.heappush(self._heap, (watchdog.deadline, next(self._order), watchdog))
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                # The first fetch, or the first in a forked child (threads do not
+                # survive a fork).
+                thread = self._thread = threading.Thread(
+                    target=self._run, name="okta-pyramid-fetch-watchdog", daemon=True)
+                thread.start()
+            elif self._heap[0][2] is watchdog:
+                self._wakeup.notify()
+
+    def _run(self) -> None:
+        with self._wakeup:
+            while True:
+                while self._heap and self._heap[0][2].closed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wakeup.wait()
+                    continue
+                deadline, _, watchdog = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._wakeup.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                watchdog.expire()
+
+
+_SCHEDULE = _Schedule()
 
 
 def _shut(sock: socket.socket) -> None:
@@ -197,8 +250,52 @@ def _watch_pools(manager: Any) -> Any:
     return manager
 
 
+def tls_context(verify: bool | str, cert: Any = None) -> ssl.SSLContext:
+    """The TLS settings requests would apply for ``verify`` and ``cert``, as one
+    context: the trusted authorities (requests' bundle, or the file or folder
+    ``verify`` names) and the client certificate. Loading a bundle of authorities
+    takes milliseconds of CPU, which requests spends on every new connection; a
+    fetch opens new connections, so the client builds this once and reuses it."""
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    where = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+    if os.path.isdir(where):
+        context.load_verify_locations(capath=where)
+    else:
+        context.load_verify_locations(cafile=where)
+    if cert:
+        if isinstance(cert, (tuple, list)):
+            context.load_cert_chain(cert[0], cert[1])
+        else:
+            context.load_cert_chain(cert)
+    return context
+
+
 class _FetchAdapter(HTTPAdapter):
-    """requests' adapter, with connections the watchdog knows; one per fetch."""
+    """requests' adapter, with connections the watchdog knows; one per fetch.
+
+    With ``tls``, https connections use that context (see :func:`tls_context`)
+    instead of loading the authorities again; urllib3 still checks the server's
+    certificate and host name with it.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        super().__init__()
+
+    def build_connection_pool_key_attributes(self, request: Any, verify: Any,
+                                             cert: Any = None) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert)
+        if self.tls is not None and host_params["scheme"] == "https":
+            for name in ("ca_certs", "ca_cert_dir", "cert_file", "key_file"):
+                pool_kwargs.pop(name, None)
+            pool_kwargs["ssl_context"] = self.tls
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        if self.tls is None or not url.lower().startswith("https"):
+            super().cert_verify(conn, url, verify, cert)
+        # else: the context carries the authorities and the client certificate.
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -230,6 +327,8 @@ class IssuerClient:
         self.http_timeout = http_timeout
         self.session = session or requests.Session()
         self._metadata: IssuerMetadata | None = None
+        #: TLS contexts built for the session's settings (normally one).
+        self._tls: dict[tuple[Any, Any], ssl.SSLContext] = {}
 
     def get_json(self, url: str, *, deadline: float | None = None) -> Any:
         """GET ``url`` and parse its JSON body; raise :class:`FetchError` on anything odd.
@@ -262,9 +361,10 @@ class IssuerClient:
         request = session.prepare_request(requests.Request(
             method, url, headers={"Accept": "application/json", **(headers or {})},
             data=dict(form) if form is not None else None))
-        env = session.merge_environment_settings(request.url, {}, True, None, None)
+        # None, not True: the session's own verify (a CA bundle, say) then applies.
+        env = session.merge_environment_settings(request.url, {}, None, None, None)
         watchdog = _exchange.watchdog = _Watchdog(deadline)
-        adapter = _FetchAdapter()
+        adapter = _FetchAdapter(self._tls_for(env["verify"], env["cert"]))
         body = bytearray()
         try:
             with adapter.send(request, stream=True, timeout=(remaining, remaining),
@@ -296,6 +396,18 @@ class IssuerClient:
             return json.loads(body)
         except (ValueError, RecursionError):
             raise FetchError(f"{url} did not return JSON") from None
+
+    def _tls_for(self, verify: Any, cert: Any) -> ssl.SSLContext | None:
+        if verify is False:
+            return None  # the session turned verification off: requests' own way
+        key = (verify, tuple(cert) if isinstance(cert, list) else cert)
+        context = self._tls.get(key)
+        if context is None:
+            try:
+                context = self._tls[key] = tls_context(verify, cert)
+            except (OSError, ssl.SSLError, ValueError):
+                return None  # requests reports the unreadable file on the fetch
+        return context
 
     def metadata(self, *, deadline: float | None = None) -> IssuerMetadata:
         """The issuer's metadata, discovered once and then kept."""

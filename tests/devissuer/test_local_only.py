@@ -19,14 +19,18 @@ ENDPOINTS = [
     ("GET", "/oauth2/default/.well-known/openid-configuration"),
     ("GET", "/oauth2/default/v1/keys"),
     ("POST", TOKEN),
+    ("POST", "/oauth2/default/v1/introspect"),
+    ("POST", "/oauth2/default/v1/revoke"),
 ]
-IDS = ["rfc8414-metadata", "oidc-metadata", "keys", "token"]
+IDS = ["rfc8414-metadata", "oidc-metadata", "keys", "token", "introspect", "revoke"]
 
 
 def call(dev: DevServer, method: str, path: str, headers: dict[str, str], **kw):
     if method == "POST":
         auth = {"Authorization": basic("svc-client", "s3cret-value")}
-        return dev.app.post(path, GRANT, headers={**auth, **headers}, **kw)
+        # Introspection and revocation answer 200 for any token, even a made-up one.
+        form = GRANT if path == TOKEN else {"token": "x.y.z"}
+        return dev.app.post(path, form, headers={**auth, **headers}, **kw)
     return dev.app.get(path, headers=headers, **kw)
 
 
@@ -73,7 +77,7 @@ def test_every_endpoint_refuses_web_pages_and_foreign_hosts(dev: DevServer, meth
     for headers in refused_headers(port(dev)):
         response = call(dev, method, path, headers, status=403)
         assert response.json["error"] == "access_denied", headers
-        assert "access_token" not in response.json and "keys" not in response.json
+        assert not {"access_token", "keys", "active"} & set(response.json), headers
         assert "Access-Control-Allow-Origin" not in response.headers
 
 
@@ -150,12 +154,12 @@ def test_an_endpoint_added_later_is_guarded_too(tmp_path: Path):
                                             **{"okta.jwks_refresh_interval": "0"})) as config:
         config.include("okta_pyramid")
         config.include("okta_pyramid.devissuer")
-        config.add_route("devissuer.introspect", "/oauth2/default/v1/introspect")
-        config.add_view(lambda request: {"active": False}, route_name="devissuer.introspect",
+        config.add_route("devissuer.userinfo", "/oauth2/default/v1/userinfo")
+        config.add_view(lambda request: {"sub": "alice"}, route_name="devissuer.userinfo",
                         renderer="json", permission=NO_PERMISSION_REQUIRED)
     app = webtest.TestApp(config.make_wsgi_app(), extra_environ={
         "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:6543"})
-    assert app.post("/oauth2/default/v1/introspect").json == {"active": False}
-    refused = app.post("/oauth2/default/v1/introspect",
-                       headers={"Origin": "https://evil.example"}, status=403)
+    assert app.get("/oauth2/default/v1/userinfo").json == {"sub": "alice"}
+    refused = app.get("/oauth2/default/v1/userinfo",
+                      headers={"Origin": "https://evil.example"}, status=403)
     assert refused.json["error"] == "access_denied"

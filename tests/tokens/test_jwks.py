@@ -485,3 +485,55 @@ def test_sound_keys_are_kept() -> None:
     assert jwk["e"] == "AQAB" and not jwk["n"].startswith("AA")
     keys, _ = parse_jwks({"keys": [jwk]})
     assert keys["k"].public_numbers() == rsa_key(1).public_key().public_numbers()
+
+
+# -- TLS ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def loopback_tls() -> Any:
+    from benchmarks.tls import make_loopback_tls
+
+    return make_loopback_tls()
+
+
+@pytest.fixture
+def https_issuer(loopback_tls: Any) -> Any:
+    server = LoopbackIssuer(ssl_context=loopback_tls.server_context())
+    yield server
+    server.close()
+
+
+def _trusting(ca_file: Any) -> Any:
+    import requests
+
+    session = requests.Session()
+    session.verify = str(ca_file)
+    # Otherwise requests lets REQUESTS_CA_BUNDLE, if set, override session.verify.
+    session.trust_env = False
+    return session
+
+
+def test_https_fetches_share_one_tls_context(https_issuer: LoopbackIssuer,
+                                             loopback_tls: Any) -> None:
+    # Loading the trusted authorities costs milliseconds of CPU; requests would do it
+    # for every new connection, and every fetch opens new connections.
+    client = IssuerClient(https_issuer.issuer, session=_trusting(loopback_tls.ca_file))
+    for _ in range(3):
+        assert client.fetch_keys()[0]
+    assert len(client._tls) == 1
+
+
+def test_https_still_refuses_a_server_it_does_not_trust(https_issuer: LoopbackIssuer) -> None:
+    # requests' own bundle does not hold the run's throwaway authority.
+    with pytest.raises(FetchError, match="could not be fetched"):
+        IssuerClient(https_issuer.issuer).get_json(https_issuer.jwks_uri)
+
+
+def test_https_still_checks_the_host_name(https_issuer: LoopbackIssuer,
+                                          loopback_tls: Any) -> None:
+    # The certificate names 127.0.0.1 only.
+    url = https_issuer.jwks_uri.replace("127.0.0.1", "localhost")
+    client = IssuerClient(https_issuer.issuer, session=_trusting(loopback_tls.ca_file))
+    assert client.get_json(https_issuer.jwks_uri)["keys"]
+    with pytest.raises(FetchError, match="could not be fetched"):
+        client.get_json(url)
