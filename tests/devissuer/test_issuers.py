@@ -98,3 +98,20 @@ def test_the_command_mints_for_the_server_it_names(two: DevServer, tmp_path: Pat
         assert two.whoami(token).json["sub"] == "bob@partner.example"
     status, _, err = run(capsys, str(ini), "--sub", "bob", "--issuer", "nowhere")
     assert status == 2 and "--issuer: 'nowhere' is not served here" in err
+
+
+def test_each_server_introspects_only_its_own_tokens(two: DevServer) -> None:
+    partner, default = client_token(two, "/oauth2/partners"), client_token(two, "/oauth2/default")
+    auth = {"Authorization": basic("svc-client", "s3cret-value")}
+
+    def active(path: str, token: str) -> bool:
+        return two.app.post(f"{path}/v1/introspect", {"token": token},
+                            headers=auth).json["active"]
+
+    assert active("/oauth2/partners", partner) and active("/oauth2/default", default)
+    assert not active("/oauth2/partners", default)
+    assert not active("/oauth2/default", partner)
+    # A revocation at one server is that server's alone.
+    two.app.post("/oauth2/partners/v1/revoke", {"token": partner}, headers=auth)
+    assert not active("/oauth2/partners", partner)
+    assert active("/oauth2/default", default)
