@@ -6,6 +6,8 @@
    (the token's cache hit and the proof check) against one ES256 signature check
    alone (:mod:`benchmarks.dpop`); a view that needs a live token, with the
    introspection answer cached and without a cache (:mod:`benchmarks.introspection`);
+   and a cached token with one issuer configured and with three
+   (:mod:`benchmarks.issuers`);
 2. the application alone (its WSGI callable, no server), then end to end under
    waitress: /api/whoami with a reused token and with distinct tokens, against
    /api/hello.
@@ -31,9 +33,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny counts: check that the benchmark runs (used by the tests)")
-    parser.add_argument("--only", choices=("inprocess", "dpop", "introspection", "wsgi", "e2e"),
-                        help="run one of the parts (dpop, introspection: only that part "
-                             "of inprocess)")
+    parser.add_argument("--only", choices=("inprocess", "dpop", "introspection", "issuers",
+                                           "wsgi", "e2e"),
+                        help="run one of the parts (dpop, introspection, issuers: only that "
+                             "part of inprocess)")
     parser.add_argument("--tokens", type=int, default=1000,
                         help="distinct tokens in process (default 1000)")
     parser.add_argument("--rounds", type=int, default=9,
@@ -42,6 +45,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="DPoP proofs per pass (default 200)")
     parser.add_argument("--dpop-rounds", type=int, default=41,
                         help="interleaved DPoP rounds (default 41)")
+    parser.add_argument("--issuer-calls", type=int, default=2000,
+                        help="calls per pass, one issuer against three (default 2000)")
+    parser.add_argument("--issuer-rounds", type=int, default=21,
+                        help="interleaved rounds, one issuer against three (default 21)")
     parser.add_argument("--introspection-requests", type=int, default=2000,
                         help="requests per live-token pass (default 2000)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
@@ -63,6 +70,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.tokens, args.rounds, args.duration, args.e2e_rounds = 20, 1, 0.5, 1
         args.cache_size, args.connections = 8, 2
         args.dpop_proofs, args.dpop_rounds = 10, 3
+        args.issuer_calls, args.issuer_rounds = 20, 2
         args.introspection_requests = 20
     if args.loadgen == "auto":
         args.loadgen = "wrk" if wrk_available() else "python"
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import dpop, e2e, inprocess, introspection, wsgi
+    from . import dpop, e2e, inprocess, introspection, issuers, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -107,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[tuple[str, float, str, bool]] = []
     try:
         # The DPoP part mints its own (bound) token.
-        needed = 1 if args.only in ("dpop", "introspection") else max(args.tokens, (args.cache_size * 3) // 2 + 1)
+        needed = (1 if args.only in ("dpop", "introspection", "issuers")
+                  else max(args.tokens, (args.cache_size * 3) // 2 + 1))
         progress(f"minting {needed} tokens at {issuer.issuer}")
         tokens = [issuer.mint() for _ in range(needed)]
         print(f"# okta_pyramid benchmarks ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -153,6 +162,26 @@ def main(argv: list[str] | None = None) -> int:
             report["introspection"] = {"micros": result_live.micros,
                                        "ratios": result_live.ratios,
                                        "rounds": result_live.rounds}
+        if args.only in (None, "inprocess", "issuers"):
+            servers = issuers.start_issuers(tls, issuer)
+            session = requests.Session()
+            session.verify = str(tls.ca_file)
+            try:
+                result_issuers = issuers.measure(servers, session, calls=args.issuer_calls,
+                                                 rounds=args.issuer_rounds,
+                                                 progress=progress)
+            finally:
+                for server in servers[1:]:
+                    server.close()
+            print(f"## In process: a cached token with one issuer configured and with "
+                  f"three (median of {result_issuers.rounds} interleaved rounds of "
+                  f"{result_issuers.calls} calls)\n")
+            print(issuers.table(result_issuers) + "\n")
+            targets += result_issuers.targets()
+            report["issuers"] = {"micros": result_issuers.micros,
+                                 "ratios": result_issuers.ratios,
+                                 "calls": result_issuers.calls,
+                                 "rounds": result_issuers.rounds}
         distinct = tokens[:(args.cache_size * 3) // 2 + 1]
         spin_us = 0.0
         if args.only in (None, "wsgi"):

@@ -25,24 +25,33 @@ def includeme(config: Configurator) -> None:
     ``config.include("okta_pyramid.health")``.
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
-    from .introspection import token_judge
+    from .introspection import tokens_judge
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
     from .tokens import AccessTokenVerifier, DPoPNonces, DPoPVerifier, RequestVerifier
 
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
-    verifier = AccessTokenVerifier(
-        settings.issuer,
-        settings.audiences,
-        client_ids=settings.client_ids,
-        leeway=settings.leeway,
-        http_timeout=settings.http_timeout,
-        jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
-        required_claims=settings.required_claims,
-        token_cache_size=settings.token_cache_size,
-    )
-    config.registry.okta_verifier = verifier
+    #: One verifier per trusted issuer (``okta.issuer``'s lines), by issuer URL: each
+    #: with its own metadata, keys, cooldown and verified-token cache.
+    verifiers = {
+        line.issuer: AccessTokenVerifier(
+            line.issuer,
+            line.audiences,
+            client_ids=line.client_ids,
+            leeway=settings.leeway,
+            http_timeout=settings.http_timeout,
+            jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
+            required_claims=line.required_claims,
+            token_cache_size=settings.token_cache_size,
+        )
+        for line in settings.issuers
+    }
+    config.registry.okta_verifiers = verifiers
+    judge = tokens_judge(settings, verifiers)
+    # The one verifier; with several issuers, the verifier that chooses among them.
+    config.registry.okta_verifier = (
+        next(iter(verifiers.values())) if len(verifiers) == 1 else judge)
     dpop = None
     if settings.dpop != "disabled":
         nonces = None
@@ -59,8 +68,7 @@ def includeme(config: Configurator) -> None:
                             nonces=nonces)
     #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
     config.registry.okta_dpop = dpop
-    config.registry.okta_request_verifier = RequestVerifier(
-        token_judge(settings, verifier), dpop, mode=settings.dpop)
+    config.registry.okta_request_verifier = RequestVerifier(judge, dpop, mode=settings.dpop)
     config.include(".security")
     config.include(".introspection")
     config.set_root_factory(Root)

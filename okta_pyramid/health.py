@@ -5,7 +5,8 @@ and answer in well under a millisecond, so probes may call them as often as they
 
 - ``/healthz``: the process is alive and answering. 200, always.
 - ``/readyz``: the issuer's signing keys are held and fresh, so a token can be judged
-  now. 200, or 503 with ``{"status": "not_ready", "reason": ...}``.
+  now. 200, or 503 with ``{"status": "not_ready", "reason": ...}``. With several
+  issuers, ``issuers`` gives each one's state, and it is 200 only when all are ready.
 
 The application includes them; an application that uses okta_pyramid as an add-on
 opts in with ``config.include("okta_pyramid.health")`` (with ``route_prefix`` to
@@ -26,6 +27,8 @@ from .tokens.refresher import KeyRefresher
 #: Reason codes of a 503 from ``/readyz``.
 NOT_LOADED = "keys_not_loaded"
 STALE = "keys_stale"
+#: With several issuers: one or more of them is not ready (each says why).
+ISSUERS_NOT_READY = "issuers_not_ready"
 
 _DESCRIPTIONS = {
     NOT_LOADED: "the issuer's signing keys have not been fetched yet",
@@ -59,14 +62,35 @@ def healthz(request: Request) -> Response:
 
 
 def readyz(request: Request) -> Response:
-    """The issuer's keys are loaded and fresh; 503 with the reason otherwise."""
+    """The issuers' keys are loaded and fresh; 503 with the reason otherwise.
+
+    With several issuers (``okta.issuer`` lines) it answers 200 only when every one
+    is ready, and 503 naming those that are not: their tokens get 503 while the
+    others' are served, but a probe asks whether this process can judge any token.
+    """
     registry = request.registry
-    reason, details = readiness(registry.okta_verifier.keys,
-                                getattr(registry, "okta_key_refresher", None))
-    if reason is None:
-        return _json(200, {"status": "ready", **details})
-    return _json(503, {"status": "not_ready", "reason": reason,
-                       "description": _DESCRIPTIONS[reason], **details})
+    verifiers = registry.okta_verifiers
+    refreshers = getattr(registry, "okta_key_refreshers", {})
+    if len(verifiers) == 1:
+        reason, details = readiness(registry.okta_verifier.keys,
+                                    getattr(registry, "okta_key_refresher", None))
+        if reason is None:
+            return _json(200, {"status": "ready", **details})
+        return _json(503, {"status": "not_ready", "reason": reason,
+                           "description": _DESCRIPTIONS[reason], **details})
+    issuers = []
+    for issuer, verifier in verifiers.items():
+        reason, details = readiness(verifier.keys, refreshers.get(issuer))
+        state = {"issuer": issuer, "status": "ready" if reason is None else "not_ready"}
+        if reason is not None:
+            state.update(reason=reason, description=_DESCRIPTIONS[reason])
+        issuers.append({**state, **details})
+    waiting = [state["issuer"] for state in issuers if state["status"] != "ready"]
+    if not waiting:
+        return _json(200, {"status": "ready", "issuers": issuers})
+    return _json(503, {"status": "not_ready", "reason": ISSUERS_NOT_READY,
+                       "description": f"not ready: {', '.join(waiting)}",
+                       "not_ready": waiting, "issuers": issuers})
 
 
 def includeme(config: Configurator) -> None:

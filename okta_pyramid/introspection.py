@@ -10,7 +10,7 @@ cannot answer makes the request 503, never 200. Other views keep the local check
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
@@ -21,8 +21,8 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .errors import answer
 from .security import authentication
-from .settings import OktaSettings
-from .tokens import AccessTokenVerifier, IssuerClient
+from .settings import IssuerSettings, OktaSettings
+from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .tokens.introspection import (
     ClientAuthentication,
@@ -53,18 +53,34 @@ def client_authentication(settings: OktaSettings) -> ClientAuthentication:
     return ClientSecretBasic(introspection.client_id, introspection.client_secret)
 
 
-def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier
+def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
+                issuer: IssuerSettings | None = None
                 ) -> AccessTokenVerifier | IntrospectingVerifier:
-    """What judges a request's token: the local verifier alone, or with introspection
-    when ``okta.introspection_client_id`` is set."""
+    """What judges the tokens of ``verifier``'s issuer (``issuer``, by default the
+    first): the local verifier alone, or with introspection when
+    ``okta.introspection_client_id`` is set."""
+    line = issuer or settings.issuers[0]
     if settings.introspection is None:
         return verifier
     # Its own client: the key set's client keeps its metadata, this one its own
     # (both discover the same document, once each).
-    client = IssuerClient(settings.issuer, http_timeout=settings.http_timeout)
+    client = IssuerClient(line.issuer, http_timeout=settings.http_timeout)
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
                                      cache_ttl=settings.introspection.cache_ttl)
-    return IntrospectingVerifier(verifier, introspector, local=not settings.org_server)
+    return IntrospectingVerifier(verifier, introspector, local=not line.org_server)
+
+
+def tokens_judge(settings: OktaSettings, verifiers: Mapping[str, AccessTokenVerifier]
+                 ) -> AccessTokenVerifier | IntrospectingVerifier | MultiIssuerVerifier:
+    """What judges a request's token: :func:`token_judge` of the one issuer, or, with
+    several (``okta.issuer`` lines), a :class:`MultiIssuerVerifier` choosing among
+    theirs by the token's ``iss``; opaque tokens go to the line marked ``opaque``."""
+    if len(settings.issuers) == 1:
+        return token_judge(settings, verifiers[settings.issuer])
+    judges = {line.issuer: token_judge(settings, verifiers[line.issuer], line)
+              for line in settings.issuers}
+    opaque = next((line.issuer for line in settings.issuers if line.opaque), None)
+    return MultiIssuerVerifier(judges, opaque=opaque)
 
 
 def live_token_failure(request: Request) -> tuple[Exception | None, bool]:

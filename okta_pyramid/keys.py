@@ -1,4 +1,4 @@
-"""The issuer's keys, fetched in the background from the moment the application starts."""
+"""The issuers' keys, fetched in the background from the moment the application starts."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -11,7 +11,9 @@ from .tokens.refresher import KeyRefresher
 
 
 def includeme(config: Configurator) -> None:
-    """Start a :class:`KeyRefresher` once the WSGI application has been created.
+    """Start one :class:`KeyRefresher` per issuer once the WSGI application has been
+    created; each is its own thread, so every issuer's keys are fetched in parallel and
+    a slow or down issuer delays only its own.
 
     Reads ``registry.okta_settings.jwks_refresh_interval``; 0 means no thread, and
     keys are then fetched when the first token arrives.
@@ -19,14 +21,19 @@ def includeme(config: Configurator) -> None:
     interval = config.registry.okta_settings.jwks_refresh_interval
     if not interval:
         return
-    issuer = config.registry.okta_settings.issuer
-    # A loopback issuer usually starts alongside this app (the development issuer
-    # is this very app): let it listen first rather than log a failed first fetch.
-    wait_for = issuer if is_loopback_host(urlsplit(issuer).hostname) else None
-    refresher = KeyRefresher(config.registry.okta_verifier.keys, interval, wait_for=wait_for)
-    config.registry.okta_key_refresher = refresher
+    refreshers: dict[str, KeyRefresher] = {}
+    for issuer, verifier in config.registry.okta_verifiers.items():
+        # A loopback issuer usually starts alongside this app (the development issuer
+        # is this very app): let it listen first rather than log a failed first fetch.
+        wait_for = issuer if is_loopback_host(urlsplit(issuer).hostname) else None
+        refreshers[issuer] = KeyRefresher(verifier.keys, interval, wait_for=wait_for)
+    #: Every issuer's refresher, by issuer URL.
+    config.registry.okta_key_refreshers = refreshers
+    #: The first issuer's (with one issuer, the only one).
+    config.registry.okta_key_refresher = next(iter(refreshers.values()))
 
     def start(event: ApplicationCreated) -> None:
-        refresher.start()
+        for refresher in refreshers.values():
+            refresher.start()
 
     config.add_subscriber(start, ApplicationCreated)

@@ -13,15 +13,21 @@ for every authorization decision, and ACLs grant permissions to what it returns:
                           ``scope`` string (RFC 9068 §2.2.3, RFC 8693 §4.2)
 ``group:<name>``          each entry of the groups claim (``okta.groups_claim``,
                           default ``groups``)
+``issuer:<url>``          the authorization server that vouched for the token: the
+                          ``okta.issuer`` line whose verifier (or introspection
+                          endpoint) accepted it, exactly as configured
 ``token:dpop``            the request proved possession of the token's key (a
                           sender-constrained token sent with a valid DPoP proof,
                           RFC 9449); see :data:`DPOP_TOKEN`
 ``token:bearer``          the token was sent as a plain bearer token (RFC 6750)
 ========================  =============================================================
 
-The ``token:`` principals describe the request, not the token, so the security
-policy adds them itself; :func:`principals_for` and ``okta.principals_callback``
-never see them.
+The ``issuer:`` and ``token:`` principals describe who vouched for the token and
+how the request presented it, not what the token claims, so the security policy
+adds them itself; :func:`principals_for` and ``okta.principals_callback`` never
+see them. With several issuers, an ACL can confine one issuer's callers::
+
+    (Deny, issuer("https://acme.okta.com/oauth2/aus9partners"), "admin")
 
 The prefixes keep the namespaces apart: a group called ``system.Authenticated``
 or a scope called ``Admins`` can never stand in for another kind of principal.
@@ -65,6 +71,11 @@ def scope(name: str) -> str:
 def group(name: str) -> str:
     """The principal of a caller whose groups claim lists ``name``."""
     return f"group:{name}"
+
+
+def issuer(url: str) -> str:
+    """The principal of a token accepted on the word of the issuer ``url``."""
+    return f"issuer:{url}"
 
 
 def scopes_of(claims: Mapping[str, Any]) -> list[str]:

@@ -78,7 +78,8 @@ def warn_shared_audience(settings: OktaSettings) -> bool:
     with ``okta.client_ids``, accepts tokens minted for its sibling APIs
     (RFC 9068 §4, RFC 8707). Returns whether it warned.
     """
-    if DEFAULT_AUDIENCE not in settings.audiences or settings.client_ids:
+    if not any(DEFAULT_AUDIENCE in line.audiences and not line.client_ids
+               for line in settings.issuers):
         return False
     log.warning(
         "okta.audience: is %s, the audience Okta's default authorization server gives "

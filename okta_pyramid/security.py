@@ -18,6 +18,7 @@ from pyramid_jwt import JWTAuthenticationPolicy
 from zope.interface import implementer
 
 from .principals import BEARER_TOKEN, DPOP_TOKEN, configured_principals, principals_for
+from .principals import issuer as issuer_principal
 from .tokens import (
     AccessTokenVerifier,
     Credentials,
@@ -273,11 +274,13 @@ class TokenIdentity:
     def principals(self) -> tuple[str, ...]:
         """The principals of the token, computed once per token, and the principal of
         how this request presented it (``token:dpop`` or ``token:bearer``)."""
-        return (*self.token.principals(self.principals_of), _SCHEME_PRINCIPALS[self.scheme])
+        token = self.token
+        return (*token.principals(self.principals_of), *_issuer_principal(token),
+                _SCHEME_PRINCIPALS[self.scheme])
 
     def __principals__(self) -> list[str]:
-        """``Authenticated``, ``user:``, ``client:``, ``scope:``, ``group:`` and ``token:``
-        principals (see :mod:`okta_pyramid.principals`)."""
+        """``Authenticated``, ``user:``, ``client:``, ``scope:``, ``group:``, ``issuer:``
+        and ``token:`` principals (see :mod:`okta_pyramid.principals`)."""
         return list(self.principals)
 
 
@@ -346,9 +349,11 @@ class OktaSecurityPolicy:
         identity = self.identity(request)
         if identity is None:
             return self.helper.permits(context, _ANONYMOUS, permission)
+        token = identity.token
         return self.helper.permits(
-            context, (Everyone, *identity.token.principals(identity.principals_of),
-                      _SCHEME_PRINCIPALS[identity.scheme]), permission)
+            context, (Everyone, *token.principals(identity.principals_of),
+                      *_issuer_principal(token), _SCHEME_PRINCIPALS[identity.scheme]),
+            permission)
 
     def remember(self, request: Request, userid: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
@@ -397,6 +402,17 @@ class OktaSecurityPolicy:
 _ANONYMOUS = (Everyone,)
 _NO_TOKEN = Authentication()
 _SCHEME_PRINCIPALS = {BEARER: BEARER_TOKEN, DPOP: DPOP_TOKEN}
+# issuer URL -> ("issuer:<url>",). The URL is a verifier's, never a token's own text,
+# so this holds one entry per configured issuer.
+_ISSUER_PRINCIPALS: dict[str | None, tuple[str, ...]] = {None: ()}
+
+
+def _issuer_principal(token: VerifiedToken) -> tuple[str, ...]:
+    """The principal of the issuer that vouched for ``token`` (none when unknown)."""
+    found = _ISSUER_PRINCIPALS.get(token.issuer)
+    if found is None:
+        found = _ISSUER_PRINCIPALS[token.issuer] = (issuer_principal(token.issuer),)
+    return found
 
 
 class _NonceOnResponse:

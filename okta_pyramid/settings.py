@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Mapping
 from urllib.parse import SplitResult, urlsplit
 
@@ -124,6 +124,34 @@ class OktaSettings:
     #: The issuer is Okta's org authorization server: its tokens are judged by
     #: introspection alone, never locally.
     org_server: bool = False
+    #: Every trusted authorization server, one per line of ``okta.issuer``, in order.
+    #: ``issuer``, ``audiences``, ``client_ids``, ``required_claims`` and ``org_server``
+    #: above are the first one's (with one line, the only one's).
+    issuers: tuple[IssuerSettings, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.issuers:
+            # Built from the fields above (a test, or code that builds settings itself).
+            object.__setattr__(self, "issuers", (IssuerSettings(
+                self.issuer, self.audiences, self.client_ids, self.required_claims,
+                self.org_server),))
+
+
+@dataclass(frozen=True)
+class IssuerSettings:
+    """One trusted authorization server: a line of ``okta.issuer``, with the
+    settings that apply to its tokens."""
+
+    issuer: str
+    audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,)
+    client_ids: tuple[str, ...] = ()
+    #: ``okta.required_claims``, then the line's own ``require=`` options.
+    required_claims: tuple[tuple[str, str | None], ...] = ()
+    #: Okta's org authorization server, judged by introspection alone.
+    org_server: bool = False
+    #: Tokens that are not JWTs go to this issuer's introspection endpoint
+    #: (``opaque=true``; implied with a single issuer that introspects).
+    opaque: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,21 +374,7 @@ def _required_claims(settings: Mapping[str, Any]) -> tuple[tuple[str, str | None
     key = PREFIX + "required_claims"
     raw = settings.get(key) or ""
     lines = raw if isinstance(raw, (list, tuple)) else aslist(raw, flatten=False)
-    required: list[tuple[str, str | None]] = []
-    for line in lines:
-        name, equals, value = str(line).partition("=")
-        name, value = name.strip(), value.strip()
-        if not name or len(name.split()) != 1 or not name.isprintable():
-            raise ConfigurationError(
-                f"{key}: each line must be a claim name, or 'name = value', got {line!r}"
-            )
-        if equals and not value:
-            raise ConfigurationError(
-                f"{key}: the value after '=' is empty in {line!r}; write only the "
-                f"name to require that the claim is present"
-            )
-        required.append((name, value if equals else None))
-    return tuple(required)
+    return tuple(_requirement(key, str(line)) for line in lines)
 
 
 def _callable(settings: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
@@ -518,47 +532,176 @@ def _private_key(path: str) -> Any:
         raise ConfigurationError(f"{key}: {path!r}: {exc}") from None
 
 
-def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
-    """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
-    refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
-    issuer = (settings.get(PREFIX + "issuer") or "").strip()
-    if not issuer:
+@dataclass(frozen=True)
+class _IssuerDefaults:
+    """What an ``okta.issuer`` line that does not say otherwise takes."""
+
+    audiences: tuple[str, ...]
+    client_ids: tuple[str, ...]
+    required_claims: tuple[tuple[str, str | None], ...]
+    introspection: bool
+    production: bool
+
+
+#: The options of an ``okta.issuer`` line (``name=value`` fields after the URL).
+ISSUER_OPTIONS = ("client_ids", "require", "opaque")
+# A field is an option when a bare name precedes its "="; an audience such as
+# https://api.example.com/?v=1 is not mistaken for one.
+_OPTION = re.compile(r"([a-z_]+)=(.*)")
+
+
+def _issuer_lines(settings: Mapping[str, Any]) -> list[str]:
+    raw = settings.get(PREFIX + "issuer") or ""
+    lines = raw if isinstance(raw, (list, tuple)) else str(raw).splitlines()
+    return [str(line).strip() for line in lines if str(line).strip()]
+
+
+def _requirement(key: str, text: str) -> tuple[str, str | None]:
+    """``name`` or ``name = value`` (or ``name=value``) as a required claim."""
+    name, equals, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not name or len(name.split()) != 1 or not name.isprintable():
         raise ConfigurationError(
-            "okta.issuer: is required; set it to your authorization server's "
-            "issuer URI, e.g. https://dev-123456.okta.com/oauth2/default"
+            f"{key}: each line must be a claim name, or 'name = value', got {text!r}"
         )
-    check_issuer_url(issuer)
-    introspection = _introspection(settings)
-    org_server = is_org_server(issuer)
-    if introspection is None:
-        check_not_org_server(issuer)
+    if equals and not value:
+        raise ConfigurationError(
+            f"{key}: the value after '=' is empty in {text!r}; write only the "
+            f"name to require that the claim is present"
+        )
+    return name, value if equals else None
+
+
+def _looks_like_okta_issuer(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return (parts.scheme == "https" and _is_okta_host(parts.hostname)
+            and bool(_OKTA_SERVER_PATH.fullmatch(parts.path)))
+
+
+def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettings:
+    """One line of ``okta.issuer``: ``ISSUER [AUDIENCE ...] [option=value ...]``."""
+    issuer, *fields = line.split()
+    check_issuer_url(issuer, key)
+    org_server = is_org_server(issuer, key)
+    if not defaults.introspection:
+        check_not_org_server(issuer, key)
     if org_server and urlsplit(issuer).path:
         parts = urlsplit(issuer)
         raise ConfigurationError(
-            f"okta.issuer: the Okta org authorization server's issuer is the bare org URL "
+            f"{key}: the Okta org authorization server's issuer is the bare org URL "
             f"(the iss of its tokens): write {parts.scheme}://{parts.netloc}")
-    else:
-        check_no_trailing_slash(issuer)
-
-    environment = str(settings.get(PREFIX + "environment") or "development").strip()
-    if environment not in ENVIRONMENTS:
-        raise ConfigurationError(
-            f"okta.environment: must be development or production, got {environment!r}"
-        )
-    audiences = tuple(aslist(settings.get(PREFIX + "audience") or ""))
-    if not audiences and environment == "production":
+    if not org_server:
+        check_no_trailing_slash(issuer, key)
+    audiences: list[str] = []
+    client_ids = defaults.client_ids
+    required = list(defaults.required_claims)
+    opaque = False
+    seen: set[str] = set()
+    for field_ in fields:
+        option = _OPTION.fullmatch(field_)
+        if option is None:
+            if _looks_like_okta_issuer(field_):
+                raise ConfigurationError(
+                    f"{key}: {field_[:200]!r} after the issuer looks like another issuer "
+                    f"URI, not an audience; put each issuer on a line of its own")
+            audiences.append(field_)
+            continue
+        name, value = option.groups()
+        if name not in ISSUER_OPTIONS:
+            close = difflib.get_close_matches(name, ISSUER_OPTIONS, n=1)
+            hint = f"did you mean {close[0]}?" if close else (
+                f"the options are {', '.join(ISSUER_OPTIONS)}")
+            raise ConfigurationError(f"{key}: {name[:40]!r} is not an option of an issuer "
+                                     f"line; {hint}")
+        if name != "require" and name in seen:
+            raise ConfigurationError(f"{key}: the option {name} is given twice")
+        seen.add(name)
+        if name == "client_ids":
+            client_ids = tuple(filter(None, value.split(",")))
+            if not client_ids:
+                raise ConfigurationError(
+                    f"{key}: client_ids= needs one or more client ids, separated by commas")
+        elif name == "require":
+            required.append(_requirement(key, value))
+        else:
+            if value.lower() not in truthy:
+                raise ConfigurationError(f"{key}: opaque= takes only true (leave it out "
+                                         f"otherwise), got {value[:20]!r}")
+            if not defaults.introspection:
+                raise ConfigurationError(
+                    f"{key}: opaque=true needs token introspection: set "
+                    f"okta.introspection_client_id and its credentials")
+            opaque = True
+    audiences = audiences or list(defaults.audiences)
+    if not audiences and defaults.production:
         # The default, api://default, is shared by every API on Okta's default
         # authorization server (RFC 9068 §4, RFC 8707): production must choose.
         where = (f"the org authorization server's tokens have {issuer}" if org_server
                  else "in the Admin Console: Security > API > Authorization Servers, "
                       "column Audience")
+        line_hint = "" if key == "okta.issuer" else f" (or after the issuer on {key})"
         raise ConfigurationError(
-            f"okta.audience: is required when okta.environment = production; set it to "
-            f"the audience your authorization server puts in this API's tokens ({where})"
+            f"okta.audience: is required when okta.environment = production{line_hint}; "
+            f"set it to the audience your authorization server puts in this API's "
+            f"tokens ({where})"
         )
     # The org authorization server cannot be given an audience: its tokens carry the org's.
-    audiences = audiences or ((issuer,) if org_server else (DEFAULT_AUDIENCE,))
-    client_ids = tuple(aslist(settings.get(PREFIX + "client_ids") or ""))
+    return IssuerSettings(
+        issuer=issuer,
+        audiences=tuple(dict.fromkeys(audiences)) or (
+            (issuer,) if org_server else (DEFAULT_AUDIENCE,)),
+        client_ids=client_ids,
+        required_claims=tuple(required),
+        org_server=org_server and defaults.introspection,
+        opaque=opaque,
+    )
+
+
+def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
+    """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
+    refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
+    lines = _issuer_lines(settings)
+    if not lines:
+        raise ConfigurationError(
+            "okta.issuer: is required; set it to your authorization server's "
+            "issuer URI, e.g. https://dev-123456.okta.com/oauth2/default"
+        )
+    introspection = _introspection(settings)
+    environment = str(settings.get(PREFIX + "environment") or "development").strip()
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"okta.environment: must be development or production, got {environment!r}"
+        )
+    defaults = _IssuerDefaults(
+        audiences=tuple(aslist(settings.get(PREFIX + "audience") or "")),
+        client_ids=tuple(aslist(settings.get(PREFIX + "client_ids") or "")),
+        required_claims=_required_claims(settings),
+        introspection=introspection is not None,
+        production=environment == "production",
+    )
+    # With one line, messages name the key alone, as they always have.
+    keys = ["okta.issuer"] if len(lines) == 1 else [
+        f"okta.issuer line {number}" for number in range(1, len(lines) + 1)]
+    issuers: list[IssuerSettings] = []
+    for key, line in zip(keys, lines):
+        parsed = _issuer_line(line, key, defaults)
+        for earlier in issuers:
+            if earlier.issuer == parsed.issuer:
+                raise ConfigurationError(f"{key}: {parsed.issuer} is listed twice")
+        issuers.append(parsed)
+    opaque = [key for key, parsed in zip(keys, issuers) if parsed.opaque]
+    if len(opaque) > 1:
+        # An opaque token says nothing of its issuer: it may be sent to one only.
+        raise ConfigurationError(
+            f"{opaque[1]}: opaque=true is also set on {opaque[0]}; tokens that are not "
+            f"JWTs can be introspected at one authorization server only")
+    if len(issuers) == 1 and introspection is not None and not issuers[0].org_server:
+        # The one issuer that introspects takes opaque tokens, as it always has.
+        issuers[0] = replace(issuers[0], opaque=True)
+    first = issuers[0]
 
     protect_all = _boolean(settings, "protect_all", True)
 
@@ -578,11 +721,11 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
 
     return OktaSettings(
         groups_claim=_claim_name(settings, "groups_claim", DEFAULT_GROUPS_CLAIM),
-        required_claims=_required_claims(settings),
+        required_claims=first.required_claims,
         principals_callback=_callable(settings, "principals_callback"),
-        issuer=issuer,
-        audiences=audiences,
-        client_ids=client_ids,
+        issuer=first.issuer,
+        audiences=first.audiences,
+        client_ids=first.client_ids,
         leeway=int(_number(settings, "leeway", DEFAULT_LEEWAY, minimum=0,
                            maximum=MAX_LEEWAY, integer=True)),
         http_timeout=_number(settings, "http_timeout", DEFAULT_HTTP_TIMEOUT,
@@ -609,5 +752,6 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         public_url=_public_url(settings),
         introspection=introspection,
         introspect_all=_boolean(settings, "introspect_all", False),
-        org_server=org_server and introspection is not None,
+        org_server=first.org_server,
+        issuers=tuple(issuers),
     )

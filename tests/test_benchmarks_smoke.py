@@ -33,6 +33,10 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## In process" in done.stdout
+    assert "## In process: a cached token with one issuer configured and with three" in (
+        done.stdout)
+    assert all(value > 0 for value in json.loads(report.read_text())["issuers"]["micros"]
+               .values())
     assert "## The application alone" in done.stdout
     assert "## End to end" in done.stdout
     data = json.loads(report.read_text())

@@ -146,15 +146,26 @@ def test_other_prefixes_are_left_to_their_owners() -> None:
 # -- the issuer URL -----------------------------------------------------------------
 
 @pytest.mark.parametrize("issuer", [
-    f"{ISSUER} https://dev-7.okta.com/oauth2/default",
-    f"{ISSUER}\nhttps://dev-7.okta.com/oauth2/default",
-    "https://dev-123456.okta.com/oauth2/def ault",
-    "https://dev-123456.okta.com/oauth2/def\tault",
     "https://dev-123456.okta.com/oauth2/\x00default",
+    "https://dev-123456.okta.com/oauth2/de\x7ffault",
 ])
-def test_an_issuer_with_whitespace_inside_is_refused(issuer: str) -> None:
+def test_an_issuer_with_control_characters_inside_is_refused(issuer: str) -> None:
     with pytest.raises(ConfigurationError, match=r"^okta\.issuer: must be one URL"):
         parse_settings({"okta.issuer": issuer})
+
+
+def test_two_issuers_on_one_line_are_refused() -> None:
+    # What follows the issuer on its line is audiences; another issuer there is a slip.
+    with pytest.raises(ConfigurationError, match=r"^okta\.issuer: 'https://dev-7.okta.com/"
+                                                 r"oauth2/default' after the issuer looks "
+                                                 r"like another issuer URI"):
+        parse_settings({"okta.issuer": f"{ISSUER} https://dev-7.okta.com/oauth2/default"})
+
+
+def test_what_follows_the_issuer_on_its_line_is_audiences() -> None:
+    parsed = parse_settings({"okta.issuer": f"{ISSUER}  api://orders\tapi://orders-v2"})
+    assert parsed.issuer == ISSUER
+    assert parsed.audiences == ("api://orders", "api://orders-v2")
 
 
 @pytest.mark.parametrize("issuer", [

@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 from pyramid.exceptions import ConfigurationError
+from pyramid.registry import Registry
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.tweens import INGRESS, MAIN
 
 from ..tokens.refresher import wait_until_listening
-from .config import DevIssuerSettings, parse_devissuer_settings
+from .config import DevIssuerSettings, parse_devissuer_servers
 from .dpop import token_endpoint_verifier
 from .keys import KeyStore, KeyStoreError
 from .revocation import RevokedTokens
 from .tokens import TokenFactory
 
-__all__ = ["includeme", "DevIssuerSettings", "KeyStore", "TokenFactory", "prefetch_keys",
-           "token_factory"]
+__all__ = ["includeme", "DevIssuerSettings", "DevServer", "KeyStore", "TokenFactory",
+           "prefetch_keys", "token_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +47,21 @@ def token_factory(settings: DevIssuerSettings) -> TokenFactory:
     return TokenFactory(settings, store)
 
 
+class DevServer(NamedTuple):
+    """One authorization server the development issuer serves."""
+
+    settings: DevIssuerSettings
+    tokens: TokenFactory
+
+
 def includeme(config: Configurator) -> None:
     """Serve a development issuer at ``okta.issuer``, which must be a loopback URL.
 
     Include it from ``development.ini`` only (``pyramid.includes =
-    okta_pyramid.devissuer``); it refuses to start for any other issuer.
+    okta_pyramid.devissuer``); it refuses to start for any other issuer. Further
+    ``okta.issuer`` lines on the same host and port (``.../oauth2/partners``) are
+    served too, each as an authorization server of its own (its own keys, its
+    line's first audience), so several issuers can be tried offline.
 
     Settings: ``devissuer.clients`` (required; one ``client_id secret scope...`` per
     line, ``dpop=required`` after the scopes for a client that must send DPoP
@@ -56,20 +70,59 @@ def includeme(config: Configurator) -> None:
     published after a rotation, default 2), ``devissuer.audience`` (default: the
     first ``okta.audience``).
     """
-    settings = parse_devissuer_settings(config.get_settings())
-    factory = token_factory(settings)
+    first, *others = parse_devissuer_servers(config.get_settings())
+    servers = [DevServer(first, token_factory(first)),
+               *(DevServer(other, token_factory(other)) for other in others)]
+    _serve(config, *servers[0])
+    #: Every authorization server served, the first (``okta.issuer``'s first line) first.
+    config.registry.devissuer_servers = tuple(servers)
+    # Each further server is an application of its own (its registry holds its
+    # settings and keys, so the same views serve it), reached through one tween.
+    config.registry.devissuer_apps = tuple(
+        (server.settings.path, _server_app(*server)) for server in servers[1:])
+    if others:
+        config.add_tween("okta_pyramid.devissuer.ServersTween",
+                         under=("okta_pyramid.logs.RequestIdTween", INGRESS),
+                         over=("okta_pyramid.cors.CORSTween", MAIN))
+    config.add_subscriber(_start_prefetch, ApplicationCreated)
+    for server in servers:
+        log.warning(
+            "DEVELOPMENT ISSUER ENABLED: this app mints its own access tokens as %s "
+            "(keys in %s). Never include okta_pyramid.devissuer in production.",
+            server.settings.issuer, server.settings.keys_dir,
+        )
+
+
+def _serve(config: Configurator, settings: DevIssuerSettings, factory: TokenFactory) -> None:
+    """Serve one authorization server from ``config``'s application."""
     config.registry.devissuer_settings = settings
     config.registry.devissuer_tokens = factory
     config.registry.devissuer_dpop = token_endpoint_verifier()
     # In memory, like the DPoP nonces: a restart forgets what was revoked.
     config.registry.devissuer_revoked = RevokedTokens(clock=factory.clock)
     config.include(".views")
-    config.add_subscriber(_start_prefetch, ApplicationCreated)
-    log.warning(
-        "DEVELOPMENT ISSUER ENABLED: this app mints its own access tokens as %s "
-        "(keys in %s). Never include okta_pyramid.devissuer in production.",
-        settings.issuer, settings.keys_dir,
-    )
+
+
+def _server_app(settings: DevIssuerSettings, factory: TokenFactory) -> Any:
+    config = Configurator()
+    _serve(config, settings, factory)
+    return config.make_wsgi_app()
+
+
+class ServersTween:
+    """Hands a request under a further authorization server's path to its application
+    (whose own guard, :class:`.views.LocalOnlyTween`, judges it first)."""
+
+    def __init__(self, handler: Callable[[Request], Response], registry: Registry) -> None:
+        self.handler = handler
+        self.apps = registry.devissuer_apps
+
+    def __call__(self, request: Request) -> Response:
+        path = request.environ.get("PATH_INFO", "")
+        for prefix, app in self.apps:
+            if path == prefix or path.startswith(prefix + "/"):
+                return request.get_response(app)
+        return self.handler(request)
 
 
 def _start_prefetch(event: ApplicationCreated) -> None:
@@ -83,14 +136,16 @@ def _start_prefetch(event: ApplicationCreated) -> None:
     path (discovery and JWKS over HTTP). With the background key refresher on
     (``okta.jwks_refresh_interval``), the refresher does this and no prefetch runs.
     """
-    verifier = getattr(event.app.registry, "okta_verifier", None)
-    if verifier is None:  # included without okta_pyramid: nothing to warm
+    verifiers = getattr(event.app.registry, "okta_verifiers", None)
+    if verifiers is None:  # included without okta_pyramid: nothing to warm
         return
     if getattr(event.app.registry, "okta_key_refresher", None) is not None:
-        return  # the background refresher waits for the port and fetches itself
-    issuer = event.app.registry.devissuer_settings.issuer
-    threading.Thread(target=prefetch_keys, args=(verifier, issuer),
-                     name="devissuer-prefetch", daemon=True).start()
+        return  # the background refreshers wait for the port and fetch themselves
+    for server in event.app.registry.devissuer_servers:
+        verifier = verifiers.get(server.settings.issuer)
+        if verifier is not None:
+            threading.Thread(target=prefetch_keys, args=(verifier, server.settings.issuer),
+                             name="devissuer-prefetch", daemon=True).start()
 
 
 def prefetch_keys(verifier: Any, issuer: str, timeout: float = PREFETCH_TIMEOUT) -> bool:

@@ -3,7 +3,13 @@ with the development issuer's keys, without a browser.
 
     okta-pyramid-token --sub alice@example.com --group admins --scope api.read
     okta-pyramid-token --sub alice@example.com --dpop-key key.pem
+    okta-pyramid-token --sub bob@partner.example --issuer partners
     okta-pyramid-token --rotate
+
+With several ``okta.issuer`` lines served (docs/issuers.md), ``--issuer`` chooses the
+authorization server by its issuer URL or the last part of its path (``partners``
+for ``.../oauth2/partners``); the default is the first. ``--rotate`` rotates that
+server's keys.
 
 With ``--dpop-key`` the token is bound to that key (``cnf.jkt``, RFC 9449 §6.1), as
 if the user's client had sent a DPoP proof signed with it; ``okta-pyramid-dpop``
@@ -32,7 +38,8 @@ from .config import (
     MAX_TOKEN_LIFETIME,
     MIN_TOKEN_LIFETIME,
     is_scope_token,
-    parse_devissuer_settings,
+    DevIssuerSettings,
+    parse_devissuer_servers,
 )
 from .dpop import KeyFileError, key_thumbprint, load_key_file
 
@@ -66,9 +73,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dpop-key", metavar="FILE",
                         help="bind the token to this DPoP private key (PEM, e.g. from "
                              "'okta-pyramid-dpop keygen FILE'): the cnf.jkt claim")
+    parser.add_argument("--issuer", metavar="ISSUER",
+                        help="the authorization server that signs: its issuer URL or the "
+                             "last part of its path, e.g. partners (default: the first "
+                             "okta.issuer line)")
     parser.add_argument("--rotate", action="store_true",
                         help="make a new signing key; the previous one stays published")
     return parser
+
+
+def _server(parser: argparse.ArgumentParser, servers: Sequence[DevIssuerSettings],
+            wanted: str | None) -> DevIssuerSettings:
+    """The server named by ``--issuer`` (its URL, or the last part of its path)."""
+    if wanted is None:
+        return servers[0]
+    for server in servers:
+        if wanted in (server.issuer, server.path.rpartition("/")[2]):
+            return server
+    parser.error(f"--issuer: {wanted!r} is not served here; choose among "
+                 f"{', '.join(server.issuer for server in servers)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "pyramid.includes: it has no development issuer")
     try:
         # The same ${NAME} expansion as the app's main(), so both sign with one key set.
-        settings = parse_devissuer_settings(expand_settings(app_settings))
+        servers = parse_devissuer_servers(expand_settings(app_settings))
+    except ConfigurationError as exc:
+        parser.error(str(exc))
+    settings = _server(parser, servers, args.issuer)
+    try:
         factory = token_factory(settings)
     except ConfigurationError as exc:
         parser.error(str(exc))

@@ -7,7 +7,7 @@ and the development issuer must agree on it, so it is configured once.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -165,6 +165,36 @@ def check_loopback_issuer(issuer: str) -> None:
             f"http://localhost:6543/oauth2/default; got {issuer!r}. Remove "
             "okta_pyramid.devissuer from pyramid.includes to use a real issuer."
         )
+
+
+def parse_devissuer_servers(settings: Mapping[str, Any]) -> tuple[DevIssuerSettings, ...]:
+    """Every authorization server the development issuer serves: the first
+    ``okta.issuer`` line (:func:`parse_devissuer_settings`), then each further line
+    on the same origin (scheme, host and port: this app's), such as
+    ``http://localhost:6543/oauth2/partners``. Each further one mints tokens for its
+    line's first audience, with its own keys in a folder of ``devissuer.keys_dir``
+    named after its path; the clients are the same. Lines elsewhere (a real issuer)
+    are left alone."""
+    first = parse_devissuer_settings(settings)
+    okta = parse_settings(settings)
+    origin = urlsplit(first.issuer)[:2]
+    servers = [first]
+    for number, line in enumerate(okta.issuers[1:], start=2):
+        if urlsplit(line.issuer)[:2] != origin:
+            continue
+        path = urlsplit(line.issuer).path.rstrip("/")
+        for server in servers:
+            if (path + "/").startswith(server.path + "/") or (
+                    server.path + "/").startswith(path + "/"):
+                raise ConfigurationError(
+                    f"okta.issuer line {number}: the development issuer cannot serve "
+                    f"{path or '/'} beside {server.path or '/'}: one path lies within the "
+                    f"other; give each authorization server a path of its own, such as "
+                    f"/oauth2/partners")
+        folder = path.strip("/").replace("/", "_") or "root"
+        servers.append(replace(first, issuer=line.issuer, audience=line.audiences[0],
+                               keys_dir=os.path.join(first.keys_dir, folder)))
+    return tuple(servers)
 
 
 def parse_devissuer_settings(settings: Mapping[str, Any]) -> DevIssuerSettings:

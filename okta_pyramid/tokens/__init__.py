@@ -38,6 +38,7 @@ from .introspection import (
     PrivateKeyJWT,
     TokenIntrospector,
 )
+from .issuers import MultiIssuerVerifier
 from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
@@ -79,6 +80,7 @@ __all__ = [
     "KeySet",
     "make_proof",
     "MalformedToken",
+    "MultiIssuerVerifier",
     "PrivateKeyJWT",
     "ReplayStore",
     "ReplayStoreFull",

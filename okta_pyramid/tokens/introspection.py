@@ -426,7 +426,7 @@ class TokenIntrospector:
         starts = max((value for value in (iat, nbf) if _is_number(value)), default=-math.inf)
         return VerifiedToken(payload, claims, not_before=starts - leeway,
                              not_after=exp + leeway if _is_number(exp) else math.inf,
-                             digest=digest)
+                             digest=digest, issuer=self.client.issuer)
 
     def _validate_type(self, claims: Mapping[str, Any]) -> None:
         token_type = claims.get("token_type")

@@ -79,11 +79,12 @@ class VerifiedToken:
     one), and what it derives from them is computed once and then shared.
     """
 
-    __slots__ = ("payload", "not_before", "not_after", "bound", "jkt", "digest", "_claims",
-                 "_principals")
+    __slots__ = ("payload", "not_before", "not_after", "bound", "jkt", "digest", "issuer",
+                 "_claims", "_principals")
 
     def __init__(self, payload: bytes, claims: dict[str, Any], *, not_before: float,
-                 not_after: float, digest: bytes | None = None) -> None:
+                 not_after: float, digest: bytes | None = None,
+                 issuer: str | None = None) -> None:
         #: The claims as the issuer signed them: a UTF-8 JSON object with no repeated
         #: names, ready to be sent as it is.
         self.payload = payload
@@ -104,6 +105,9 @@ class VerifiedToken:
         #: digest in base64url (RFC 9449 §4.2): handing it on spares hashing the token
         #: twice per request.
         self.digest = digest
+        #: The issuer that vouched for the token (the verifier's, or the introspecting
+        #: issuer's), or ``None`` when not known.
+        self.issuer = issuer
         self._claims: dict[str, Any] | None = claims
         self._principals: tuple[Callable[..., Any], tuple[str, ...]] | None = None
 
@@ -188,6 +192,7 @@ class AccessTokenVerifier:
         object, so what is derived from its claims (the caller's principals) is
         computed once per token rather than once per request.
         """
+        # check_token_text, inlined: this is the path of every request.
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
         if not token.isascii():
@@ -199,6 +204,22 @@ class AccessTokenVerifier:
             cached = cache.get(digest, self.clock(), self.keys.generation)
             if cached is not None:
                 return cached  # the cache rechecked the time window
+        return self.verify_new(token, digest)
+
+    def cached_token(self, digest: bytes) -> VerifiedToken | None:
+        """The verified token whose digest (:func:`.cache.token_digest`) is ``digest``,
+        if it is in the cache and still acceptable; ``None`` otherwise."""
+        cache = self.token_cache
+        if cache is None:
+            return None
+        return cache.get(digest, self.clock(), self.keys.generation)
+
+    def verify_new(self, token: str, digest: bytes | None) -> VerifiedToken:
+        """Verify ``token`` in full, without asking the cache first (the caller did,
+        with ``digest``, or keeps no cache); cache it once it passed."""
+        cache = self.token_cache
+        if cache is not None and digest is None:
+            digest = token_digest(token)
         header_b64, payload_b64, signature_b64, signing_input = _jws.split(token)
         kid = self._kid(header_b64)
         # The generation is read before the key: a cache entry is served only while
@@ -217,7 +238,8 @@ class AccessTokenVerifier:
         # while max(iat, nbf) - leeway <= now < exp + leeway.
         starts = max(claims["iat"], claims.get("nbf", claims["iat"]))
         verified = VerifiedToken(payload, claims, not_before=starts - self.leeway,
-                                 not_after=claims["exp"] + self.leeway, digest=digest)
+                                 not_after=claims["exp"] + self.leeway, digest=digest,
+                                 issuer=self.issuer)
         if cache is not None:
             # Only now, after every check passed.
             cache.put(digest, verified, size=verified.size, not_before=verified.not_before,
@@ -329,6 +351,15 @@ class AccessTokenVerifier:
             raise RequiredClaimNotMet(
                 f"the token's '{name}' claim does not have the value this API requires"
             )
+
+
+def check_token_text(token: Any) -> None:
+    """Refuse what cannot be a token before anything else is done with it: not text,
+    longer than :data:`MAX_TOKEN_LENGTH`, or not ASCII (so it can be hashed as such)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
+    if not token.isascii():
+        raise MalformedToken("the token contains characters that are not ASCII")
 
 
 def claim_matches(claim: Any, value: str) -> bool:
