@@ -34,7 +34,8 @@ The rules, and why:
   ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
 - answers are cached per token digest for ``cache_ttl`` seconds and never past the
   token's ``exp``; an inactive answer is final (a revoked or expired token never
-  becomes active again) and kept until the token expires; concurrent requests
+  becomes active again) and kept until the token expires, but "not valid yet"
+  (``nbf``, ``iat``) is not, and is kept for ``cache_ttl`` only; concurrent requests
   for one token make one call;
 - at most ``max_calls`` calls are in flight and ``max_waiters`` requests wait for
   one; after a failed call, calls pause for ``failure_backoff`` seconds. So an
@@ -58,7 +59,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .cache import VerifiedTokenCache, token_digest
-from .exceptions import InvalidToken, IssuerUnavailable, MalformedToken
+from .exceptions import ImmatureToken, InvalidToken, IssuerUnavailable, MalformedToken
 from .jwks import MIN_RSA_BITS, FetchError, IssuerClient
 from .verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier, VerifiedToken
 
@@ -454,15 +455,17 @@ class TokenIntrospector:
         if cache is None:
             return
         now = self.clock()
-        if isinstance(outcome, _Refusal):
+        if isinstance(outcome, _Refusal) and not issubclass(outcome.cls, ImmatureToken):
             # Final: kept while the token could otherwise be accepted.
             until = expires if expires is not None else now + INACTIVE_TTL
-            size = _Refusal.size
         else:
-            until = min(now + self.cache_ttl, outcome.not_after - self.rules.leeway)
+            # An active answer; or "not valid yet" (nbf, iat), which time will change.
+            until = now + self.cache_ttl
+            if isinstance(outcome, VerifiedToken):
+                until = min(until, outcome.not_after - self.rules.leeway)
             if expires is not None:
                 until = min(until, expires)
-            size = outcome.size
+        size = outcome.size if isinstance(outcome, VerifiedToken) else _Refusal.size
         if until > now:
             cache.put(digest, outcome, size=size, not_before=-math.inf, not_after=until,
                       generation=0, now=now)
