@@ -27,8 +27,9 @@ The rules, and why:
 - ``active`` must be JSON ``true``; an answer that is not a JSON object with a
   boolean ``active`` is garbage (503, never 401, never 200);
 - ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` in an active answer are checked
-  like a JWT's, and so are ``okta.client_ids`` and ``okta.required_claims``; a
-  ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
+  like a JWT's, and so are ``okta.client_ids`` and, for a token judged by
+  introspection alone, ``okta.required_claims`` (a JWT met them with its own claims);
+  a ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
   ``access_token`` (Ory Hydra) and a ``typ`` naming a refresh or ID token
   (Keycloak) are refused: an active refresh token must not open the API;
   ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
@@ -377,7 +378,7 @@ class TokenIntrospector:
             document = self._exchange(token)
         finally:
             self._slots.release()
-        outcome = self._judge(document, digest)
+        outcome = self._judge(document, digest, signed=expires is not None)
         self._remember(digest, outcome, expires)
         return outcome
 
@@ -410,14 +411,20 @@ class TokenIntrospector:
         self._recovered()
         return document
 
-    def _judge(self, document: dict[str, Any], digest: bytes) -> VerifiedToken | _Refusal:
+    def _judge(self, document: dict[str, Any], digest: bytes, *, signed: bool
+               ) -> VerifiedToken | _Refusal:
+        """The answer's verdict; ``signed`` when the token is a JWT that passed the
+        local checks (:meth:`confirm`)."""
         if document["active"] is not True:
             return _Refusal(InactiveToken(
                 "the access token is not active (revoked, expired, or unknown to the "
                 "authorization server)"))
         claims = {name: value for name, value in document.items() if name != "active"}
         try:
-            self.rules.validate_claims(claims, required=())
+            # A JWT met okta.required_claims with its own signed claims; the answer
+            # may name them otherwise (Okta answers scp as scope, cid as client_id).
+            self.rules.validate_claims(claims, required=(),
+                                       required_claims=() if signed else None)
             self._validate_type(claims)
         except InvalidToken as exc:
             return _Refusal(exc)
