@@ -27,14 +27,16 @@ The rules, and why:
 - ``active`` must be JSON ``true``; an answer that is not a JSON object with a
   boolean ``active`` is garbage (503, never 401, never 200);
 - ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` in an active answer are checked
-  like a JWT's, and so are ``okta.client_ids`` and ``okta.required_claims``; a
-  ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
+  like a JWT's, and so are ``okta.client_ids`` and, for a token judged by
+  introspection alone, ``okta.required_claims`` (a JWT met them with its own claims);
+  a ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
   ``access_token`` (Ory Hydra) and a ``typ`` naming a refresh or ID token
   (Keycloak) are refused: an active refresh token must not open the API;
   ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
 - answers are cached per token digest for ``cache_ttl`` seconds and never past the
   token's ``exp``; an inactive answer is final (a revoked or expired token never
-  becomes active again) and kept until the token expires; concurrent requests
+  becomes active again) and kept until the token expires, but "not valid yet"
+  (``nbf``, ``iat``) is not, and is kept for ``cache_ttl`` only; concurrent requests
   for one token make one call;
 - at most ``max_calls`` calls are in flight and ``max_waiters`` requests wait for
   one; after a failed call, calls pause for ``failure_backoff`` seconds. So an
@@ -58,7 +60,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .cache import VerifiedTokenCache, token_digest
-from .exceptions import InvalidToken, IssuerUnavailable, MalformedToken
+from .exceptions import ImmatureToken, InvalidToken, IssuerUnavailable, MalformedToken
 from .jwks import MIN_RSA_BITS, FetchError, IssuerClient
 from .verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier, VerifiedToken
 
@@ -376,7 +378,7 @@ class TokenIntrospector:
             document = self._exchange(token)
         finally:
             self._slots.release()
-        outcome = self._judge(document, digest)
+        outcome = self._judge(document, digest, signed=expires is not None)
         self._remember(digest, outcome, expires)
         return outcome
 
@@ -409,14 +411,20 @@ class TokenIntrospector:
         self._recovered()
         return document
 
-    def _judge(self, document: dict[str, Any], digest: bytes) -> VerifiedToken | _Refusal:
+    def _judge(self, document: dict[str, Any], digest: bytes, *, signed: bool
+               ) -> VerifiedToken | _Refusal:
+        """The answer's verdict; ``signed`` when the token is a JWT that passed the
+        local checks (:meth:`confirm`)."""
         if document["active"] is not True:
             return _Refusal(InactiveToken(
                 "the access token is not active (revoked, expired, or unknown to the "
                 "authorization server)"))
         claims = {name: value for name, value in document.items() if name != "active"}
         try:
-            self.rules.validate_claims(claims, required=())
+            # A JWT met okta.required_claims with its own signed claims; the answer
+            # may name them otherwise (Okta answers scp as scope, cid as client_id).
+            self.rules.validate_claims(claims, required=(),
+                                       required_claims=() if signed else None)
             self._validate_type(claims)
         except InvalidToken as exc:
             return _Refusal(exc)
@@ -454,15 +462,17 @@ class TokenIntrospector:
         if cache is None:
             return
         now = self.clock()
-        if isinstance(outcome, _Refusal):
+        if isinstance(outcome, _Refusal) and not issubclass(outcome.cls, ImmatureToken):
             # Final: kept while the token could otherwise be accepted.
             until = expires if expires is not None else now + INACTIVE_TTL
-            size = _Refusal.size
         else:
-            until = min(now + self.cache_ttl, outcome.not_after - self.rules.leeway)
+            # An active answer; or "not valid yet" (nbf, iat), which time will change.
+            until = now + self.cache_ttl
+            if isinstance(outcome, VerifiedToken):
+                until = min(until, outcome.not_after - self.rules.leeway)
             if expires is not None:
                 until = min(until, expires)
-            size = outcome.size
+        size = outcome.size if isinstance(outcome, VerifiedToken) else _Refusal.size
         if until > now:
             cache.put(digest, outcome, size=size, not_before=-math.inf, not_after=until,
                       generation=0, now=now)

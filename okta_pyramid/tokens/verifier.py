@@ -281,11 +281,14 @@ class AccessTokenVerifier:
     def _validate_claims(self, claims: dict[str, Any]) -> None:
         self.validate_claims(claims)
 
-    def validate_claims(self, claims: Mapping[str, Any], *,
-                        required: Iterable[str] = REQUIRED_CLAIMS) -> None:
+    def validate_claims(
+        self, claims: Mapping[str, Any], *, required: Iterable[str] = REQUIRED_CLAIMS,
+        required_claims: Iterable[tuple[str, str | None]] | None = None,
+    ) -> None:
         """Check ``claims`` as a token's: the names in ``required`` must be present;
         ``iss``, ``aud``, ``exp``, ``iat`` and ``nbf`` are checked when present, then
-        the claim types, the client (``okta.client_ids``) and ``required_claims``.
+        the claim types, the client (``okta.client_ids``) and ``required_claims``
+        (the verifier's own unless given).
 
         An introspection answer (RFC 7662 §2.2) goes through the same rules with
         nothing ``required``: it may leave out what a JWT must carry.
@@ -311,7 +314,9 @@ class AccessTokenVerifier:
             # Okta's JWTs name the client in cid; RFC 9068 and introspection answers
             # (RFC 7662 §2.2) in client_id.
             self._validate_cid(claims["cid"] if "cid" in claims else claims.get("client_id"))
-        for name, value in self.required_claims:
+        if required_claims is None:
+            required_claims = self.required_claims
+        for name, value in required_claims:
             self._validate_required(claims, name, value)
 
     def _validate_iss(self, iss: Any) -> None:

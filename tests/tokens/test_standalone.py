@@ -50,6 +50,14 @@ SCRIPT = textwrap.dedent("""
         verified = check.verify("GET", url, {"authorization": "DPoP " + token, "dpop": proof})
         assert verified.scheme == "DPoP" and verified.proof.jkt == jkt
         assert verified.token.claims()["cnf"] == {"jkt": jkt}
+
+        # Token introspection (RFC 7662) of a token that is not a JWT.
+        from okta_pyramid.tokens import ClientSecretBasic, IssuerClient, TokenIntrospector
+
+        introspector = TokenIntrospector(
+            IssuerClient(issuer.issuer, http_timeout=2),
+            ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET), rules=verifier)
+        assert introspector.introspect(issuer.opaque()).claims()["sub"] == "alice@example.com"
     finally:
         issuer.close()
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in BLOCKED)
