@@ -153,6 +153,9 @@ def test_development_ini_serves_its_issuer_on_the_port_it_listens_on():
     parser = configparser.ConfigParser(defaults={"here": str(ROOT)})
     parser.read(ROOT / "development.ini")
     listen = parser.get("server:main", "listen")
-    assert app["okta.issuer"] == f"http://{listen}/oauth2/default"
+    # Every issuer line is an authorization server the development issuer serves,
+    # on the port the app listens on.
+    issuers = [line.split()[0] for line in app["okta.issuer"].strip().splitlines()]
+    assert issuers == [f"http://{listen}/oauth2/default", f"http://{listen}/oauth2/partners"]
     assert int(parser.get("server:main", "threads")) >= 4
     parse_devissuer_settings(app)  # valid as shipped
