@@ -335,7 +335,7 @@ def test_a_wrong_secret_is_503_and_the_log_names_the_setting(
     with caplog.at_level(logging.WARNING, logger="okta_pyramid"):
         app.get("/live", headers=bearer(issuer.mint()), status=503)
     text = " ".join(r.getMessage() for r in caplog.records)
-    assert "okta.introspection_client_id" in text and "not-the-secret" not in text
+    assert "introspection client id" in text and "not-the-secret" not in text
 
 
 # -- settings -----------------------------------------------------------------------------

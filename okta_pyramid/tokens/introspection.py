@@ -312,6 +312,12 @@ class TokenIntrospector:
                 return _outcome(cached)
         with self._lock:
             flight = self._flights.get(digest)
+            if flight is None and cache is not None:
+                # A call that ended since the lookup above cached its answer before
+                # it left the table: look again rather than make a second call.
+                cached = cache.get(digest, self.clock(), 0)
+                if cached is not None:
+                    return _outcome(cached)
             if flight is None:
                 flight = self._flights[digest] = _Flight(
                     time.monotonic() + self.client.http_timeout)
@@ -399,7 +405,7 @@ class TokenIntrospector:
             status = exc.status
             hint = ""
             if status in (400, 401, 403):
-                hint = (f" (check okta.introspection_client_id and its credentials for "
+                hint = (f" (check the introspection client id and its credentials for "
                         f"{self.authentication.method})")
             self._failed(f"{exc}{hint}")
             raise self._unavailable("it could not be reached") from None

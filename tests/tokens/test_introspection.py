@@ -150,7 +150,7 @@ def test_secrets_and_keys_are_never_shown(issuer: LoopbackIssuer,
             assert token not in text
     # The server refused each one: the refusals are why the calls failed.
     assert [call.error for call in issuer.introspections] == ["invalid_client"] * 3
-    assert any("check okta.introspection_client_id" in record.getMessage()
+    assert any("check the introspection client id" in record.getMessage()
                for record in caplog.records)
 
 
