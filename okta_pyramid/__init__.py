@@ -25,7 +25,7 @@ def includeme(config: Configurator) -> None:
     ``config.include("okta_pyramid.health")``.
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
-    from .introspection import token_judge
+    from .introspection import shared_store, token_judge
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
     from .tokens import AccessTokenVerifier, DPoPNonces, DPoPVerifier, RequestVerifier
@@ -43,6 +43,8 @@ def includeme(config: Configurator) -> None:
         token_cache_size=settings.token_cache_size,
     )
     config.registry.okta_verifier = verifier
+    #: The state the processes share (``okta.shared_store``); ``None``: in-process.
+    shared = config.registry.okta_shared_store = shared_store(settings)
     dpop = None
     if settings.dpop != "disabled":
         nonces = None
@@ -56,11 +58,12 @@ def includeme(config: Configurator) -> None:
             nonces = DPoPNonces(settings.dpop_nonce_secret)
         dpop = DPoPVerifier(algorithms=settings.dpop_algorithms,
                             max_age=settings.dpop_max_age, leeway=settings.leeway,
-                            nonces=nonces)
+                            nonces=nonces,
+                            replay_store=shared.replays if shared is not None else None)
     #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
     config.registry.okta_dpop = dpop
     config.registry.okta_request_verifier = RequestVerifier(
-        token_judge(settings, verifier), dpop, mode=settings.dpop)
+        token_judge(settings, verifier, shared), dpop, mode=settings.dpop)
     config.include(".security")
     config.include(".introspection")
     config.set_root_factory(Root)

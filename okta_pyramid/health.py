@@ -5,7 +5,11 @@ and answer in well under a millisecond, so probes may call them as often as they
 
 - ``/healthz``: the process is alive and answering. 200, always.
 - ``/readyz``: the issuer's signing keys are held and fresh, so a token can be judged
-  now. 200, or 503 with ``{"status": "not_ready", "reason": ...}``.
+  now. 200, or 503 with ``{"status": "not_ready", "reason": ...}``. With
+  ``okta.shared_store`` it also says whether the store answers (``shared_store``:
+  ``ok`` or ``unavailable``: one PING, bounded by ``okta.shared_store_timeout``),
+  without changing the status: every process shares the store, so failing them all
+  would stop the requests that need no shared state too.
 
 The application includes them; an application that uses okta_pyramid as an add-on
 opts in with ``config.include("okta_pyramid.health")`` (with ``route_prefix`` to
@@ -63,6 +67,9 @@ def readyz(request: Request) -> Response:
     registry = request.registry
     reason, details = readiness(registry.okta_verifier.keys,
                                 getattr(registry, "okta_key_refresher", None))
+    store = getattr(registry, "okta_shared_store", None)
+    if store is not None:
+        details["shared_store"] = "ok" if store.ping() else "unavailable"
     if reason is None:
         return _json(200, {"status": "ready", **details})
     return _json(503, {"status": "not_ready", "reason": reason,

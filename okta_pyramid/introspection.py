@@ -24,6 +24,7 @@ from .security import authentication
 from .settings import OktaSettings
 from .tokens import AccessTokenVerifier, IssuerClient
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
+from .tokens.shared import RedisStore, SharedStoreUnavailable
 from .tokens.introspection import (
     ClientAuthentication,
     ClientSecretBasic,
@@ -53,17 +54,30 @@ def client_authentication(settings: OktaSettings) -> ClientAuthentication:
     return ClientSecretBasic(introspection.client_id, introspection.client_secret)
 
 
-def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier
+def shared_store(settings: OktaSettings) -> RedisStore | None:
+    """The store of ``okta.shared_store``, or ``None`` when each process keeps its own
+    state. Nothing is sent to Redis yet: start-up does not wait for it."""
+    if settings.shared_store is None:
+        return None
+    from .tokens.shared import RedisStore
+
+    return RedisStore(settings.shared_store, timeout=settings.shared_store_timeout)
+
+
+def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
+                shared: RedisStore | None = None
                 ) -> AccessTokenVerifier | IntrospectingVerifier:
     """What judges a request's token: the local verifier alone, or with introspection
-    when ``okta.introspection_client_id`` is set."""
+    when ``okta.introspection_client_id`` is set (its answers shared through
+    ``shared`` when given)."""
     if settings.introspection is None:
         return verifier
     # Its own client: the key set's client keeps its metadata, this one its own
     # (both discover the same document, once each).
     client = IssuerClient(settings.issuer, http_timeout=settings.http_timeout)
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
-                                     cache_ttl=settings.introspection.cache_ttl)
+                                     cache_ttl=settings.introspection.cache_ttl,
+                                     shared=shared.answers if shared is not None else None)
     return IntrospectingVerifier(verifier, introspector, local=not settings.org_server)
 
 
@@ -82,8 +96,8 @@ def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
     except InvalidToken as exc:
         log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
         return exc, True
-    except IntrospectionUnavailable as exc:
-        # The introspector logs the incident once; this is one request of it.
+    except (IntrospectionUnavailable, SharedStoreUnavailable) as exc:
+        # The introspector or the store logs the incident once; this is one request.
         log.debug("token not judged: reason=%s client=%s", exc.reason, request.remote_addr)
         return exc, True
     except IssuerUnavailable as exc:
