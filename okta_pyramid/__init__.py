@@ -78,6 +78,8 @@ def includeme(config: Configurator) -> None:
     if settings.environment == "production":
         config.include(".production")
     config.include(".keys")
+    if settings.metrics:
+        config.include(".metrics")
 
 
 def main(global_config: dict[str, Any], **settings: Any):

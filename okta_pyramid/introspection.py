@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: The view option.
 OPTION = "require_active_token"
+#: Where a live view leaves the failure that refused the request (for the metrics).
+LIVE_FAILURE = "okta_pyramid.live_token_failure"
 
 
 def client_authentication(settings: OktaSettings) -> ClientAuthentication:
@@ -131,6 +133,8 @@ def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., A
     def live_view(context: Any, request: Request) -> Response:
         failure, refused = live_token_failure(request)
         if refused:
+            if failure is not None:
+                request.__dict__[LIVE_FAILURE] = failure
             return answer(request, failure, authentication(request).scheme)
         return view(context, request)
 

@@ -85,6 +85,7 @@ SETTING_NAMES = frozenset({
     "okta.introspect_all",
     "okta.shared_store",
     "okta.shared_store_timeout",
+    "okta.metrics",
 })
 
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
@@ -134,6 +135,8 @@ class OktaSettings:
     #: each process keeps its own. Kept out of the repr: it may hold a password.
     shared_store: str | None = field(default=None, repr=False)
     shared_store_timeout: float = DEFAULT_SHARED_STORE_TIMEOUT
+    #: ``/metrics`` in the Prometheus text format (docs/metrics.md).
+    metrics: bool = False
 
 
 @dataclass(frozen=True)
@@ -535,6 +538,15 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
     return raw
 
 
+def _metrics(settings: Mapping[str, Any]) -> bool:
+    enabled = _boolean(settings, "metrics", False)
+    if enabled and importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigurationError(
+            "okta.metrics: needs prometheus_client, which is not installed: pip install "
+            "'okta_pyramid[metrics]'")
+    return enabled
+
+
 def _private_key(path: str) -> Any:
     key = PREFIX + "introspection_private_key"
     try:
@@ -648,4 +660,5 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         shared_store_timeout=_number(settings, "shared_store_timeout",
                                      DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01,
                                      maximum=MAX_SHARED_STORE_TIMEOUT),
+        metrics=_metrics(settings),
     )
