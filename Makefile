@@ -9,7 +9,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 
-.PHONY: run test test-all test-other-pythons bench clean chromium
+.PHONY: run test test-all test-other-pythons bench clean chromium services
 
 # pyenv's shims run only the Pythons pyenv has selected (python3.13 fails while 3.11 is
 # selected), so a Python is looked for in each pyenv version's own bin folder too.
@@ -45,7 +45,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-test: $(INSTALLED) node_modules/.installed chromium
+test: $(INSTALLED) node_modules/.installed chromium services
 	$(BIN)/python -m pytest
 
 # tox, in the venv, builds one environment per Python (.tox/py3XX) and runs the tests in
@@ -57,7 +57,7 @@ $(BIN)/.tox-installed: $(INSTALLED)
 
 TOX := PATH="$$PATH$(if $(PYENV_BINS),:$(subst $(space),:,$(strip $(PYENV_BINS))))" $(BIN)/tox
 
-test-all: $(BIN)/.tox-installed node_modules/.installed chromium
+test-all: $(BIN)/.tox-installed node_modules/.installed chromium services
 	$(TOX) $(TOX_ARGS)
 
 # CI, after `make test`: the fast suite (-m "not e2e": no pserve, newman, browser or
@@ -78,6 +78,15 @@ chromium:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
+# The shared-store and deployment tests run Debian's redis-server and nginx on loopback
+# ports of their own. In CI a missing one is installed; elsewhere those tests skip.
+services:
+	@case "$${CI:-}" in ""|0|false|no) exit 0;; esac; \
+	if ! command -v redis-server >/dev/null || [ ! -x /usr/sbin/nginx ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends redis-server nginx; \
 	fi
 # The benchmark also needs its peers (the `bench` extra); wrk is used when installed.
 $(BIN)/.bench-installed: $(INSTALLED)

@@ -34,7 +34,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny counts: check that the benchmark runs (used by the tests)")
     parser.add_argument("--only", choices=("inprocess", "dpop", "introspection", "issuers",
-                                           "wsgi", "e2e"),
+                                           "wsgi", "e2e", "deploy"),
                         help="run one of the parts (dpop, introspection, issuers: only that "
                              "part of inprocess)")
     parser.add_argument("--tokens", type=int, default=1000,
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import dpop, e2e, inprocess, introspection, issuers, wsgi
+    from . import deploy, dpop, e2e, inprocess, introspection, issuers, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[tuple[str, float, str, bool]] = []
     try:
         # The DPoP part mints its own (bound) token.
-        needed = (1 if args.only in ("dpop", "introspection", "issuers")
+        needed = (1 if args.only in ("dpop", "introspection", "issuers", "deploy")
                   else max(args.tokens, (args.cache_size * 3) // 2 + 1))
         progress(f"minting {needed} tokens at {issuer.issuer}")
         tokens = [issuer.mint() for _ in range(needed)]
@@ -224,6 +224,20 @@ def main(argv: list[str] | None = None) -> int:
                                          result_e2e.cpu_per_request(name)}
                               for name in result_e2e.runs},
             }
+        if args.only in (None, "deploy"):
+            result_deploy = deploy.run(
+                issuer, tls, tokens[0], loadgen=args.loadgen, connections=args.connections,
+                duration=args.duration, proofs=args.dpop_proofs,
+                rounds=max(3, args.dpop_rounds // 4), threads=args.threads, env=env,
+                progress=progress)
+            print(f"## Behind nginx: /api/whoami over https with one reused token, "
+                  f"{result_deploy.loadgen}, {result_deploy.connections} connections, "
+                  f"{result_deploy.duration:g} s per run; and the Redis round trip per "
+                  f"DPoP request (median of interleaved passes)\n")
+            print(deploy.table(result_deploy) + "\n")
+            if result_deploy.skipped is None:
+                report["deploy"] = {"rps": result_deploy.rps, "micros": result_deploy.micros,
+                                    "redis_micros": result_deploy.redis_micros}
     finally:
         issuer.close()
     print("## Targets\n")

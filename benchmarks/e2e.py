@@ -113,12 +113,12 @@ class AppServer:
 
 @contextmanager
 def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str, str],
-               spin_us: float = 0.0) -> Iterator[AppServer]:
+               spin_us: float = 0.0, shared_store: str = "") -> Iterator[AppServer]:
     """Run ``benchmarks.server`` in a child process; yield its URL and pid."""
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.server", "--issuer", issuer_url,
          "--token-cache-size", str(cache_size), "--threads", str(threads),
-         "--spin-us", str(spin_us)],
+         "--spin-us", str(spin_us), "--shared-store", shared_store],
         cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )

@@ -13,6 +13,7 @@ import http.client
 import itertools
 import json
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -124,9 +125,11 @@ def run_wrk(base_url: str, path: str, headers: Sequence[Headers], *, connections
 
 
 def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connections: int,
-               duration: float) -> LoadResult:
-    """Drive the server from threads of this process, one connection each."""
+               duration: float, tls: ssl.SSLContext | None = None) -> LoadResult:
+    """Drive the server from threads of this process, one connection each (https
+    with ``tls`` when ``base_url`` is https)."""
     host, port = base_url.split("//", 1)[1].rsplit(":", 1)
+    secure = base_url.startswith("https:")
     next_index = itertools.count()  # shared: header sets are used in order across threads
     count = len(headers)
     latencies: list[list[float]] = [[] for _ in range(connections)]
@@ -135,7 +138,8 @@ def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connecti
     deadline = 0.0
 
     def worker(slot: int) -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection = (http.client.HTTPSConnection(host, int(port), timeout=10, context=tls)
+                      if secure else http.client.HTTPConnection(host, int(port), timeout=10))
         mine = latencies[slot]
         start_line.wait()
         try:
@@ -176,9 +180,15 @@ def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connecti
 
 
 def run_load(kind: str, base_url: str, path: str, headers: Sequence[Headers], *,
-             connections: int, duration: float) -> LoadResult:
-    runner = run_wrk if kind == "wrk" else run_python
-    result = runner(base_url, path, headers, connections=connections, duration=duration)
+             connections: int, duration: float, tls: ssl.SSLContext | None = None
+             ) -> LoadResult:
+    if kind == "wrk":
+        # wrk checks no certificate: the loopback authority is the run's own.
+        result = run_wrk(base_url, path, headers, connections=connections,
+                         duration=duration)
+    else:
+        result = run_python(base_url, path, headers, connections=connections,
+                            duration=duration, tls=tls)
     if result.failures:
         raise LoadError(f"{path}: {result.failures} request(s) failed or were not answered "
                         f"200 out of {result.requests}")

@@ -45,6 +45,7 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--audience", default="api://default")
     parser.add_argument("--token-cache-size", default="4096")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--shared-store", default="", help="okta.shared_store (Redis URL)")
     parser.add_argument("--spin-us", type=float, default=0.0,
                         help=f"busy work added to {SPIN_PATH} (calibration)")
     args = parser.parse_args(argv)
@@ -56,6 +57,7 @@ def serve(argv: list[str] | None = None) -> None:
         "okta.issuer": args.issuer,
         "okta.audience": args.audience,
         "okta.token_cache_size": args.token_cache_size,
+        "okta.shared_store": args.shared_store,
     })
     if args.spin_us > 0:
         app = spin_then_hello(app, args.spin_us)

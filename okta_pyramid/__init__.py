@@ -25,7 +25,7 @@ def includeme(config: Configurator) -> None:
     ``config.include("okta_pyramid.health")``.
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
-    from .introspection import tokens_judge
+    from .introspection import shared_store, tokens_judge
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
     from .tokens import AccessTokenVerifier, DPoPNonces, DPoPVerifier, RequestVerifier
@@ -48,7 +48,9 @@ def includeme(config: Configurator) -> None:
         for line in settings.issuers
     }
     config.registry.okta_verifiers = verifiers
-    judge = tokens_judge(settings, verifiers)
+    #: The state the processes share (``okta.shared_store``); ``None``: in-process.
+    shared = config.registry.okta_shared_store = shared_store(settings)
+    judge = tokens_judge(settings, verifiers, shared)
     # The one verifier; with several issuers, the verifier that chooses among them.
     config.registry.okta_verifier = (
         next(iter(verifiers.values())) if len(verifiers) == 1 else judge)
@@ -65,7 +67,8 @@ def includeme(config: Configurator) -> None:
             nonces = DPoPNonces(settings.dpop_nonce_secret)
         dpop = DPoPVerifier(algorithms=settings.dpop_algorithms,
                             max_age=settings.dpop_max_age, leeway=settings.leeway,
-                            nonces=nonces)
+                            nonces=nonces,
+                            replay_store=shared.replays if shared is not None else None)
     #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
     config.registry.okta_dpop = dpop
     config.registry.okta_request_verifier = RequestVerifier(judge, dpop, mode=settings.dpop)
@@ -83,6 +86,8 @@ def includeme(config: Configurator) -> None:
     if settings.environment == "production":
         config.include(".production")
     config.include(".keys")
+    if settings.metrics:
+        config.include(".metrics")
 
 
 def main(global_config: dict[str, Any], **settings: Any):

@@ -28,6 +28,7 @@ from .tokens import (
     SchemeNotAccepted,
     UseDPoPNonce,
 )
+from .tokens.shared import SharedStoreUnavailable
 
 # RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
@@ -79,6 +80,8 @@ ANSWERS: dict[type[Exception], Answer] = {
     IssuerUnavailable: Answer(503, "temporarily_unavailable", scheme=None),
     # Every recent proof is remembered and the store is full: retry shortly.
     ReplayStoreFull: Answer(503, "temporarily_unavailable", scheme=None),
+    # The shared state (okta.shared_store) did not answer: fail closed, retry shortly.
+    SharedStoreUnavailable: Answer(503, "temporarily_unavailable", scheme=None),
 }
 #: Every scheme the API knows, in the order of its challenges. A request without
 #: credentials is challenged with each scheme the mode

@@ -7,6 +7,10 @@ and answer in well under a millisecond, so probes may call them as often as they
 - ``/readyz``: the issuer's signing keys are held and fresh, so a token can be judged
   now. 200, or 503 with ``{"status": "not_ready", "reason": ...}``. With several
   issuers, ``issuers`` gives each one's state, and it is 200 only when all are ready.
+  With ``okta.shared_store`` it also says whether the store answers (``shared_store``:
+  ``ok`` or ``unavailable``: one PING, bounded by ``okta.shared_store_timeout``),
+  without changing the status: every process shares the store, so failing them all
+  would stop the requests that need no shared state too.
 
 The application includes them; an application that uses okta_pyramid as an add-on
 opts in with ``config.include("okta_pyramid.health")`` (with ``route_prefix`` to
@@ -71,13 +75,15 @@ def readyz(request: Request) -> Response:
     registry = request.registry
     verifiers = registry.okta_verifiers
     refreshers = getattr(registry, "okta_key_refreshers", {})
+    store = getattr(registry, "okta_shared_store", None)
+    shared = {} if store is None else {"shared_store": "ok" if store.ping() else "unavailable"}
     if len(verifiers) == 1:
         reason, details = readiness(registry.okta_verifier.keys,
                                     getattr(registry, "okta_key_refresher", None))
         if reason is None:
-            return _json(200, {"status": "ready", **details})
+            return _json(200, {"status": "ready", **details, **shared})
         return _json(503, {"status": "not_ready", "reason": reason,
-                           "description": _DESCRIPTIONS[reason], **details})
+                           "description": _DESCRIPTIONS[reason], **details, **shared})
     issuers = []
     for issuer, verifier in verifiers.items():
         reason, details = readiness(verifier.keys, refreshers.get(issuer))
@@ -87,10 +93,10 @@ def readyz(request: Request) -> Response:
         issuers.append({**state, **details})
     waiting = [state["issuer"] for state in issuers if state["status"] != "ready"]
     if not waiting:
-        return _json(200, {"status": "ready", "issuers": issuers})
+        return _json(200, {"status": "ready", "issuers": issuers, **shared})
     return _json(503, {"status": "not_ready", "reason": ISSUERS_NOT_READY,
                        "description": f"not ready: {', '.join(waiting)}",
-                       "not_ready": waiting, "issuers": issuers})
+                       "not_ready": waiting, "issuers": issuers, **shared})
 
 
 def includeme(config: Configurator) -> None:

@@ -24,6 +24,7 @@ from .security import authentication
 from .settings import IssuerSettings, OktaSettings
 from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
+from .tokens.shared import RedisStore, SharedStoreUnavailable
 from .tokens.introspection import (
     ClientAuthentication,
     ClientSecretBasic,
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: The view option.
 OPTION = "require_active_token"
+#: Where a live view leaves the failure that refused the request (for the metrics).
+LIVE_FAILURE = "okta_pyramid.live_token_failure"
 
 
 def client_authentication(settings: OktaSettings) -> ClientAuthentication:
@@ -53,12 +56,23 @@ def client_authentication(settings: OktaSettings) -> ClientAuthentication:
     return ClientSecretBasic(introspection.client_id, introspection.client_secret)
 
 
+def shared_store(settings: OktaSettings) -> RedisStore | None:
+    """The store of ``okta.shared_store``, or ``None`` when each process keeps its own
+    state. Nothing is sent to Redis yet: start-up does not wait for it."""
+    if settings.shared_store is None:
+        return None
+    from .tokens.shared import RedisStore
+
+    return RedisStore(settings.shared_store, timeout=settings.shared_store_timeout)
+
+
 def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
-                issuer: IssuerSettings | None = None
+                issuer: IssuerSettings | None = None, shared: RedisStore | None = None
                 ) -> AccessTokenVerifier | IntrospectingVerifier:
     """What judges the tokens of ``verifier``'s issuer (``issuer``, by default the
     first): the local verifier alone, or with introspection when
-    ``okta.introspection_client_id`` is set."""
+    ``okta.introspection_client_id`` is set (its answers shared through ``shared``
+    when given)."""
     line = issuer or settings.issuers[0]
     if settings.introspection is None:
         return verifier
@@ -66,18 +80,20 @@ def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
     # (both discover the same document, once each).
     client = IssuerClient(line.issuer, http_timeout=settings.http_timeout)
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
-                                     cache_ttl=settings.introspection.cache_ttl)
+                                     cache_ttl=settings.introspection.cache_ttl,
+                                     shared=shared.answers if shared is not None else None)
     return IntrospectingVerifier(verifier, introspector, local=not line.org_server)
 
 
-def tokens_judge(settings: OktaSettings, verifiers: Mapping[str, AccessTokenVerifier]
+def tokens_judge(settings: OktaSettings, verifiers: Mapping[str, AccessTokenVerifier],
+                 shared: RedisStore | None = None
                  ) -> AccessTokenVerifier | IntrospectingVerifier | MultiIssuerVerifier:
     """What judges a request's token: :func:`token_judge` of the one issuer, or, with
     several (``okta.issuer`` lines), a :class:`MultiIssuerVerifier` choosing among
     theirs by the token's ``iss``; opaque tokens go to the line marked ``opaque``."""
     if len(settings.issuers) == 1:
-        return token_judge(settings, verifiers[settings.issuer])
-    judges = {line.issuer: token_judge(settings, verifiers[line.issuer], line)
+        return token_judge(settings, verifiers[settings.issuer], shared=shared)
+    judges = {line.issuer: token_judge(settings, verifiers[line.issuer], line, shared)
               for line in settings.issuers}
     opaque = next((line.issuer for line in settings.issuers if line.opaque), None)
     return MultiIssuerVerifier(judges, opaque=opaque)
@@ -98,8 +114,8 @@ def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
     except InvalidToken as exc:
         log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
         return exc, True
-    except IntrospectionUnavailable as exc:
-        # The introspector logs the incident once; this is one request of it.
+    except (IntrospectionUnavailable, SharedStoreUnavailable) as exc:
+        # The introspector or the store logs the incident once; this is one request.
         log.debug("token not judged: reason=%s client=%s", exc.reason, request.remote_addr)
         return exc, True
     except IssuerUnavailable as exc:
@@ -133,6 +149,8 @@ def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., A
     def live_view(context: Any, request: Request) -> Response:
         failure, refused = live_token_failure(request)
         if refused:
+            if failure is not None:
+                request.__dict__[LIVE_FAILURE] = failure
             return answer(request, failure, authentication(request).scheme)
         return view(context, request)
 

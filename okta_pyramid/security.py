@@ -34,6 +34,7 @@ from .tokens import (
 )
 from .tokens.exceptions import VerificationError
 from .tokens.introspection import IntrospectionUnavailable
+from .tokens.shared import SharedStoreUnavailable
 from .tokens.schemes import BEARER, DPOP
 
 log = logging.getLogger(__name__)
@@ -338,6 +339,10 @@ class OktaSecurityPolicy:
             verdict = attributes[self._verdict_key] = self._authenticate(request)
         return verdict
 
+    def judged(self, request: Request) -> Authentication | None:
+        """The verdict on ``request`` if it was reached, without reaching it."""
+        return request.__dict__.get(self._verdict_key)
+
     def identity(self, request: Request) -> TokenIdentity | None:
         return self.authenticate(request).identity
 
@@ -374,10 +379,11 @@ class OktaSecurityPolicy:
         except InvalidToken as exc:
             log.info("token rejected: reason=%s client=%s", exc.reason, request.remote_addr)
             return Authentication(failure=exc, scheme=self._scheme(request))
-        except (IssuerUnavailable, ReplayStoreFull) as exc:
-            # An introspection incident is logged once by the introspector, not once
-            # per request it affects.
-            log.log(logging.DEBUG if isinstance(exc, IntrospectionUnavailable)
+        except (IssuerUnavailable, ReplayStoreFull, SharedStoreUnavailable) as exc:
+            # An introspection or shared store incident is logged once, where it
+            # happens, not once per request it affects.
+            log.log(logging.DEBUG if isinstance(exc, (IntrospectionUnavailable,
+                                                      SharedStoreUnavailable))
                     else logging.WARNING, "token not judged: reason=%s client=%s",
                     exc.reason, request.remote_addr)
             return Authentication(failure=exc, scheme=self._scheme(request))

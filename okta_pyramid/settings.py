@@ -7,6 +7,7 @@ the key, so a misconfigured deployment stops before it serves a request.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from .tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
 from .tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
 from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
 from .tokens.nonces import MIN_SECRET_BYTES
+from .tokens.shared import DEFAULT_TIMEOUT as DEFAULT_SHARED_STORE_TIMEOUT
 from .tokens.schemes import MODES as DPOP_MODES
 from .tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
 
@@ -43,6 +45,8 @@ MAX_TOKEN_CACHE_SIZE = 100_000
 MAX_DPOP_MAX_AGE = 3600
 #: Introspection answers are reused at most this long (seconds).
 MAX_INTROSPECTION_CACHE_TTL = 3600
+#: Seconds one call to the shared store may take, at most.
+MAX_SHARED_STORE_TIMEOUT = 10
 #: A private_key_jwt key file is a few KiB; anything larger is not one.
 MAX_PRIVATE_KEY_BYTES = 64 * 1024
 
@@ -79,6 +83,9 @@ SETTING_NAMES = frozenset({
     "okta.introspection_key_id",
     "okta.introspection_cache_ttl",
     "okta.introspect_all",
+    "okta.shared_store",
+    "okta.shared_store_timeout",
+    "okta.metrics",
 })
 
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
@@ -124,6 +131,12 @@ class OktaSettings:
     #: The issuer is Okta's org authorization server: its tokens are judged by
     #: introspection alone, never locally.
     org_server: bool = False
+    #: The Redis URL of the state the processes share (docs/deployment.md); ``None``:
+    #: each process keeps its own. Kept out of the repr: it may hold a password.
+    shared_store: str | None = field(default=None, repr=False)
+    shared_store_timeout: float = DEFAULT_SHARED_STORE_TIMEOUT
+    #: ``/metrics`` in the Prometheus text format (docs/metrics.md).
+    metrics: bool = False
     #: Every trusted authorization server, one per line of ``okta.issuer``, in order.
     #: ``issuer``, ``audiences``, ``client_ids``, ``required_claims`` and ``org_server``
     #: above are the first one's (with one line, the only one's).
@@ -515,6 +528,39 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
         private_key=private_key, key_id=key_id, cache_ttl=cache_ttl)
 
 
+def _shared_store(settings: Mapping[str, Any]) -> str | None:
+    """The ``okta.shared_store`` Redis URL, or ``None``."""
+    key = PREFIX + "shared_store"
+    raw = _text(settings, "shared_store")
+    if raw is None:
+        return None
+    parts = split_url(raw, key)
+    shown = display_url(parts._replace(query=""))
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigurationError(
+            f"{key}: must be a Redis URL, redis://host:port/db or rediss://host:port/db "
+            f"(TLS), got {shown!r}")
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ConfigurationError(
+            f"{key}: the path names the database, a number such as /0; got {shown!r}")
+    if parts.fragment:
+        raise ConfigurationError(f"{key}: must not contain a fragment, got {shown!r}")
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigurationError(
+            f"{key}: needs redis-py, which is not installed: pip install "
+            f"'okta_pyramid[redis]'")
+    return raw
+
+
+def _metrics(settings: Mapping[str, Any]) -> bool:
+    enabled = _boolean(settings, "metrics", False)
+    if enabled and importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigurationError(
+            "okta.metrics: needs prometheus_client, which is not installed: pip install "
+            "'okta_pyramid[metrics]'")
+    return enabled
+
+
 def _private_key(path: str) -> Any:
     key = PREFIX + "introspection_private_key"
     try:
@@ -754,4 +800,9 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         introspect_all=_boolean(settings, "introspect_all", False),
         org_server=first.org_server,
         issuers=tuple(issuers),
+        shared_store=_shared_store(settings),
+        shared_store_timeout=_number(settings, "shared_store_timeout",
+                                     DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01,
+                                     maximum=MAX_SHARED_STORE_TIMEOUT),
+        metrics=_metrics(settings),
     )

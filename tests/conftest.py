@@ -12,6 +12,7 @@ from okta_pyramid.tokens.verifier import AccessTokenVerifier
 from okta_pyramid.tokens.refresher import KeyRefresher
 
 from .issuer import LoopbackIssuer
+from .services import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -102,3 +103,20 @@ def taken_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, for the whole run."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty database of :func:`redis_server` (started if it was stopped)."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server.url

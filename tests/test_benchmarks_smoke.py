@@ -58,3 +58,10 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     assert "of the requests/s of /api/whoami with a reused Bearer token" in done.stdout
     assert all(w["rps"] > 0 for w in workloads.values())
     assert data["e2e"]["loadgen"] == loadgen
+    # Behind nginx: skipped (and said so) where redis-server or nginx is missing.
+    assert "## Behind nginx" in done.stdout
+    if "deploy" in data:
+        assert set(data["deploy"]["rps"]) == {"one process", "two processes"}
+        assert data["deploy"]["redis_micros"] == pytest.approx(
+            data["deploy"]["micros"]["DPoP check, Redis replay store"]
+            - data["deploy"]["micros"]["DPoP check, in-process replay store"])

@@ -43,6 +43,7 @@ from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
+from .shared import RedisStore, SharedStoreUnavailable
 from .schemes import (
     BindingMismatch,
     Credentials,
@@ -96,4 +97,6 @@ __all__ = [
     "VerifiedRequest",
     "VerifiedToken",
     "read_authorization",
+    "RedisStore",
+    "SharedStoreUnavailable",
 ]

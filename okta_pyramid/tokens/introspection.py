@@ -38,6 +38,11 @@ The rules, and why:
   becomes active again) and kept until the token expires, but "not valid yet"
   (``nbf``, ``iat``) is not, and is kept for ``cache_ttl`` only; concurrent requests
   for one token make one call;
+- with a ``shared`` answer store (:mod:`.shared`), the answer is also kept there,
+  under the same expiry, for the other processes: one call serves them all. A
+  process that finds it there judges it again under its own rules, and keeps it
+  in its own cache no longer than the shared entry lives. A store that does not
+  answer makes the request 503 (:class:`~.shared.SharedStoreUnavailable`);
 - at most ``max_calls`` calls are in flight and ``max_waiters`` requests wait for
   one; after a failed call, calls pause for ``failure_backoff`` seconds. So an
   issuer that stalls holds a few server threads for at most one timeout, never all.
@@ -45,6 +50,7 @@ The rules, and why:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import math
@@ -62,6 +68,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from .cache import VerifiedTokenCache, token_digest
 from .exceptions import ImmatureToken, InvalidToken, IssuerUnavailable, MalformedToken
 from .jwks import MIN_RSA_BITS, FetchError, IssuerClient
+from .shared import SharedStoreUnavailable
 from .verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier, VerifiedToken
 
 log = logging.getLogger(__name__)
@@ -109,6 +116,17 @@ class IntrospectionUnavailable(IssuerUnavailable):
     """No trustworthy introspection answer could be had; the token may be fine."""
 
     reason = "introspection_unavailable"
+
+
+class AnswerStore(Protocol):
+    """Introspection answers shared between processes (:class:`.shared.RedisAnswerStore`)."""
+
+    def get(self, scope: bytes, digest: bytes) -> tuple[dict[str, Any], float] | None:
+        """The answer document for a token and the time until which it may be used."""
+
+    def put(self, scope: bytes, digest: bytes, document: dict[str, Any],
+            until: float) -> None:
+        """Keep ``document`` until ``until`` (a :func:`time.time` value)."""
 
 
 class ClientAuthentication(Protocol):
@@ -256,6 +274,7 @@ class TokenIntrospector:
         max_waiters: int = DEFAULT_MAX_WAITERS,
         failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
         clock: Callable[[], float] = time.time,
+        shared: AnswerStore | None = None,
     ) -> None:
         self.client = client
         self.authentication = authentication
@@ -268,8 +287,18 @@ class TokenIntrospector:
         self.max_waiters = max_waiters
         self.failure_backoff = failure_backoff
         self.clock = clock
+        #: Answers shared with other processes; ``None``: this process's cache only.
+        self.shared = shared
+        # Answers are shared per issuer and client: who asks may change the answer.
+        self._scope = hashlib.sha256(
+            f"{client.issuer}\n{authentication.client_id}".encode()).digest()[:8]
         #: Introspection calls made (each one an HTTP exchange with the issuer).
         self.calls = 0
+        #: Answers found in the shared store (another process's call, or this one's).
+        self.shared_hits = 0
+        #: Called with the seconds each call took and its outcome (``active``,
+        #: ``inactive`` or ``failed``): the metrics' hook.
+        self.call_observer: Callable[[float, str], None] | None = None
         self._slots = threading.BoundedSemaphore(max_calls)
         self._lock = threading.Lock()
         self._flights: dict[bytes, _Flight] = {}
@@ -310,6 +339,14 @@ class TokenIntrospector:
             cached = cache.get(digest, self.clock(), 0)
             if cached is not None:
                 return _outcome(cached)
+        if self.shared is not None:
+            found = self.shared.get(self._scope, digest)
+            if found is not None:
+                document, until = found
+                self.shared_hits += 1
+                outcome = self._judge(document, digest, signed=expires is not None)
+                self._keep(digest, outcome, min(until, self._until(outcome, expires)))
+                return _outcome(outcome)
         with self._lock:
             flight = self._flights.get(digest)
             if flight is None and cache is not None:
@@ -385,11 +422,12 @@ class TokenIntrospector:
         finally:
             self._slots.release()
         outcome = self._judge(document, digest, signed=expires is not None)
-        self._remember(digest, outcome, expires)
+        self._remember(digest, outcome, expires, document)
         return outcome
 
     def _exchange(self, token: str) -> Any:
         deadline = time.monotonic() + self.client.http_timeout
+        elapsed: float | None = None
         try:
             endpoint = self.client.metadata(deadline=deadline).introspection_endpoint
             if endpoint is None:
@@ -399,9 +437,15 @@ class TokenIntrospector:
             headers: dict[str, str] = {}
             self.authentication.apply(endpoint, form, headers)
             self.calls += 1
-            document = self.client.post_form(endpoint, form, headers=headers,
-                                             deadline=deadline)
+            started = time.perf_counter()
+            try:
+                document = self.client.post_form(endpoint, form, headers=headers,
+                                                 deadline=deadline)
+            finally:
+                elapsed = time.perf_counter() - started
         except FetchError as exc:
+            if elapsed is not None:  # the call itself failed, not the discovery
+                self._observe(elapsed, "failed")
             status = exc.status
             hint = ""
             if status in (400, 401, 403):
@@ -412,10 +456,17 @@ class TokenIntrospector:
         if (not isinstance(document, dict)
                 or not isinstance(document.get("active"), bool)):
             # RFC 7662 §2.2: a JSON object whose "active" is a boolean.
+            self._observe(elapsed or 0.0, "failed")
             self._failed("its answer is not a JSON object with a boolean 'active'")
             raise self._unavailable("its answer made no sense")
+        self._observe(elapsed or 0.0, "active" if document["active"] is True else "inactive")
         self._recovered()
         return document
+
+    def _observe(self, seconds: float, outcome: str) -> None:
+        observer = self.call_observer
+        if observer is not None:
+            observer(seconds, outcome)
 
     def _judge(self, document: dict[str, Any], digest: bytes, *, signed: bool
                ) -> VerifiedToken | _Refusal:
@@ -462,26 +513,39 @@ class TokenIntrospector:
             raise InvalidToken("the issuer calls the token DPoP-bound but names no key "
                                "(cnf.jkt)")
 
-    def _remember(self, digest: bytes, outcome: VerifiedToken | _Refusal,
-                  expires: float | None) -> None:
-        cache = self.cache
-        if cache is None:
-            return
+    def _until(self, outcome: VerifiedToken | _Refusal, expires: float | None) -> float:
+        """Until when ``outcome`` may be reused (a ``time.time()`` value)."""
         now = self.clock()
+        if self.cache_ttl <= 0:
+            return now
         if isinstance(outcome, _Refusal) and not issubclass(outcome.cls, ImmatureToken):
             # Final: kept while the token could otherwise be accepted.
-            until = expires if expires is not None else now + INACTIVE_TTL
-        else:
-            # An active answer; or "not valid yet" (nbf, iat), which time will change.
-            until = now + self.cache_ttl
-            if isinstance(outcome, VerifiedToken):
-                until = min(until, outcome.not_after - self.rules.leeway)
-            if expires is not None:
-                until = min(until, expires)
-        size = outcome.size if isinstance(outcome, VerifiedToken) else _Refusal.size
-        if until > now:
-            cache.put(digest, outcome, size=size, not_before=-math.inf, not_after=until,
-                      generation=0, now=now)
+            return expires if expires is not None else now + INACTIVE_TTL
+        # An active answer; or "not valid yet" (nbf, iat), which time will change.
+        until = now + self.cache_ttl
+        if isinstance(outcome, VerifiedToken):
+            until = min(until, outcome.not_after - self.rules.leeway)
+        return until if expires is None else min(until, expires)
+
+    def _remember(self, digest: bytes, outcome: VerifiedToken | _Refusal,
+                  expires: float | None, document: dict[str, Any]) -> None:
+        until = self._until(outcome, expires)
+        self._keep(digest, outcome, until)
+        if self.shared is not None and until > self.clock():
+            try:
+                self.shared.put(self._scope, digest, document, until)
+            except SharedStoreUnavailable:
+                # The answer stands; the store logged its failure. Others ask again.
+                pass
+
+    def _keep(self, digest: bytes, outcome: VerifiedToken | _Refusal, until: float) -> None:
+        cache = self.cache
+        now = self.clock()
+        if cache is None or until <= now:
+            return
+        size = _Refusal.size if isinstance(outcome, _Refusal) else outcome.size
+        cache.put(digest, outcome, size=size, not_before=-math.inf, not_after=until,
+                  generation=0, now=now)
 
     # -- incidents --------------------------------------------------------------------
 

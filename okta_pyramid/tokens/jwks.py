@@ -577,6 +577,9 @@ class KeySet:
         self.loaded_at: float | None = None
         #: Increases whenever the set of keys changes (a key added or removed).
         self.generation = 0
+        #: Key set fetches attempted, and those that failed (for metrics).
+        self.fetches = 0
+        self.fetch_failures = 0
 
     @property
     def kids(self) -> frozenset[str]:
@@ -668,12 +671,14 @@ class KeySet:
         try:
             keys, fingerprint = self.client.fetch_keys(deadline=self._fetch_deadline)
         except FetchError as exc:
+            self.fetch_failures += 1
             self._last_error = str(exc)
             log.warning("could not fetch the issuer's keys: %s; keeping %d held key(s)",
                         exc, len(self._keys))
             return
         finally:
             self._attempts += 1
+            self.fetches += 1
         if fingerprint != self._fingerprint:
             if self._fingerprint is not None:
                 log.info("issuer key set changed: %d key(s) now", len(keys))

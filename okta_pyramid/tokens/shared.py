@@ -1,0 +1,219 @@
+"""State that several processes share, on Redis: DPoP proofs seen, introspection answers.
+
+One waitress process remembers only what it saw. Behind a load balancer, a DPoP
+proof refused as a replay by one process would be accepted by the next, and a
+revocation one process has learned would stay unknown to the others. With a
+:class:`RedisStore` they share one memory::
+
+    store = RedisStore("redis://127.0.0.1:6379/0", timeout=0.5)
+    DPoPVerifier(replay_store=store.replays)
+    TokenIntrospector(client, authentication, rules=verifier, shared=store.answers)
+
+The rules, and why:
+
+- a proof is remembered with one atomic ``SET key 1 NX PX ttl``: of two processes
+  given the same proof at the same moment, exactly one is told it is new (RFC 9449
+  §11.1). The expiry is relative (``PX``), so Redis's clock plays no part;
+- keys are ``okta_pyramid:`` followed by digests only (the proof's key thumbprint
+  and ``jti`` hashed, the token's SHA-256): never a token, a proof or a claim;
+- every call is bounded by ``timeout`` (connecting, sending and reading). A failed
+  or late call raises :class:`SharedStoreUnavailable` (HTTP 503 with
+  ``Retry-After``): never an accepted replay. After a failure the store is not
+  asked again for ``failure_backoff`` seconds, so a Redis that hangs holds no
+  server thread for a whole timeout per request;
+- a failure is logged once per incident (and its end once), without the URL's
+  password; :attr:`RedisStore.failures` counts them.
+
+redis-py is imported when a store is made, so this module imports without it
+(``pip install okta_pyramid[redis]``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .exceptions import VerificationError
+
+log = logging.getLogger(__name__)
+
+#: Every key starts with this.
+PREFIX = "okta_pyramid:"
+#: Seconds one Redis call may take, connecting included (``okta.shared_store_timeout``).
+DEFAULT_TIMEOUT = 0.5
+#: After a failed call, the store is not asked again for this long (seconds).
+DEFAULT_FAILURE_BACKOFF = 1.0
+#: An introspection answer larger than this is not shared (it is still used).
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class SharedStoreUnavailable(VerificationError):
+    """The shared store did not answer in time, so the request cannot be judged.
+
+    Not the client's fault, and not a verdict on its credentials: answer it like an
+    overload (HTTP 503 with ``Retry-After``).
+    """
+
+    reason = "shared_store_unavailable"
+
+    def __init__(self, description: str, retry_after: int = 1) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, int(retry_after))
+
+
+def display_address(url: str) -> str:
+    """``scheme://host:port/db`` of a Redis URL, without its user name and password."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
+
+
+class RedisStore:
+    """One connection pool to Redis, and the two stores that use it. Thread-safe."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
+                 prefix: str = PREFIX, clock: Callable[[], float] = time.time,
+                 client: Any = None) -> None:
+        import redis
+
+        if client is None:
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            # One immediate retry after a broken connection (Redis restarted, the
+            # pool's socket is dead), none after a timeout: a slow Redis costs one
+            # timeout, not several.
+            client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                retry_on_timeout=False)
+        self.client = client
+        self.address = display_address(url)
+        self.timeout = timeout
+        self.failure_backoff = failure_backoff
+        self.prefix = prefix
+        self.clock = clock
+        #: Calls that failed or took too long, since start.
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self._incident = False
+        self._errors = (redis.RedisError, OSError)
+        #: The DPoP replay store (:class:`~.replay.ReplayStore`).
+        self.replays = RedisReplayStore(self)
+        #: The introspection answer store.
+        self.answers = RedisAnswerStore(self)
+
+    def __repr__(self) -> str:  # never the password
+        return f"<RedisStore {self.address}>"
+
+    def call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """``client.<operation>(*args, **kwargs)``, or :class:`SharedStoreUnavailable`."""
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            raise self._unavailable(wait)
+        try:
+            result = getattr(self.client, operation)(*args, **kwargs)
+        except self._errors as exc:
+            self._failed(operation, exc)
+            raise self._unavailable(self.failure_backoff) from None
+        if self._incident:
+            self._recovered()
+        return result
+
+    def ping(self) -> bool:
+        """Whether the store answers now (``/readyz``); never raises."""
+        try:
+            return bool(self.call("ping"))
+        except SharedStoreUnavailable:
+            return False
+
+    @property
+    def available(self) -> bool:
+        """False while the store is paused after a failure."""
+        return time.monotonic() >= self._paused_until
+
+    def key(self, kind: str, digest: bytes) -> str:
+        return f"{self.prefix}{kind}:{digest.hex()}"
+
+    def _unavailable(self, wait: float) -> SharedStoreUnavailable:
+        return SharedStoreUnavailable(
+            "the shared state store is not answering; try again shortly",
+            retry_after=math.ceil(wait) if wait > 0 else 1)
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        with self._lock:
+            self.failures += 1
+            self._paused_until = time.monotonic() + self.failure_backoff
+            first, self._incident = not self._incident, True
+        # Once per incident; the exception's type says what kind (never its text,
+        # which may quote a command's arguments).
+        if first:
+            log.warning("shared store %s failed (%s on %s); requests that need it are "
+                        "answered 503 until it works again", self.address,
+                        type(exc).__name__, operation)
+        else:
+            log.debug("shared store %s failed again (%s on %s)", self.address,
+                      type(exc).__name__, operation)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was, self._incident = self._incident, False
+        if was:
+            log.warning("shared store %s works again", self.address)
+
+
+class RedisReplayStore:
+    """A :class:`~.replay.ReplayStore` on Redis: one ``SET NX PX`` per proof."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    def add_if_absent(self, key: bytes, expires_at: float) -> bool:
+        store = self.store
+        # At least one millisecond: PX 0 is an error, and the proof is valid until then.
+        ttl_ms = max(1, math.ceil((expires_at - store.clock()) * 1000))
+        return bool(store.call("set", store.key("dpop", key), b"1", nx=True, px=ttl_ms))
+
+
+class RedisAnswerStore:
+    """Introspection answers, by token digest, each kept until its own expiry.
+
+    An entry is the issuer's answer document and the time (``time.time()``) until
+    which it may be used, as JSON; whoever reads it judges the document again
+    under its own rules (the reader's clock decides ``exp``).
+    """
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    def get(self, scope: bytes, digest: bytes) -> tuple[dict[str, Any], float] | None:
+        """``(document, until)`` for a token, or ``None``."""
+        raw = self.store.call("get", self.store.key("introspection", scope + digest))
+        if raw is None:
+            return None
+        try:
+            entry = json.loads(raw)
+            document, until = entry["answer"], float(entry["until"])
+        except (ValueError, TypeError, KeyError):
+            # Written by something else: a miss, and the call overwrites it.
+            return None
+        if not isinstance(document, dict) or until <= self.store.clock():
+            return None
+        return document, until
+
+    def put(self, scope: bytes, digest: bytes, document: dict[str, Any],
+            until: float) -> None:
+        """Share ``document`` until ``until`` (a ``time.time()`` value)."""
+        ttl_ms = math.ceil((until - self.store.clock()) * 1000)
+        if ttl_ms <= 0:
+            return
+        value = json.dumps({"until": until, "answer": document}, separators=(",", ":"))
+        if len(value) > MAX_ANSWER_BYTES:
+            return
+        self.store.call("set", self.store.key("introspection", scope + digest),
+                        value.encode("utf-8"), px=ttl_ms)

@@ -1,0 +1,296 @@
+"""State shared between processes on a real redis-server: DPoP replays, introspection
+answers, and what happens when Redis is gone or slow."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+import webtest
+from pyramid.exceptions import ConfigurationError
+
+from okta_pyramid.settings import parse_settings
+from okta_pyramid.tokens import (
+    AccessTokenVerifier,
+    ClientSecretBasic,
+    DPoPVerifier,
+    InactiveToken,
+    InvalidAudience,
+    InvalidDPoPProof,
+    IssuerClient,
+    RedisStore,
+    SharedStoreUnavailable,
+    TokenIntrospector,
+    make_proof,
+)
+
+from .issuer import LoopbackIssuer
+from .services import RedisServer, free_port
+from .test_dpop import URL
+from .test_dpop import Client as DPoPClient
+
+
+def introspector(issuer: LoopbackIssuer, store: RedisStore | None, *,
+                 audience: str | None = None, client_id: str | None = None,
+                 cache_ttl: float = 30) -> TokenIntrospector:
+    """A process's introspector: its own client and in-process cache."""
+    if client_id is not None:
+        issuer.add_client(client_id, "another-s3cret")
+    return TokenIntrospector(
+        IssuerClient(issuer.issuer, http_timeout=2),
+        ClientSecretBasic(client_id or issuer.CLIENT_ID,
+                          "another-s3cret" if client_id else issuer.CLIENT_SECRET),
+        rules=AccessTokenVerifier(issuer.issuer, audience or issuer.audience),
+        cache_ttl=cache_ttl, shared=store.answers if store is not None else None)
+
+
+def everything_in(redis_server: RedisServer) -> list[tuple[bytes, bytes]]:
+    client = redis_server.client()
+    return [(key, client.get(key)) for key in client.keys("*")]
+
+
+# -- the DPoP replay store ---------------------------------------------------------
+
+def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
+    stores = [RedisStore(redis_url) for _ in range(4)]
+    expires = time.time() + 30
+    assert stores[0].replays.add_if_absent(b"k" * 16, expires) is True
+    assert stores[1].replays.add_if_absent(b"k" * 16, expires) is False
+    # Sixteen threads over four "processes", one new key: exactly one is told it is new.
+    results: list[bool] = []
+    barrier = threading.Barrier(16)
+
+    def add(store: RedisStore) -> None:
+        barrier.wait()
+        results.append(store.replays.add_if_absent(b"n" * 16, expires))
+
+    threads = [threading.Thread(target=add, args=(stores[i % 4],)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [False] * 15 + [True]
+
+
+def test_a_proof_is_forgotten_when_its_window_ends(redis_url: str,
+                                                   redis_server: RedisServer) -> None:
+    store = RedisStore(redis_url)
+    assert store.replays.add_if_absent(b"w" * 16, time.time() + 0.3)
+    assert not store.replays.add_if_absent(b"w" * 16, time.time() + 0.3)
+    [key] = redis_server.client().keys("*")
+    assert 0 < redis_server.client().pttl(key) <= 300
+    time.sleep(0.45)
+    assert store.replays.add_if_absent(b"w" * 16, time.time() + 0.3)
+
+
+def test_a_replayed_proof_is_refused_by_the_other_process(
+        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    client = DPoPClient(issuer)
+    first, second = (DPoPVerifier(replay_store=RedisStore(redis_url).replays)
+                     for _ in range(2))
+    proof = make_proof(client.key, "GET", URL, jti="the-jti-of-one-proof")
+    assert first.verify(proof, "GET", URL).jkt == client.jkt
+    with pytest.raises(InvalidDPoPProof) as refused:
+        second.verify(proof, "GET", URL)
+    assert refused.value.reason == "dpop_replayed"
+    # In Redis: a prefixed digest, never the proof, its jti or its key.
+    [(key, value)] = everything_in(redis_server)
+    assert key.startswith(b"okta_pyramid:dpop:") and value == b"1"
+    assert b"the-jti" not in key and client.jkt.encode() not in key
+    # Each process alone (the in-process default) would accept it again.
+    assert DPoPVerifier().verify(proof, "GET", URL)
+
+
+# -- introspection answers ---------------------------------------------------------
+
+def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer,
+                                       issuer: LoopbackIssuer) -> None:
+    token = issuer.opaque(scp=["messages:read"])
+    first = introspector(issuer, RedisStore(redis_url))
+    second = introspector(issuer, RedisStore(redis_url))
+    assert first.introspect(token).claims()["sub"] == "alice@example.com"
+    assert second.introspect(token).claims()["sub"] == "alice@example.com"
+    assert (first.calls, second.calls, second.shared_hits) == (1, 0, 1)
+    assert issuer.hits["/oauth2/default/v1/introspect"] == 1
+    # Kept no longer than the cache's TTL; the key is a digest, the token nowhere.
+    [(key, value)] = everything_in(redis_server)
+    assert key.startswith(b"okta_pyramid:introspection:")
+    assert 0 < redis_server.client().pttl(key) <= 30_000
+    assert token.encode() not in key and token.encode() not in value
+    # The second process keeps it in its own cache too: no more round trips.
+    second.introspect(token)
+    assert second.shared_hits == 1
+
+
+def test_a_revocation_one_process_learns_is_known_to_all(
+        redis_url: str, issuer: LoopbackIssuer) -> None:
+    token = issuer.opaque()
+    issuer.revoke(token)
+    first = introspector(issuer, RedisStore(redis_url))
+    second = introspector(issuer, RedisStore(redis_url))
+    with pytest.raises(InactiveToken):
+        first.introspect(token)
+    with pytest.raises(InactiveToken):
+        second.introspect(token)
+    assert second.calls == 0
+
+
+def test_a_shared_answer_is_judged_by_the_readers_rules(redis_url: str,
+                                                        issuer: LoopbackIssuer) -> None:
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url)).introspect(token)
+    # Another API on the same issuer and client: the answer is read, and refused.
+    other_api = introspector(issuer, RedisStore(redis_url), audience="api://other")
+    with pytest.raises(InvalidAudience):
+        other_api.introspect(token)
+    assert (other_api.calls, other_api.shared_hits) == (0, 1)
+    # Another client asks for itself: the issuer's answer may depend on who asks.
+    other_client = introspector(issuer, RedisStore(redis_url), client_id="0oa-other")
+    other_client.introspect(token)
+    assert (other_client.calls, other_client.shared_hits) == (1, 0)
+
+
+def test_without_a_cache_nothing_is_shared(redis_url: str, redis_server: RedisServer,
+                                           issuer: LoopbackIssuer) -> None:
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url), cache_ttl=0).introspect(token)
+    assert everything_in(redis_server) == []
+
+
+# -- failure is closed, bounded and visible ------------------------------------------
+
+def test_an_unreachable_store_fails_closed_and_logs_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = RedisStore(f"redis://:pa55-s3cret@127.0.0.1:{free_port()}/0", timeout=0.5,
+                       failure_backoff=0.3)
+    caplog.set_level(logging.DEBUG, logger="okta_pyramid.tokens.shared")
+    with pytest.raises(SharedStoreUnavailable) as first:
+        store.replays.add_if_absent(b"x" * 16, time.time() + 30)
+    assert first.value.retry_after == 1
+    # Paused: answered at once, without trying again.
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(SharedStoreUnavailable):
+            store.replays.add_if_absent(b"x" * 16, time.time() + 30)
+    assert time.monotonic() - started < 0.1
+    assert store.failures == 1 and not store.available and not store.ping()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        f"shared store redis://127.0.0.1:{store.address.rsplit(':', 1)[1]} failed "
+        f"(ConnectionError on set); requests that need it are answered 503 until it "
+        f"works again"]
+    assert "s3cret" not in caplog.text and "s3cret" not in repr(store)
+
+
+def test_a_silent_store_costs_one_timeout(taken_port: int) -> None:
+    # The port accepts connections and never answers, like a Redis that hangs.
+    store = RedisStore(f"redis://127.0.0.1:{taken_port}/0", timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(SharedStoreUnavailable):
+        store.answers.get(b"s" * 8, b"d" * 32)
+    assert time.monotonic() - started < 0.6
+
+
+def test_service_resumes_when_redis_returns(redis_server: RedisServer, redis_url: str,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    store = RedisStore(redis_url, failure_backoff=0.2)
+    assert store.replays.add_if_absent(b"a" * 16, time.time() + 30)
+    redis_server.stop()
+    with pytest.raises(SharedStoreUnavailable):
+        store.replays.add_if_absent(b"b" * 16, time.time() + 30)
+    redis_server.start()
+    time.sleep(0.25)
+    # The pool's dead connection is replaced by one retry, within the same call.
+    assert store.replays.add_if_absent(b"b" * 16, time.time() + 30)
+    assert "shared store redis://127.0.0.1" in caplog.text and "works again" in caplog.text
+
+
+# -- the add-on --------------------------------------------------------------------
+
+def test_two_applications_share_one_memory(make_app: Callable[..., webtest.TestApp],
+                                           redis_url: str, issuer: LoopbackIssuer) -> None:
+    first, second = (make_app(shared_store=redis_url) for _ in range(2))
+    client = DPoPClient(issuer)
+    headers = client.headers()
+    assert first.get("/api/whoami", headers=headers).json["sub"] == "alice@example.com"
+    replayed = second.get("/api/whoami", headers=headers, status=401)
+    assert replayed.json["error"] == "invalid_dpop_proof"
+    assert "already used" in replayed.json["error_description"]
+
+
+def test_without_redis_dpop_is_503_and_bearer_still_works(
+        make_app: Callable[..., webtest.TestApp], redis_url: str,
+        redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    app = make_app(shared_store=redis_url, shared_store_timeout="0.2")
+    client = DPoPClient(issuer)
+    token = issuer.mint()
+    assert app.get("/readyz", expect_errors=True).json["shared_store"] == "ok"
+    redis_server.stop()
+    down = app.get("/api/whoami", headers=client.headers(), status=503)
+    assert down.json["error"] == "temporarily_unavailable"
+    assert int(down.headers["Retry-After"]) >= 1
+    assert "WWW-Authenticate" not in down.headers
+    assert app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}).status_int == 200
+    ready = app.get("/readyz")
+    assert ready.status_int == 200 and ready.json["shared_store"] == "unavailable"
+    redis_server.start()
+    deadline = time.monotonic() + 5
+    while app.get("/api/whoami", headers=client.headers(), expect_errors=True
+                  ).status_int != 200:
+        assert time.monotonic() < deadline, "DPoP did not recover with Redis"
+        time.sleep(0.1)
+    assert app.get("/readyz").json["shared_store"] == "ok"
+
+
+def test_a_live_view_without_redis_is_503(make_app: Callable[..., webtest.TestApp],
+                                          redis_url: str, redis_server: RedisServer,
+                                          issuer: LoopbackIssuer) -> None:
+    app = make_app(shared_store=redis_url, introspection_client_id=issuer.CLIENT_ID,
+                   introspection_client_secret=issuer.CLIENT_SECRET)
+    token = issuer.mint(scp=["messages:write"])
+    redis_server.stop()
+    down = app.post_json("/api/messages", {"text": "hi"},
+                         headers={"Authorization": f"Bearer {token}"}, status=503)
+    assert down.json["error"] == "temporarily_unavailable"
+    assert issuer.hits["/oauth2/default/v1/introspect"] == 0
+
+
+# -- settings ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("http://127.0.0.1:6379/0", "okta.shared_store: must be a Redis URL"),
+    ("redis:///0", "okta.shared_store: must be a Redis URL"),
+    ("redis://:pa55-s3cret@cache.internal:6379/zero",
+     "okta.shared_store: the path names the database, a number such as /0; got "
+     "'redis://cache.internal:6379/zero'"),
+    ("redis://cache.internal:99999/0", "okta.shared_store: is not a valid URL"),
+])
+def test_a_wrong_store_url_is_refused_without_its_password(value: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": value})
+    assert str(refused.value).startswith(expected)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_the_store_settings() -> None:
+    base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
+    assert parse_settings(base).shared_store is None
+    parsed = parse_settings({**base, "okta.shared_store": "rediss://:pw@cache:6380/2",
+                             "okta.shared_store_timeout": "0.25"})
+    assert (parsed.shared_store, parsed.shared_store_timeout) == (
+        "rediss://:pw@cache:6380/2", 0.25)
+    assert "pw" not in repr(parsed)
+    with pytest.raises(ConfigurationError, match=r"^okta.shared_store_timeout: must be at"):
+        parse_settings({**base, "okta.shared_store_timeout": "30"})
+
+
+def test_without_the_setting_each_process_keeps_its_own(
+        make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer) -> None:
+    app = make_app()
+    registry: Any = app.app.registry
+    assert registry.okta_shared_store is None
+    assert type(registry.okta_dpop.replay_store).__name__ == "InMemoryReplayStore"
+    assert "shared_store" not in app.get("/readyz", expect_errors=True).json
