@@ -263,6 +263,16 @@ def test_an_opaque_token_is_judged_by_introspection_on_any_protected_view(
         "invalid_token"
 
 
+def test_an_answer_that_is_not_strict_json_is_503_never_500(
+        live_app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
+    issuer.introspection_answer = (b'{"active": true, "iss": "%s", "aud": "%s", '
+                                   b'"sub": "alice@example.com", "weight": NaN}'
+                                   % (issuer.issuer.encode(), issuer.audience.encode()))
+    for path in ("/local", "/principals"):
+        response = live_app.get(path, headers=bearer(issuer.opaque()), status=503)
+        assert response.json["error"] == "temporarily_unavailable"
+
+
 def test_an_opaque_token_without_introspection_is_refused(
         app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
     assert app.get("/api/whoami", headers=bearer(issuer.opaque()),

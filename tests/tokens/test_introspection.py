@@ -283,6 +283,21 @@ def test_active_must_be_json_true_in_an_object(issuer: LoopbackIssuer, answer: A
     assert info.value.reason == "introspection_unavailable"
 
 
+@pytest.mark.parametrize("body", [
+    b'{"active": true, "sub": "alice@example.com", "weight": NaN}',
+    b'{"active": true, "sub": "alice@example.com", "exp": Infinity}',
+    b'{"active": false, "active": true, "sub": "alice@example.com"}',
+    b'{"active": true, "aud": "api://other", "aud": "api://default"}',
+], ids=["nan", "infinity", "active-twice", "aud-twice"])
+def test_an_answer_that_is_not_strict_json_is_no_answer(issuer: LoopbackIssuer,
+                                                         body: bytes) -> None:
+    # RFC 8259 has no NaN, and a repeated name is read one way here and another way
+    # elsewhere (RFC 7159 §4): neither is an answer to act on, as in a token.
+    issuer.introspection_answer = body
+    with pytest.raises(IntrospectionUnavailable):
+        introspector(issuer).introspect(issuer.opaque())
+
+
 def test_an_inactive_token_is_refused(issuer: LoopbackIssuer) -> None:
     token = issuer.opaque()
     issuer.revoke(token)
