@@ -304,7 +304,8 @@ def test_an_opaque_access_token_opens_the_api(
         live_app: webtest.TestApp, issuer: LoopbackIssuer, kind: dict[str, str]) -> None:
     token = issuer.opaque()
     issuer.introspection_answer = {"active": True, "iss": issuer.issuer,
-                                   "sub": "alice@example.com", **kind}
+                                   "aud": issuer.audience, "sub": "alice@example.com",
+                                   **kind}
     assert live_app.get("/local", headers=bearer(token)).json["sub"] == "alice@example.com"
 
 

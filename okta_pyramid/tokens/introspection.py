@@ -28,7 +28,8 @@ The rules, and why:
   boolean ``active`` is garbage (503, never 401, never 200);
 - ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` in an active answer are checked
   like a JWT's, and so are ``okta.client_ids`` and, for a token judged by
-  introspection alone, ``okta.required_claims`` (a JWT met them with its own claims);
+  introspection alone, ``okta.required_claims`` and the presence of ``aud`` (a JWT
+  met them with its own claims);
   a ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
   ``access_token`` (Ory Hydra) and a ``typ`` naming a refresh or ID token
   (Keycloak) are refused: an active refresh token must not open the API;
@@ -427,9 +428,12 @@ class TokenIntrospector:
                 "authorization server)"))
         claims = {name: value for name, value in document.items() if name != "active"}
         try:
-            # A JWT met okta.required_claims with its own signed claims; the answer
-            # may name them otherwise (Okta answers scp as scope, cid as client_id).
-            self.rules.validate_claims(claims, required=(),
+            # A JWT met okta.required_claims with its own signed claims, and had its
+            # own aud checked; the answer may name them otherwise (Okta answers scp
+            # as scope, cid as client_id). A token judged by the answer alone needs an
+            # aud for this API, as a JWT does (RFC 9068 §4): a server may leave it out
+            # for a token meant for no API in particular (Ory Hydra does).
+            self.rules.validate_claims(claims, required=() if signed else ("aud",),
                                        required_claims=() if signed else None)
             self._validate_type(claims)
         except InvalidToken as exc:

@@ -334,6 +334,22 @@ def test_an_active_answer_is_judged_like_a_jwt(
     assert type(by_introspection.value) is type(locally.value) is error
 
 
+def test_an_answer_without_aud_does_not_open_the_api_to_an_opaque_token(
+        issuer: LoopbackIssuer) -> None:
+    # Ory Hydra leaves "aud" out of the answer for a token granted no audience
+    # (omitempty): such a token was meant for no API in particular, and a JWT
+    # without aud is refused too (RFC 9068 §4). A JWT that passed the local checks
+    # had its own aud checked: its answer need not repeat it.
+    answer = issuer.introspected(issuer.claims())
+    del answer["aud"]
+    issuer.introspection_answer = answer
+    with pytest.raises(exc.InvalidClaims, match="'aud'"):
+        introspector(issuer).introspect(issuer.opaque())
+    token = issuer.mint()
+    verified = AccessTokenVerifier(issuer.issuer, issuer.audience).verify_token(token)
+    assert introspector(issuer).confirm(token, verified) is verified
+
+
 def test_client_ids_and_required_claims_accept_a_matching_answer(
         issuer: LoopbackIssuer) -> None:
     # Okta's answer names the client in client_id (a JWT has cid).
