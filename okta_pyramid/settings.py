@@ -585,6 +585,11 @@ def _looks_like_okta_issuer(text: str) -> bool:
 def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettings:
     """One line of ``okta.issuer``: ``ISSUER [AUDIENCE ...] [option=value ...]``."""
     issuer, *fields = line.split()
+    if issuer.count("://") > 1:
+        # "A,B" (a list written the usual way) would start as one URL that no iss is.
+        raise ConfigurationError(
+            f"{key}: {issuer[:200]!r} holds two issuer URIs; put each issuer on a line "
+            f"of its own")
     check_issuer_url(issuer, key)
     org_server = is_org_server(issuer, key)
     if not defaults.introspection:

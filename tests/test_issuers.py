@@ -362,6 +362,14 @@ def test_a_misspelt_option_or_a_comment_is_not_taken_for_an_audience(
     assert str(info.value).startswith(f"okta.issuer line 2: {message}")
 
 
+@pytest.mark.parametrize("value", [f"{ISSUER},{PARTNER_ISSUER}", f"{ISSUER};{PARTNER_ISSUER}",
+                                   f"{ISSUER}|{PARTNER_ISSUER}"])
+def test_two_issuers_run_together_are_refused(value: str) -> None:
+    # Read as one URL, it would start, then refuse every token: no iss is that.
+    with pytest.raises(ConfigurationError, match=r"^okta\.issuer: .* two issuer URIs"):
+        parse(value)
+
+
 def test_audiences_that_look_a_little_like_options_are_audiences() -> None:
     audiences = ("https://api.example.com/?v=1", "urn:acme:api=orders", "api://x=y",
                  "orders-api")
