@@ -16,7 +16,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from okta_pyramid.settings import parse_settings
 
 from .helpers import webtest_app
-from .issuer import LoopbackIssuer
+from .issuer import DROP, LoopbackIssuer
 from .test_dpop import Client as DPoPClient
 from .test_dpop import thumbprint
 
@@ -182,7 +182,9 @@ def test_a_dpop_bound_jwt_on_a_live_view(live_app: webtest.TestApp,
     assert issuer.introspections[-1].token == client.token
     # The issuer binds the token to another key than its cnf.jkt says: refused.
     other = DPoPClient(issuer)
-    issuer.introspection_answer = issuer.introspected(issuer.claims(cnf={"jkt": other.jkt}))
+    # (An answer with no jti: one with another jti would describe another token.)
+    issuer.introspection_answer = issuer.introspected(issuer.claims(cnf={"jkt": other.jkt},
+                                                                    jti=DROP))
     client = DPoPClient(issuer)
     refused = live_app.get("/live", headers=client.headers(url), status=401)
     assert refused.json["error"] == "invalid_token"

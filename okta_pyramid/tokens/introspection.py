@@ -34,6 +34,8 @@ The rules, and why:
   ``access_token`` (Ory Hydra) and a ``typ`` naming a refresh or ID token
   (Keycloak) are refused: an active refresh token must not open the API;
   ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
+  confirming a JWT, an answer whose ``jti`` or ``sub`` is not the token's describes
+  another token and is no answer (503);
 - answers are cached per token digest for ``cache_ttl`` seconds and never past the
   token's ``exp``; an inactive answer is final (a revoked or expired token never
   becomes active again) and kept until the token expires, but "not valid yet"
@@ -295,7 +297,7 @@ class TokenIntrospector:
         """Check that ``token``, which passed the local checks as ``verified``, is
         still active; return ``verified`` or raise."""
         digest = verified.digest or token_digest(token)
-        answer = self._answer(token, digest, verified.not_after)
+        answer = self._answer(token, digest, verified)
         # The answer may name the key the token is bound to (RFC 9449 §6.2): it
         # must be the one the signed token names.
         if answer.jkt is not None and answer.jkt != verified.jkt:
@@ -305,7 +307,8 @@ class TokenIntrospector:
 
     # -- cache and single flight ----------------------------------------------------
 
-    def _answer(self, token: str, digest: bytes, expires: float | None) -> VerifiedToken:
+    def _answer(self, token: str, digest: bytes, verified: VerifiedToken | None
+                ) -> VerifiedToken:
         cache = self.cache
         if cache is not None:
             cached = cache.get(digest, self.clock(), 0)
@@ -331,7 +334,7 @@ class TokenIntrospector:
         if not leader:
             return self._follow(flight)
         try:
-            flight.result = self._call(token, digest, expires)
+            flight.result = self._call(token, digest, verified)
         except BaseException as exc:
             flight.error = exc
             raise
@@ -362,10 +365,10 @@ class TokenIntrospector:
 
     # -- one call -------------------------------------------------------------------
 
-    def _call(self, token: str, digest: bytes, expires: float | None
+    def _call(self, token: str, digest: bytes, verified: VerifiedToken | None
               ) -> VerifiedToken | _Refusal:
         """Ask the issuer (the cache missed and no call for this token is under way)
-        and cache what it says."""
+        and cache what it says; ``verified``: the JWT being confirmed, if it is one."""
         if time.monotonic() < self._paused_until:
             raise self._unavailable("it failed moments ago")
         if not self._slots.acquire(blocking=False):
@@ -385,8 +388,10 @@ class TokenIntrospector:
             document = self._exchange(token)
         finally:
             self._slots.release()
-        outcome = self._judge(document, digest, signed=expires is not None)
-        self._remember(digest, outcome, expires)
+        if verified is not None and document["active"] is True:
+            self._same_token(document, verified)
+        outcome = self._judge(document, digest, signed=verified is not None)
+        self._remember(digest, outcome, None if verified is None else verified.not_after)
         return outcome
 
     def _exchange(self, token: str) -> Any:
@@ -417,6 +422,17 @@ class TokenIntrospector:
             raise self._unavailable("its answer made no sense")
         self._recovered()
         return document
+
+    def _same_token(self, document: dict[str, Any], verified: VerifiedToken) -> None:
+        """Refuse an answer that describes another token than the JWT it confirms: a
+        ``jti`` or ``sub`` that both carry and that differ. It is no answer about this
+        token (a confused endpoint, or a cache before it), so it is not kept."""
+        claims = verified.claims()
+        for name in ("jti", "sub"):
+            if name in document and name in claims and document[name] != claims[name]:
+                self._failed(f"its answer describes another token (its {name} is not "
+                             f"the token's)")
+                raise self._unavailable("its answer was about another token")
 
     def _judge(self, document: dict[str, Any], digest: bytes, *, signed: bool
                ) -> VerifiedToken | _Refusal:

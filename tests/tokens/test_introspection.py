@@ -340,13 +340,13 @@ def test_an_answer_without_aud_does_not_open_the_api_to_an_opaque_token(
     # (omitempty): such a token was meant for no API in particular, and a JWT
     # without aud is refused too (RFC 9068 §4). A JWT that passed the local checks
     # had its own aud checked: its answer need not repeat it.
-    answer = issuer.introspected(issuer.claims())
+    token = issuer.mint()
+    verified = AccessTokenVerifier(issuer.issuer, issuer.audience).verify_token(token)
+    answer = issuer.introspected(verified.claims())
     del answer["aud"]
     issuer.introspection_answer = answer
     with pytest.raises(exc.InvalidClaims, match="'aud'"):
         introspector(issuer).introspect(issuer.opaque())
-    token = issuer.mint()
-    verified = AccessTokenVerifier(issuer.issuer, issuer.audience).verify_token(token)
     assert introspector(issuer).confirm(token, verified) is verified
 
 
@@ -406,7 +406,9 @@ def test_confirm_refuses_an_answer_bound_to_another_key(
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
     token = issuer.mint(cnf=jwt_cnf) if jwt_cnf else issuer.mint()
     verified = verifier.verify_token(token)
-    answer = issuer.introspected(issuer.claims())
+    claims = verified.claims()
+    claims.pop("cnf", None)
+    answer = issuer.introspected(claims)
     if answer_cnf:
         answer.update(cnf=answer_cnf, token_type="DPoP")
     issuer.introspection_answer = answer
@@ -416,6 +418,25 @@ def test_confirm_refuses_an_answer_bound_to_another_key(
     else:
         with pytest.raises(exc.InvalidToken, match="another key"):
             check.confirm(token, verified)
+
+
+@pytest.mark.parametrize("other", [{"jti": "AT.another-token"}, {"sub": "mallory@example.com"}],
+                         ids=["jti", "sub"])
+def test_confirm_takes_no_answer_about_another_token(issuer: LoopbackIssuer,
+                                                      other: dict[str, str]) -> None:
+    # An answer whose jti or sub is not the token's describes some other token (a
+    # confused endpoint or cache in front of it): no word on this one, so 503.
+    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
+    token = issuer.mint()
+    verified = verifier.verify_token(token)
+    issuer.introspection_answer = {**issuer.introspected(verified.claims()), **other}
+    with pytest.raises(IntrospectionUnavailable):
+        introspector(issuer).confirm(token, verified)
+    # Members the answer leaves out are no mismatch (Ory Hydra sends no jti).
+    answer = issuer.introspected(verified.claims())
+    del answer["jti"], answer["sub"]
+    issuer.introspection_answer = answer
+    assert introspector(issuer).confirm(token, verified) is verified
 
 
 def test_confirm_judges_a_jwt_by_its_own_claims(issuer: LoopbackIssuer) -> None:
@@ -480,7 +501,7 @@ def test_confirm_keeps_an_answer_until_the_jwt_expires_and_no_longer(
     if revoked:
         issuer.revoke(token)
     else:
-        answer = issuer.introspected(issuer.claims())
+        answer = issuer.introspected(verified.claims())
         del answer["exp"]
         issuer.introspection_answer = answer
 
