@@ -25,7 +25,8 @@ for every authorization decision, and ACLs grant permissions to what it returns:
 The ``issuer:`` and ``token:`` principals describe who vouched for the token and
 how the request presented it, not what the token claims, so the security policy
 adds them itself; :func:`principals_for` and ``okta.principals_callback`` never
-see them, and those a callback returns are dropped. With several issuers, an ACL can confine one issuer's callers::
+see them, and those a callback returns are dropped. With several issuers, an ACL
+can confine one issuer's callers::
 
     (Deny, issuer("https://acme.okta.com/oauth2/aus9partners"), "admin")
 
