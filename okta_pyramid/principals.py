@@ -25,7 +25,8 @@ for every authorization decision, and ACLs grant permissions to what it returns:
 The ``issuer:`` and ``token:`` principals describe who vouched for the token and
 how the request presented it, not what the token claims, so the security policy
 adds them itself; :func:`principals_for` and ``okta.principals_callback`` never
-see them. With several issuers, an ACL can confine one issuer's callers::
+see them, and those a callback returns are dropped. With several issuers, an ACL
+can confine one issuer's callers::
 
     (Deny, issuer("https://acme.okta.com/oauth2/aus9partners"), "admin")
 
@@ -127,12 +128,21 @@ def principals_for(claims: Mapping[str, Any],
 def configured_principals(settings: OktaSettings) -> Callable[[Mapping[str, Any]], list[str]]:
     """The claims-to-principals function of an application: ``okta.principals_callback``
     if set, else :func:`principals_for`, called with ``settings``."""
-    callback = settings.principals_callback or principals_for
+    callback = settings.principals_callback
+    if callback is None:
+        return lambda claims: principals_for(claims, settings)
 
     def principals(claims: Mapping[str, Any]) -> list[str]:
-        return list(callback(claims, settings))
+        # issuer: and token: are the security policy's to add (who vouched for the
+        # token, how it was presented): a callback that hands claim values on as
+        # principals must not let a token claim them.
+        return [name for name in callback(claims, settings)
+                if not (isinstance(name, str) and name.startswith(_POLICY_PREFIXES))]
 
     return principals
+
+
+_POLICY_PREFIXES = ("issuer:", "token:")
 
 
 def _strings(value: Any, *, split: bool) -> list[str]:

@@ -592,8 +592,9 @@ class _IssuerDefaults:
 #: The options of an ``okta.issuer`` line (``name=value`` fields after the URL).
 ISSUER_OPTIONS = ("client_ids", "require", "opaque")
 # A field is an option when a bare name precedes its "="; an audience such as
-# https://api.example.com/?v=1 is not mistaken for one.
-_OPTION = re.compile(r"([a-z_]+)=(.*)")
+# https://api.example.com/?v=1 is not mistaken for one. Any bare name counts, so a
+# misspelt option (client-ids=, OPAQUE=) is refused rather than taken for an audience.
+_OPTION = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(.*)")
 
 
 def _issuer_lines(settings: Mapping[str, Any]) -> list[str]:
@@ -630,6 +631,11 @@ def _looks_like_okta_issuer(text: str) -> bool:
 def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettings:
     """One line of ``okta.issuer``: ``ISSUER [AUDIENCE ...] [option=value ...]``."""
     issuer, *fields = line.split()
+    if issuer.count("://") > 1:
+        # "A,B" (a list written the usual way) would start as one URL that no iss is.
+        raise ConfigurationError(
+            f"{key}: {issuer[:200]!r} holds two issuer URIs; put each issuer on a line "
+            f"of its own")
     check_issuer_url(issuer, key)
     org_server = is_org_server(issuer, key)
     if not defaults.introspection:
@@ -649,6 +655,12 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
     for field_ in fields:
         option = _OPTION.fullmatch(field_)
         if option is None:
+            if field_.startswith(("#", ";")):
+                # An ini value has no inline comments: its words would be audiences.
+                raise ConfigurationError(
+                    f"{key}: {field_[:40]!r} starts a comment, but an ini value has none: "
+                    f"every word after it would be an audience; put the comment on a "
+                    f"line of its own")
             if _looks_like_okta_issuer(field_):
                 raise ConfigurationError(
                     f"{key}: {field_[:200]!r} after the issuer looks like another issuer "
@@ -657,7 +669,8 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
             continue
         name, value = option.groups()
         if name not in ISSUER_OPTIONS:
-            close = difflib.get_close_matches(name, ISSUER_OPTIONS, n=1)
+            close = difflib.get_close_matches(name.lower().replace("-", "_"),
+                                              ISSUER_OPTIONS, n=1)
             hint = f"did you mean {close[0]}?" if close else (
                 f"the options are {', '.join(ISSUER_OPTIONS)}")
             raise ConfigurationError(f"{key}: {name[:40]!r} is not an option of an issuer "

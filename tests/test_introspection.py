@@ -16,7 +16,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from okta_pyramid.settings import parse_settings
 
 from .helpers import webtest_app
-from .issuer import LoopbackIssuer
+from .issuer import DROP, LoopbackIssuer
 from .test_dpop import Client as DPoPClient
 from .test_dpop import thumbprint
 
@@ -182,7 +182,9 @@ def test_a_dpop_bound_jwt_on_a_live_view(live_app: webtest.TestApp,
     assert issuer.introspections[-1].token == client.token
     # The issuer binds the token to another key than its cnf.jkt says: refused.
     other = DPoPClient(issuer)
-    issuer.introspection_answer = issuer.introspected(issuer.claims(cnf={"jkt": other.jkt}))
+    # (An answer with no jti: one with another jti would describe another token.)
+    issuer.introspection_answer = issuer.introspected(issuer.claims(cnf={"jkt": other.jkt},
+                                                                    jti=DROP))
     client = DPoPClient(issuer)
     refused = live_app.get("/live", headers=client.headers(url), status=401)
     assert refused.json["error"] == "invalid_token"
@@ -263,6 +265,16 @@ def test_an_opaque_token_is_judged_by_introspection_on_any_protected_view(
         "invalid_token"
 
 
+def test_an_answer_that_is_not_strict_json_is_503_never_500(
+        live_app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
+    issuer.introspection_answer = (b'{"active": true, "iss": "%s", "aud": "%s", '
+                                   b'"sub": "alice@example.com", "weight": NaN}'
+                                   % (issuer.issuer.encode(), issuer.audience.encode()))
+    for path in ("/local", "/principals"):
+        response = live_app.get(path, headers=bearer(issuer.opaque()), status=503)
+        assert response.json["error"] == "temporarily_unavailable"
+
+
 def test_an_opaque_token_without_introspection_is_refused(
         app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
     assert app.get("/api/whoami", headers=bearer(issuer.opaque()),
@@ -294,7 +306,8 @@ def test_an_opaque_access_token_opens_the_api(
         live_app: webtest.TestApp, issuer: LoopbackIssuer, kind: dict[str, str]) -> None:
     token = issuer.opaque()
     issuer.introspection_answer = {"active": True, "iss": issuer.issuer,
-                                   "sub": "alice@example.com", **kind}
+                                   "aud": issuer.audience, "sub": "alice@example.com",
+                                   **kind}
     assert live_app.get("/local", headers=bearer(token)).json["sub"] == "alice@example.com"
 
 

@@ -341,6 +341,42 @@ def test_each_line_is_checked_and_named(value: str, extra: dict[str, str],
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize(("field", "message"), [
+    ("client-ids=0oa1", "'client-ids' is not an option of an issuer line; did you mean "
+                        "client_ids?"),
+    ("Client_IDs=0oa1", "'Client_IDs' is not an option of an issuer line; did you mean "
+                        "client_ids?"),
+    ("OPAQUE=true", "'OPAQUE' is not an option of an issuer line"),
+    ("requires=tier", "'requires' is not an option of an issuer line; did you mean require?"),
+    ("#", "'#' starts a comment"),
+    ("#partners", "'#partners' starts a comment"),
+    (";", "';' starts a comment"),
+])
+def test_a_misspelt_option_or_a_comment_is_not_taken_for_an_audience(
+        field: str, message: str) -> None:
+    # Taken as an audience, a misspelt client_ids= would let every client of the
+    # issuer in, and the words of an inline comment (which ini files do not have)
+    # would each become an accepted audience.
+    with pytest.raises(ConfigurationError) as info:
+        parse(f"{ISSUER} api://orders\n{PARTNER_ISSUER} api://partners {field} partners")
+    assert str(info.value).startswith(f"okta.issuer line 2: {message}")
+
+
+@pytest.mark.parametrize("value", [f"{ISSUER},{PARTNER_ISSUER}", f"{ISSUER};{PARTNER_ISSUER}",
+                                   f"{ISSUER}|{PARTNER_ISSUER}"])
+def test_two_issuers_run_together_are_refused(value: str) -> None:
+    # Read as one URL, it would start, then refuse every token: no iss is that.
+    with pytest.raises(ConfigurationError, match=r"^okta\.issuer: .* two issuer URIs"):
+        parse(value)
+
+
+def test_audiences_that_look_a_little_like_options_are_audiences() -> None:
+    audiences = ("https://api.example.com/?v=1", "urn:acme:api=orders", "api://x=y",
+                 "orders-api")
+    parsed = parse(f"{ISSUER} {' '.join(audiences)}")
+    assert parsed.issuers[0].audiences == audiences
+
+
 def test_a_line_may_name_the_org_server_where_introspection_judges_it() -> None:
     parsed = parse(f"{ISSUER} api://orders\nhttps://acme.okta.com",
                    introspection_client_id="0oa", introspection_client_secret="s")

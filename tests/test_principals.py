@@ -127,6 +127,24 @@ def test_configured_principals_default_and_callback() -> None:
     assert configured_principals(settings)(claims) == [Authenticated, "user:bob", "role:gold"]
 
 
+def roles_as_principals(claims: Any, settings: OktaSettings | None) -> list[str]:
+    """A callback that hands a claim's values on as principals, unprefixed."""
+    return [*principals_for(claims, settings), *claims.get("roles", [])]
+
+
+def test_a_principals_callback_cannot_forge_issuer_or_token_principals() -> None:
+    # issuer: and token: say who vouched for the token and how it was presented;
+    # only the security policy knows that, so a callback's are dropped.
+    settings = parse_settings({"okta.issuer": SETTINGS.issuer,
+                               "okta.principals_callback":
+                                   "tests.test_principals:roles_as_principals"})
+    forged = ["issuer:https://dev-1.okta.com/oauth2/aus9partners", "token:dpop", "auditor"]
+    mapping = configured_principals(settings)
+    assert mapping({"sub": "bob", "roles": forged}) == [Authenticated, "user:bob", "auditor"]
+    identity = TokenIdentity(verified_token({"sub": "bob", "roles": forged}), mapping)
+    assert identity.__principals__() == [Authenticated, "user:bob", "auditor", "token:bearer"]
+
+
 def test_token_identity_uses_the_mapping_it_is_given() -> None:
     token = verified_token({"sub": "bob", "scp": ["a"]})
     assert TokenIdentity(token).__principals__() == [Authenticated, "user:bob", "scope:a",

@@ -28,11 +28,14 @@ The rules, and why:
   boolean ``active`` is garbage (503, never 401, never 200);
 - ``exp``, ``nbf``, ``iat``, ``iss`` and ``aud`` in an active answer are checked
   like a JWT's, and so are ``okta.client_ids`` and, for a token judged by
-  introspection alone, ``okta.required_claims`` (a JWT met them with its own claims);
+  introspection alone, ``okta.required_claims`` and the presence of ``aud`` (a JWT
+  met them with its own claims);
   a ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
   ``access_token`` (Ory Hydra) and a ``typ`` naming a refresh or ID token
   (Keycloak) are refused: an active refresh token must not open the API;
   ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
+  confirming a JWT, an answer whose ``jti`` or ``sub`` is not the token's describes
+  another token and is no answer (503);
 - answers are cached per token digest for ``cache_ttl`` seconds and never past the
   token's ``exp``; an inactive answer is final (a revoked or expired token never
   becomes active again) and kept until the token expires, but "not valid yet"
@@ -323,7 +326,7 @@ class TokenIntrospector:
         """Check that ``token``, which passed the local checks as ``verified``, is
         still active; return ``verified`` or raise."""
         digest = verified.digest or token_digest(token)
-        answer = self._answer(token, digest, verified.not_after)
+        answer = self._answer(token, digest, verified)
         # The answer may name the key the token is bound to (RFC 9449 §6.2): it
         # must be the one the signed token names.
         if answer.jkt is not None and answer.jkt != verified.jkt:
@@ -333,7 +336,8 @@ class TokenIntrospector:
 
     # -- cache and single flight ----------------------------------------------------
 
-    def _answer(self, token: str, digest: bytes, expires: float | None) -> VerifiedToken:
+    def _answer(self, token: str, digest: bytes, verified: VerifiedToken | None
+                ) -> VerifiedToken:
         cache = self.cache
         if cache is not None:
             cached = cache.get(digest, self.clock(), 0)
@@ -344,7 +348,8 @@ class TokenIntrospector:
             if found is not None:
                 document, until = found
                 self.shared_hits += 1
-                outcome = self._judge(document, digest, signed=expires is not None)
+                expires = None if verified is None else verified.not_after
+                outcome = self._judge(document, digest, signed=verified is not None)
                 self._keep(digest, outcome, min(until, self._until(outcome, expires)))
                 return _outcome(outcome)
         with self._lock:
@@ -367,7 +372,7 @@ class TokenIntrospector:
         if not leader:
             return self._follow(flight)
         try:
-            flight.result = self._call(token, digest, expires)
+            flight.result = self._call(token, digest, verified)
         except BaseException as exc:
             flight.error = exc
             raise
@@ -398,10 +403,10 @@ class TokenIntrospector:
 
     # -- one call -------------------------------------------------------------------
 
-    def _call(self, token: str, digest: bytes, expires: float | None
+    def _call(self, token: str, digest: bytes, verified: VerifiedToken | None
               ) -> VerifiedToken | _Refusal:
         """Ask the issuer (the cache missed and no call for this token is under way)
-        and cache what it says."""
+        and cache what it says; ``verified``: the JWT being confirmed, if it is one."""
         if time.monotonic() < self._paused_until:
             raise self._unavailable("it failed moments ago")
         if not self._slots.acquire(blocking=False):
@@ -421,7 +426,10 @@ class TokenIntrospector:
             document = self._exchange(token)
         finally:
             self._slots.release()
-        outcome = self._judge(document, digest, signed=expires is not None)
+        expires = None if verified is None else verified.not_after
+        if verified is not None and document["active"] is True:
+            self._same_token(document, verified)
+        outcome = self._judge(document, digest, signed=verified is not None)
         self._remember(digest, outcome, expires, document)
         return outcome
 
@@ -468,6 +476,17 @@ class TokenIntrospector:
         if observer is not None:
             observer(seconds, outcome)
 
+    def _same_token(self, document: dict[str, Any], verified: VerifiedToken) -> None:
+        """Refuse an answer that describes another token than the JWT it confirms: a
+        ``jti`` or ``sub`` that both carry and that differ. It is no answer about this
+        token (a confused endpoint, or a cache before it), so it is not kept."""
+        claims = verified.claims()
+        for name in ("jti", "sub"):
+            if name in document and name in claims and document[name] != claims[name]:
+                self._failed(f"its answer describes another token (its {name} is not "
+                             f"the token's)")
+                raise self._unavailable("its answer was about another token")
+
     def _judge(self, document: dict[str, Any], digest: bytes, *, signed: bool
                ) -> VerifiedToken | _Refusal:
         """The answer's verdict; ``signed`` when the token is a JWT that passed the
@@ -478,9 +497,12 @@ class TokenIntrospector:
                 "authorization server)"))
         claims = {name: value for name, value in document.items() if name != "active"}
         try:
-            # A JWT met okta.required_claims with its own signed claims; the answer
-            # may name them otherwise (Okta answers scp as scope, cid as client_id).
-            self.rules.validate_claims(claims, required=(),
+            # A JWT met okta.required_claims with its own signed claims, and had its
+            # own aud checked; the answer may name them otherwise (Okta answers scp
+            # as scope, cid as client_id). A token judged by the answer alone needs an
+            # aud for this API, as a JWT does (RFC 9068 §4): a server may leave it out
+            # for a token meant for no API in particular (Ory Hydra does).
+            self.rules.validate_claims(claims, required=() if signed else ("aud",),
                                        required_claims=() if signed else None)
             self._validate_type(claims)
         except InvalidToken as exc:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPubli
 from requests.adapters import DEFAULT_CA_BUNDLE_PATH, HTTPAdapter
 from urllib3.util.ssl_ import create_urllib3_context
 
+from . import _jws
 from ._jws import b64url_decode
 from .exceptions import IssuerUnavailable, MalformedToken, UnknownKey
 
@@ -341,16 +342,22 @@ class IssuerClient:
                   headers: Mapping[str, str] | None = None,
                   deadline: float | None = None) -> Any:
         """POST ``form`` (``application/x-www-form-urlencoded``) to ``url`` and parse the
-        JSON answer, with the limits of :meth:`get_json`."""
-        return self.exchange("POST", url, form=form, headers=headers, deadline=deadline)
+        JSON answer, with the limits of :meth:`get_json`, and as strictly as a token's
+        claims: no NaN or Infinity (not JSON, RFC 8259 §6), no name given twice."""
+        # The answer becomes a token's claims (an introspection answer), which are
+        # re-read strictly later: what passes here must pass there, and a repeated
+        # "active" must not be read as its last value.
+        return self.exchange("POST", url, form=form, headers=headers, deadline=deadline,
+                             strict=True)
 
     def exchange(self, method: str, url: str, *, form: Mapping[str, str] | None = None,
                  headers: Mapping[str, str] | None = None,
-                 deadline: float | None = None) -> Any:
+                 deadline: float | None = None, strict: bool = False) -> Any:
         """One request to the issuer, and its JSON answer: HTTP 200 only, redirects
         not followed, at most :data:`MAX_DOCUMENT_BYTES`, all of it before
-        ``deadline``. Raises :class:`FetchError`, whose message never holds the
-        request's form or headers (they may carry a token or a secret)."""
+        ``deadline``; with ``strict``, JSON as :func:`._jws.loads` reads it. Raises
+        :class:`FetchError`, whose message never holds the request's form or headers
+        (they may carry a token or a secret)."""
         if deadline is None:
             deadline = time.monotonic() + self.http_timeout
         remaining = deadline - time.monotonic()
@@ -393,7 +400,7 @@ class IssuerClient:
             # The watchdog's shutdown can read as the end of the body: it is not the whole.
             raise FetchError(f"{url} took longer than {self.http_timeout:g}s")
         try:
-            return json.loads(body)
+            return _jws.loads(bytes(body)) if strict else json.loads(body)
         except (ValueError, RecursionError):
             raise FetchError(f"{url} did not return JSON") from None
 

@@ -283,6 +283,21 @@ def test_active_must_be_json_true_in_an_object(issuer: LoopbackIssuer, answer: A
     assert info.value.reason == "introspection_unavailable"
 
 
+@pytest.mark.parametrize("body", [
+    b'{"active": true, "sub": "alice@example.com", "weight": NaN}',
+    b'{"active": true, "sub": "alice@example.com", "exp": Infinity}',
+    b'{"active": false, "active": true, "sub": "alice@example.com"}',
+    b'{"active": true, "aud": "api://other", "aud": "api://default"}',
+], ids=["nan", "infinity", "active-twice", "aud-twice"])
+def test_an_answer_that_is_not_strict_json_is_no_answer(issuer: LoopbackIssuer,
+                                                         body: bytes) -> None:
+    # RFC 8259 has no NaN, and a repeated name is read one way here and another way
+    # elsewhere (RFC 7159 §4): neither is an answer to act on, as in a token.
+    issuer.introspection_answer = body
+    with pytest.raises(IntrospectionUnavailable):
+        introspector(issuer).introspect(issuer.opaque())
+
+
 def test_an_inactive_token_is_refused(issuer: LoopbackIssuer) -> None:
     token = issuer.opaque()
     issuer.revoke(token)
@@ -317,6 +332,22 @@ def test_an_active_answer_is_judged_like_a_jwt(
         AccessTokenVerifier(issuer.issuer, issuer.audience, **rules).verify(
             issuer.mint(**claims))
     assert type(by_introspection.value) is type(locally.value) is error
+
+
+def test_an_answer_without_aud_does_not_open_the_api_to_an_opaque_token(
+        issuer: LoopbackIssuer) -> None:
+    # Ory Hydra leaves "aud" out of the answer for a token granted no audience
+    # (omitempty): such a token was meant for no API in particular, and a JWT
+    # without aud is refused too (RFC 9068 §4). A JWT that passed the local checks
+    # had its own aud checked: its answer need not repeat it.
+    token = issuer.mint()
+    verified = AccessTokenVerifier(issuer.issuer, issuer.audience).verify_token(token)
+    answer = issuer.introspected(verified.claims())
+    del answer["aud"]
+    issuer.introspection_answer = answer
+    with pytest.raises(exc.InvalidClaims, match="'aud'"):
+        introspector(issuer).introspect(issuer.opaque())
+    assert introspector(issuer).confirm(token, verified) is verified
 
 
 def test_client_ids_and_required_claims_accept_a_matching_answer(
@@ -375,7 +406,9 @@ def test_confirm_refuses_an_answer_bound_to_another_key(
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
     token = issuer.mint(cnf=jwt_cnf) if jwt_cnf else issuer.mint()
     verified = verifier.verify_token(token)
-    answer = issuer.introspected(issuer.claims())
+    claims = verified.claims()
+    claims.pop("cnf", None)
+    answer = issuer.introspected(claims)
     if answer_cnf:
         answer.update(cnf=answer_cnf, token_type="DPoP")
     issuer.introspection_answer = answer
@@ -385,6 +418,25 @@ def test_confirm_refuses_an_answer_bound_to_another_key(
     else:
         with pytest.raises(exc.InvalidToken, match="another key"):
             check.confirm(token, verified)
+
+
+@pytest.mark.parametrize("other", [{"jti": "AT.another-token"}, {"sub": "mallory@example.com"}],
+                         ids=["jti", "sub"])
+def test_confirm_takes_no_answer_about_another_token(issuer: LoopbackIssuer,
+                                                      other: dict[str, str]) -> None:
+    # An answer whose jti or sub is not the token's describes some other token (a
+    # confused endpoint or cache in front of it): no word on this one, so 503.
+    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
+    token = issuer.mint()
+    verified = verifier.verify_token(token)
+    issuer.introspection_answer = {**issuer.introspected(verified.claims()), **other}
+    with pytest.raises(IntrospectionUnavailable):
+        introspector(issuer).confirm(token, verified)
+    # Members the answer leaves out are no mismatch (Ory Hydra sends no jti).
+    answer = issuer.introspected(verified.claims())
+    del answer["jti"], answer["sub"]
+    issuer.introspection_answer = answer
+    assert introspector(issuer).confirm(token, verified) is verified
 
 
 def test_confirm_judges_a_jwt_by_its_own_claims(issuer: LoopbackIssuer) -> None:
@@ -449,7 +501,7 @@ def test_confirm_keeps_an_answer_until_the_jwt_expires_and_no_longer(
     if revoked:
         issuer.revoke(token)
     else:
-        answer = issuer.introspected(issuer.claims())
+        answer = issuer.introspected(verified.claims())
         del answer["exp"]
         issuer.introspection_answer = answer
 
