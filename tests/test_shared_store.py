@@ -124,6 +124,25 @@ def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer
     assert second.shared_hits == 1
 
 
+@pytest.mark.parametrize("entry", [
+    b"not json", b"[]", b'{"until": 9e99}', b'{"until": 9e99, "answer": []}',
+    b'{"until": 9e99, "answer": {"sub": "x"}}',
+    b'{"until": 9e99, "answer": {"active": "true"}}',
+])
+def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server: RedisServer,
+                                                     issuer: LoopbackIssuer,
+                                                     entry: bytes) -> None:
+    token = issuer.opaque()
+    first = introspector(issuer, RedisStore(redis_url))
+    first.introspect(token)
+    [(key, _)] = everything_in(redis_server)
+    redis_server.client().set(key, entry)
+    # Never a 500 or an answer made up from it: the issuer is asked again.
+    second = introspector(issuer, RedisStore(redis_url))
+    assert second.introspect(token).claims()["sub"] == "alice@example.com"
+    assert (second.calls, second.shared_hits) == (1, 0)
+
+
 def test_a_revocation_one_process_learns_is_known_to_all(
         redis_url: str, issuer: LoopbackIssuer) -> None:
     token = issuer.opaque()

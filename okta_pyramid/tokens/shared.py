@@ -202,7 +202,9 @@ class RedisAnswerStore:
         except (ValueError, TypeError, KeyError):
             # Written by something else: a miss, and the call overwrites it.
             return None
-        if not isinstance(document, dict) or until <= self.store.clock():
+        if (not isinstance(document, dict) or not isinstance(document.get("active"), bool)
+                or until <= self.store.clock()):
+            # Not an answer this store wrote, or one past its time: a miss.
             return None
         return document, until
 
