@@ -77,8 +77,9 @@ def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
     if settings.introspection is None:
         return verifier
     # Its own client: the key set's client keeps its metadata, this one its own
-    # (both discover the same document, once each).
-    client = IssuerClient(line.issuer, http_timeout=settings.http_timeout)
+    # (both discover the same document, once each). Introspection asks often, so it
+    # keeps its connection: one round trip a call instead of a new TLS handshake.
+    client = IssuerClient(line.issuer, http_timeout=settings.http_timeout, keep_alive=True)
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
                                      cache_ttl=settings.introspection.cache_ttl,
                                      shared=shared.answers if shared is not None else None)

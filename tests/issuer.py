@@ -162,8 +162,12 @@ class _Refused(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    #: Connections accepted so far.
+    connections = 0
+
     def get_request(self) -> tuple[Any, Any]:
         connection, address = super().get_request()
+        self.connections += 1
         # As production servers do: the handler writes its headers and body apart,
         # and Nagle's algorithm would hold the body for the client's delayed ACK.
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -202,6 +206,10 @@ class LoopbackIssuer:
     CLIENT_ID = "0oa-introspector"
     CLIENT_SECRET = "s3cret-for-introspection"
 
+    #: Close each connection after one answer, without saying so (as a server whose
+    #: idle keep-alive timeout has just run out does).
+    hang_up_after_answer = False
+
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.keys: list[SigningKey] = [SigningKey("key-1", rsa_key(1))]
         self.mode = "ok"
@@ -236,6 +244,11 @@ class LoopbackIssuer:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
                                         daemon=True)
         self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        return self._server.connections
 
     def close(self) -> None:
         self.release.set()
@@ -638,6 +651,10 @@ class LoopbackIssuer:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
+                if issuer.hang_up_after_answer:
+                    # Closed without "Connection: close": the client learns it only
+                    # when it uses the connection again.
+                    self.close_connection = True
 
         return Handler
 

@@ -498,3 +498,17 @@ def test_the_demo_without_introspection_keeps_the_local_check(
     issuer.revoke(token)
     app.post_json("/api/messages", {"text": "hello"}, headers=bearer(token), status=201)
     assert introspected(issuer) == 0
+
+
+def test_the_introspection_client_keeps_its_connection(
+        make_config: Callable[..., Configurator], live_settings: dict[str, str],
+        issuer: LoopbackIssuer) -> None:
+    app = _views(make_config(introspection_cache_ttl="0", **live_settings))
+    token = issuer.mint()
+    app.get("/local", headers=bearer(token))  # the keys: their own fetch
+    before = issuer.connections
+    for _ in range(5):
+        assert app.get("/live", headers=bearer(token)).status_int == 200
+    # Discovery and five calls, on one connection: no handshake per call.
+    assert introspected(issuer) == 5
+    assert issuer.connections - before == 1

@@ -60,6 +60,11 @@ class FetchError(Exception):
         self.status = status
 
 
+class _Unanswered(FetchError):
+    """The exchange failed before the deadline without an answer (a refused or
+    broken connection)."""
+
+
 def is_loopback_host(host: str | None) -> bool:
     """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
     if not host:
@@ -147,12 +152,20 @@ class _Watchdog:
         self.expired = False
         self.closed = False
         self._sockets: list[socket.socket] = []
+        self._fds: set[int] = set()
         self._lock = threading.Lock()
         _SCHEDULE.add(self)
 
     def watch(self, sock: socket.socket) -> None:
-        watched = sock.dup()
+        fd = sock.fileno()
         with self._lock:
+            if fd in self._fds:
+                return  # the same connection, seen again once TLS wrapped it
+            self._fds.add(fd)
+            # A plain socket on a duplicate of the descriptor: an SSLSocket (a kept
+            # https connection) cannot be dup()ed, and shutting the TCP connection
+            # down ends its TLS reads too.
+            watched = socket.fromfd(fd, sock.family, sock.type)
             self._sockets.append(watched)
             if self.expired:
                 _shut(watched)
@@ -227,7 +240,9 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _Watched:
-    """Mixed into urllib3 connection classes: register each new socket."""
+    """Mixed into urllib3 connection classes: register each connection's socket with
+    the watchdog of the exchange that uses it, when it is opened and, for a kept-alive
+    connection an earlier exchange opened, when it is used again."""
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]
@@ -235,6 +250,13 @@ class _Watched:
         if watchdog is not None:
             watchdog.watch(sock)
         return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        sock = getattr(self, "sock", None)
+        watchdog = getattr(_exchange, "watchdog", None)
+        if sock is not None and watchdog is not None:
+            watchdog.watch(sock)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
 @functools.lru_cache(maxsize=None)
@@ -315,6 +337,13 @@ class IssuerClient:
     headers and the body of every request it makes (discovery included), whatever
     the server does. ``session`` supplies the HTTP settings (proxies, CA bundle,
     client certificate, headers); the connections themselves are always opened here.
+
+    With ``keep_alive`` (introspection, which asks often), connections are kept
+    between exchanges: a call then costs one round trip instead of a new TCP and TLS
+    handshake each time. The deadline still covers every exchange (a kept connection
+    is watched by the exchange that uses it), a failed exchange drops the kept
+    connections, and one that failed on a kept connection before any answer (the
+    server had closed it) is tried once more on a new one, within the same deadline.
     """
 
     def __init__(
@@ -323,10 +352,14 @@ class IssuerClient:
         *,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
         session: requests.Session | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.issuer = issuer
         self.http_timeout = http_timeout
         self.session = session or requests.Session()
+        self.keep_alive = keep_alive
+        self._kept: _FetchAdapter | None = None
+        self._kept_lock = threading.Lock()
         self._metadata: IssuerMetadata | None = None
         #: TLS contexts built for the session's settings (normally one).
         self._tls: dict[tuple[Any, Any], ssl.SSLContext] = {}
@@ -370,8 +403,32 @@ class IssuerClient:
             data=dict(form) if form is not None else None))
         # None, not True: the session's own verify (a CA bundle, say) then applies.
         env = session.merge_environment_settings(request.url, {}, None, None, None)
+        tls = self._tls_for(env["verify"], env["cert"])
         watchdog = _exchange.watchdog = _Watchdog(deadline)
-        adapter = _FetchAdapter(self._tls_for(env["verify"], env["cert"]))
+        try:
+            if not self.keep_alive:
+                adapter = _FetchAdapter(tls)
+                try:
+                    body = self._send(adapter, request, env, deadline, url, watchdog)
+                finally:
+                    adapter.close()
+            else:
+                body = self._send_kept(tls, request, env, deadline, url, watchdog)
+        finally:
+            _exchange.watchdog = None
+            watchdog.close()
+        if watchdog.expired:
+            # The watchdog's shutdown can read as the end of the body: it is not the whole.
+            raise FetchError(f"{url} took longer than {self.http_timeout:g}s")
+        try:
+            return _jws.loads(bytes(body)) if strict else json.loads(body)
+        except (ValueError, RecursionError):
+            raise FetchError(f"{url} did not return JSON") from None
+
+    def _send(self, adapter: _FetchAdapter, request: Any, env: dict[str, Any],
+              deadline: float, url: str, watchdog: _Watchdog) -> bytearray:
+        """The body of a 200 answer to ``request``, or :class:`FetchError`."""
+        remaining = max(0.001, deadline - time.monotonic())
         body = bytearray()
         try:
             with adapter.send(request, stream=True, timeout=(remaining, remaining),
@@ -391,18 +448,38 @@ class IssuerClient:
                 ValueError) as exc:
             if watchdog.expired:
                 raise FetchError(f"{url} took longer than {self.http_timeout:g}s") from None
-            raise FetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
-        finally:
-            _exchange.watchdog = None
+            raise _Unanswered(f"{url} could not be fetched ({type(exc).__name__})") from None
+        return body
+
+    def _send_kept(self, tls: ssl.SSLContext | None, request: Any, env: dict[str, Any],
+                   deadline: float, url: str, watchdog: _Watchdog) -> bytearray:
+        for attempt in (1, 2):
+            with self._kept_lock:
+                adapter = self._kept
+                reused = adapter is not None and adapter.tls is tls
+                if not reused:
+                    if adapter is not None:
+                        adapter.close()
+                    adapter = self._kept = _FetchAdapter(tls)
+            try:
+                return self._send(adapter, request, env, deadline, url, watchdog)
+            except FetchError as exc:
+                # Whatever failed, nothing of it is kept: the next exchange starts anew.
+                with self._kept_lock:
+                    if self._kept is adapter:
+                        self._kept = None
+                adapter.close()
+                if attempt == 2 or not reused or not isinstance(exc, _Unanswered):
+                    raise
+                # A kept connection the server had closed: once more on a new one.
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the connections kept between exchanges (``keep_alive``)."""
+        with self._kept_lock:
+            adapter, self._kept = self._kept, None
+        if adapter is not None:
             adapter.close()
-            watchdog.close()
-        if watchdog.expired:
-            # The watchdog's shutdown can read as the end of the body: it is not the whole.
-            raise FetchError(f"{url} took longer than {self.http_timeout:g}s")
-        try:
-            return _jws.loads(bytes(body)) if strict else json.loads(body)
-        except (ValueError, RecursionError):
-            raise FetchError(f"{url} did not return JSON") from None
 
     def _tls_for(self, verify: Any, cert: Any) -> ssl.SSLContext | None:
         if verify is False:

@@ -537,3 +537,74 @@ def test_https_still_checks_the_host_name(https_issuer: LoopbackIssuer,
     assert client.get_json(https_issuer.jwks_uri)["keys"]
     with pytest.raises(FetchError, match="could not be fetched"):
         client.get_json(url)
+
+
+# -- kept-alive connections (introspection) ------------------------------------------
+
+def _post(client: IssuerClient, issuer: LoopbackIssuer) -> Any:
+    credentials = base64.b64encode(f"{issuer.CLIENT_ID}:{issuer.CLIENT_SECRET}".encode())
+    return client.post_form(issuer.introspection_endpoint, {"token": issuer.mint()},
+                            headers={"Authorization": "Basic " + credentials.decode()})
+
+
+def test_keep_alive_makes_one_connection_for_many_exchanges(issuer: LoopbackIssuer) -> None:
+    client = IssuerClient(issuer.issuer, keep_alive=True)
+    for _ in range(5):
+        assert _post(client, issuer)["active"] is True
+    assert issuer.connections == 1
+    plain = IssuerClient(issuer.issuer)
+    for _ in range(3):
+        _post(plain, issuer)
+    assert issuer.connections == 4  # one per exchange without it
+
+
+def test_the_deadline_covers_an_exchange_on_a_kept_connection(issuer: LoopbackIssuer) -> None:
+    client = IssuerClient(issuer.issuer, http_timeout=0.5, keep_alive=True)
+    _post(client, issuer)
+    # The kept connection was opened by that exchange; the next one must watch it too.
+    issuer.introspection_mode = "drip_headers"
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer than 0.5s"):
+        _post(client, issuer)
+    assert time.monotonic() - started < 1.0
+    assert issuer.connections == 1
+    # Nothing of a failed exchange is kept.
+    issuer.introspection_mode = "ok"
+    assert _post(client, issuer)["active"] is True
+    assert issuer.connections == 2
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_within_the_exchange(
+        issuer: LoopbackIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3.connectionpool
+
+    client = IssuerClient(issuer.issuer, keep_alive=True)
+    _post(client, issuer)
+    issuer.hang_up_after_answer = True
+    _post(client, issuer)  # the server hangs up after this answer, saying nothing
+    time.sleep(0.1)
+    # As if the closing had not reached the client yet when it reused the connection.
+    monkeypatch.setattr(urllib3.connectionpool, "is_connection_dropped", lambda conn: False)
+    assert _post(client, issuer)["active"] is True
+    assert issuer.connections == 2
+
+
+def test_a_server_that_refuses_is_not_asked_twice() -> None:
+    url = unreachable_url()
+    client = IssuerClient(url, http_timeout=1, keep_alive=True)
+    with pytest.raises(FetchError, match="could not be fetched"):
+        client.post_form(url + "/v1/introspect", {"token": "x"})
+
+
+def test_keep_alive_over_https_is_watched_too(https_issuer: LoopbackIssuer,
+                                              loopback_tls: Any) -> None:
+    client = IssuerClient(https_issuer.issuer, http_timeout=0.5, keep_alive=True,
+                          session=_trusting(loopback_tls.ca_file))
+    for _ in range(3):
+        assert _post(client, https_issuer)["active"] is True
+    assert https_issuer.connections == 1
+    https_issuer.introspection_mode = "drip_headers"
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer than 0.5s"):
+        _post(client, https_issuer)
+    assert time.monotonic() - started < 1.0
