@@ -535,6 +535,12 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
     if raw is None:
         return None
     parts = split_url(raw, key)
+    if "@" in parts.path + parts.query + parts.fragment:
+        # A "/", "?" or "#" in the password ended the URL's authority early: what
+        # follows holds the password, so nothing of the URL is quoted.
+        raise ConfigurationError(
+            f"{key}: its user name or password holds a character that must be "
+            f"percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40)")
     shown = display_url(parts._replace(query=""))
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigurationError(

@@ -313,3 +313,21 @@ def test_without_the_setting_each_process_keeps_its_own(
     assert registry.okta_shared_store is None
     assert type(registry.okta_dpop.replay_store).__name__ == "InMemoryReplayStore"
     assert "shared_store" not in app.get("/readyz", expect_errors=True).json
+
+
+@pytest.mark.parametrize("value", [
+    # A reserved character left unencoded in the password cuts the URL in odd places.
+    # (a base64 password has "/"; one that starts with digits reads as a port).
+    "redis://:1234#s3cret@cache.internal:6379/0",
+    "redis://:1234/s3cret@cache.internal:6379/0",
+    "redis://user:1234#s3cret@cache.internal:6379/0",
+    "redis://user:1234/s3cret@cache.internal:6379/0",
+    "redis://user:1234?s3cret@cache.internal:6379/0",
+    "redis://:pa55/s3cret@cache.internal:6379/0",
+])
+def test_a_password_with_reserved_characters_is_never_quoted(value: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": value})
+    assert str(refused.value).startswith("okta.shared_store: ")
+    assert "s3cret" not in str(refused.value)
