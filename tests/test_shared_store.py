@@ -3,14 +3,16 @@ answers, and what happens when Redis is gone or slow."""
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
+from benchmarks.tls import make_loopback_tls
 from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens import (
     AccessTokenVerifier,
@@ -27,7 +29,7 @@ from okta_pyramid.tokens import (
 )
 
 from .issuer import LoopbackIssuer
-from .services import RedisServer, free_port
+from .services import RedisServer, free_port, program, wait_for_port
 from .test_dpop import URL
 from .test_dpop import Client as DPoPClient
 
@@ -315,6 +317,47 @@ def test_without_the_setting_each_process_keeps_its_own(
     assert "shared_store" not in app.get("/readyz", expect_errors=True).json
 
 
+@pytest.mark.parametrize("query", [
+    # Each would turn a check off or a bound up: redis-py lets URL options win.
+    "ssl_cert_reqs=none", "ssl_check_hostname=false", "socket_timeout=30",
+    "socket_connect_timeout=30", "retry_on_timeout=yes", "db=3",
+    # Unknown to redis-py: every call would fail with a TypeError (a 500).
+    "foo=bar",
+])
+def test_a_store_url_option_that_could_weaken_it_is_refused(query: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": f"rediss://:pa55-s3cret@cache:6380/0?{query}"})
+    message = str(refused.value)
+    assert message.startswith("okta.shared_store: ")
+    assert query.partition("=")[0] in message and "s3cret" not in message
+
+
+def test_the_certificate_options_are_for_tls(tmp_path: Any) -> None:
+    base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    url = f"rediss://cache:6380/0?ssl_ca_certs={ca}"
+    assert parse_settings({**base, "okta.shared_store": url}).shared_store == url
+    # On redis://, redis-py would fail every call (a TypeError): refused at start.
+    with pytest.raises(ConfigurationError, match="^okta.shared_store: .*rediss://"):
+        parse_settings({**base, "okta.shared_store": f"redis://cache:6379/0?ssl_ca_certs={ca}"})
+    # A file that is not there fails every call (503s): refused at start.
+    with pytest.raises(ConfigurationError, match="^okta.shared_store: ssl_ca_certs"):
+        parse_settings({**base, "okta.shared_store":
+                        f"rediss://cache:6380/0?ssl_ca_certs={tmp_path}/missing.pem"})
+
+
+def test_tls_checks_the_certificate_and_the_host_name() -> None:
+    # Named, not left to redis-py's defaults (before redis-py 6, no host name check).
+    store = RedisStore("rediss://cache.internal:6380/0")
+    options = store.client.connection_pool.connection_kwargs
+    assert (options["ssl_cert_reqs"], options["ssl_check_hostname"]) == ("required", True)
+    # Used on its own, the store refuses the URL options that would undo them.
+    with pytest.raises(ValueError, match="may carry only ssl_ca_certs"):
+        RedisStore("rediss://cache.internal:6380/0?ssl_check_hostname=false")
+
+
 @pytest.mark.parametrize("value", [
     # A reserved character left unencoded in the password cuts the URL in odd places.
     # (a base64 password has "/"; one that starts with digits reads as a port).
@@ -331,3 +374,32 @@ def test_a_password_with_reserved_characters_is_never_quoted(value: str) -> None
                         "okta.shared_store": value})
     assert str(refused.value).startswith("okta.shared_store: ")
     assert "s3cret" not in str(refused.value)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Any) -> Iterator[tuple[int, Any]]:
+    """A redis-server that speaks only TLS, with a certificate for 127.0.0.1."""
+    tls = make_loopback_tls(tmp_path)
+    port = free_port()
+    process = subprocess.Popen(
+        [program("redis-server", "redis-server"), "--port", "0", "--tls-port", str(port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+         "--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file),
+         "--tls-ca-cert-file", str(tls.ca_file), "--tls-auth-clients", "no"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port, tls
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_rediss_verifies_the_servers_certificate(tls_redis: tuple[int, Any]) -> None:
+    port, tls = tls_redis
+    trusted = RedisStore(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls.ca_file}")
+    assert trusted.replays.add_if_absent(b"t" * 16, time.time() + 5)
+    # Not signed by an authority this machine trusts: no answer is believed.
+    assert not RedisStore(f"rediss://127.0.0.1:{port}/0").ping()
+    # Signed by the right authority, for another name (the certificate names 127.0.0.1).
+    assert not RedisStore(f"rediss://localhost:{port}/0?ssl_ca_certs={tls.ca_file}").ping()
