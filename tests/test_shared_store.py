@@ -105,6 +105,29 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
     assert DPoPVerifier().verify(proof, "GET", URL)
 
 
+def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
+        redis_url: str, issuer: LoopbackIssuer) -> None:
+    # Two processes whose clocks differ by less than the leeway both accept the
+    # proof's iat; the second accepts it for that much longer than the first.
+    skew, max_age, leeway = 0.3, 0.4, 0.5
+    client = DPoPClient(issuer)
+
+    def behind() -> float:
+        return time.time() - skew
+
+    first = DPoPVerifier(max_age=max_age, leeway=leeway,
+                         replay_store=RedisStore(redis_url).replays)
+    second = DPoPVerifier(max_age=max_age, leeway=leeway, clock=behind,
+                          replay_store=RedisStore(redis_url, clock=behind).replays)
+    proof = make_proof(client.key, "GET", URL, iat=time.time())
+    assert first.verify(proof, "GET", URL)
+    time.sleep(max_age + skew / 2)
+    # The first process's window has ended; the second's has not: still a replay.
+    with pytest.raises(InvalidDPoPProof) as refused:
+        second.verify(proof, "GET", URL)
+    assert refused.value.reason == "dpop_replayed"
+
+
 # -- introspection answers ---------------------------------------------------------
 
 def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer,
