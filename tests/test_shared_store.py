@@ -203,6 +203,20 @@ def test_without_a_cache_nothing_is_shared(redis_url: str, redis_server: RedisSe
     assert everything_in(redis_server) == []
 
 
+
+@pytest.mark.parametrize("reader_ttl", [0, 5])
+def test_a_shared_answer_is_not_reused_longer_than_the_readers_ttl(
+        redis_url: str, issuer: LoopbackIssuer, reader_ttl: float) -> None:
+    # A process that may reuse an answer for 300 s has shared one; a process that
+    # promises to see a revocation within 5 s (or at once, with 0) cannot know how
+    # old it is, so it asks the issuer itself.
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url), cache_ttl=300).introspect(token)
+    reader = introspector(issuer, RedisStore(redis_url), cache_ttl=reader_ttl)
+    reader.introspect(token)
+    assert (reader.calls, reader.shared_hits) == (1, 0)
+
+
 # -- failure is closed, bounded and visible ------------------------------------------
 
 def test_an_unreachable_store_fails_closed_and_logs_once(
