@@ -3,12 +3,15 @@ answers, and what happens when Redis is gone or slow."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import redis
 import webtest
 from pyramid.exceptions import ConfigurationError
 
@@ -440,3 +443,27 @@ def test_rediss_verifies_the_servers_certificate(tls_redis: tuple[int, Any]) -> 
     assert not RedisStore(f"rediss://127.0.0.1:{port}/0").ping()
     # Signed by the right authority, for another name (the certificate names 127.0.0.1).
     assert not RedisStore(f"rediss://localhost:{port}/0?ssl_ca_certs={tls.ca_file}").ping()
+
+
+def test_the_redis_user_in_the_docs_is_enough_and_no_more(redis_url: str,
+                                                          redis_server: RedisServer,
+                                                          issuer: LoopbackIssuer) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    [rule] = re.findall(r"(?m)^user okta_pyramid (.+)$", text)
+    admin = redis_server.client()
+    admin.execute_command("ACL", "SETUSER", "okta_pyramid", "reset", *rule.split())
+    try:
+        url = redis_url.replace("redis://", "redis://okta_pyramid:a-long-random-password@")
+        store = RedisStore(url)
+        assert store.ping()
+        assert store.replays.add_if_absent(b"u" * 16, time.time() + 5)
+        token = issuer.opaque()
+        introspector(issuer, store).introspect(token)
+        assert introspector(issuer, RedisStore(url)).introspect(token)
+        # Nothing beyond the store's own keys and commands.
+        for command in (("FLUSHALL",), ("KEYS", "*"), ("DEL", "okta_pyramid:x"),
+                        ("SET", "other:x", "1"), ("CONFIG", "GET", "*")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                store.client.execute_command(*command)
+    finally:
+        admin.execute_command("ACL", "DELUSER", "okta_pyramid")
