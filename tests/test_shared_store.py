@@ -394,8 +394,10 @@ def test_tls_checks_the_certificate_and_the_host_name() -> None:
     options = store.client.connection_pool.connection_kwargs
     assert (options["ssl_cert_reqs"], options["ssl_check_hostname"]) == ("required", True)
     # Used on its own, the store refuses the URL options that would undo them.
-    with pytest.raises(ValueError, match="may carry only ssl_ca_certs"):
-        RedisStore("rediss://cache.internal:6380/0?ssl_check_hostname=false")
+    for url in ("rediss://cache.internal:6380/0?ssl_check_hostname=false",
+                "redis://cache.internal:6379/0?ssl_ca_certs=/etc/ssl/ca.pem"):
+        with pytest.raises(ValueError, match="may carry only ssl_ca_certs"):
+            RedisStore(url)
 
 
 @pytest.mark.parametrize("value", [

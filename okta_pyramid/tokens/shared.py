@@ -89,9 +89,8 @@ class RedisStore:
             from redis.retry import Retry
 
             parts = urlsplit(url)
-            unknown = sorted(set(parse_qs(parts.query, keep_blank_values=True))
-                             - set(URL_OPTIONS))
-            if unknown or (parts.query and parts.scheme != "rediss"):
+            options = parse_qs(parts.query, keep_blank_values=True)
+            if set(options) - set(URL_OPTIONS) or (options and parts.scheme != "rediss"):
                 raise ValueError(f"a store URL may carry only {', '.join(URL_OPTIONS)}, "
                                  f"and only with rediss://")
             # Named rather than left to redis-py's defaults (before redis-py 6 the
