@@ -9,10 +9,11 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Mapping
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
@@ -27,6 +28,7 @@ from .tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
 from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
 from .tokens.nonces import MIN_SECRET_BYTES
 from .tokens.shared import DEFAULT_TIMEOUT as DEFAULT_SHARED_STORE_TIMEOUT
+from .tokens.shared import URL_OPTIONS as SHARED_STORE_URL_OPTIONS
 from .tokens.schemes import MODES as DPOP_MODES
 from .tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
 
@@ -535,6 +537,12 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
     if raw is None:
         return None
     parts = split_url(raw, key)
+    if "@" in parts.path + parts.query + parts.fragment:
+        # A "/", "?" or "#" in the password ended the URL's authority early: what
+        # follows holds the password, so nothing of the URL is quoted.
+        raise ConfigurationError(
+            f"{key}: its user name or password holds a character that must be "
+            f"percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40)")
     shown = display_url(parts._replace(query=""))
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigurationError(
@@ -545,6 +553,21 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
             f"{key}: the path names the database, a number such as /0; got {shown!r}")
     if parts.fragment:
         raise ConfigurationError(f"{key}: must not contain a fragment, got {shown!r}")
+    # redis-py lets a URL option win over what the store sets: a timeout, the
+    # database, certificate checks (ssl_cert_reqs=none). Only TLS's files may be named.
+    for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if name not in SHARED_STORE_URL_OPTIONS:
+            named = name if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) else "an option"
+            raise ConfigurationError(
+                f"{key}: the URL option {named} is not accepted; the URL may name only "
+                f"{', '.join(SHARED_STORE_URL_OPTIONS)} (with rediss://): the timeout is "
+                f"okta.shared_store_timeout, the database is the path, and certificate "
+                f"checks stay on")
+        if parts.scheme != "rediss":
+            raise ConfigurationError(f"{key}: {name} is an option of TLS: use rediss://")
+        if len(values) != 1 or not os.path.isfile(values[0]) or not os.access(
+                values[0], os.R_OK):
+            raise ConfigurationError(f"{key}: {name} must name one readable file")
     if importlib.util.find_spec("redis") is None:
         raise ConfigurationError(
             f"{key}: needs redis-py, which is not installed: pip install "

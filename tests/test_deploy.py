@@ -277,3 +277,47 @@ def test_one_process_or_redis_down(deployment: Deployment) -> None:
     logs = deployment.processes[1].lines
     assert any("shared store redis://127.0.0.1" in line and "failed" in line for line in logs)
     assert not any(token in line or client.token in line for line in logs)
+
+
+def test_what_a_client_sends_cannot_steer_the_proxy(deployment: Deployment) -> None:
+    # /metrics, however the path is spelled, stays inside.
+    for path in ("/metrics", "/metrics/", "//metrics", "/%6detrics", "/metrics?x=1",
+                 "/./metrics", "/api/../metrics", "/metrics;x", "/metrics%3Fx"):
+        with requests.Session() as session:
+            session.trust_env = False
+            prepared = requests.Request("GET", deployment.url + "/").prepare()
+            prepared.url = deployment.url + path  # sent as written, not normalized
+            response = session.send(prepared, verify=deployment.ca_file, timeout=10)
+        assert response.status_code == 404, path
+        assert "okta_pyramid_" not in response.text, path
+    # The redirect to https names this server, not the Host the client sent.
+    with requests.Session() as session:
+        session.trust_env = False
+        plain = session.get(deployment.http_url + "/api/whoami", allow_redirects=False,
+                            headers={"Host": "attacker.example"}, timeout=10)
+    assert plain.status_code == 308
+    assert plain.headers["Location"] == "https://127.0.0.1/api/whoami"
+    # The client's own X-Forwarded-* are replaced: the logs show the address nginx
+    # saw, and a proof made for another host is refused.
+    forged = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Host": "attacker.example",
+              "X-Forwarded-Proto": "http", "Forwarded": "for=203.0.113.67"}
+    refused = deployment.call("GET", "/api/whoami", headers={
+        **forged, "Authorization": "Bearer not-a-jwt"})
+    assert refused.status_code == 401
+    client = DPoPClient(deployment.issuer)
+    elsewhere = make_proof(client.key, "GET", "https://attacker.example/api/whoami",
+                           access_token=client.token)
+    response = deployment.call("GET", "/api/whoami", headers={
+        **forged, "Host": "attacker.example", "Authorization": f"DPoP {client.token}",
+        "DPoP": elsewhere})
+    assert response.status_code == 401 and response.json()["error"] == "invalid_dpop_proof"
+    lines = [line for process in deployment.processes for line in process.lines
+             if "token rejected" in line]
+    assert lines and all("client=127.0.0.1" in line for line in lines), lines
+    assert not any("203.0.113" in line for process in deployment.processes
+                   for line in process.lines)
+    # A header or a body larger than the limits is refused by nginx itself.
+    assert deployment.call("GET", "/api/hello", headers={
+        "X-Big": "a" * 40_000}).status_code in (400, 431, 494)
+    assert deployment.call("POST", "/api/messages", data=b"x" * (1024 * 1024 + 1),
+                           headers={"Content-Type": "application/json"}).status_code == 413

@@ -3,14 +3,19 @@ answers, and what happens when Redis is gone or slow."""
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
 import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
+import redis
 import webtest
 from pyramid.exceptions import ConfigurationError
 
+from benchmarks.tls import make_loopback_tls
 from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens import (
     AccessTokenVerifier,
@@ -27,7 +32,7 @@ from okta_pyramid.tokens import (
 )
 
 from .issuer import LoopbackIssuer
-from .services import RedisServer, free_port
+from .services import RedisServer, free_port, program, wait_for_port
 from .test_dpop import URL
 from .test_dpop import Client as DPoPClient
 
@@ -103,6 +108,29 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
     assert DPoPVerifier().verify(proof, "GET", URL)
 
 
+def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
+        redis_url: str, issuer: LoopbackIssuer) -> None:
+    # Two processes whose clocks differ by less than the leeway both accept the
+    # proof's iat; the second accepts it for that much longer than the first.
+    skew, max_age, leeway = 0.3, 0.4, 0.5
+    client = DPoPClient(issuer)
+
+    def behind() -> float:
+        return time.time() - skew
+
+    first = DPoPVerifier(max_age=max_age, leeway=leeway,
+                         replay_store=RedisStore(redis_url).replays)
+    second = DPoPVerifier(max_age=max_age, leeway=leeway, clock=behind,
+                          replay_store=RedisStore(redis_url, clock=behind).replays)
+    proof = make_proof(client.key, "GET", URL, iat=time.time())
+    assert first.verify(proof, "GET", URL)
+    time.sleep(max_age + skew / 2)
+    # The first process's window has ended; the second's has not: still a replay.
+    with pytest.raises(InvalidDPoPProof) as refused:
+        second.verify(proof, "GET", URL)
+    assert refused.value.reason == "dpop_replayed"
+
+
 # -- introspection answers ---------------------------------------------------------
 
 def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer,
@@ -176,6 +204,20 @@ def test_without_a_cache_nothing_is_shared(redis_url: str, redis_server: RedisSe
     token = issuer.opaque()
     introspector(issuer, RedisStore(redis_url), cache_ttl=0).introspect(token)
     assert everything_in(redis_server) == []
+
+
+
+@pytest.mark.parametrize("reader_ttl", [0, 5])
+def test_a_shared_answer_is_not_reused_longer_than_the_readers_ttl(
+        redis_url: str, issuer: LoopbackIssuer, reader_ttl: float) -> None:
+    # A process that may reuse an answer for 300 s has shared one; a process that
+    # promises to see a revocation within 5 s (or at once, with 0) cannot know how
+    # old it is, so it asks the issuer itself.
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url), cache_ttl=300).introspect(token)
+    reader = introspector(issuer, RedisStore(redis_url), cache_ttl=reader_ttl)
+    reader.introspect(token)
+    assert (reader.calls, reader.shared_hits) == (1, 0)
 
 
 # -- failure is closed, bounded and visible ------------------------------------------
@@ -313,3 +355,117 @@ def test_without_the_setting_each_process_keeps_its_own(
     assert registry.okta_shared_store is None
     assert type(registry.okta_dpop.replay_store).__name__ == "InMemoryReplayStore"
     assert "shared_store" not in app.get("/readyz", expect_errors=True).json
+
+
+@pytest.mark.parametrize("query", [
+    # Each would turn a check off or a bound up: redis-py lets URL options win.
+    "ssl_cert_reqs=none", "ssl_check_hostname=false", "socket_timeout=30",
+    "socket_connect_timeout=30", "retry_on_timeout=yes", "db=3",
+    # Unknown to redis-py: every call would fail with a TypeError (a 500).
+    "foo=bar",
+])
+def test_a_store_url_option_that_could_weaken_it_is_refused(query: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": f"rediss://:pa55-s3cret@cache:6380/0?{query}"})
+    message = str(refused.value)
+    assert message.startswith("okta.shared_store: ")
+    assert query.partition("=")[0] in message and "s3cret" not in message
+
+
+def test_the_certificate_options_are_for_tls(tmp_path: Any) -> None:
+    base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    url = f"rediss://cache:6380/0?ssl_ca_certs={ca}"
+    assert parse_settings({**base, "okta.shared_store": url}).shared_store == url
+    # On redis://, redis-py would fail every call (a TypeError): refused at start.
+    with pytest.raises(ConfigurationError, match="^okta.shared_store: .*rediss://"):
+        parse_settings({**base, "okta.shared_store": f"redis://cache:6379/0?ssl_ca_certs={ca}"})
+    # A file that is not there fails every call (503s): refused at start.
+    with pytest.raises(ConfigurationError, match="^okta.shared_store: ssl_ca_certs"):
+        parse_settings({**base, "okta.shared_store":
+                        f"rediss://cache:6380/0?ssl_ca_certs={tmp_path}/missing.pem"})
+
+
+def test_tls_checks_the_certificate_and_the_host_name() -> None:
+    # Named, not left to redis-py's defaults (before redis-py 6, no host name check).
+    store = RedisStore("rediss://cache.internal:6380/0")
+    options = store.client.connection_pool.connection_kwargs
+    assert (options["ssl_cert_reqs"], options["ssl_check_hostname"]) == ("required", True)
+    # Used on its own, the store refuses the URL options that would undo them.
+    for url in ("rediss://cache.internal:6380/0?ssl_check_hostname=false",
+                "redis://cache.internal:6379/0?ssl_ca_certs=/etc/ssl/ca.pem"):
+        with pytest.raises(ValueError, match="may carry only ssl_ca_certs"):
+            RedisStore(url)
+
+
+@pytest.mark.parametrize("value", [
+    # A reserved character left unencoded in the password cuts the URL in odd places.
+    # (a base64 password has "/"; one that starts with digits reads as a port).
+    "redis://:1234#s3cret@cache.internal:6379/0",
+    "redis://:1234/s3cret@cache.internal:6379/0",
+    "redis://user:1234#s3cret@cache.internal:6379/0",
+    "redis://user:1234/s3cret@cache.internal:6379/0",
+    "redis://user:1234?s3cret@cache.internal:6379/0",
+    "redis://:pa55/s3cret@cache.internal:6379/0",
+])
+def test_a_password_with_reserved_characters_is_never_quoted(value: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": value})
+    assert str(refused.value).startswith("okta.shared_store: ")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Any) -> Iterator[tuple[int, Any]]:
+    """A redis-server that speaks only TLS, with a certificate for 127.0.0.1."""
+    tls = make_loopback_tls(tmp_path)
+    port = free_port()
+    process = subprocess.Popen(
+        [program("redis-server", "redis-server"), "--port", "0", "--tls-port", str(port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+         "--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file),
+         "--tls-ca-cert-file", str(tls.ca_file), "--tls-auth-clients", "no"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port, tls
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_rediss_verifies_the_servers_certificate(tls_redis: tuple[int, Any]) -> None:
+    port, tls = tls_redis
+    trusted = RedisStore(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls.ca_file}")
+    assert trusted.replays.add_if_absent(b"t" * 16, time.time() + 5)
+    # Not signed by an authority this machine trusts: no answer is believed.
+    assert not RedisStore(f"rediss://127.0.0.1:{port}/0").ping()
+    # Signed by the right authority, for another name (the certificate names 127.0.0.1).
+    assert not RedisStore(f"rediss://localhost:{port}/0?ssl_ca_certs={tls.ca_file}").ping()
+
+
+def test_the_redis_user_in_the_docs_is_enough_and_no_more(redis_url: str,
+                                                          redis_server: RedisServer,
+                                                          issuer: LoopbackIssuer) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    [rule] = re.findall(r"(?m)^user okta_pyramid (.+)$", text)
+    admin = redis_server.client()
+    admin.execute_command("ACL", "SETUSER", "okta_pyramid", "reset", *rule.split())
+    try:
+        url = redis_url.replace("redis://", "redis://okta_pyramid:a-long-random-password@")
+        store = RedisStore(url)
+        assert store.ping()
+        assert store.replays.add_if_absent(b"u" * 16, time.time() + 5)
+        token = issuer.opaque()
+        introspector(issuer, store).introspect(token)
+        assert introspector(issuer, RedisStore(url)).introspect(token)
+        # Nothing beyond the store's own keys and commands.
+        for command in (("FLUSHALL",), ("KEYS", "*"), ("DEL", "okta_pyramid:x"),
+                        ("SET", "other:x", "1"), ("CONFIG", "GET", "*")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                store.client.execute_command(*command)
+    finally:
+        admin.execute_command("ACL", "DELUSER", "okta_pyramid")

@@ -27,7 +27,8 @@ What :meth:`DPoPVerifier.verify` checks, cheapest first (RFC 9449 §4.3, §7.1):
 6. the nonce, when the verifier requires them: an absent or expired one raises
    :class:`UseDPoPNonce` carrying the nonce to use (RFC 9449 §9);
 7. last, so that only otherwise valid proofs take room in it: ``jti`` has not been
-   seen with this key while the proof's ``iat`` is acceptable (RFC 9449 §11.1).
+   seen with this key while the proof's ``iat`` is acceptable, to any process whose
+   clock is within ``leeway`` of this one's (RFC 9449 §11.1).
 
 Failures raise :class:`InvalidDPoPProof` (error code ``invalid_dpop_proof``) with one
 of these ``reason`` values: ``dpop_missing``, ``dpop_multiple``, ``dpop_malformed``,
@@ -286,7 +287,10 @@ class DPoPVerifier:
         # SHA-256(jkt "\n" jti), cut to 16 octets; the jkt part was hashed once per key.
         replay_hash = replay_prefix.copy()
         replay_hash.update(jti.encode("utf-8"))
-        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], iat + self.max_age):
+        # Remembered past this clock's window by the leeway: a process sharing the
+        # store whose clock is up to ``leeway`` behind accepts the iat that much longer.
+        expires_at = iat + self.max_age + self.leeway
+        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], expires_at):
             raise InvalidDPoPProof("the DPoP proof was already used (jti)", "dpop_replayed")
         return DPoPProof(proof_jkt, alg.name, claims, next_nonce)
 

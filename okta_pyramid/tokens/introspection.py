@@ -44,7 +44,8 @@ The rules, and why:
 - with a ``shared`` answer store (:mod:`.shared`), the answer is also kept there,
   under the same expiry, for the other processes: one call serves them all. A
   process that finds it there judges it again under its own rules, and keeps it
-  in its own cache no longer than the shared entry lives. A store that does not
+  in its own cache no longer than the shared entry lives; only processes with the
+  same issuer, client and ``cache_ttl`` share answers. A store that does not
   answer makes the request 503 (:class:`~.shared.SharedStoreUnavailable`);
 - at most ``max_calls`` calls are in flight and ``max_waiters`` requests wait for
   one; after a failed call, calls pause for ``failure_backoff`` seconds. So an
@@ -290,11 +291,15 @@ class TokenIntrospector:
         self.max_waiters = max_waiters
         self.failure_backoff = failure_backoff
         self.clock = clock
-        #: Answers shared with other processes; ``None``: this process's cache only.
-        self.shared = shared
-        # Answers are shared per issuer and client: who asks may change the answer.
+        #: Answers shared with other processes; ``None``: this process's cache only
+        #: (also without a cache: every request asks, so nothing is read or kept).
+        self.shared = shared if self.cache is not None else None
+        # Answers are shared per issuer and client (who asks may change the answer)
+        # and cache TTL: an entry does not say how old it is, so a process that
+        # reuses answers for less time must not read those kept for longer.
         self._scope = hashlib.sha256(
-            f"{client.issuer}\n{authentication.client_id}".encode()).digest()[:8]
+            f"{client.issuer}\n{authentication.client_id}\n{float(cache_ttl)!r}".encode()
+        ).digest()[:8]
         #: Introspection calls made (each one an HTTP exchange with the issuer).
         self.calls = 0
         #: Answers found in the shared store (another process's call, or this one's).

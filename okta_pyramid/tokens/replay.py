@@ -2,7 +2,8 @@
 
 A proof is accepted once: the resource server remembers each proof's ``jti``
 (scoped by the proof's key) for as long as the proof's ``iat`` would still be
-accepted, and refuses it when it comes again.
+accepted, and the leeway more (another process's clock may be that far behind),
+and refuses it when it comes again.
 
 :class:`ReplayStore` is the whole interface: one atomic "add if absent". The
 in-process :class:`InMemoryReplayStore` is the default; an API served by several
@@ -107,8 +108,8 @@ class InMemoryReplayStore:
             return True
 
     def _purge(self, now: float) -> None:
-        # A key is remembered while now <= expires_at, the last moment the proof's
-        # iat is still accepted.
+        # A key is remembered while now <= expires_at (the last moment the proof's
+        # iat is still accepted, plus the leeway).
         heap, expiry = self._heap, self._expiry
         while heap and heap[0][0] < now:
             _, key = heapq.heappop(heap)

@@ -35,7 +35,7 @@ import math
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .exceptions import VerificationError
 
@@ -49,6 +49,10 @@ DEFAULT_TIMEOUT = 0.5
 DEFAULT_FAILURE_BACKOFF = 1.0
 #: An introspection answer larger than this is not shared (it is still used).
 MAX_ANSWER_BYTES = 64 * 1024
+#: The only options a store URL may carry (``rediss://`` only): the files of TLS.
+#: redis-py lets any URL option win over what the store sets, so others (a timeout,
+#: ``ssl_cert_reqs=none``, an unknown name that fails every call) are refused.
+URL_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 class SharedStoreUnavailable(VerificationError):
@@ -84,13 +88,22 @@ class RedisStore:
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
+            parts = urlsplit(url)
+            options = parse_qs(parts.query, keep_blank_values=True)
+            if set(options) - set(URL_OPTIONS) or (options and parts.scheme != "rediss"):
+                raise ValueError(f"a store URL may carry only {', '.join(URL_OPTIONS)}, "
+                                 f"and only with rediss://")
+            # Named rather than left to redis-py's defaults (before redis-py 6 the
+            # host name was not checked).
+            tls = ({"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+                   if parts.scheme == "rediss" else {})
             # One immediate retry after a broken connection (Redis restarted, the
             # pool's socket is dead), none after a timeout: a slow Redis costs one
             # timeout, not several.
             client = redis.Redis.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                retry_on_timeout=False)
+                retry_on_timeout=False, **tls)
         self.client = client
         self.address = display_address(url)
         self.timeout = timeout
