@@ -580,6 +580,7 @@ def test_a_kept_connection_the_server_closed_is_replaced_within_the_exchange(
 
     client = IssuerClient(issuer.issuer, keep_alive=True)
     _post(client, issuer)
+    time.sleep(0.1)  # the issuer is done with that exchange before it is told to hang up
     issuer.hang_up_after_answer = True
     _post(client, issuer)  # the server hangs up after this answer, saying nothing
     time.sleep(0.1)
