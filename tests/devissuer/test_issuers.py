@@ -115,3 +115,14 @@ def test_each_server_introspects_only_its_own_tokens(two: DevServer) -> None:
     two.app.post("/oauth2/partners/v1/revoke", {"token": partner}, headers=auth)
     assert not active("/oauth2/partners", partner)
     assert active("/oauth2/default", default)
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/oauth2/partners/nope", 404), ("/oauth2/partners/%ff", 400),
+    ("/oauth2/partners/v1/%ff%fe", 400)])
+def test_the_second_server_answers_json_for_what_no_view_handles(two: DevServer, path: str,
+                                                                 status: int) -> None:
+    # Never Pyramid's text page, and never an exception escaping to the server.
+    response = two.app.get(path, status=status)
+    assert response.content_type == "application/json"
+    assert response.json["error"] in ("not_found", "invalid_request")
