@@ -230,8 +230,8 @@ def load_private_key(pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateK
     try:
         key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise ValueError("it is not an unencrypted PEM private key "
-                         "(-----BEGIN PRIVATE KEY----- ...)") from None
+        raise ValueError("it is not an unencrypted PEM private key (PKCS #8, as "
+                         "`openssl genpkey` writes it)") from None
     signing_algorithm(key)
     return key  # type: ignore[return-value]
 
