@@ -9,14 +9,11 @@ DPoP nonces); it is capped, so a flood of revocations cannot exhaust memory.
 """
 from __future__ import annotations
 
-import heapq
-import logging
 import math
-import threading
 import time
 from typing import Callable
 
-log = logging.getLogger(__name__)
+from ..tokens.replay import InMemoryReplayStore, ReplayStoreFull
 
 #: About 250 bytes each: 10 000 revoked tokens hold some 2.5 MB. A developer's
 #: machine revokes a handful; the cap only stops a runaway script.
@@ -40,55 +37,30 @@ class RevocationListFull(Exception):
 
 class RevokedTokens:
     """A bounded, thread-safe set of revoked tokens' ``jti``, each kept until its
-    token's ``exp``."""
+    token's ``exp``: the bounded, expiring set of the DPoP replay check, which
+    refuses rather than forgets when it is full."""
 
     def __init__(self, max_entries: int = DEFAULT_MAX_REVOKED, *,
                  clock: Callable[[], float] = time.time) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
         self.clock = clock
-        self._expiry: dict[str, float] = {}
-        # (exp, jti), soonest first: expired entries are dropped from the front.
-        self._heap: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._warned_full = False
+        self._jtis = InMemoryReplayStore(max_entries, clock=clock,
+                                         name="development issuer: revocation list")
 
     def __len__(self) -> int:
-        with self._lock:
-            self._prune(self.clock())
-            return len(self._expiry)
+        return len(self._jtis)
 
     def __contains__(self, jti: object) -> bool:
-        with self._lock:
-            self._prune(self.clock())
-            return jti in self._expiry
+        return isinstance(jti, str) and jti.encode("utf-8") in self._jtis
 
     def revoke(self, jti: str, expires_at: float) -> bool:
         """Remember ``jti`` until ``expires_at``; False if it already was (or has
         expired, so there is nothing to revoke). Raises :class:`RevocationListFull`."""
-        with self._lock:
-            now = self.clock()
-            self._prune(now)
-            if jti in self._expiry or expires_at <= now:
-                return False
-            if len(self._expiry) >= self.max_entries:
-                wait = math.ceil(self._heap[0][0] - now)
-                if not self._warned_full:
-                    # Once per episode: a flood must not become a flood of log lines.
-                    self._warned_full = True
-                    log.warning("development issuer: %d revoked tokens remembered; refusing "
-                                "revocations for up to %ds", self.max_entries, wait)
-                raise RevocationListFull(retry_after=wait)
-            self._warned_full = False
-            self._expiry[jti] = expires_at
-            heapq.heappush(self._heap, (expires_at, jti))
-            return True
-
-    def _prune(self, now: float) -> None:
-        # A token is active while now < exp (no leeway at the issuer), so its entry
-        # goes at exp <= now, exactly when introspection calls it expired.
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, jti = heapq.heappop(heap)
-            del self._expiry[jti]
+        if expires_at <= self.clock():
+            return False
+        # A token is active while now < exp (no leeway at the issuer); the store keeps
+        # a key while now <= its time, so it is given the last moment before exp.
+        try:
+            return self._jtis.add_if_absent(jti.encode("utf-8"),
+                                            math.nextafter(expires_at, -math.inf))
+        except ReplayStoreFull as exc:
+            raise RevocationListFull(exc.retry_after) from None

@@ -70,18 +70,29 @@ class InMemoryReplayStore:
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 name: str = "DPoP replay store") -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         self.clock = clock
+        #: What the log line calls it when it is full.
+        self.name = name
         self._expiry: dict[bytes, float] = {}
         self._heap: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
         self._warned_full = False
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        with self._lock:
+            self._purge(self.clock())
+            return len(self._expiry)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is remembered and not expired."""
+        with self._lock:
+            self._purge(self.clock())
+            return key in self._expiry
 
     def add_if_absent(self, key: bytes, expires_at: float) -> bool:
         expiry = self._expiry
@@ -96,8 +107,8 @@ class InMemoryReplayStore:
                 wait = math.ceil(self._heap[0][0] - now)
                 if not self._warned_full:
                     # Once per episode: a flood must not become a flood of log lines.
-                    log.warning("DPoP replay store full (%d proofs); refusing new "
-                                "proofs for up to %ds", self.max_entries, wait)
+                    log.warning("%s full (%d entries); refusing new ones for up to %ds",
+                                self.name, self.max_entries, wait)
                     self._warned_full = True
                 raise ReplayStoreFull(
                     "too many recent DPoP proofs to remember another; try again later",

@@ -47,7 +47,7 @@ def test_the_list_refuses_to_make_room_by_forgetting(caplog):
             revoked.revoke("c", 300)
     assert "a" in revoked and "b" in revoked
     # One warning per episode, not one per refusal.
-    assert len([r for r in caplog.records if "revoked tokens remembered" in r.message]) == 1
+    assert len([r for r in caplog.records if "revocation list full" in r.message]) == 1
 
 
 def test_one_revocation_wins_when_threads_race():
