@@ -13,7 +13,8 @@ from typing import Any
 
 from pyramid.authorization import Deny
 from pyramid.config import Configurator
-from pyramid.httpexceptions import HTTPForbidden
+from pyramid.exceptions import URLDecodeError
+from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.request import Request
 from pyramid.response import Response
 
@@ -213,6 +214,33 @@ def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:
     if context is None:
         context = getattr(result, "context", None)
     return scopes_granting(context, permission)
+
+
+def not_found(request: Request) -> Response:
+    """A JSON 404 for a request no route matches."""
+    return json_error(404, "not_found", "no such endpoint")
+
+
+def http_error(exc: HTTPException, request: Request) -> Response:
+    """The JSON answer to an HTTP error raised by Pyramid or a view (405, 400...)."""
+    if exc.code < 400:
+        return exc
+    return json_error(exc.code, exc.title.lower().replace(" ", "_"), exc.title)
+
+
+def undecodable_path(exc: URLDecodeError, request: Request) -> Response:
+    # The path is not UTF-8 (e.g. /api/%ff): a bad request, not a server error.
+    return json_error(400, "invalid_request", "the request path is not valid UTF-8")
+
+
+def add_json_error_views(config: Configurator) -> None:
+    """JSON answers, never Pyramid's text pages, for what no view handles: unknown
+    paths, HTTP errors, paths that are not UTF-8. An application (the demo, each
+    authorization server of the development issuer) adds them to its own
+    configuration; the add-on does not, so an including app keeps its own."""
+    config.add_notfound_view(not_found)
+    config.add_exception_view(http_error, context=HTTPException)
+    config.add_exception_view(undecodable_path, context=URLDecodeError)
 
 
 def includeme(config: Configurator) -> None:

@@ -11,5 +11,6 @@ def includeme(config: Configurator) -> None:
     that has included the add-on."""
     config.include(".routes")
     config.include(".messages")
+    config.include(".exception_views")
     config.registry.message_store = MessageStore()
     config.scan()

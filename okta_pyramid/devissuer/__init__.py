@@ -15,14 +15,13 @@ from typing import Any, Callable, NamedTuple
 
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
-from pyramid.exceptions import ConfigurationError, URLDecodeError
-from pyramid.httpexceptions import HTTPException
+from pyramid.exceptions import ConfigurationError
 from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.tweens import INGRESS, MAIN
 
-from ..errors import json_error
+from ..errors import add_json_error_views
 from ..tokens.refresher import wait_until_listening
 from .config import DevIssuerSettings, parse_devissuer_servers
 from .dpop import token_endpoint_verifier
@@ -110,24 +109,8 @@ def _server_app(settings: DevIssuerSettings, factory: TokenFactory) -> Any:
     _serve(config, settings, factory)
     # Its own answers for what no view handles: JSON, never Pyramid's text page or
     # an exception escaping to the server.
-    config.add_notfound_view(_not_found)
-    config.add_exception_view(_undecodable_path, context=URLDecodeError)
-    config.add_exception_view(_http_error, context=HTTPException)
+    add_json_error_views(config)
     return config.make_wsgi_app()
-
-
-def _not_found(request: Request) -> Response:
-    return json_error(404, "not_found", "no such endpoint")
-
-
-def _undecodable_path(exc: URLDecodeError, request: Request) -> Response:
-    return json_error(400, "invalid_request", "the request path is not valid UTF-8")
-
-
-def _http_error(exc: HTTPException, request: Request) -> Response:
-    if exc.code < 400:
-        return exc
-    return json_error(exc.code, exc.title.lower().replace(" ", "_"), exc.title)
 
 
 class ServersTween:
