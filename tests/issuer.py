@@ -535,6 +535,12 @@ class LoopbackIssuer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def parse_request(self) -> bool:
+                # Decided when the request arrives, so that a test setting the flag
+                # after an answer reached it never closes that answer's connection.
+                self.hang_up = issuer.hang_up_after_answer
+                return super().parse_request()
+
             def do_GET(self) -> None:
                 issuer.hits[self.path] += 1
                 if self.path == f"{prefix}/v1/keys":
@@ -651,7 +657,7 @@ class LoopbackIssuer:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
-                if issuer.hang_up_after_answer:
+                if self.hang_up:
                     # Closed without "Connection: close": the client learns it only
                     # when it uses the connection again.
                     self.close_connection = True

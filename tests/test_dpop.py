@@ -232,16 +232,26 @@ def test_disabled_refuses_the_dpop_scheme(make_app: Callable[..., webtest.TestAp
 SECRET = "a shared secret of enough bytes"
 
 
+def _freeze_nonces(app: webtest.TestApp) -> float:
+    """Stops the app's nonce clock in the middle of the current step, so that no step
+    ends between a nonce being made and being checked; returns that time."""
+    nonces = app.app.registry.okta_dpop.nonces
+    now = (time.time() // DEFAULT_STEP + 0.5) * DEFAULT_STEP
+    nonces.clock = lambda: now
+    return now
+
+
 def test_nonces_the_client_retries_with_the_one_it_was_given(
         make_app: Callable[..., webtest.TestApp], client: Client) -> None:
     app = make_app(dpop_nonce="true", dpop_nonce_secret=SECRET)
+    now = _freeze_nonces(app)
     first = app.get("/api/whoami", headers=client.headers(), status=401)
     assert first.json["error"] == "use_dpop_nonce"
     assert first.headers["WWW-Authenticate"].startswith(
         f'DPoP realm="api", {ALGS}, error="use_dpop_nonce"')
     assert first.headers["Cache-Control"] == "no-store"
     nonce = first.headers["DPoP-Nonce"]
-    assert nonce == DPoPNonces(SECRET).issue()
+    assert nonce == DPoPNonces(SECRET, clock=lambda: now).issue()
     second = app.get("/api/whoami", headers=client.headers(nonce=nonce), status=200)
     assert "DPoP-Nonce" not in second.headers  # still the current nonce
 
@@ -252,11 +262,12 @@ def test_a_nonce_about_to_expire_is_replaced_on_a_success(
     config.add_route("cacheable", "/cacheable")
     config.add_view(lambda request: {"ok": True}, route_name="cacheable", renderer="json")
     app = webtest_app(config)
-    previous = DPoPNonces(SECRET, clock=lambda: time.time() - DEFAULT_STEP).issue()
+    now = _freeze_nonces(app)
+    previous = DPoPNonces(SECRET, clock=lambda: now - DEFAULT_STEP).issue()
     url = "http://localhost/cacheable"
     response = app.get("/cacheable", headers=client.headers(url, nonce=previous), status=200)
     # RFC 9449 §8.2: the next nonce comes before the client's one expires...
-    assert response.headers["DPoP-Nonce"] == DPoPNonces(SECRET).issue()
+    assert response.headers["DPoP-Nonce"] == DPoPNonces(SECRET, clock=lambda: now).issue()
     # ...and no shared cache may hand it to another client.
     assert response.headers["Cache-Control"] == "no-store"
 

@@ -82,12 +82,12 @@ def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
 def test_a_proof_is_forgotten_when_its_window_ends(redis_url: str,
                                                    redis_server: RedisServer) -> None:
     store = RedisStore(redis_url)
-    assert store.replays.add_if_absent(b"w" * 16, time.time() + 0.3)
-    assert not store.replays.add_if_absent(b"w" * 16, time.time() + 0.3)
+    assert store.replays.add_if_absent(b"w" * 16, time.time() + 1)
+    assert not store.replays.add_if_absent(b"w" * 16, time.time() + 1)
     [key] = redis_server.client().keys("*")
-    assert 0 < redis_server.client().pttl(key) <= 300
-    time.sleep(0.45)
-    assert store.replays.add_if_absent(b"w" * 16, time.time() + 0.3)
+    assert 0 < redis_server.client().pttl(key) <= 1000
+    time.sleep(1.2)
+    assert store.replays.add_if_absent(b"w" * 16, time.time() + 1)
 
 
 def test_a_replayed_proof_is_refused_by_the_other_process(
@@ -225,17 +225,17 @@ def test_a_shared_answer_is_not_reused_longer_than_the_readers_ttl(
 def test_an_unreachable_store_fails_closed_and_logs_once(
         caplog: pytest.LogCaptureFixture) -> None:
     store = RedisStore(f"redis://:pa55-s3cret@127.0.0.1:{free_port()}/0", timeout=0.5,
-                       failure_backoff=0.3)
+                       failure_backoff=2)
     caplog.set_level(logging.DEBUG, logger="okta_pyramid.tokens.shared")
     with pytest.raises(SharedStoreUnavailable) as first:
         store.replays.add_if_absent(b"x" * 16, time.time() + 30)
-    assert first.value.retry_after == 1
+    assert first.value.retry_after == 2
     # Paused: answered at once, without trying again.
     started = time.monotonic()
     for _ in range(3):
         with pytest.raises(SharedStoreUnavailable):
             store.replays.add_if_absent(b"x" * 16, time.time() + 30)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5
     assert store.failures == 1 and not store.available and not store.ping()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in warnings] == [
@@ -251,7 +251,7 @@ def test_a_silent_store_costs_one_timeout(taken_port: int) -> None:
     started = time.monotonic()
     with pytest.raises(SharedStoreUnavailable):
         store.answers.get(b"s" * 8, b"d" * 32)
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.5
 
 
 def test_service_resumes_when_redis_returns(redis_server: RedisServer, redis_url: str,

@@ -264,7 +264,7 @@ def test_one_deadline_covers_the_whole_call(issuer: LoopbackIssuer, mode: str) -
     started = time.monotonic()
     with pytest.raises(IntrospectionUnavailable):
         check.introspect(issuer.opaque())
-    assert time.monotonic() - started < 0.5 + 0.4
+    assert time.monotonic() - started < 2  # the issuer goes on for 30 s or 60 s
     assert calls(issuer) == 1
 
 
@@ -633,7 +633,7 @@ def test_a_failing_endpoint_is_unavailable_never_inactive(
 
 def test_calls_pause_after_a_failure(issuer: LoopbackIssuer) -> None:
     issuer.introspection_mode = "error"
-    check = introspector(issuer, failure_backoff=0.5)
+    check = introspector(issuer, failure_backoff=1)
     token = issuer.opaque()
     with pytest.raises(IntrospectionUnavailable):
         check.introspect(token)
@@ -642,7 +642,7 @@ def test_calls_pause_after_a_failure(issuer: LoopbackIssuer) -> None:
         check.introspect(issuer.opaque())  # another token: no call either
     assert info.value.retry_after == 1
     assert calls(issuer) == 1
-    time.sleep(0.55)
+    time.sleep(1.1)
     check.introspect(token)
     assert calls(issuer) == 2
 
@@ -660,7 +660,7 @@ def test_a_longer_pause_is_hinted_in_retry_after(issuer: LoopbackIssuer) -> None
 
 def test_calls_in_flight_and_waiting_are_bounded(issuer: LoopbackIssuer) -> None:
     issuer.introspection_mode = "hang"
-    check = introspector(issuer, http_timeout=1, max_calls=2, max_waiters=2)
+    check = introspector(issuer, http_timeout=2, max_calls=2, max_waiters=2)
     tokens = [issuer.opaque() for _ in range(4)]
     outcomes: list[Any] = []
 
@@ -682,7 +682,7 @@ def test_calls_in_flight_and_waiting_are_bounded(issuer: LoopbackIssuer) -> None
         with pytest.raises(IntrospectionUnavailable) as info:
             check.introspect(token)
         assert info.value.retry_after >= 1
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 0.8  # not the calls' 2 s deadline
     for thread in threads:
         thread.join(5)
     assert len(outcomes) == 4

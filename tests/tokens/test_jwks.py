@@ -335,7 +335,8 @@ def test_a_dripping_issuer_is_cut_at_the_deadline(issuer: LoopbackIssuer, mode: 
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer than 0.5s"):
         IssuerClient(issuer.issuer, http_timeout=0.5).metadata()
-    assert 0.5 <= time.monotonic() - started < 0.8
+    # The issuer goes on for 5 s (body) or 60 s (headers) when nothing cuts it.
+    assert 0.5 <= time.monotonic() - started < 2
 
 
 def test_one_deadline_covers_discovery_and_the_key_set(issuer: LoopbackIssuer) -> None:
@@ -344,7 +345,7 @@ def test_one_deadline_covers_discovery_and_the_key_set(issuer: LoopbackIssuer) -
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer"):
         client.fetch_keys(deadline=time.monotonic() + 0.2)
-    assert time.monotonic() - started < 0.4
+    assert time.monotonic() - started < 1
     with pytest.raises(FetchError, match="took longer"):
         client.get_json(issuer.jwks_uri, deadline=time.monotonic() - 1)
 
@@ -357,7 +358,7 @@ def test_connections_are_not_kept_between_fetches(issuer: LoopbackIssuer) -> Non
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer"):
         client.fetch_keys(deadline=time.monotonic() + 0.3)
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 2
 
 
 class OverrunningClient(IssuerClient):
@@ -368,7 +369,7 @@ class OverrunningClient(IssuerClient):
 
     def fetch_keys(self, *, deadline: float | None = None):
         if self.overrun:
-            time.sleep(1.5)
+            time.sleep(3)
         return super().fetch_keys()
 
 
@@ -393,18 +394,18 @@ def test_nobody_waits_on_a_fetch_past_the_deadline(issuer: LoopbackIssuer) -> No
     started = time.monotonic()
     with pytest.raises(exc.IssuerUnavailable) as info:
         keys.get("key-2")
-    assert time.monotonic() - started < 0.3 + 0.3
+    assert time.monotonic() - started < 1.2  # not the 3 s the fetch takes
     assert info.value.retry_after >= 1
     assert keys.get("key-1")  # held: no waiting at all
     # The background refresher, too, gives up waiting, and says so.
     assert keys.refresh() is False
-    assert time.monotonic() - started < 2 * (0.3 + 0.3)
+    assert time.monotonic() - started < 2.4
     fetch.join()
 
 
 def test_only_a_few_requests_wait_for_a_fetch(issuer: LoopbackIssuer) -> None:
     # Each waiting request holds a server thread; the others are answered at once.
-    issuer.jwks_delay = 0.5
+    issuer.jwks_delay = 1
     keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
                   max_waiters=1)
     results: list[Any] = []
@@ -416,7 +417,7 @@ def test_only_a_few_requests_wait_for_a_fetch(issuer: LoopbackIssuer) -> None:
     started = time.monotonic()
     with pytest.raises(exc.IssuerUnavailable):
         keys.get("key-1")
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 0.6  # not the 1 s the fetch takes
     first.join()
     waiter.join()
     assert len(results) == 2 and issuer.hits[KEYS] == 1
@@ -424,7 +425,7 @@ def test_only_a_few_requests_wait_for_a_fetch(issuer: LoopbackIssuer) -> None:
 
 def test_a_kid_certainly_unknown_is_401_while_a_fetch_hangs(issuer: LoopbackIssuer) -> None:
     clock = FakeClock()
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=1), refetch_cooldown=30,
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
                   max_waiters=0, clock=clock)
     keys.get("key-1")
     issuer.mode = "drip_headers"
@@ -439,7 +440,7 @@ def test_a_kid_certainly_unknown_is_401_while_a_fetch_hangs(issuer: LoopbackIssu
     with pytest.raises(exc.IssuerUnavailable):
         keys.get("key-2")
     assert keys.get("key-1")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1  # not the fetch's 2 s deadline
     fetch.join()
 
 
@@ -566,7 +567,7 @@ def test_the_deadline_covers_an_exchange_on_a_kept_connection(issuer: LoopbackIs
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer than 0.5s"):
         _post(client, issuer)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2
     assert issuer.connections == 1
     # Nothing of a failed exchange is kept.
     issuer.introspection_mode = "ok"
@@ -580,7 +581,6 @@ def test_a_kept_connection_the_server_closed_is_replaced_within_the_exchange(
 
     client = IssuerClient(issuer.issuer, keep_alive=True)
     _post(client, issuer)
-    time.sleep(0.1)  # the issuer is done with that exchange before it is told to hang up
     issuer.hang_up_after_answer = True
     _post(client, issuer)  # the server hangs up after this answer, saying nothing
     time.sleep(0.1)
@@ -608,4 +608,4 @@ def test_keep_alive_over_https_is_watched_too(https_issuer: LoopbackIssuer,
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer than 0.5s"):
         _post(client, https_issuer)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2

@@ -47,7 +47,7 @@ def test_start_does_not_wait_for_a_hanging_issuer(settings, issuer, refreshers) 
     started = time.monotonic()
     app = main({}, **{**settings, "okta.jwks_refresh_interval": "300"})
     refreshers.append(app.registry.okta_key_refresher)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2  # the issuer hangs for 30 s
     assert app.registry.okta_key_refresher.running
     issuer.release.set()
 
