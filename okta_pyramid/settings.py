@@ -780,6 +780,17 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         raise ConfigurationError(
             f"{opaque[1]}: opaque=true is also set on {opaque[0]}; tokens that are not "
             f"JWTs can be introspected at one authorization server only")
+    if introspection is not None and introspection.client_secret is not None:
+        hosts = sorted({(urlsplit(line.issuer).hostname or "") for line in issuers})
+        if len(hosts) > 1:
+            # Every line's issuer is asked about its tokens with the one client: a
+            # secret belongs to one server and must not be shown to the others.
+            raise ConfigurationError(
+                f"okta.introspection_auth_method: {introspection.auth_method} would send "
+                f"the introspection client secret to the authorization servers of "
+                f"{len(hosts)} hosts ({', '.join(hosts)}); list the issuers of one host "
+                f"only, or use private_key_jwt, whose assertion is made for each "
+                f"endpoint and useless at any other")
     if len(issuers) == 1 and introspection is not None and not issuers[0].org_server:
         # The one issuer that introspects takes opaque tokens, as it always has.
         issuers[0] = replace(issuers[0], opaque=True)

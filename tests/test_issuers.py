@@ -387,6 +387,21 @@ def test_a_line_may_name_the_org_server_where_introspection_judges_it() -> None:
     assert not any(line.opaque for line in parsed.issuers)
 
 
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_a_client_secret_is_never_sent_to_the_servers_of_another_host(method: str) -> None:
+    two_orgs = f"{ISSUER} api://orders\nhttps://partner.example.com/oauth2/p api://partners"
+    with pytest.raises(ConfigurationError, match=(
+            f"^okta.introspection_auth_method: {method} would send the introspection "
+            f"client secret to the authorization servers of 2 hosts "
+            f"\\(acme.okta.com, partner.example.com\\);")):
+        parse(two_orgs, introspection_client_id="0oa", introspection_auth_method=method,
+              introspection_client_secret="s3cret")
+    # One org's servers share the client; a private_key_jwt assertion is made for
+    # the one endpoint it is sent to.
+    parse(f"{ISSUER} api://orders\n{PARTNER_ISSUER}", introspection_client_id="0oa",
+          introspection_auth_method=method, introspection_client_secret="s3cret")
+
+
 def test_several_lines_from_one_environment_variable() -> None:
     from okta_pyramid.environ import expand_settings
 
