@@ -157,7 +157,10 @@ class RequestVerifier:
             if token.bound:
                 raise BindingMismatch(
                     "the access token is bound to a key (cnf): send it as "
-                    "'Authorization: DPoP <token>' with a DPoP proof", "bound_token_as_bearer")
+                    "'Authorization: DPoP <token>' with a DPoP proof" if token.jkt else
+                    "the access token is bound to a key this API cannot check (cnf "
+                    "without jkt, such as a client certificate's x5t#S256)",
+                    "bound_token_as_bearer")
             return _tuple(VerifiedRequest, (token, BEARER, None))
         dpop = self.dpop
         if dpop is None:
