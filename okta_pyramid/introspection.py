@@ -83,7 +83,8 @@ def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
                                      cache_ttl=settings.introspection.cache_ttl,
                                      shared=shared.answers if shared is not None else None)
-    return IntrospectingVerifier(verifier, introspector, local=not line.org_server)
+    return IntrospectingVerifier(verifier, introspector, local=not line.org_server,
+                                 opaque=line.opaque)
 
 
 def tokens_judge(settings: OktaSettings, verifiers: Mapping[str, AccessTokenVerifier],

@@ -716,6 +716,12 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
                 raise ConfigurationError(
                     f"{key}: opaque=true needs token introspection: set "
                     f"okta.introspection_client_id and its credentials")
+            if org_server:
+                # Its access tokens are JWTs; what it issues otherwise (refresh
+                # tokens) introspects as active but must not open the API.
+                raise ConfigurationError(
+                    f"{key}: opaque=true: the Okta org authorization server's access "
+                    f"tokens are JWTs; leave opaque= out of this line")
             opaque = True
     audiences = audiences or list(defaults.audiences)
     if not audiences and defaults.production:

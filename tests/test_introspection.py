@@ -472,6 +472,32 @@ def test_org_server_tokens_are_introspected_even_when_they_are_jwts(
     assert app.app.registry.okta_request_verifier.tokens.introspector.cache is not None
 
 
+def test_the_org_server_is_asked_only_about_its_own_jwts(
+        make_config: Callable[..., Configurator], live_settings: dict[str, str],
+        issuer: LoopbackIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its access tokens are JWTs; its refresh tokens are not, and introspect as
+    # active: they, junk, and JWTs of other issuers are refused without a call.
+    app = _views(make_config(**live_settings))
+    judge = app.app.registry.okta_request_verifier.tokens
+    monkeypatch.setattr(judge, "local", False)
+    monkeypatch.setattr(judge, "opaque", False)
+    for token in (issuer.opaque(), "a.b.c",
+                  issuer.mint(iss="https://other.example.com/oauth2/default")):
+        response = app.get("/local", headers=bearer(token), status=401)
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert introspected(issuer) == 0
+    app.get("/local", headers=bearer(issuer.mint()), status=200)
+    assert introspected(issuer) == 1
+
+
+def test_opaque_is_refused_on_an_org_server_line() -> None:
+    with pytest.raises(ConfigurationError, match="^okta.issuer line 2: opaque=true: "):
+        parse_settings({"okta.issuer": "https://acme.okta.com/oauth2/default\n"
+                                       "https://acme.okta.com opaque=true",
+                        "okta.introspection_client_id": "0oa1",
+                        "okta.introspection_client_secret": "s3cret"})
+
+
 # -- the demo -----------------------------------------------------------------------------
 
 def test_the_demo_writes_need_a_live_token_when_introspection_is_on(

@@ -69,8 +69,15 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from . import _jws
 from .cache import VerifiedTokenCache, token_digest
-from .exceptions import ImmatureToken, InvalidToken, IssuerUnavailable, MalformedToken
+from .exceptions import (
+    ImmatureToken,
+    InvalidIssuer,
+    InvalidToken,
+    IssuerUnavailable,
+    MalformedToken,
+)
 from .jwks import MIN_RSA_BITS, FetchError, IssuerClient
 from .shared import SharedStoreUnavailable
 from .verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier, VerifiedToken
@@ -89,6 +96,8 @@ DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
 INACTIVE_TTL = 3600
 #: After a failed call, no call is made for this long (seconds).
 DEFAULT_FAILURE_BACKOFF = 2.0
+#: A call the endpoint refused (4xx) is logged as a warning at most this often.
+REFUSAL_LOG_INTERVAL = 60.0
 #: Introspection calls in flight at once, and requests that may wait for one.
 DEFAULT_MAX_CALLS = 2
 DEFAULT_MAX_WAITERS = 1
@@ -314,6 +323,7 @@ class TokenIntrospector:
         #: ``time.monotonic()`` before which no call is made (after a failure).
         self._paused_until = 0.0
         self._failures = 0
+        self._refusal_quiet_until = 0.0
 
     # -- the two questions --------------------------------------------------------
 
@@ -464,6 +474,13 @@ class TokenIntrospector:
             if status in (400, 401, 403):
                 hint = (f" (check the introspection client id and its credentials for "
                         f"{self.authentication.method})")
+            # A refusal (4xx) answers this call only: some servers refuse a token
+            # they cannot parse instead of calling it inactive, and pausing on that
+            # would let anyone with junk tokens hold every other token at 503. An
+            # endpoint that is down, slow or asks for less (429) pauses the calls.
+            if status is not None and 400 <= status < 500 and status not in (408, 429):
+                self._refused(f"{exc}{hint}")
+                raise self._unavailable("it refused the call") from None
             self._failed(f"{exc}{hint}")
             raise self._unavailable("it could not be reached") from None
         if (not isinstance(document, dict)
@@ -508,7 +525,8 @@ class TokenIntrospector:
             # aud for this API, as a JWT does (RFC 9068 §4): a server may leave it out
             # for a token meant for no API in particular (Ory Hydra does).
             self.rules.validate_claims(claims, required=() if signed else ("aud",),
-                                       required_claims=() if signed else None)
+                                       required_claims=() if signed else None,
+                                       client_required=not signed)
             self._validate_type(claims)
         except InvalidToken as exc:
             return _Refusal(exc)
@@ -558,7 +576,15 @@ class TokenIntrospector:
                   expires: float | None, document: dict[str, Any]) -> None:
         until = self._until(outcome, expires)
         self._keep(digest, outcome, until)
-        if self.shared is not None and until > self.clock():
+        if self.shared is None:
+            return
+        now = self.clock()
+        if document["active"] is True:
+            # Another process may judge an active answer by other rules (another
+            # audience, other required claims) and accept what this one refused:
+            # for it the answer is live, reused no longer than an active one.
+            until = min(until, now + self.cache_ttl)
+        if until > now:
             try:
                 self.shared.put(self._scope, digest, document, until)
             except SharedStoreUnavailable:
@@ -594,6 +620,20 @@ class TokenIntrospector:
         else:
             log.debug("token introspection failed again: %s", why)
 
+    def _refused(self, why: str) -> None:
+        # Not an incident (calls go on), but the API's credentials may be wrong:
+        # said at most once a minute, however often a client sends such tokens.
+        now = time.monotonic()
+        with self._lock:
+            loud = now >= self._refusal_quiet_until
+            if loud:
+                self._refusal_quiet_until = now + REFUSAL_LOG_INTERVAL
+        if loud:
+            log.warning("token introspection refused: %s; the token is answered 503",
+                        why)
+        else:
+            log.debug("token introspection refused: %s", why)
+
     def _recovered(self) -> None:
         if self._failures:
             with self._lock:
@@ -614,10 +654,12 @@ class IntrospectingVerifier:
     """
 
     def __init__(self, verifier: AccessTokenVerifier, introspector: TokenIntrospector, *,
-                 local: bool = True) -> None:
+                 local: bool = True, opaque: bool = True) -> None:
         self.verifier = verifier
         self.introspector = introspector
         self.local = local
+        #: Whether tokens that are not JWTs are introspected (otherwise refused).
+        self.opaque = opaque
         self.leeway = verifier.leeway
 
     def judged_locally(self, token: str) -> bool:
@@ -629,6 +671,14 @@ class IntrospectingVerifier:
         """The token, checked locally or introspected; or a VerificationError."""
         if self.judged_locally(token):
             return self.verifier.verify_token(token)
+        if token.count(".") != 2:
+            if not self.opaque:
+                raise MalformedToken("the token is not a JWT (expected three "
+                                     "dot-separated parts)")
+        elif _jws.unverified_claims(token).get("iss") != self.verifier.issuer:
+            # A JWT this issuer alone can judge (Okta's org server): one that names
+            # another issuer, or is no JWT at all, costs no call.
+            raise InvalidIssuer("the token was issued by another authorization server")
         return self.introspector.introspect(token)
 
     def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:

@@ -284,11 +284,13 @@ class AccessTokenVerifier:
     def validate_claims(
         self, claims: Mapping[str, Any], *, required: Iterable[str] = REQUIRED_CLAIMS,
         required_claims: Iterable[tuple[str, str | None]] | None = None,
+        client_required: bool = True,
     ) -> None:
         """Check ``claims`` as a token's: the names in ``required`` must be present;
         ``iss``, ``aud``, ``exp``, ``iat`` and ``nbf`` are checked when present, then
-        the claim types, the client (``okta.client_ids``) and ``required_claims``
-        (the verifier's own unless given).
+        the claim types, the client (``okta.client_ids``; with ``client_required``
+        false, only when the claims name one) and ``required_claims`` (the
+        verifier's own unless given).
 
         An introspection answer (RFC 7662 §2.2) goes through the same rules with
         nothing ``required``: it may leave out what a JWT must carry.
@@ -310,9 +312,10 @@ class AccessTokenVerifier:
         for name in ("sub", "cid", "client_id", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaims(f"the token's '{name}' claim is not a string")
-        if self.client_ids:
+        if self.client_ids and (client_required or "cid" in claims
+                                or "client_id" in claims):
             # Okta's JWTs name the client in cid; RFC 9068 and introspection answers
-            # (RFC 7662 §2.2) in client_id.
+            # (RFC 7662 §2.2) in client_id, which an answer may leave out.
             self._validate_cid(claims["cid"] if "cid" in claims else claims.get("client_id"))
         if required_claims is None:
             required_claims = self.required_claims

@@ -28,7 +28,7 @@ from okta_pyramid.tokens.jwks import IssuerClient
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
 from ..helpers import run_together
-from ..issuer import LoopbackIssuer, rsa_key
+from ..issuer import DROP, LoopbackIssuer, rsa_key
 
 INTROSPECT = "/oauth2/default/v1/introspect"
 ODD_ID = "0oa:odd%id+x y/~"
@@ -453,6 +453,24 @@ def test_confirm_judges_a_jwt_by_its_own_claims(issuer: LoopbackIssuer) -> None:
         introspector(issuer, rules=rules).confirm(token, verified)
 
 
+def test_confirm_needs_no_client_id_in_the_answer(issuer: LoopbackIssuer) -> None:
+    # RFC 7662 §2.2: client_id is optional; the JWT's own cid met okta.client_ids.
+    rules = {"client_ids": ["0oa-test-client"]}
+    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, **rules)
+    token = issuer.mint()
+    verified = verifier.verify_token(token)
+    issuer.introspection_answer = {"active": True, "scope": "openid"}
+    assert introspector(issuer, rules=rules).confirm(token, verified) is verified
+    # An answer that names another client is still refused.
+    issuer.introspection_answer = {"active": True, "client_id": "0oa-someone-else"}
+    with pytest.raises(exc.InvalidClaims):
+        introspector(issuer, rules=rules).confirm(token, verified)
+    # A token judged by the answer alone still needs its client named.
+    issuer.introspection_answer = issuer.introspected(issuer.claims(cid=DROP))
+    with pytest.raises(exc.InvalidClaims):
+        introspector(issuer, rules=rules).introspect(issuer.opaque())
+
+
 # -- the cache -----------------------------------------------------------------------
 
 
@@ -645,6 +663,26 @@ def test_calls_pause_after_a_failure(issuer: LoopbackIssuer) -> None:
     time.sleep(1.1)
     check.introspect(token)
     assert calls(issuer) == 2
+
+
+def test_a_refused_call_answers_its_token_only(issuer: LoopbackIssuer,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    # Some servers refuse a token they cannot read (4xx) instead of calling it
+    # inactive: junk tokens must not hold every other token at 503.
+    caplog.set_level(logging.DEBUG, logger="okta_pyramid.tokens.introspection")
+    issuer.introspection_mode = "unauthorized"
+    check = introspector(issuer, failure_backoff=30)
+    for _ in range(3):
+        with pytest.raises(IntrospectionUnavailable) as info:
+            check.introspect(issuer.opaque())
+        assert info.value.retry_after == 1
+    issuer.introspection_mode = "ok"
+    check.introspect(issuer.opaque())
+    assert calls(issuer) == 4
+    # The API's credentials may be wrong: said once, not once a request.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("token introspection refused")
+    assert "check the introspection client id" in warnings[0]
 
 
 def test_a_longer_pause_is_hinted_in_retry_after(issuer: LoopbackIssuer) -> None:
