@@ -82,7 +82,8 @@ def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
     client = IssuerClient(line.issuer, http_timeout=settings.http_timeout, keep_alive=True)
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
                                      cache_ttl=settings.introspection.cache_ttl,
-                                     shared=shared.answers if shared is not None else None)
+                                     shared=shared.answers if shared is not None else None,
+                                     endpoint=settings.introspection.endpoint)
     return IntrospectingVerifier(verifier, introspector, local=not line.org_server,
                                  opaque=line.opaque)
 

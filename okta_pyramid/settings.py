@@ -84,6 +84,7 @@ SETTING_NAMES = frozenset({
     "okta.introspection_private_key",
     "okta.introspection_key_id",
     "okta.introspection_cache_ttl",
+    "okta.introspection_endpoint",
     "okta.introspect_all",
     "okta.shared_store",
     "okta.shared_store_timeout",
@@ -181,6 +182,8 @@ class IntrospectionSettings:
     private_key: Any = field(default=None, repr=False)
     key_id: str | None = None
     cache_ttl: int = DEFAULT_INTROSPECTION_CACHE_TTL
+    #: ``okta.introspection_endpoint``; ``None``: the issuer's metadata names it.
+    endpoint: str | None = None
 
 
 def _is_okta_host(host: str | None) -> bool:
@@ -476,7 +479,8 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
         # A setting that shows an intent to introspect, without the client to do it
         # (production.ini's defaults for the others mean nothing yet).
         for name in ("introspection_client_secret", "introspection_private_key",
-                     "introspection_key_id", "introspection_auth_method", "introspect_all"):
+                     "introspection_key_id", "introspection_auth_method", "introspect_all",
+                     "introspection_endpoint"):
             value = _text(settings, name)
             if value is None or (name == "introspection_auth_method"
                                  and value.lower() == "client_secret_basic") or (
@@ -525,9 +529,12 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
                 f"okta.introspection_client_secret: is required with "
                 f"okta.introspection_auth_method = {method}; in production.ini it comes "
                 f"from OKTA_INTROSPECTION_CLIENT_SECRET")
+    endpoint = _text(settings, "introspection_endpoint")
+    if endpoint is not None:
+        check_issuer_url(endpoint, "okta.introspection_endpoint")
     return IntrospectionSettings(
         client_id=client_id, auth_method=method, client_secret=secret,
-        private_key=private_key, key_id=key_id, cache_ttl=cache_ttl)
+        private_key=private_key, key_id=key_id, cache_ttl=cache_ttl, endpoint=endpoint)
 
 
 def _shared_store(settings: Mapping[str, Any]) -> str | None:
@@ -786,6 +793,10 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         raise ConfigurationError(
             f"{opaque[1]}: opaque=true is also set on {opaque[0]}; tokens that are not "
             f"JWTs can be introspected at one authorization server only")
+    if introspection is not None and introspection.endpoint is not None and len(issuers) > 1:
+        raise ConfigurationError(
+            "okta.introspection_endpoint: names one server's endpoint, and okta.issuer "
+            "has several lines; leave it out (each issuer's metadata names its own)")
     if introspection is not None and introspection.client_secret is not None:
         hosts = sorted({(urlsplit(line.issuer).hostname or "") for line in issuers})
         if len(hosts) > 1:

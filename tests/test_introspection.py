@@ -418,6 +418,35 @@ def test_the_secret_is_never_in_the_settings_repr() -> None:
     assert settings.introspection.cache_ttl == 30
 
 
+# -- the endpoint --------------------------------------------------------------------
+
+def test_the_endpoint_may_be_given_where_the_metadata_names_none(
+        make_config: Callable[..., Configurator], live_settings: dict[str, str],
+        issuer: LoopbackIssuer) -> None:
+    # Ory Hydra serves introspection on its admin port and names it nowhere.
+    issuer.metadata_overrides = {"introspection_endpoint": None}
+    token = issuer.mint()
+    without = _views(make_config(**live_settings))
+    without.get("/live", headers=bearer(token), status=503)
+    given = _views(make_config(introspection_endpoint=issuer.introspection_endpoint,
+                               **live_settings))
+    assert given.get("/live", headers=bearer(token)).json["sub"] == "alice@example.com"
+    assert introspected(issuer) == 1
+
+
+@pytest.mark.parametrize("issuers, endpoint, message", [
+    ("https://a.example.com/oauth2/x", "http://admin.example.com/admin/oauth2/introspect",
+     "must use https"),
+    ("https://a.example.com/oauth2/x\nhttps://a.example.com/oauth2/y",
+     "https://a.example.com/introspect", "names one server's endpoint"),
+])
+def test_the_endpoint_setting_is_checked(issuers: str, endpoint: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"^okta.introspection_endpoint: .*{message}"):
+        parse_settings({"okta.issuer": issuers, "okta.introspection_endpoint": endpoint,
+                        "okta.introspection_client_id": "0oa1",
+                        "okta.introspection_client_secret": "s3cret"})
+
+
 # -- Okta's org authorization server ---------------------------------------------------
 
 def test_the_org_server_is_refused_without_introspection() -> None:

@@ -272,7 +272,12 @@ class _Refusal:
 
 
 class TokenIntrospector:
-    """Introspects tokens at one issuer for one API, with a cache."""
+    """Introspects tokens at one issuer for one API, with a cache.
+
+    The endpoint is the issuer's metadata's ``introspection_endpoint``, or
+    ``endpoint`` when given (a server whose metadata names none, such as Ory Hydra,
+    whose endpoint is on its admin port).
+    """
 
     def __init__(
         self,
@@ -288,9 +293,11 @@ class TokenIntrospector:
         failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
         clock: Callable[[], float] = time.time,
         shared: AnswerStore | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.client = client
         self.authentication = authentication
+        self.endpoint = endpoint
         #: The claim rules of the API (issuer, audiences, leeway, clients, required claims).
         self.rules = rules
         self.cache_ttl = cache_ttl
@@ -452,7 +459,8 @@ class TokenIntrospector:
         deadline = time.monotonic() + self.client.http_timeout
         elapsed: float | None = None
         try:
-            endpoint = self.client.metadata(deadline=deadline).introspection_endpoint
+            endpoint = (self.endpoint
+                        or self.client.metadata(deadline=deadline).introspection_endpoint)
             if endpoint is None:
                 raise FetchError("the issuer's metadata names no usable (https) "
                                  "introspection_endpoint")
