@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -56,6 +57,88 @@ def everything_in(redis_server: RedisServer) -> list[tuple[bytes, bytes]]:
     return [(key, client.get(key)) for key in client.keys("*")]
 
 
+def calls_of(redis_server: RedisServer, command: str) -> int:
+    """How many times Redis has run ``command`` since its statistics were reset."""
+    stats = redis_server.client().info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+class ReplyLosingProxy:
+    """A loopback TCP proxy to Redis that breaks the connection once, just after
+    Redis has answered the first command that holds ``marker``: Redis has carried it
+    out, and the client never hears so."""
+
+    def __init__(self, upstream_port: int, marker: bytes) -> None:
+        self.upstream_port = upstream_port
+        self.marker = marker
+        #: Set once a reply has been lost.
+        self.lost = threading.Event()
+        self._armed = True
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        self._spawn(self._accept)
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            losing = threading.Event()
+            self._spawn(self._to_redis, client, upstream, losing)
+            self._spawn(self._to_client, upstream, client, losing)
+
+    def _to_redis(self, client: socket.socket, upstream: socket.socket,
+                  losing: threading.Event) -> None:
+        try:
+            while data := client.recv(65536):
+                if self._armed and self.marker in data:
+                    self._armed = False
+                    losing.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+
+    def _to_client(self, upstream: socket.socket, client: socket.socket,
+                   losing: threading.Event) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if losing.is_set():
+                    # The reply to the marked command: dropped with the connection.
+                    self.lost.set()
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
+                client.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._closed = True
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for thread in self._threads:
+            thread.join(5)
+        self.listener.close()
+
+
 # -- the DPoP replay store ---------------------------------------------------------
 
 def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
@@ -79,6 +162,37 @@ def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
     assert sorted(results) == [False] * 15 + [True]
 
 
+def test_a_new_proof_costs_one_round_trip(redis_url: str,
+                                          redis_server: RedisServer) -> None:
+    store = RedisStore(redis_url)
+    redis_server.client().config_resetstat()
+    assert store.replays.add_if_absent(b"r" * 16, time.time() + 30)
+    assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (1, 0)
+    # A replay: the SET finds the key, and one GET sees that another call wrote it.
+    assert not RedisStore(redis_url).replays.add_if_absent(b"r" * 16, time.time() + 30)
+    assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (2, 1)
+
+
+def test_a_proof_whose_reply_was_lost_is_still_new(redis_url: str,
+                                                   redis_server: RedisServer) -> None:
+    # Redis remembers the proof, the connection breaks before its "OK" arrives, and
+    # the client's retry finds the key: that key is this call's own write.
+    proxy = ReplyLosingProxy(redis_server.port, marker=b"NX")
+    try:
+        store = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", timeout=2)
+        redis_server.client().config_resetstat()
+        assert store.replays.add_if_absent(b"l" * 16, time.time() + 30) is True
+        # Two SETs (the second, the client's retry, found the key) and one GET.
+        assert proxy.lost.is_set()
+        assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (2, 1)
+        # Used again, through the same store or another: a replay.
+        assert store.replays.add_if_absent(b"l" * 16, time.time() + 30) is False
+        assert RedisStore(redis_url).replays.add_if_absent(
+            b"l" * 16, time.time() + 30) is False
+    finally:
+        proxy.close()
+
+
 def test_a_proof_is_forgotten_when_its_window_ends(redis_url: str,
                                                    redis_server: RedisServer) -> None:
     store = RedisStore(redis_url)
@@ -100,9 +214,10 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
     with pytest.raises(InvalidDPoPProof) as refused:
         second.verify(proof, "GET", URL)
     assert refused.value.reason == "dpop_replayed"
-    # In Redis: a prefixed digest, never the proof, its jti or its key.
+    # In Redis: a prefixed digest, never the proof, its jti or its key (the value is
+    # random: the writer's own mark).
     [(key, value)] = everything_in(redis_server)
-    assert key.startswith(b"okta_pyramid:dpop:") and value == b"1"
+    assert key.startswith(b"okta_pyramid:dpop:") and len(value) == 16
     assert b"the-jti" not in key and client.jkt.encode() not in key
     # Each process alone (the in-process default) would accept it again.
     assert DPoPVerifier().verify(proof, "GET", URL)

@@ -11,9 +11,11 @@ revocation one process has learned would stay unknown to the others. With a
 
 The rules, and why:
 
-- a proof is remembered with one atomic ``SET key 1 NX PX ttl``: of two processes
-  given the same proof at the same moment, exactly one is told it is new (RFC 9449
-  §11.1). The expiry is relative (``PX``), so Redis's clock plays no part;
+- a proof is remembered with one atomic ``SET key value NX PX ttl``: of two
+  processes given the same proof at the same moment, exactly one is told it is new
+  (RFC 9449 §11.1). The value is random, each call's own, so that a call whose
+  reply was lost and retried knows its own write from another's. The expiry is
+  relative (``PX``), so Redis's clock plays no part;
 - keys are ``okta_pyramid:`` followed by digests only (the proof's key thumbprint
   and ``jti`` hashed, the token's SHA-256): never a token, a proof or a claim;
 - every call is bounded by ``timeout`` (connecting, sending and reading). A failed
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 import threading
 import time
 from typing import Any, Callable
@@ -49,6 +52,9 @@ DEFAULT_TIMEOUT = 0.5
 DEFAULT_FAILURE_BACKOFF = 1.0
 #: An introspection answer larger than this is not shared (it is still used).
 MAX_ANSWER_BYTES = 64 * 1024
+#: Random bytes a replay check writes under a proof's key: the call's own mark
+#: (see :class:`RedisReplayStore`).
+REPLAY_MARK_BYTES = 16
 #: The only options a store URL may carry (``rediss://`` only): the files of TLS.
 #: redis-py lets any URL option win over what the store sets, so others (a timeout,
 #: ``ssl_cert_reqs=none``, an unknown name that fails every call) are refused.
@@ -181,7 +187,14 @@ class RedisStore:
 
 
 class RedisReplayStore:
-    """A :class:`~.replay.ReplayStore` on Redis: one ``SET NX PX`` per proof."""
+    """A :class:`~.replay.ReplayStore` on Redis: one ``SET NX PX`` per proof.
+
+    The client retries a call once when the connection breaks (see
+    :class:`RedisStore`). When Redis carried out the ``SET`` and only its reply was
+    lost, the retry finds the key: each call writes a random value of its own, so
+    that, finding the key, it can tell its own write (the proof is new) from
+    another's (a replay) with one ``GET``.
+    """
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
@@ -190,7 +203,11 @@ class RedisReplayStore:
         store = self.store
         # At least one millisecond: PX 0 is an error, and the proof is valid until then.
         ttl_ms = max(1, math.ceil((expires_at - store.clock()) * 1000))
-        return bool(store.call("set", store.key("dpop", key), b"1", nx=True, px=ttl_ms))
+        name = store.key("dpop", key)
+        mark = secrets.token_bytes(REPLAY_MARK_BYTES)
+        if store.call("set", name, mark, nx=True, px=ttl_ms):
+            return True
+        return bool(store.call("get", name) == mark)
 
 
 class RedisAnswerStore:
