@@ -2,6 +2,7 @@
 answers, and what happens when Redis is gone or slow."""
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -17,7 +18,7 @@ import webtest
 from pyramid.exceptions import ConfigurationError
 
 from benchmarks.tls import make_loopback_tls
-from okta_pyramid.settings import parse_settings
+from okta_pyramid.settings import MAX_INTROSPECTION_CACHE_TTL, parse_settings
 from okta_pyramid.tokens import (
     AccessTokenVerifier,
     ClientSecretBasic,
@@ -31,6 +32,8 @@ from okta_pyramid.tokens import (
     TokenIntrospector,
     make_proof,
 )
+from okta_pyramid.tokens.introspection import INACTIVE_TTL
+from okta_pyramid.tokens.shared import MAX_ENTRY_LIFETIME, display_address
 
 from .issuer import LoopbackIssuer
 from .services import RedisServer, free_port, program, wait_for_port
@@ -273,6 +276,8 @@ def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer
     b"not json", b"[]", b'{"until": 9e99}', b'{"until": 9e99, "answer": []}',
     b'{"until": 9e99, "answer": {"sub": "x"}}',
     b'{"until": 9e99, "answer": {"active": "true"}}',
+    # Nested deeper than a parser can follow (a RecursionError, not a 500).
+    b"[" * 50_000,
 ])
 def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server: RedisServer,
                                                      issuer: LoopbackIssuer,
@@ -286,6 +291,43 @@ def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server
     second = introspector(issuer, RedisStore(redis_url))
     assert second.introspect(token).claims()["sub"] == "alice@example.com"
     assert (second.calls, second.shared_hits) == (1, 0)
+
+
+@pytest.mark.parametrize("until", [
+    # Not numbers JSON has, numbers past any time, far too late, or not a number.
+    b"NaN", b"Infinity", b"1e999", b"9e15", b'"9e15"',
+    # Its own time, named twice: not JSON one reader could read another way.
+    b'%(until)s,"until":%(until)s',
+], ids=["NaN", "Infinity", "1e999", "far", "string", "named-twice"])
+def test_an_entry_whose_time_this_store_would_not_write_is_a_miss(
+        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer,
+        until: bytes) -> None:
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url)).introspect(token)
+    [(key, value)] = everything_in(redis_server)
+    written = re.match(rb'\{"until":([^,]+),', value)
+    assert written is not None
+    entry = b'{"until":' + until % {b"until": written[1]} + value[written.end() - 1:]
+    redis_server.client().set(key, entry)
+    second = introspector(issuer, RedisStore(redis_url))
+    assert second.introspect(token).claims()["sub"] == "alice@example.com"
+    assert (second.calls, second.shared_hits) == (1, 0)
+
+
+def test_an_answer_is_shared_no_longer_than_any_answer_is_reused(
+        redis_url: str, redis_server: RedisServer) -> None:
+    # The longest an introspector reuses an answer: its longest cache TTL, or an
+    # hour for an inactive token whose expiry it does not know.
+    assert MAX_ENTRY_LIFETIME >= max(INACTIVE_TTL, MAX_INTROSPECTION_CACHE_TTL)
+    # A revoked token that expires in a day is refused by its process for a day, but
+    # shared, and believed by another, for MAX_ENTRY_LIFETIME at most.
+    store = RedisStore(redis_url)
+    store.answers.put(b"s" * 8, b"d" * 32, {"active": False}, time.time() + 86_400)
+    [(key, value)] = everything_in(redis_server)
+    assert 0 < redis_server.client().pttl(key) <= MAX_ENTRY_LIFETIME * 1000
+    assert json.loads(value)["until"] <= time.time() + MAX_ENTRY_LIFETIME
+    found = RedisStore(redis_url).answers.get(b"s" * 8, b"d" * 32)
+    assert found is not None and found[0] == {"active": False}
 
 
 def test_a_revocation_one_process_learns_is_known_to_all(

@@ -24,7 +24,9 @@ The rules, and why:
   asked again for ``failure_backoff`` seconds, so a Redis that hangs holds no
   server thread for a whole timeout per request;
 - a failure is logged once per incident (and its end once), without the URL's
-  password; :attr:`RedisStore.failures` counts them.
+  password; :attr:`RedisStore.failures` counts them;
+- an introspection entry is shared for at most :data:`MAX_ENTRY_LIFETIME`, and one
+  that is not JSON this store could have written is a miss.
 
 redis-py is imported when a store is made, so this module imports without it
 (``pip install okta_pyramid[redis]``).
@@ -40,6 +42,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from ._jws import loads
 from .exceptions import VerificationError
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,11 @@ DEFAULT_TIMEOUT = 0.5
 DEFAULT_FAILURE_BACKOFF = 1.0
 #: An introspection answer larger than this is not shared (it is still used).
 MAX_ANSWER_BYTES = 64 * 1024
+#: Seconds an introspection answer is shared at most: the longest an answer is
+#: reused (``okta.introspection_cache_ttl`` is at most an hour, and an inactive
+#: answer for a token whose expiry is unknown is kept an hour). Longer answers are
+#: shared for this long; an entry that claims more was not written by this store.
+MAX_ENTRY_LIFETIME = 3600
 #: Random bytes a replay check writes under a proof's key: the call's own mark
 #: (see :class:`RedisReplayStore`).
 REPLAY_MARK_BYTES = 16
@@ -215,7 +223,8 @@ class RedisAnswerStore:
 
     An entry is the issuer's answer document and the time (``time.time()``) until
     which it may be used, as JSON; whoever reads it judges the document again
-    under its own rules (the reader's clock decides ``exp``).
+    under its own rules (the reader's clock decides ``exp``). An entry lives at
+    most :data:`MAX_ENTRY_LIFETIME` seconds.
     """
 
     def __init__(self, store: RedisStore) -> None:
@@ -224,24 +233,32 @@ class RedisAnswerStore:
     def get(self, scope: bytes, digest: bytes) -> tuple[dict[str, Any], float] | None:
         """``(document, until)`` for a token, or ``None``."""
         raw = self.store.call("get", self.store.key("introspection", scope + digest))
-        if raw is None:
+        if raw is None or len(raw) > MAX_ANSWER_BYTES:
             return None
         try:
-            entry = json.loads(raw)
-            document, until = entry["answer"], float(entry["until"])
-        except (ValueError, TypeError, KeyError):
-            # Written by something else: a miss, and the call overwrites it.
+            # Strict: no NaN or Infinity, no member named twice, UTF-8 only.
+            entry = loads(raw)
+            document, until = entry["answer"], entry["until"]
+        except (ValueError, TypeError, KeyError, RecursionError):
+            # Written by something else (RecursionError: nested too deep): a miss,
+            # and the call overwrites it.
             return None
+        now = self.store.clock()
         if (not isinstance(document, dict) or not isinstance(document.get("active"), bool)
-                or until <= self.store.clock()):
-            # Not an answer this store wrote, or one past its time: a miss.
+                or not isinstance(until, (int, float)) or isinstance(until, bool)
+                or not now < until <= now + MAX_ENTRY_LIFETIME):
+            # Not an answer this store wrote (it writes no "until" beyond the longest
+            # lifetime, nor one that is not a finite number), or one past its time.
             return None
-        return document, until
+        return document, float(until)
 
     def put(self, scope: bytes, digest: bytes, document: dict[str, Any],
             until: float) -> None:
-        """Share ``document`` until ``until`` (a ``time.time()`` value)."""
-        ttl_ms = math.ceil((until - self.store.clock()) * 1000)
+        """Share ``document`` until ``until`` (a ``time.time()`` value), or for
+        :data:`MAX_ENTRY_LIFETIME` seconds if that is sooner."""
+        now = self.store.clock()
+        until = min(until, now + MAX_ENTRY_LIFETIME)
+        ttl_ms = math.ceil((until - now) * 1000)
         if ttl_ms <= 0:
             return
         value = json.dumps({"until": until, "answer": document}, separators=(",", ":"))
