@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -575,6 +576,36 @@ def test_a_password_with_reserved_characters_is_never_quoted(value: str) -> None
                         "okta.shared_store": value})
     assert str(refused.value).startswith("okta.shared_store: ")
     assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", [
+    # A password with an unencoded "/", "?" or "#" ends the authority early; redis-py
+    # would read its start as the port, and quote it in its error.
+    "redis://:pa55/s3cret@cache.internal:6379/0",
+    "redis://:s3cret/pa55@cache.internal:6379/0",
+    "redis://us3r:1234#s3cret@cache.internal:6379/0",
+    "redis://us3r:1234?s3cret@cache.internal:6379/0",
+    "redis://us3r:s3cret/x@cache.internal:6379/0",
+    # No host: the password reads as the port.
+    "redis://:s3cret",
+    "redis://:s3cret#pa55@",
+    "redis://us3r:s3cret@cache.internal:s3cret/0",
+])
+def test_a_store_url_that_cannot_be_used_is_refused_without_its_password(url: str) -> None:
+    assert not any(secret in display_address(url) for secret in ("s3cret", "pa55", "us3r"))
+    with pytest.raises(ValueError) as refused:
+        RedisStore(url)
+    # Neither the message nor the traceback (redis-py's own error is not chained).
+    shown = "".join(traceback.format_exception(refused.value))
+    assert not any(secret in shown for secret in ("s3cret", "pa55", "us3r"))
+
+
+def test_the_address_shown_is_the_host_port_and_database() -> None:
+    url = "rediss://us3r:s3cret@[::1]:6380/2?ssl_ca_certs=/etc/ssl/ca.pem"
+    assert display_address(url) == "rediss://[::1]:6380/2"
+    store = RedisStore("redis://us3r:pa%2F55%23s3cret@cache.internal:6379/0")
+    assert repr(store) == "<RedisStore redis://cache.internal:6379/0>"
+    assert store.client.connection_pool.connection_kwargs["password"] == "pa/55#s3cret"
 
 
 @pytest.fixture

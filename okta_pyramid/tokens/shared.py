@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -83,10 +84,81 @@ class SharedStoreUnavailable(VerificationError):
         self.retry_after = max(1, int(retry_after))
 
 
+# What an address may show: a scheme, a host name or IP address, a port, a database.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}")
+_AUTHORITY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(?::(?P<port>.*))?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_DATABASE = re.compile(r"/[0-9]{0,5}")
+
+
 def display_address(url: str) -> str:
     """``scheme://host:port/db`` of a Redis URL, without its user name and password."""
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
+    scheme, host, port, database = _address(url)
+    return f"{scheme}://{host}{port}{database}"
+
+
+def _address(url: str) -> tuple[str, str, str, str]:
+    """The scheme, host, ``:port`` and ``/db`` of a URL, each ``""`` when unclear.
+
+    A ``/``, ``?`` or ``#`` left unencoded in a password ends the URL's authority
+    early: the rest of the password reads as the path, the query or the fragment.
+    So the address is taken after the last ``@``, where no user information can
+    be, and only what has the form of a host, a port and a database is kept.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    rest = re.split(r"[?#]", rest.rpartition("@")[2], maxsplit=1)[0]
+    authority, slash, path = rest.partition("/")
+    parts = _AUTHORITY.fullmatch(authority)
+    host = parts["host"] if parts else ""
+    port = parts["port"] if parts and parts["port"] is not None else ""
+    return (scheme if _SCHEME.fullmatch(scheme) else "", host,
+            f":{port}" if _PORT.fullmatch(port) else "",
+            slash + path if _DATABASE.fullmatch(slash + path) else "")
+
+
+def _client(url: str, timeout: float) -> Any:
+    """A redis-py client for ``url``; a :class:`ValueError` that quotes no part of
+    the URL but its scheme and host."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    scheme, host, _, _ = _address(url)
+    where = f"{scheme}://{host}"
+    try:
+        parts = urlsplit(url)
+        options = parse_qs(parts.query, keep_blank_values=True)
+    except ValueError:
+        raise ValueError(f"the store URL ({where}) is not a URL") from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        # A "/", "?" or "#" in the password ended the authority early: redis-py
+        # would read part of the password as the host, the port or the database.
+        raise ValueError("the store URL's user name or password holds a character "
+                         "that must be percent-encoded (/ as %2F, ? as %3F, # as %23, "
+                         "@ as %40)")
+    if set(options) - set(URL_OPTIONS) or (options and parts.scheme != "rediss"):
+        raise ValueError(f"a store URL may carry only {', '.join(URL_OPTIONS)}, "
+                         f"and only with rediss://")
+    # Named rather than left to redis-py's defaults (before redis-py 6 the
+    # host name was not checked).
+    tls = ({"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+           if parts.scheme == "rediss" else {})
+    try:
+        # One immediate retry after a broken connection (Redis restarted, the
+        # pool's socket is dead), none after a timeout: a slow Redis costs one
+        # timeout, not several.
+        return redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            retry_on_timeout=False, **tls)
+    except (ValueError, TypeError):
+        # redis-py's message quotes what it could not read, which may be part of
+        # the password ("redis://:secret" reads the password as the port).
+        raise ValueError(f"the store URL ({where}) is not a Redis URL: "
+                         f"redis://[[user]:password@]host:port/db, or rediss:// for "
+                         f"TLS") from None
 
 
 class RedisStore:
@@ -99,25 +171,7 @@ class RedisStore:
         import redis
 
         if client is None:
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            parts = urlsplit(url)
-            options = parse_qs(parts.query, keep_blank_values=True)
-            if set(options) - set(URL_OPTIONS) or (options and parts.scheme != "rediss"):
-                raise ValueError(f"a store URL may carry only {', '.join(URL_OPTIONS)}, "
-                                 f"and only with rediss://")
-            # Named rather than left to redis-py's defaults (before redis-py 6 the
-            # host name was not checked).
-            tls = ({"ssl_cert_reqs": "required", "ssl_check_hostname": True}
-                   if parts.scheme == "rediss" else {})
-            # One immediate retry after a broken connection (Redis restarted, the
-            # pool's socket is dead), none after a timeout: a slow Redis costs one
-            # timeout, not several.
-            client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                retry_on_timeout=False, **tls)
+            client = _client(url, timeout)
         self.client = client
         self.address = display_address(url)
         self.timeout = timeout
