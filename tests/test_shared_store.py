@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 import webtest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pyramid.exceptions import ConfigurationError
 
 from benchmarks.tls import make_loopback_tls
@@ -606,6 +608,71 @@ def test_the_address_shown_is_the_host_port_and_database() -> None:
     store = RedisStore("redis://us3r:pa%2F55%23s3cret@cache.internal:6379/0")
     assert repr(store) == "<RedisStore redis://cache.internal:6379/0>"
     assert store.client.connection_pool.connection_kwargs["password"] == "pa/55#s3cret"
+
+
+def _client_certificate(tmp_path: Path, *, encrypted: bool = False,
+                        other_key: bool = False) -> tuple[Path, Path]:
+    """A client certificate and its key file (encrypted, or another key)."""
+    tls = make_loopback_tls(tmp_path)
+    key = serialization.load_pem_private_key(tls.key_file.read_bytes(), None)
+    if other_key:
+        key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "client-key.pem"
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"a pass phrase") if encrypted
+        else serialization.NoEncryption()))
+    return tls.cert_file, key_file
+
+
+def _store_with(cert: Path | None, key: Path | None) -> str:
+    options = [f"ssl_certfile={cert}"] if cert else []
+    options += [f"ssl_keyfile={key}"] if key else []
+    return f"rediss://:pa55-s3cret@cache:6380/0?{'&'.join(options)}"
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("encrypted", "okta.shared_store: the private key in ssl_keyfile is protected by a "
+                  "pass phrase"),
+    ("other_key", "okta.shared_store: the private key in ssl_keyfile is not the key of "
+                  "the certificate in ssl_certfile"),
+    ("not_a_key", "okta.shared_store: ssl_certfile must hold a PEM certificate, and "
+                  "ssl_keyfile its PEM private key"),
+    ("key_alone", "okta.shared_store: ssl_keyfile is the private key of a client "
+                  "certificate"),
+    ("certificate_alone", "okta.shared_store: ssl_certfile must hold a PEM certificate, "
+                          "and it or ssl_keyfile its PEM private key"),
+])
+def test_a_client_key_tls_could_not_use_stops_start_up(tmp_path: Path, case: str,
+                                                       expected: str) -> None:
+    # An encrypted key would make OpenSSL ask for its pass phrase on the terminal at
+    # the first connection, inside a request; the others would fail every call.
+    cert, key = _client_certificate(tmp_path, encrypted=case == "encrypted",
+                                    other_key=case == "other_key")
+    if case == "not_a_key":
+        key.write_text("not a key\n")
+    url = {"key_alone": _store_with(None, key),
+           "certificate_alone": _store_with(cert, None)}.get(case, _store_with(cert, key))
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": url})
+    message = "".join(traceback.format_exception(refused.value))
+    assert str(refused.value).startswith(expected)
+    key_lines = [line for line in key.read_text().splitlines() if "-----" not in line]
+    assert "PRIVATE KEY" not in message and "s3cret" not in message
+    assert not any(line in message for line in key_lines)
+
+
+def test_a_client_certificate_and_its_key_are_accepted(tmp_path: Path) -> None:
+    base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
+    cert, key = _client_certificate(tmp_path)
+    url = _store_with(cert, key)
+    assert parse_settings({**base, "okta.shared_store": url}).shared_store == url
+    # One PEM file holding both.
+    both = tmp_path / "client.pem"
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    url = _store_with(both, None)
+    assert parse_settings({**base, "okta.shared_store": url}).shared_store == url
 
 
 @pytest.fixture
