@@ -18,7 +18,8 @@ The rules, and why:
   relative (``PX``), so Redis's clock plays no part;
 - keys are ``okta_pyramid:`` followed by digests only (the proof's key thumbprint
   and ``jti`` hashed, the token's SHA-256): never a token, a proof or a claim;
-- every call is bounded by ``timeout`` (connecting, sending and reading). A failed
+- every call is bounded by ``timeout`` (connecting, sending and reading; not the
+  name resolution, which redis-py leaves to the system resolver). A failed
   or late call raises :class:`SharedStoreUnavailable` (HTTP 503 with
   ``Retry-After``): never an accepted replay. After a failure the store is not
   asked again for ``failure_backoff`` seconds, so a Redis that hangs holds no
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Every key starts with this.
 PREFIX = "okta_pyramid:"
-#: Seconds one Redis call may take, connecting included (``okta.shared_store_timeout``).
+#: Seconds one Redis call may take, connecting included but not resolving the
+#: host name (``okta.shared_store_timeout``).
 DEFAULT_TIMEOUT = 0.5
 #: After a failed call, the store is not asked again for this long (seconds).
 DEFAULT_FAILURE_BACKOFF = 1.0
