@@ -11,6 +11,7 @@ import importlib.util
 import ipaddress
 import os
 import re
+import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Mapping
 from urllib.parse import SplitResult, parse_qs, urlsplit
@@ -562,7 +563,8 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
         raise ConfigurationError(f"{key}: must not contain a fragment, got {shown!r}")
     # redis-py lets a URL option win over what the store sets: a timeout, the
     # database, certificate checks (ssl_cert_reqs=none). Only TLS's files may be named.
-    for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+    options = parse_qs(parts.query, keep_blank_values=True)
+    for name, values in options.items():
         if name not in SHARED_STORE_URL_OPTIONS:
             named = name if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) else "an option"
             raise ConfigurationError(
@@ -575,11 +577,61 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
         if len(values) != 1 or not os.path.isfile(values[0]) or not os.access(
                 values[0], os.R_OK):
             raise ConfigurationError(f"{key}: {name} must name one readable file")
+    _client_certificate(key, options.get("ssl_certfile", [None])[0],
+                        options.get("ssl_keyfile", [None])[0])
     if importlib.util.find_spec("redis") is None:
         raise ConfigurationError(
             f"{key}: needs redis-py, which is not installed: pip install "
             f"'okta_pyramid[redis]'")
     return raw
+
+
+class _PassPhraseAsked(Exception):
+    """OpenSSL asked for the pass phrase of a private key."""
+
+
+def _no_pass_phrase() -> bytes:
+    raise _PassPhraseAsked
+
+
+def _client_certificate(key: str, certfile: str | None, keyfile: str | None) -> None:
+    """Load the store's client certificate and key as TLS will, or stop start-up.
+
+    redis-py loads them at its first connection, inside a request: there a key
+    protected by a pass phrase makes OpenSSL ask for it on the terminal, and a key
+    that is not the certificate's fails every call. Messages name the options,
+    never what the files hold.
+    """
+    if certfile is None:
+        if keyfile is not None:
+            raise ConfigurationError(
+                f"{key}: ssl_keyfile is the private key of a client certificate: name "
+                f"the certificate too (ssl_certfile)")
+        return
+    holder = "ssl_keyfile" if keyfile is not None else "ssl_certfile"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        # A password callback that refuses: OpenSSL calls it for an encrypted key
+        # instead of prompting on the terminal.
+        context.load_cert_chain(certfile, keyfile, password=_no_pass_phrase)
+    except _PassPhraseAsked:
+        raise ConfigurationError(
+            f"{key}: the private key in {holder} is protected by a pass phrase, which "
+            f"the service cannot type: give it the key without one, in a file only the "
+            f"service's user can read") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigurationError(
+                f"{key}: the private key in {holder} is not the key of the certificate "
+                f"in ssl_certfile") from None
+        raise ConfigurationError(
+            f"{key}: ssl_certfile must hold a PEM certificate, and "
+            f"{'ssl_keyfile' if keyfile is not None else 'it or ssl_keyfile'} its PEM "
+            f"private key; they could not be loaded") from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{key}: ssl_certfile or ssl_keyfile cannot be read "
+            f"({exc.strerror or type(exc).__name__})") from None
 
 
 def _metrics(settings: Mapping[str, Any]) -> bool:

@@ -2,21 +2,26 @@
 answers, and what happens when Redis is gone or slow."""
 from __future__ import annotations
 
+import json
 import logging
 import re
+import socket
 import subprocess
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 import redis
 import webtest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pyramid.exceptions import ConfigurationError
 
 from benchmarks.tls import make_loopback_tls
-from okta_pyramid.settings import parse_settings
+from okta_pyramid.settings import MAX_INTROSPECTION_CACHE_TTL, parse_settings
 from okta_pyramid.tokens import (
     AccessTokenVerifier,
     ClientSecretBasic,
@@ -30,6 +35,8 @@ from okta_pyramid.tokens import (
     TokenIntrospector,
     make_proof,
 )
+from okta_pyramid.tokens.introspection import INACTIVE_TTL
+from okta_pyramid.tokens.shared import MAX_ENTRY_LIFETIME, display_address
 
 from .issuer import LoopbackIssuer
 from .services import RedisServer, free_port, program, wait_for_port
@@ -56,6 +63,88 @@ def everything_in(redis_server: RedisServer) -> list[tuple[bytes, bytes]]:
     return [(key, client.get(key)) for key in client.keys("*")]
 
 
+def calls_of(redis_server: RedisServer, command: str) -> int:
+    """How many times Redis has run ``command`` since its statistics were reset."""
+    stats = redis_server.client().info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+class ReplyLosingProxy:
+    """A loopback TCP proxy to Redis that breaks the connection once, just after
+    Redis has answered the first command that holds ``marker``: Redis has carried it
+    out, and the client never hears so."""
+
+    def __init__(self, upstream_port: int, marker: bytes) -> None:
+        self.upstream_port = upstream_port
+        self.marker = marker
+        #: Set once a reply has been lost.
+        self.lost = threading.Event()
+        self._armed = True
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        self._spawn(self._accept)
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            losing = threading.Event()
+            self._spawn(self._to_redis, client, upstream, losing)
+            self._spawn(self._to_client, upstream, client, losing)
+
+    def _to_redis(self, client: socket.socket, upstream: socket.socket,
+                  losing: threading.Event) -> None:
+        try:
+            while data := client.recv(65536):
+                if self._armed and self.marker in data:
+                    self._armed = False
+                    losing.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+
+    def _to_client(self, upstream: socket.socket, client: socket.socket,
+                   losing: threading.Event) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if losing.is_set():
+                    # The reply to the marked command: dropped with the connection.
+                    self.lost.set()
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
+                client.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._closed = True
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for thread in self._threads:
+            thread.join(5)
+        self.listener.close()
+
+
 # -- the DPoP replay store ---------------------------------------------------------
 
 def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
@@ -79,6 +168,37 @@ def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
     assert sorted(results) == [False] * 15 + [True]
 
 
+def test_a_new_proof_costs_one_round_trip(redis_url: str,
+                                          redis_server: RedisServer) -> None:
+    store = RedisStore(redis_url)
+    redis_server.client().config_resetstat()
+    assert store.replays.add_if_absent(b"r" * 16, time.time() + 30)
+    assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (1, 0)
+    # A replay: the SET finds the key, and one GET sees that another call wrote it.
+    assert not RedisStore(redis_url).replays.add_if_absent(b"r" * 16, time.time() + 30)
+    assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (2, 1)
+
+
+def test_a_proof_whose_reply_was_lost_is_still_new(redis_url: str,
+                                                   redis_server: RedisServer) -> None:
+    # Redis remembers the proof, the connection breaks before its "OK" arrives, and
+    # the client's retry finds the key: that key is this call's own write.
+    proxy = ReplyLosingProxy(redis_server.port, marker=b"NX")
+    try:
+        store = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", timeout=2)
+        redis_server.client().config_resetstat()
+        assert store.replays.add_if_absent(b"l" * 16, time.time() + 30) is True
+        # Two SETs (the second, the client's retry, found the key) and one GET.
+        assert proxy.lost.is_set()
+        assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (2, 1)
+        # Used again, through the same store or another: a replay.
+        assert store.replays.add_if_absent(b"l" * 16, time.time() + 30) is False
+        assert RedisStore(redis_url).replays.add_if_absent(
+            b"l" * 16, time.time() + 30) is False
+    finally:
+        proxy.close()
+
+
 def test_a_proof_is_forgotten_when_its_window_ends(redis_url: str,
                                                    redis_server: RedisServer) -> None:
     store = RedisStore(redis_url)
@@ -100,9 +220,10 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
     with pytest.raises(InvalidDPoPProof) as refused:
         second.verify(proof, "GET", URL)
     assert refused.value.reason == "dpop_replayed"
-    # In Redis: a prefixed digest, never the proof, its jti or its key.
+    # In Redis: a prefixed digest, never the proof, its jti or its key (the value is
+    # random: the writer's own mark).
     [(key, value)] = everything_in(redis_server)
-    assert key.startswith(b"okta_pyramid:dpop:") and value == b"1"
+    assert key.startswith(b"okta_pyramid:dpop:") and len(value) == 16
     assert b"the-jti" not in key and client.jkt.encode() not in key
     # Each process alone (the in-process default) would accept it again.
     assert DPoPVerifier().verify(proof, "GET", URL)
@@ -158,6 +279,8 @@ def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer
     b"not json", b"[]", b'{"until": 9e99}', b'{"until": 9e99, "answer": []}',
     b'{"until": 9e99, "answer": {"sub": "x"}}',
     b'{"until": 9e99, "answer": {"active": "true"}}',
+    # Nested deeper than a parser can follow (a RecursionError, not a 500).
+    b"[" * 50_000,
 ])
 def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server: RedisServer,
                                                      issuer: LoopbackIssuer,
@@ -171,6 +294,43 @@ def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server
     second = introspector(issuer, RedisStore(redis_url))
     assert second.introspect(token).claims()["sub"] == "alice@example.com"
     assert (second.calls, second.shared_hits) == (1, 0)
+
+
+@pytest.mark.parametrize("until", [
+    # Not numbers JSON has, numbers past any time, far too late, or not a number.
+    b"NaN", b"Infinity", b"1e999", b"9e15", b'"9e15"',
+    # Its own time, named twice: not JSON one reader could read another way.
+    b'%(until)s,"until":%(until)s',
+], ids=["NaN", "Infinity", "1e999", "far", "string", "named-twice"])
+def test_an_entry_whose_time_this_store_would_not_write_is_a_miss(
+        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer,
+        until: bytes) -> None:
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url)).introspect(token)
+    [(key, value)] = everything_in(redis_server)
+    written = re.match(rb'\{"until":([^,]+),', value)
+    assert written is not None
+    entry = b'{"until":' + until % {b"until": written[1]} + value[written.end() - 1:]
+    redis_server.client().set(key, entry)
+    second = introspector(issuer, RedisStore(redis_url))
+    assert second.introspect(token).claims()["sub"] == "alice@example.com"
+    assert (second.calls, second.shared_hits) == (1, 0)
+
+
+def test_an_answer_is_shared_no_longer_than_any_answer_is_reused(
+        redis_url: str, redis_server: RedisServer) -> None:
+    # The longest an introspector reuses an answer: its longest cache TTL, or an
+    # hour for an inactive token whose expiry it does not know.
+    assert MAX_ENTRY_LIFETIME >= max(INACTIVE_TTL, MAX_INTROSPECTION_CACHE_TTL)
+    # A revoked token that expires in a day is refused by its process for a day, but
+    # shared, and believed by another, for MAX_ENTRY_LIFETIME at most.
+    store = RedisStore(redis_url)
+    store.answers.put(b"s" * 8, b"d" * 32, {"active": False}, time.time() + 86_400)
+    [(key, value)] = everything_in(redis_server)
+    assert 0 < redis_server.client().pttl(key) <= MAX_ENTRY_LIFETIME * 1000
+    assert json.loads(value)["until"] <= time.time() + MAX_ENTRY_LIFETIME
+    found = RedisStore(redis_url).answers.get(b"s" * 8, b"d" * 32)
+    assert found is not None and found[0] == {"active": False}
 
 
 def test_a_revocation_one_process_learns_is_known_to_all(
@@ -418,6 +578,101 @@ def test_a_password_with_reserved_characters_is_never_quoted(value: str) -> None
                         "okta.shared_store": value})
     assert str(refused.value).startswith("okta.shared_store: ")
     assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", [
+    # A password with an unencoded "/", "?" or "#" ends the authority early; redis-py
+    # would read its start as the port, and quote it in its error.
+    "redis://:pa55/s3cret@cache.internal:6379/0",
+    "redis://:s3cret/pa55@cache.internal:6379/0",
+    "redis://us3r:1234#s3cret@cache.internal:6379/0",
+    "redis://us3r:1234?s3cret@cache.internal:6379/0",
+    "redis://us3r:s3cret/x@cache.internal:6379/0",
+    # No host: the password reads as the port.
+    "redis://:s3cret",
+    "redis://:s3cret#pa55@",
+    "redis://us3r:s3cret@cache.internal:s3cret/0",
+])
+def test_a_store_url_that_cannot_be_used_is_refused_without_its_password(url: str) -> None:
+    assert not any(secret in display_address(url) for secret in ("s3cret", "pa55", "us3r"))
+    with pytest.raises(ValueError) as refused:
+        RedisStore(url)
+    # Neither the message nor the traceback (redis-py's own error is not chained).
+    shown = "".join(traceback.format_exception(refused.value))
+    assert not any(secret in shown for secret in ("s3cret", "pa55", "us3r"))
+
+
+def test_the_address_shown_is_the_host_port_and_database() -> None:
+    url = "rediss://us3r:s3cret@[::1]:6380/2?ssl_ca_certs=/etc/ssl/ca.pem"
+    assert display_address(url) == "rediss://[::1]:6380/2"
+    store = RedisStore("redis://us3r:pa%2F55%23s3cret@cache.internal:6379/0")
+    assert repr(store) == "<RedisStore redis://cache.internal:6379/0>"
+    assert store.client.connection_pool.connection_kwargs["password"] == "pa/55#s3cret"
+
+
+def _client_certificate(tmp_path: Path, *, encrypted: bool = False,
+                        other_key: bool = False) -> tuple[Path, Path]:
+    """A client certificate and its key file (encrypted, or another key)."""
+    tls = make_loopback_tls(tmp_path)
+    key = serialization.load_pem_private_key(tls.key_file.read_bytes(), None)
+    if other_key:
+        key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "client-key.pem"
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"a pass phrase") if encrypted
+        else serialization.NoEncryption()))
+    return tls.cert_file, key_file
+
+
+def _store_with(cert: Path | None, key: Path | None) -> str:
+    options = [f"ssl_certfile={cert}"] if cert else []
+    options += [f"ssl_keyfile={key}"] if key else []
+    return f"rediss://:pa55-s3cret@cache:6380/0?{'&'.join(options)}"
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("encrypted", "okta.shared_store: the private key in ssl_keyfile is protected by a "
+                  "pass phrase"),
+    ("other_key", "okta.shared_store: the private key in ssl_keyfile is not the key of "
+                  "the certificate in ssl_certfile"),
+    ("not_a_key", "okta.shared_store: ssl_certfile must hold a PEM certificate, and "
+                  "ssl_keyfile its PEM private key"),
+    ("key_alone", "okta.shared_store: ssl_keyfile is the private key of a client "
+                  "certificate"),
+    ("certificate_alone", "okta.shared_store: ssl_certfile must hold a PEM certificate, "
+                          "and it or ssl_keyfile its PEM private key"),
+])
+def test_a_client_key_tls_could_not_use_stops_start_up(tmp_path: Path, case: str,
+                                                       expected: str) -> None:
+    # An encrypted key would make OpenSSL ask for its pass phrase on the terminal at
+    # the first connection, inside a request; the others would fail every call.
+    cert, key = _client_certificate(tmp_path, encrypted=case == "encrypted",
+                                    other_key=case == "other_key")
+    if case == "not_a_key":
+        key.write_text("not a key\n")
+    url = {"key_alone": _store_with(None, key),
+           "certificate_alone": _store_with(cert, None)}.get(case, _store_with(cert, key))
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                        "okta.shared_store": url})
+    message = "".join(traceback.format_exception(refused.value))
+    assert str(refused.value).startswith(expected)
+    key_lines = [line for line in key.read_text().splitlines() if "-----" not in line]
+    assert "PRIVATE KEY" not in message and "s3cret" not in message
+    assert not any(line in message for line in key_lines)
+
+
+def test_a_client_certificate_and_its_key_are_accepted(tmp_path: Path) -> None:
+    base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
+    cert, key = _client_certificate(tmp_path)
+    url = _store_with(cert, key)
+    assert parse_settings({**base, "okta.shared_store": url}).shared_store == url
+    # One PEM file holding both.
+    both = tmp_path / "client.pem"
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    url = _store_with(both, None)
+    assert parse_settings({**base, "okta.shared_store": url}).shared_store == url
 
 
 @pytest.fixture
