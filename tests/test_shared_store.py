@@ -361,6 +361,17 @@ def test_a_shared_answer_is_judged_by_the_readers_rules(redis_url: str,
     assert (other_client.calls, other_client.shared_hits) == (1, 0)
 
 
+def test_an_active_answer_one_api_refused_is_shared_for_the_ttl_only(
+        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    # Refused under the writer's rules (another audience): for a reader that accepts
+    # the token the answer is live, and must be asked again once the TTL is over.
+    token = issuer.opaque()
+    with pytest.raises(InvalidAudience):
+        introspector(issuer, RedisStore(redis_url), audience="api://other").introspect(token)
+    [(key, _)] = everything_in(redis_server)
+    assert 0 < redis_server.client().pttl(key) <= 30_000
+
+
 def test_without_a_cache_nothing_is_shared(redis_url: str, redis_server: RedisServer,
                                            issuer: LoopbackIssuer) -> None:
     token = issuer.opaque()
