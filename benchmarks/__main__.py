@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             targets += result_e2e.targets()
             report["e2e"] = {
                 "loadgen": result_e2e.loadgen,
+                "spin_us": result_e2e.spin_us,
                 "workloads": {name: {"rps": result_e2e.rps(name),
                                      "ratio_to_hello": result_e2e.ratio(name),
                                      "latency_ms": {str(p): result_e2e.latency(name, p)

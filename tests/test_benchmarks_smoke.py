@@ -52,8 +52,9 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     assert set(data["wsgi"]["micros"]) == {"/api/hello", "/api/whoami, one token reused",
                                            "/api/whoami, distinct tokens"}
     workloads = data["e2e"]["workloads"]
-    # the four workloads (DPoP among them) and the calibration one
-    assert len(workloads) == 5
+    # The four workloads (DPoP among them), and the calibration one when the smoke
+    # run's few requests measured any cost for okta_pyramid to calibrate with.
+    assert len(workloads) == (5 if data["e2e"]["spin_us"] > 0 else 4)
     assert "/api/whoami, DPoP, one token, a new proof each request" in workloads
     assert "of the requests/s of /api/whoami with a reused Bearer token" in done.stdout
     assert all(w["rps"] > 0 for w in workloads.values())
