@@ -552,10 +552,16 @@ def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
     for jwk in document["keys"]:
         if not isinstance(jwk, dict):
             continue
-        kid = jwk.get("kid")
-        if not isinstance(kid, str) or not kid or kid in keys:
-            continue
         if jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig":
+            continue
+        kid = jwk.get("kid")
+        if not isinstance(kid, str) or not kid:
+            # A token names its key; one without a name could verify none.
+            log.warning("issuer key set: an RSA key has no kid; ignored")
+            continue
+        if kid in keys:
+            log.warning("issuer key set: key %r is listed twice; the first is used",
+                        kid[:64])
             continue
         if jwk.get("alg", "RS256") != "RS256":
             continue

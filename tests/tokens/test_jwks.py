@@ -125,6 +125,19 @@ def test_unusable_keys_are_skipped() -> None:
     assert keys["good"].public_numbers() == rsa_key(1).public_key().public_numbers()
 
 
+def test_an_rsa_key_that_cannot_be_named_is_skipped_aloud(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Otherwise a key set whose only key has no kid would be a silent 503.
+    good = public_jwk(rsa_key(1), "good")
+    nameless = {k: v for k, v in public_jwk(rsa_key(2), "x").items() if k != "kid"}
+    keys, _ = parse_jwks({"keys": [good, nameless, {**public_jwk(rsa_key(2), "good")},
+                                   {**public_jwk(rsa_key(2), "enc"), "use": "enc"}]})
+    assert set(keys) == {"good"}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "issuer key set: an RSA key has no kid; ignored",
+        "issuer key set: key 'good' is listed twice; the first is used"]
+
+
 @pytest.mark.parametrize("document", [[], {"keys": {}}, {"nokeys": []}, "x", {"keys": []},
                                       {"keys": [{**public_jwk(rsa_key(1), "k"), "alg": "RSA256"}]}])
 def test_malformed_key_set(document: Any) -> None:
