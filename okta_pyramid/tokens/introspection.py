@@ -31,8 +31,8 @@ The rules, and why:
   introspection alone, ``okta.required_claims`` and the presence of ``aud`` (a JWT
   met them with its own claims);
   a ``token_type`` other than ``Bearer`` or ``DPoP``, a ``token_use`` other than
-  ``access_token`` (Ory Hydra) and a ``typ`` naming a refresh or ID token
-  (Keycloak) are refused: an active refresh token must not open the API;
+  ``access_token`` or ``access`` (Ory Hydra, Amazon Cognito) and a ``typ`` naming a
+  refresh or ID token (Keycloak) are refused: an active refresh token must not open the API;
   ``cnf.jkt`` and ``token_type: DPoP`` make the token DPoP-bound (RFC 9449 §6.2);
   confirming a JWT, an answer whose ``jti`` or ``sub`` is not the token's describes
   another token and is no answer (503);
@@ -106,11 +106,6 @@ ASSERTION_LIFETIME = 60
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: ``token_type`` values of an access token (RFC 6750, RFC 9449 §6.2), lower case.
 ACCESS_TOKEN_TYPES = frozenset({"bearer", "dpop"})
-#: What servers that introspect refresh and ID tokens too call them, lower case:
-#: Keycloak's ``typ`` (``Refresh``, ``ID``, ``Logout``); Ory Hydra's ``token_use``
-#: must be ``access_token``.
-OTHER_TOKEN_TYPS = frozenset({"refresh", "refresh_token", "offline", "id", "id_token",
-                              "logout"})
 # A waiter gives the call it waits for this long past the call's deadline.
 _HANDOVER = 0.1
 _CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
@@ -552,12 +547,7 @@ class TokenIntrospector:
                                        or token_type.lower() not in ACCESS_TOKEN_TYPES):
             # A refresh token is active too, and must not open the API.
             raise InvalidToken("the token is not an access token (token_type)")
-        token_use = claims.get("token_use")
-        if token_use is not None and token_use != "access_token":
-            raise InvalidToken("the token is not an access token (token_use)")
-        typ = claims.get("typ")
-        if isinstance(typ, str) and typ.lower() in OTHER_TOKEN_TYPS:
-            raise InvalidToken("the token is not an access token (typ)")
+        # Keycloak's typ and Hydra's token_use were checked with the claims.
         cnf = claims.get("cnf")
         if cnf is not None and not isinstance(cnf, dict):
             raise InvalidToken("the introspection answer's cnf is not an object")

@@ -66,6 +66,14 @@ MAX_TOKEN_LENGTH = 16 * 1024
 #: Okta sends no typ and Keycloak and Azure AD send JWT: those are tolerated on purpose.
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt", "application/jwt"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
+#: A ``typ`` claim (not the header's) naming another kind of token, lower case:
+#: Keycloak's ID, refresh, offline and logout tokens carry the header ``typ`` of an
+#: access token, ``JWT``, and say what they are here.
+OTHER_TOKEN_TYPS = frozenset({"refresh", "refresh_token", "offline", "id", "id_token",
+                              "logout"})
+#: ``token_use`` values of an access token: Amazon Cognito's ``access`` (its ID
+#: tokens say ``id``), Ory Hydra's ``access_token`` in introspection answers.
+ACCESS_TOKEN_USES = frozenset({"access", "access_token"})
 
 #: Distinct accepted token headers remembered (an issuer uses one per signing key).
 _MAX_HEADERS = 64
@@ -288,7 +296,7 @@ class AccessTokenVerifier:
     ) -> None:
         """Check ``claims`` as a token's: the names in ``required`` must be present;
         ``iss``, ``aud``, ``exp``, ``iat`` and ``nbf`` are checked when present, then
-        the claim types, the client (``okta.client_ids``; with ``client_required``
+        the claim types, the kind of token (``typ``, ``token_use``), the client (``okta.client_ids``; with ``client_required``
         false, only when the claims name one) and ``required_claims`` (the
         verifier's own unless given).
 
@@ -312,6 +320,14 @@ class AccessTokenVerifier:
         for name in ("sub", "cid", "client_id", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise InvalidClaims(f"the token's '{name}' claim is not a string")
+        # An ID or refresh token whose audience happens to be this API's (an API
+        # registered as the client, its id as the audience) must not open it.
+        typ = claims.get("typ")
+        if isinstance(typ, str) and typ.lower() in OTHER_TOKEN_TYPS:
+            raise InvalidClaims("the token is not an access token (typ)")
+        token_use = claims.get("token_use", "access")
+        if not isinstance(token_use, str) or token_use not in ACCESS_TOKEN_USES:
+            raise InvalidClaims("the token is not an access token (token_use)")
         if self.client_ids and (client_required or "cid" in claims
                                 or "client_id" in claims):
             # Okta's JWTs name the client in cid; RFC 9068 and introspection answers

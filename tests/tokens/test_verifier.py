@@ -216,6 +216,28 @@ def test_explicit_type(issuer: LoopbackIssuer, verifier: AccessTokenVerifier,
             verifier.verify(token)
 
 
+@pytest.mark.parametrize(("claims", "accepted"), [
+    ({"typ": "ID"}, False), ({"typ": "Refresh"}, False), ({"typ": "Logout"}, False),
+    ({"typ": "Offline"}, False), ({"token_use": "id"}, False),
+    ({"token_use": "refresh_token"}, False), ({"token_use": ["access"]}, False),
+    ({"typ": "Bearer"}, True), ({"token_use": "access"}, True),
+], ids=["keycloak-id", "keycloak-refresh", "keycloak-logout", "keycloak-offline",
+        "cognito-id", "hydra-refresh", "not-a-string", "keycloak-access", "cognito-access"])
+def test_a_token_that_says_it_is_another_kind_is_refused(
+        issuer: LoopbackIssuer, verifier: AccessTokenVerifier, claims: dict[str, Any],
+        accepted: bool) -> None:
+    # Keycloak's ID and refresh tokens carry the header typ of an access token
+    # (JWT) and say what they are in the typ claim; Cognito's ID token in token_use.
+    # The audience alone does not tell them apart where the API's audience is a
+    # client id, which an ID token is issued for.
+    token = issuer.mint(headers={"typ": "JWT"}, **claims)
+    if accepted:
+        assert verifier.verify(token)
+    else:
+        with pytest.raises(exc.InvalidClaims, match="not an access token"):
+            verifier.verify(token)
+
+
 def test_id_token_is_not_an_access_token(issuer: LoopbackIssuer,
                                          verifier: AccessTokenVerifier) -> None:
     # An Okta ID token: same issuer and keys, but its audience is the client id.
