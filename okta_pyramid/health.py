@@ -1,7 +1,8 @@
 """Health checks for load balancers and orchestrators: ``GET /healthz`` and ``GET /readyz``.
 
 Both are public (even with ``okta.protect_all``), read no credentials, do no I/O
-and answer in well under a millisecond, so probes may call them as often as they like.
+(but the shared store's PING below) and answer in well under a millisecond, so
+probes may call them as often as they like.
 
 - ``/healthz``: the process is alive and answering. 200, always.
 - ``/readyz``: the issuer's signing keys are held and fresh, so a token can be judged
