@@ -31,6 +31,7 @@ from .tokens import (
     IssuerUnavailable,
     ReplayStoreFull,
     RequestVerifier,
+    SchemeNotAccepted,
     VerifiedRequest,
     VerifiedToken,
     read_authorization,
@@ -154,6 +155,10 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         try:
             return self.request_verifier.check(credentials,
                                                request.environ["REQUEST_METHOD"], "")
+        except SchemeNotAccepted:
+            # The scheme is refused whatever follows it: a 401 with the challenge of
+            # the accepted scheme, not a 400 about a token this API would never take.
+            raise
         except InvalidToken:
             malformed = _malformed(credentials)
             if malformed is not None:
@@ -175,6 +180,8 @@ class BearerTokenReader(JWTAuthenticationPolicy):
                     credentials, request.environ["REQUEST_METHOD"],
                     lambda: self.request_url(request), () if proof is None else (proof,)),
                     None)
+            except SchemeNotAccepted as exc:
+                outcome = (None, exc)  # as for Bearer: the scheme before the syntax
             except InvalidToken as exc:
                 outcome = (None, _malformed(credentials) or exc)
             except VerificationError as exc:

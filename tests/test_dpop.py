@@ -232,6 +232,30 @@ def test_disabled_refuses_the_dpop_scheme(make_app: Callable[..., webtest.TestAp
     assert app.app.registry.okta_dpop is None
 
 
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer a$b", "Bearer a b",
+                                    "bearer ey.J.x=y"])
+def test_required_refuses_a_malformed_bearer_header_for_its_scheme(
+        make_app: Callable[..., webtest.TestApp], header: str) -> None:
+    # The scheme is not accepted at all: what follows it does not make a 400.
+    response = make_app(dpop="required").get("/api/whoami", headers={"Authorization": header},
+                                             status=401)
+    assert response.json["error"] == "invalid_token"
+    assert "accepts only DPoP-bound access tokens" in response.json["error_description"]
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_token"')
+
+
+@pytest.mark.parametrize("header", ["DPoP", "DPoP a$b", "dpop a b"])
+def test_disabled_refuses_a_malformed_dpop_header_for_its_scheme(
+        make_app: Callable[..., webtest.TestApp], header: str) -> None:
+    response = make_app(dpop="disabled").get("/api/whoami", headers={"Authorization": header},
+                                             status=401)
+    assert response.json["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="api", error="invalid_token", error_description="this API does not '
+        'accept DPoP')
+
+
 # -- nonces ------------------------------------------------------------------------------
 
 SECRET = "a shared secret of enough bytes"
