@@ -51,8 +51,9 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
-#: :attr:`Answer.scheme`: the challenge of the scheme the request used (``Bearer``
-#: when it used none), or the one a :class:`SchemeNotAccepted` names.
+#: :attr:`Answer.scheme`: the challenge of the scheme the request used, or the one a
+#: :class:`SchemeNotAccepted` names; the first scheme the API accepts when the request
+#: used none, or one the API does not accept.
 USED = "used"
 
 
@@ -158,7 +159,10 @@ def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...]
         else:
             scheme = answer.scheme
             if scheme == USED:
-                scheme = getattr(failure, "challenge", None) or used or "Bearer"
+                # Never a challenge for a scheme the mode refuses (okta.dpop =
+                # required refuses Bearer): the client could not answer it.
+                scheme = getattr(failure, "challenge", None) or (
+                    used if used in schemes else schemes[0])
             # RFC 6750 §3: a 400 or 401 carries the challenge; §3.1: so may a 403.
             response.headers["WWW-Authenticate"] = www_authenticate(
                 realm, answer.error, description, scope, scheme=scheme,

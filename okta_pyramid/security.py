@@ -110,6 +110,11 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             )
         return read_authorization(request.environ.get(self._environ_key), self._schemes)
 
+    def header_credentials(self, request: Request) -> Credentials | None:
+        """What :meth:`credentials` reads from the header, whatever the query string
+        holds (never raises)."""
+        return read_authorization(request.environ.get(self._environ_key), self._schemes)
+
     def token(self, request: Request) -> str | None:
         """What follows the scheme in the request's header, or ``None`` (pyramid_jwt's
         hook; see :meth:`credentials`)."""
@@ -469,10 +474,9 @@ class OktaSecurityPolicy:
                               scheme=verified.scheme)
 
     def _scheme(self, request: Request) -> str | None:
-        try:
-            credentials = self.reader.credentials(request)
-        except MalformedRequest:
-            return None
+        # The header's own scheme, even when the query string made the request
+        # malformed: the challenge is that of the scheme the client used.
+        credentials = self.reader.header_credentials(request)
         return None if credentials is None else credentials.scheme
 
 

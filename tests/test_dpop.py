@@ -256,6 +256,26 @@ def test_disabled_refuses_a_malformed_dpop_header_for_its_scheme(
         'accept DPoP')
 
 
+def test_a_token_in_the_query_of_a_dpop_request_is_refused_in_the_dpop_challenge(
+        app: webtest.TestApp, client: Client) -> None:
+    response = app.get("/api/whoami?access_token=x", headers=client.headers(), status=400)
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_request"')
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer abc", "Basic abc"])
+def test_required_challenges_a_token_in_the_query_in_dpop(
+        make_app: Callable[..., webtest.TestApp], authorization: str | None) -> None:
+    # A Bearer challenge would ask for a scheme this API refuses.
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = make_app(dpop="required").get("/api/whoami?access_token=x", headers=headers,
+                                             status=400)
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_request"')
+
+
 # -- nonces ------------------------------------------------------------------------------
 
 SECRET = "a shared secret of enough bytes"

@@ -46,6 +46,20 @@ def test_each_failure_is_answered_by_its_row(failure: Exception | None, status: 
         assert response.headers["Retry-After"] == "7"
 
 
+@pytest.mark.parametrize(("schemes", "used", "challenged"), [
+    (("Bearer", "DPoP"), None, "Bearer"),
+    (("Bearer", "DPoP"), "DPoP", "DPoP"),
+    (("DPoP",), None, "DPoP"),
+    (("DPoP",), "Bearer", "DPoP"),     # okta.dpop = required: never a Bearer challenge
+    (("Bearer",), "DPoP", "Bearer"),   # okta.dpop = disabled
+])
+def test_an_error_is_challenged_in_the_used_scheme_if_accepted_else_the_first(
+        schemes: tuple[str, ...], used: str | None, challenged: str) -> None:
+    response = challenge(MalformedRequest("bad"), realm="api", schemes=schemes, used=used)
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'{challenged} realm="api", error="invalid_request"')
+
+
 def test_a_new_scheme_and_code_are_rows_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     class InvalidProof(InvalidToken):
         reason = "invalid_proof"
