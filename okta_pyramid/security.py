@@ -141,8 +141,8 @@ class BearerTokenReader(JWTAuthenticationPolicy):
                 host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
             if not _is_authority(host):
                 raise InvalidDPoPProof(
-                    "the Host header is not host[:port] (RFC 3986 §3.2.2): the request's "
-                    "URL cannot be compared with the DPoP proof's htu", "dpop_host")
+                    "the Host header is not an RFC 3986 host[:port]: the request's URL "
+                    "cannot be compared with the DPoP proof's htu", "dpop_host")
             return request.path_url
         # path_url is application_url (scheme, host, SCRIPT_NAME) + the quoted PATH_INFO.
         return self.public_url + request.path_url[len(request.application_url):]

@@ -394,10 +394,12 @@ def test_a_host_that_is_not_host_port_refuses_the_dpop_request(
                        headers=client.headers(_url_built_for(environ)))
     assert response.json == {
         "error": "invalid_dpop_proof",
-        "error_description": "the Host header is not host[:port] (RFC 3986 §3.2.2): the "
-                             "request's URL cannot be compared with the DPoP proof's htu"}
-    assert response.headers["WWW-Authenticate"].startswith(
-        f'DPoP realm="api", {ALGS}, error="invalid_dpop_proof"')
+        "error_description": "the Host header is not an RFC 3986 host[:port]: the request's "
+                             "URL cannot be compared with the DPoP proof's htu"}
+    assert response.headers["WWW-Authenticate"] == (
+        f'DPoP realm="api", {ALGS}, error="invalid_dpop_proof", error_description="the Host '
+        'header is not an RFC 3986 host[:port]: the request\'s URL cannot be compared with '
+        'the DPoP proof\'s htu"')
 
 
 @pytest.mark.parametrize("host", [
