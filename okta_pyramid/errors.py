@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from pyramid.authorization import Deny
 from pyramid.config import Configurator
-from pyramid.exceptions import URLDecodeError
+from pyramid.exceptions import PredicateMismatch, URLDecodeError
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
+from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
 
@@ -51,8 +52,9 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
-#: :attr:`Answer.scheme`: the challenge of the scheme the request used (``Bearer``
-#: when it used none), or the one a :class:`SchemeNotAccepted` names.
+#: :attr:`Answer.scheme`: the challenge of the scheme the request used, or the one a
+#: :class:`SchemeNotAccepted` names; the first scheme the API accepts when the request
+#: used none, or one the API does not accept.
 USED = "used"
 
 
@@ -158,7 +160,10 @@ def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...]
         else:
             scheme = answer.scheme
             if scheme == USED:
-                scheme = getattr(failure, "challenge", None) or used or "Bearer"
+                # Never a challenge for a scheme the mode refuses (okta.dpop =
+                # required refuses Bearer): the client could not answer it.
+                scheme = getattr(failure, "challenge", None) or (
+                    used if used in schemes else schemes[0])
             # RFC 6750 §3: a 400 or 401 carries the challenge; §3.1: so may a 403.
             response.headers["WWW-Authenticate"] = www_authenticate(
                 realm, answer.error, description, scope, scheme=scheme,
@@ -217,8 +222,61 @@ def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:
 
 
 def not_found(request: Request) -> Response:
-    """A JSON 404 for a request no route matches."""
+    """A JSON 404 for a request no view answers, or a 405 with ``Allow`` when its route's
+    views answer other methods only (RFC 9110 §15.5.6)."""
+    if isinstance(request.exception, PredicateMismatch) and request.matched_route is not None:
+        allowed = allowed_methods(request.registry).get(request.matched_route.name)
+        # None: a view of the route takes every method, so another predicate refused.
+        if allowed and request.method not in allowed:
+            response = json_error(405, "method_not_allowed",
+                                  "this endpoint accepts only " + ", ".join(allowed))
+            response.allow = allowed
+            return response
     return json_error(404, "not_found", "no such endpoint")
+
+
+# The usual order of an Allow header; other methods follow, sorted.
+_METHOD_ORDER = {method: rank for rank, method in enumerate(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))}
+
+
+def allowed_methods(registry: Registry) -> Mapping[str, tuple[str, ...] | None]:
+    """Route name to the methods its views accept, ``None`` when one accepts any
+    method; read once from Pyramid's introspector (views added with introspection
+    off are not known, and their routes keep answering 404)."""
+    table = getattr(registry, "okta_allowed_methods", None)
+    if table is None:
+        found: dict[str, set[str] | None] = {}
+        for entry in registry.introspector.get_category("views", []):
+            view = entry["introspectable"]
+            route = view.get("route_name")
+            if route is None or view.get("exception_only"):
+                continue
+            methods = _view_methods(view.get("request_methods"))
+            if methods is None or found.get(route, set()) is None:
+                found[route] = None
+            else:
+                found.setdefault(route, set()).update(methods)
+        table = registry.okta_allowed_methods = {
+            route: None if methods is None else tuple(
+                sorted(methods, key=lambda m: (_METHOD_ORDER.get(m, len(_METHOD_ORDER)), m)))
+            for route, methods in found.items()}
+    return table
+
+
+def _view_methods(value: Any) -> set[str] | None:
+    # What add_view's request_method took: a name or names; anything else (none, or
+    # pyramid.config.not_(...)) may accept any method.
+    if isinstance(value, str):
+        methods = {value}
+    elif isinstance(value, (tuple, list, set, frozenset)) and all(
+            isinstance(method, str) for method in value):
+        methods = set(value)
+    else:
+        return None
+    if "GET" in methods:
+        methods.add("HEAD")  # Pyramid's request_method predicate: GET implies HEAD
+    return methods
 
 
 def http_error(exc: HTTPException, request: Request) -> Response:
@@ -235,7 +293,8 @@ def undecodable_path(exc: URLDecodeError, request: Request) -> Response:
 
 def add_json_error_views(config: Configurator) -> None:
     """JSON answers, never Pyramid's text pages, for what no view handles: unknown
-    paths, HTTP errors, paths that are not UTF-8. An application (the demo, each
+    paths, methods a route's views do not accept (405 with ``Allow``), HTTP errors,
+    paths that are not UTF-8. An application (the demo, each
     authorization server of the development issuer) adds them to its own
     configuration; the add-on does not, so an including app keeps its own."""
     config.add_notfound_view(not_found)

@@ -4,6 +4,8 @@ permissions, and :mod:`okta_pyramid.errors` turns a verdict into an HTTP answer.
 """
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import re
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
@@ -24,10 +26,12 @@ from .tokens import (
     Credentials,
     DPoPProof,
     DPoPVerifier,
+    InvalidDPoPProof,
     InvalidToken,
     IssuerUnavailable,
     ReplayStoreFull,
     RequestVerifier,
+    SchemeNotAccepted,
     VerifiedRequest,
     VerifiedToken,
     read_authorization,
@@ -106,6 +110,11 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             )
         return read_authorization(request.environ.get(self._environ_key), self._schemes)
 
+    def header_credentials(self, request: Request) -> Credentials | None:
+        """What :meth:`credentials` reads from the header, whatever the query string
+        holds (never raises)."""
+        return read_authorization(request.environ.get(self._environ_key), self._schemes)
+
     def token(self, request: Request) -> str | None:
         """What follows the scheme in the request's header, or ``None`` (pyramid_jwt's
         hook; see :meth:`credentials`)."""
@@ -116,8 +125,24 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         """The URL of ``request`` as the client saw it, without the query (DPoP ``htu``):
         ``okta.public_url`` followed by the path below the application's root, or the
         request's own URL, whose scheme and host waitress takes from a trusted
-        proxy's ``X-Forwarded-*`` headers."""
+        proxy's ``X-Forwarded-*`` headers.
+
+        Raises :class:`~okta_pyramid.tokens.InvalidDPoPProof` when that host is not
+        an RFC 3986 ``host[:port]``.
+        """
         if self.public_url is None:
+            # WebOb copies the Host header (or what waitress put there from a trusted
+            # proxy's X-Forwarded-Host) into the URL unchecked: "api:8080/other-api"
+            # would make this request's URL that of another service behind the same
+            # host, and a proof signed for that service would pass.
+            environ = request.environ
+            host = environ.get("HTTP_HOST")
+            if host is None:
+                host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+            if not _is_authority(host):
+                raise InvalidDPoPProof(
+                    "the Host header is not an RFC 3986 host[:port]: the request's URL "
+                    "cannot be compared with the DPoP proof's htu", "dpop_host")
             return request.path_url
         # path_url is application_url (scheme, host, SCRIPT_NAME) + the quoted PATH_INFO.
         return self.public_url + request.path_url[len(request.application_url):]
@@ -135,6 +160,10 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         try:
             return self.request_verifier.check(credentials,
                                                request.environ["REQUEST_METHOD"], "")
+        except SchemeNotAccepted:
+            # The scheme is refused whatever follows it: a 401 with the challenge of
+            # the accepted scheme, not a 400 about a token this API would never take.
+            raise
         except InvalidToken:
             malformed = _malformed(credentials)
             if malformed is not None:
@@ -150,9 +179,14 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             # WSGI joins repeated headers with ", ", which the proof check refuses.
             proof = request.environ.get("HTTP_DPOP")
             try:
+                # The URL is built (and its host checked) only once the scheme and
+                # the token have passed.
                 outcome = (self.request_verifier.check(
-                    credentials, request.environ["REQUEST_METHOD"], self.request_url(request),
-                    () if proof is None else (proof,)), None)
+                    credentials, request.environ["REQUEST_METHOD"],
+                    lambda: self.request_url(request), () if proof is None else (proof,)),
+                    None)
+            except SchemeNotAccepted as exc:
+                outcome = (None, exc)  # as for Bearer: the scheme before the syntax
             except InvalidToken as exc:
                 outcome = (None, _malformed(credentials) or exc)
             except VerificationError as exc:
@@ -229,6 +263,48 @@ def _malformed(credentials: Credentials) -> MalformedRequest | None:
     # Not "<scheme> <token>": a malformed request (400), not a bad token (401).
     return MalformedRequest(
         f"the Authorization header must be '{credentials.scheme}' followed by one access token")
+
+
+# RFC 3986 §3.2.2: reg-name, which an IPv4address also matches; never empty in an
+# http(s) URI (RFC 9110 §4.2.1). ASCII classes only: no other character is a host's.
+_REG_NAME = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+_IPV_FUTURE = re.compile(r"[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
+# RFC 3986 §3.2.3 port = *DIGIT, held to TCP's range (five digits, then the value).
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+@functools.lru_cache(maxsize=256)
+def _is_authority(authority: str) -> bool:
+    """Whether ``authority`` is an RFC 3986 ``host [ ":" port ]`` without userinfo:
+    a reg-name or IPv4 address, or an IPv6 address or IPvFuture in brackets, and a
+    port from 0 to 65535 (cached: a server sees the same few Host values)."""
+    if authority.startswith("["):
+        literal, bracket, port = authority[1:].partition("]")
+        if not bracket or not _is_ip_literal(literal):
+            return False
+        if port:
+            if port[0] != ":":
+                return False
+            port = port[1:]
+    else:
+        host, _, port = authority.partition(":")
+        if _REG_NAME.fullmatch(host) is None:
+            return False
+    return not port or (_PORT.fullmatch(port) is not None and int(port) <= 65535)
+
+
+def _is_ip_literal(literal: str) -> bool:
+    # IPv6address or IPvFuture; RFC 3986 has no zone identifier ("%eth0"), which
+    # Python's ipaddress would accept.
+    if _IPV_FUTURE.fullmatch(literal) is not None:
+        return True
+    if "%" in literal or not literal.isascii():
+        return False
+    try:
+        ipaddress.IPv6Address(literal)
+    except ValueError:
+        return False
+    return True
 
 
 def _has_access_token(query: str) -> bool:
@@ -398,10 +474,9 @@ class OktaSecurityPolicy:
                               scheme=verified.scheme)
 
     def _scheme(self, request: Request) -> str | None:
-        try:
-            credentials = self.reader.credentials(request)
-        except MalformedRequest:
-            return None
+        # The header's own scheme, even when the query string made the request
+        # malformed: the challenge is that of the scheme the client used.
+        credentials = self.reader.header_credentials(request)
         return None if credentials is None else credentials.scheme
 
 

@@ -88,4 +88,4 @@ def test_only_the_console_files_are_served(console: webtest.TestApp, path: str) 
 
 
 def test_console_only_answers_reads(console: webtest.TestApp) -> None:
-    console.post("/console/", status=404)
+    assert console.post("/console/", status=405).headers["Allow"] == "GET, HEAD"

@@ -9,10 +9,12 @@ import time
 from typing import Any, Callable
 
 import pytest
+import webob
 import webtest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
+from waitress.proxy_headers import proxy_headers_middleware
 
 from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens import DPoPNonces, InMemoryReplayStore, make_proof
@@ -230,6 +232,50 @@ def test_disabled_refuses_the_dpop_scheme(make_app: Callable[..., webtest.TestAp
     assert app.app.registry.okta_dpop is None
 
 
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer a$b", "Bearer a b",
+                                    "bearer ey.J.x=y"])
+def test_required_refuses_a_malformed_bearer_header_for_its_scheme(
+        make_app: Callable[..., webtest.TestApp], header: str) -> None:
+    # The scheme is not accepted at all: what follows it does not make a 400.
+    response = make_app(dpop="required").get("/api/whoami", headers={"Authorization": header},
+                                             status=401)
+    assert response.json["error"] == "invalid_token"
+    assert "accepts only DPoP-bound access tokens" in response.json["error_description"]
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_token"')
+
+
+@pytest.mark.parametrize("header", ["DPoP", "DPoP a$b", "dpop a b"])
+def test_disabled_refuses_a_malformed_dpop_header_for_its_scheme(
+        make_app: Callable[..., webtest.TestApp], header: str) -> None:
+    response = make_app(dpop="disabled").get("/api/whoami", headers={"Authorization": header},
+                                             status=401)
+    assert response.json["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="api", error="invalid_token", error_description="this API does not '
+        'accept DPoP')
+
+
+def test_a_token_in_the_query_of_a_dpop_request_is_refused_in_the_dpop_challenge(
+        app: webtest.TestApp, client: Client) -> None:
+    response = app.get("/api/whoami?access_token=x", headers=client.headers(), status=400)
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_request"')
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer abc", "Basic abc"])
+def test_required_challenges_a_token_in_the_query_in_dpop(
+        make_app: Callable[..., webtest.TestApp], authorization: str | None) -> None:
+    # A Bearer challenge would ask for a scheme this API refuses.
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = make_app(dpop="required").get("/api/whoami?access_token=x", headers=headers,
+                                             status=400)
+    assert response.json["error"] == "invalid_request"
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'DPoP realm="api", {ALGS}, error="invalid_request"')
+
+
 # -- nonces ------------------------------------------------------------------------------
 
 SECRET = "a shared secret of enough bytes"
@@ -314,6 +360,108 @@ def test_without_public_url_the_request_url_counts_with_its_script_name(
             headers=client.headers("https://API.test:443/mount/api/whoami?x=1"))
     app.get("/api/whoami", extra_environ=environ, status=401,
             headers=client.headers("https://api.test/api/whoami"))
+
+
+def _url_built_for(environ: dict[str, str]) -> str:
+    # The URL WebOb builds for the request: a proof that repeats it exactly.
+    return webob.Request.blank("/api/whoami", environ=environ).path_url
+
+
+@pytest.mark.parametrize("host", [
+    "localhost/other-service",        # another service's path behind the same host
+    "localhost:80/other-service",
+    "localhost?x=",
+    "localhost#x",
+    "local host",
+    "a@localhost",                    # userinfo
+    "localhost:99999",
+    "localhost:80:1",
+    "localhost:http",
+    "localhost:000080",
+    "l\u00f3calhost",                  # latin-1 bytes, not a URI's ASCII
+    "",
+    "[::1",
+    "[::1]x",
+    "[1::2::3]",
+    "[fe80::1%eth0]",
+    "[127.0.0.1]",
+])
+def test_a_host_that_is_not_host_port_refuses_the_dpop_request(
+        app: webtest.TestApp, client: Client, host: str) -> None:
+    # RFC 3986 §3.2.2 and §3.2.3; the proof repeats the URL the server would build.
+    environ = {"HTTP_HOST": host}
+    response = app.get("/api/whoami", extra_environ=environ, status=401,
+                       headers=client.headers(_url_built_for(environ)))
+    assert response.json == {
+        "error": "invalid_dpop_proof",
+        "error_description": "the Host header is not an RFC 3986 host[:port]: the request's "
+                             "URL cannot be compared with the DPoP proof's htu"}
+    assert response.headers["WWW-Authenticate"] == (
+        f'DPoP realm="api", {ALGS}, error="invalid_dpop_proof", error_description="the Host '
+        'header is not an RFC 3986 host[:port]: the request\'s URL cannot be compared with '
+        'the DPoP proof\'s htu"')
+
+
+@pytest.mark.parametrize("host", [
+    "localhost", "localhost:6611", "localhost:", "127.0.0.1:65535", "API.example.COM",
+    "xn--bcher-kva.example", "a%41b.example", "[::1]:6611", "[::ffff:127.0.0.1]",
+    "[v1.fe80::a+en1]",
+])
+def test_a_host_port_of_any_rfc_3986_form_is_accepted(app: webtest.TestApp, client: Client,
+                                                      host: str) -> None:
+    environ = {"HTTP_HOST": host}
+    app.get("/api/whoami", extra_environ=environ, status=200,
+            headers=client.headers(_url_built_for(environ)))
+
+
+def test_without_a_host_header_the_server_name_is_checked(
+        make_app: Callable[..., webtest.TestApp], client: Client) -> None:
+    app = make_app()
+    inner = app.app
+
+    def without_host(environ: dict[str, Any], start_response: Any) -> Any:
+        del environ["HTTP_HOST"]
+        return inner(environ, start_response)
+
+    app.app = without_host
+    good = {"SERVER_NAME": "api.test", "SERVER_PORT": "8080"}
+    app.get("/api/whoami", extra_environ=good, status=200,
+            headers=client.headers("http://api.test:8080/api/whoami"))
+    bad = {"SERVER_NAME": "api.test/other-service", "SERVER_PORT": "8080"}
+    response = app.get("/api/whoami", extra_environ=bad, status=401,
+                       headers=client.headers("http://api.test/other-service:8080/api/whoami"))
+    assert response.json["error"] == "invalid_dpop_proof"
+
+
+def test_a_trusted_proxys_forwarded_host_is_checked_too(
+        make_app: Callable[..., webtest.TestApp], client: Client) -> None:
+    # Waitress (trusted_proxy) copies X-Forwarded-Host into Host without checking it.
+    app = make_app()
+    app.app = proxy_headers_middleware(app.app, trusted_proxy="192.0.2.7",
+                                       trusted_proxy_headers={"x-forwarded-host",
+                                                              "x-forwarded-proto"})
+    forwarded = {"X-Forwarded-Proto": "https"}
+    app.get("/api/whoami", status=200, headers={
+        **forwarded, "X-Forwarded-Host": "api.example.com",
+        **client.headers("https://api.example.com/api/whoami")})
+    response = app.get("/api/whoami", status=401, headers={
+        **forwarded, "X-Forwarded-Host": "api.example.com/other-service",
+        **client.headers("https://api.example.com/other-service/api/whoami")})
+    assert response.json["error"] == "invalid_dpop_proof"
+
+
+def test_a_bearer_request_does_not_need_a_valid_host(app: webtest.TestApp,
+                                                     issuer: LoopbackIssuer) -> None:
+    # Only a DPoP proof names the URL; a Bearer token is not tied to a host.
+    app.get("/api/whoami", extra_environ={"HTTP_HOST": "local host"},
+            headers=bearer(issuer.mint()), status=200)
+
+
+def test_with_public_url_the_host_header_is_not_used(make_app: Callable[..., webtest.TestApp],
+                                                     client: Client) -> None:
+    app = make_app(public_url="https://api.example.com")
+    app.get("/api/whoami", extra_environ={"HTTP_HOST": "local host"}, status=200,
+            headers=client.headers("https://api.example.com/api/whoami"))
 
 
 def test_the_path_is_compared_percent_encoded(app: webtest.TestApp, client: Client) -> None:

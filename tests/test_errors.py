@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 import pytest
 from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPNotFound
 from pyramid.interfaces import ISecurityPolicy
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
@@ -44,6 +45,20 @@ def test_each_failure_is_answered_by_its_row(failure: Exception | None, status: 
     assert response.headers["Vary"] == "Authorization"
     if status == 503:
         assert response.headers["Retry-After"] == "7"
+
+
+@pytest.mark.parametrize(("schemes", "used", "challenged"), [
+    (("Bearer", "DPoP"), None, "Bearer"),
+    (("Bearer", "DPoP"), "DPoP", "DPoP"),
+    (("DPoP",), None, "DPoP"),
+    (("DPoP",), "Bearer", "DPoP"),     # okta.dpop = required: never a Bearer challenge
+    (("Bearer",), "DPoP", "Bearer"),   # okta.dpop = disabled
+])
+def test_an_error_is_challenged_in_the_used_scheme_if_accepted_else_the_first(
+        schemes: tuple[str, ...], used: str | None, challenged: str) -> None:
+    response = challenge(MalformedRequest("bad"), realm="api", schemes=schemes, used=used)
+    assert response.headers["WWW-Authenticate"].startswith(
+        f'{challenged} realm="api", error="invalid_request"')
 
 
 def test_a_new_scheme_and_code_are_rows_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +198,61 @@ def test_an_application_request_class_gets_jwt_claims_from_oktarequest(
     config.set_request_factory(AppRequest)
     app = claims_app(config)
     assert app.get("/claims", headers=bearer(issuer.mint())).json["sub"] == "alice@example.com"
+
+
+# -- 405: a route whose views answer other methods -------------------------------------
+
+def method_app(config: Configurator) -> Any:
+    """An add-on app with the JSON error views and routes of several method rules."""
+    errors.add_json_error_views(config)
+    public = {"renderer": "json", "permission": NO_PERMISSION_REQUIRED}
+    config.add_route("items", "/items")
+    config.add_view(lambda request: {}, route_name="items", request_method="GET", **public)
+    config.add_view(lambda request: {}, route_name="items", request_method=("PUT",),
+                    **public)
+    config.add_route("search", "/search")  # POST, and only with a q parameter
+    config.add_view(lambda request: {}, route_name="search", request_method="POST",
+                    request_param="q", **public)
+    config.add_route("any", "/any")  # every method, JSON only
+    config.add_view(lambda request: {}, route_name="any", accept="application/json", **public)
+    config.add_view(lambda request: {}, route_name="any", request_method="POST",
+                    request_param="q", **public)
+    config.add_route("gone", "/gone")
+
+    def gone(request: Request) -> Any:
+        raise HTTPNotFound()
+
+    config.add_view(gone, route_name="gone", request_method="GET", **public)
+    return webtest_app(config)
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("POST", "/items", "GET, HEAD, PUT"),   # GET views answer HEAD too
+    ("DELETE", "/items", "GET, HEAD, PUT"),
+    ("GET", "/search", "POST"),
+    ("OPTIONS", "/search", "POST"),
+])
+def test_a_method_no_view_of_the_route_accepts_is_405_with_allow(
+        config: Configurator, method: str, path: str, allow: str) -> None:
+    response = method_app(config).request(path, method=method, status=405)
+    assert response.headers["Allow"] == allow
+    assert response.json["error"] == "method_not_allowed"
+    assert allow in response.json["error_description"]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), [
+    ("POST", "/search", {}),                           # the method is fine, q is missing
+    ("DELETE", "/any", {"Accept": "text/html"}),       # a view takes every method
+    ("GET", "/gone", {}),                              # the view itself said 404
+    ("POST", "/nowhere", {}),                          # no route
+])
+def test_other_mismatches_stay_404(config: Configurator, method: str, path: str,
+                                   headers: dict[str, str]) -> None:
+    response = method_app(config).request(path, method=method, headers=headers, status=404)
+    assert "Allow" not in response.headers
+    assert response.json["error"] == "not_found"
+
+
+def test_head_reaches_a_get_view(config: Configurator) -> None:
+    method_app(config).head("/items", status=200)
+

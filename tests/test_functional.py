@@ -100,7 +100,7 @@ def test_odd_query_strings(app: webtest.TestApp, query: str) -> None:
 def test_form_body_token_is_not_accepted(make_app: AppFactory, issuer: LoopbackIssuer) -> None:
     app = make_app(protect_all="true")
     response = app.post("/api/whoami", {"access_token": issuer.mint()}, status="*")
-    assert response.status_int in (401, 404)
+    assert response.status_int in (401, 405)
     assert response.status_int != 200
 
 
@@ -223,10 +223,27 @@ def test_undecodable_path_is_json_400(any_mode_app: webtest.TestApp, path: str) 
     assert response.json["error"] == "invalid_request"
 
 
-def test_wrong_method_is_json_4xx(app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
-    response = app.delete("/api/hello", status="*")
-    assert 400 <= response.status_int < 500
-    assert response.content_type == "application/json"
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("DELETE", "/api/hello", "GET, HEAD"),
+    ("POST", "/api/whoami", "GET, HEAD"),
+    ("OPTIONS", "/api/whoami", "GET, HEAD"),  # not a CORS preflight
+    ("PUT", "/api/messages", "GET, HEAD, POST"),
+    ("PATCH", "/api/dpop", "GET, HEAD"),
+])
+def test_a_method_the_endpoint_does_not_accept_is_json_405_with_allow(
+        any_mode_app: webtest.TestApp, issuer: LoopbackIssuer, method: str, path: str,
+        allow: str) -> None:
+    # RFC 9110 §15.5.6; judged before the token, as for an unknown path.
+    response = any_mode_app.request(path, method=method, headers=bearer(issuer.mint()),
+                                    status=405)
+    assert response.headers["Allow"] == allow
+    assert response.json == {"error": "method_not_allowed",
+                             "error_description": f"this endpoint accepts only {allow}"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_head_is_answered_where_get_is(any_mode_app: webtest.TestApp) -> None:
+    any_mode_app.head("/api/hello", status=200)
 
 
 def test_rejections_are_logged_without_the_token(app: webtest.TestApp, issuer: LoopbackIssuer,

@@ -117,6 +117,18 @@ def test_each_server_introspects_only_its_own_tokens(two: DevServer) -> None:
     assert active("/oauth2/default", default)
 
 
+@pytest.mark.parametrize("path", ["/oauth2/default", "/oauth2/partners"])
+def test_each_server_answers_a_method_its_endpoint_refuses_with_405(two: DevServer,
+                                                                   path: str) -> None:
+    response = two.app.post(f"{path}/v1/keys", status=405)
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.json["error"] == "method_not_allowed"
+    # The token endpoint keeps its own answer, in the words of RFC 6749.
+    response = two.app.get(f"{path}/v1/token", status=405)
+    assert response.headers["Allow"] == "POST"
+    assert response.json["error"] == "invalid_request"
+
+
 @pytest.mark.parametrize(("path", "status"), [
     ("/oauth2/partners/nope", 404), ("/oauth2/partners/%ff", 400),
     ("/oauth2/partners/v1/%ff%fe", 400)])
