@@ -669,14 +669,12 @@ class IntrospectingVerifier:
         """The token, checked locally or introspected; or a VerificationError."""
         if self.judged_locally(token):
             return self.verifier.verify_token(token)
-        if token.count(".") != 2:
-            if not self.opaque:
-                raise MalformedToken("the token is not a JWT (expected three "
-                                     "dot-separated parts)")
-        elif _jws.unverified_claims(token).get("iss") != self.verifier.issuer:
-            # A JWT this issuer alone can judge (Okta's org server): one that names
-            # another issuer, or is no JWT at all, costs no call.
-            raise InvalidIssuer("the token was issued by another authorization server")
+        if not self.opaque or token.count(".") == 2:
+            # A JWT this issuer alone can judge (Okta's org server), or a token where
+            # no opaque one is taken: what is no JWT (MalformedToken) or names another
+            # issuer costs no call.
+            if _jws.unverified_claims(token).get("iss") != self.verifier.issuer:
+                raise InvalidIssuer("the token was issued by another authorization server")
         return self.introspector.introspect(token)
 
     def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:
