@@ -296,6 +296,18 @@ def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server
     assert (second.calls, second.shared_hits) == (1, 0)
 
 
+def test_an_entry_larger_than_the_store_writes_is_a_miss(
+        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    token = issuer.opaque()
+    introspector(issuer, RedisStore(redis_url)).introspect(token)
+    [(key, value)] = everything_in(redis_server)
+    # The same answer, padded (JSON allows trailing blanks): only the size refuses it.
+    redis_server.client().set(key, value + b" " * (64 * 1024))
+    second = introspector(issuer, RedisStore(redis_url))
+    second.introspect(token)
+    assert (second.calls, second.shared_hits) == (1, 0)
+
+
 @pytest.mark.parametrize("until", [
     # Not numbers JSON has, numbers past any time, far too late, or not a number.
     b"NaN", b"Infinity", b"1e999", b"9e15", b'"9e15"',
