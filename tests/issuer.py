@@ -198,7 +198,7 @@ class LoopbackIssuer:
     has not been revoked. ``introspection_answer`` (a JSON value, raw ``bytes``, or a
     callable ``(token, call)`` returning either) replaces that judgement, and
     ``introspection_mode`` (the modes above, and ``huge``: a body over 1 MiB,
-    ``unauthorized``: HTTP 401) and ``introspection_delay`` make the endpoint fail or
+    ``unauthorized``: HTTP 401, ``rate_limited``: HTTP 429) and ``introspection_delay`` make the endpoint fail or
     slow while discovery and keys still answer.
     """
 
@@ -641,6 +641,9 @@ class LoopbackIssuer:
                 if mode == "unauthorized":
                     return self.send(401, b'{"error":"invalid_client"}',
                                      {"WWW-Authenticate": 'Basic realm="oauth2"'})
+                if mode == "rate_limited":
+                    # Okta's answer past a rate limit.
+                    return self.send(429, b'{"errorCode":"E0000047"}')
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 if mode == "huge":
                     # Still the same JSON (trailing blanks are allowed), so only a

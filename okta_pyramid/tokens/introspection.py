@@ -481,7 +481,7 @@ class TokenIntrospector:
             # they cannot parse instead of calling it inactive, and pausing on that
             # would let anyone with junk tokens hold every other token at 503. An
             # endpoint that is down, slow or asks for less (429) pauses the calls.
-            if status is not None and 400 <= status < 500 and status not in (408, 429):
+            if status is not None and 400 <= status < 500 and status != 429:
                 self._refused(f"{exc}{hint}")
                 raise self._unavailable("it refused the call") from None
             self._failed(f"{exc}{hint}")

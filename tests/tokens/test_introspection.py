@@ -649,8 +649,10 @@ def test_a_failing_endpoint_is_unavailable_never_inactive(
         introspector(issuer).confirm(jwt, verified)
 
 
-def test_calls_pause_after_a_failure(issuer: LoopbackIssuer) -> None:
-    issuer.introspection_mode = "error"
+@pytest.mark.parametrize("mode", ["error", "rate_limited"])
+def test_calls_pause_after_a_failure(issuer: LoopbackIssuer, mode: str) -> None:
+    # A server that fails (5xx) or asks for fewer calls (429) is given a pause.
+    issuer.introspection_mode = mode
     check = introspector(issuer, failure_backoff=1)
     token = issuer.opaque()
     with pytest.raises(IntrospectionUnavailable):
