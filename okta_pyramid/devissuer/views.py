@@ -80,7 +80,10 @@ class LocalOnlyTween:
     web page open in the developer's browser (whose requests also come from
     loopback). A request is refused with 403 unless:
 
-    - it comes from a loopback address;
+    - it comes from a loopback address, and not through a proxy: a request that
+      carries ``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP`` or ``Via`` was relayed
+      by one, and a proxy on this machine relays the whole network's requests
+      from loopback (with ``Host`` set to the upstream's, nginx's default);
     - its ``Host`` names the issuer's own port on the issuer's host or on a
       loopback literal (a page that rebinds its own DNS name to 127.0.0.1 sends
       that name: DNS rebinding);
@@ -122,6 +125,9 @@ class LocalOnlyTween:
             # A server reachable from elsewhere (listen = 0.0.0.0, a published
             # container port) must not mint tokens for other machines.
             return "it only answers callers on loopback"
+        relayed = _proxy_header(request.environ)
+        if relayed is not None:
+            return f"it does not answer through a proxy (the request carries {relayed})"
         try:
             # WebOb falls back to the server's own address when Host is absent.
             host = urlsplit("//" + request.host)
@@ -145,6 +151,22 @@ class LocalOnlyTween:
             if not opens_a_page:
                 return f"requests from a web page are only accepted from {self.origin}"
         return None
+
+
+#: Headers that proxies add to what they relay (RFC 7239, RFC 9110 §7.6.3, and the
+#: de facto X-Forwarded-* and X-Real-IP), by their WSGI names.
+_PROXY_HEADERS = {"HTTP_FORWARDED": "Forwarded", "HTTP_X_REAL_IP": "X-Real-IP",
+                  "HTTP_VIA": "Via"}
+
+
+def _proxy_header(environ: dict[str, Any]) -> str | None:
+    """The name of a header a proxy added to the request, or ``None``."""
+    for key in environ:
+        if key in _PROXY_HEADERS:
+            return _PROXY_HEADERS[key]
+        if key.startswith("HTTP_X_FORWARDED_"):
+            return "X-Forwarded-" + key[17:].replace("_", "-").title()
+    return None
 
 
 def metadata(request: Request) -> dict[str, Any]:

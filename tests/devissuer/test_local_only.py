@@ -96,6 +96,21 @@ def test_every_endpoint_answers_loopback_callers_only(dev: DevServer, method, pa
     assert response.json["error"] == "access_denied"
 
 
+@pytest.mark.parametrize("method, path", ENDPOINTS, ids=IDS)
+@pytest.mark.parametrize("header", [
+    {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-Host": "api.example.com"},
+    {"X-Forwarded-Proto": "https"}, {"Forwarded": "for=203.0.113.5"},
+    {"X-Real-IP": "203.0.113.5"}, {"Via": "1.1 proxy"}],
+    ids=["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded",
+         "x-real-ip", "via"])
+def test_every_endpoint_refuses_what_a_proxy_relays(dev: DevServer, method, path, header):
+    # A reverse proxy on this machine relays everyone's requests from loopback, with
+    # Host set to the upstream's (nginx's default): its headers give it away.
+    response = call(dev, method, path, header, status=403)
+    assert response.json["error"] == "access_denied"
+    assert "through a proxy" in response.json["error_description"]
+
+
 def test_a_link_from_another_site_may_open_the_metadata(dev: DevServer):
     # A top-level GET opens the document in the developer's tab: no page reads it.
     headers = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
