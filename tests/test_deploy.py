@@ -4,7 +4,9 @@ in front, over https with a certificate made for the run, all on loopback."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import re
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -321,3 +323,27 @@ def test_what_a_client_sends_cannot_steer_the_proxy(deployment: Deployment) -> N
         "X-Big": "a" * 40_000}).status_code in (400, 431, 494)
     assert deployment.call("POST", "/api/messages", data=b"x" * (1024 * 1024 + 1),
                            headers={"Content-Type": "application/json"}).status_code == 413
+
+
+def test_readiness_details_stay_on_the_operators_network(deployment: Deployment) -> None:
+    # /readyz names the trusted issuers and the store's state: nginx answers it to
+    # loopback and private networks, and 403 to anyone else (here: 127.0.0.2, a
+    # loopback address the site does not list, standing for the Internet).
+    inside = deployment.call("GET", "/readyz")
+    assert inside.status_code == 200 and inside.json()["shared_store"] == "ok"
+    port = int(deployment.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=deployment.ca_file)
+    for path in ("/readyz", "/readyz?x=1", "/api/hello"):
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context,
+                                                 source_address=("127.0.0.2", 0), timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read().decode()
+        finally:
+            connection.close()
+        if path == "/api/hello":
+            assert response.status == 200  # the API itself is open to everyone
+        else:
+            assert response.status == 403, path
+            assert deployment.issuer.issuer not in body and "shared_store" not in body
