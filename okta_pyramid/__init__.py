@@ -28,7 +28,14 @@ def includeme(config: Configurator) -> None:
     from .introspection import shared_store, tokens_judge
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
-    from .tokens import AccessTokenVerifier, DPoPNonces, DPoPVerifier, RequestVerifier
+    from .tokens import (
+        AccessTokenVerifier,
+        DPoPNonces,
+        DPoPVerifier,
+        InMemoryReplayStore,
+        RequestVerifier,
+    )
+    from .tokens.capacity import key_waiters_for_threads
 
     settings = parse_settings(config.get_settings())
     config.registry.okta_settings = settings
@@ -44,6 +51,7 @@ def includeme(config: Configurator) -> None:
             jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
             required_claims=line.required_claims,
             token_cache_size=settings.token_cache_size,
+            key_waiters=key_waiters_for_threads(settings.server_threads),
         )
         for line in settings.issuers
     }
@@ -65,10 +73,11 @@ def includeme(config: Configurator) -> None:
                     "use_dpop_nonce round trip when a client changes process); set the "
                     "same secret on every process")
             nonces = DPoPNonces(settings.dpop_nonce_secret)
+        replays = shared.replays if shared is not None else InMemoryReplayStore(
+            settings.dpop_replay_store_size, owner_quota=settings.dpop_replay_key_quota)
         dpop = DPoPVerifier(algorithms=settings.dpop_algorithms,
                             max_age=settings.dpop_max_age, leeway=settings.leeway,
-                            nonces=nonces,
-                            replay_store=shared.replays if shared is not None else None)
+                            nonces=nonces, replay_store=replays)
     #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
     config.registry.okta_dpop = dpop
     config.registry.okta_request_verifier = RequestVerifier(judge, dpop, mode=settings.dpop)

@@ -26,6 +26,7 @@ from .tokens import (
     InvalidDPoPProof,
     InvalidToken,
     IssuerUnavailable,
+    ReplayQuotaExceeded,
     ReplayStoreFull,
     SchemeNotAccepted,
     UseDPoPNonce,
@@ -83,6 +84,9 @@ ANSWERS: dict[type[Exception], Answer] = {
     IssuerUnavailable: Answer(503, "temporarily_unavailable", scheme=None),
     # Every recent proof is remembered and the store is full: retry shortly.
     ReplayStoreFull: Answer(503, "temporarily_unavailable", scheme=None),
+    # This DPoP key sent more recent proofs than one key may (RFC 6585 §4): its
+    # client slows down; other clients are not affected.
+    ReplayQuotaExceeded: Answer(429, "too_many_requests", scheme=None),
     # The shared state (okta.shared_store) did not answer: fail closed, retry shortly.
     SharedStoreUnavailable: Answer(503, "temporarily_unavailable", scheme=None),
 }

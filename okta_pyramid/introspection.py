@@ -20,10 +20,11 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .errors import answer
-from .security import authentication
+from .security import authentication, withhold_claims
 from .settings import IssuerSettings, OktaSettings
 from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
+from .tokens.capacity import CallSlots, calls_for_threads
 from .tokens.shared import RedisStore, SharedStoreUnavailable
 from .tokens.introspection import (
     ClientAuthentication,
@@ -66,13 +67,21 @@ def shared_store(settings: OktaSettings) -> RedisStore | None:
     return RedisStore(settings.shared_store, timeout=settings.shared_store_timeout)
 
 
+def call_slots(settings: OktaSettings) -> CallSlots:
+    """The introspection call slots of the process, sized to ``okta.server_threads``
+    and shared by every issuer (they share the server's threads)."""
+    return CallSlots(calls_for_threads(settings.server_threads),
+                     timeout=settings.http_timeout)
+
+
 def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
-                issuer: IssuerSettings | None = None, shared: RedisStore | None = None
+                issuer: IssuerSettings | None = None, shared: RedisStore | None = None,
+                slots: CallSlots | None = None
                 ) -> AccessTokenVerifier | IntrospectingVerifier:
     """What judges the tokens of ``verifier``'s issuer (``issuer``, by default the
     first): the local verifier alone, or with introspection when
     ``okta.introspection_client_id`` is set (its answers shared through ``shared``
-    when given)."""
+    when given, its calls in ``slots``)."""
     line = issuer or settings.issuers[0]
     if settings.introspection is None:
         return verifier
@@ -83,7 +92,8 @@ def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
     introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
                                      cache_ttl=settings.introspection.cache_ttl,
                                      shared=shared.answers if shared is not None else None,
-                                     endpoint=settings.introspection.endpoint)
+                                     endpoint=settings.introspection.endpoint,
+                                     slots=slots or call_slots(settings))
     return IntrospectingVerifier(verifier, introspector, local=not line.org_server,
                                  opaque=line.opaque)
 
@@ -94,9 +104,10 @@ def tokens_judge(settings: OktaSettings, verifiers: Mapping[str, AccessTokenVeri
     """What judges a request's token: :func:`token_judge` of the one issuer, or, with
     several (``okta.issuer`` lines), a :class:`MultiIssuerVerifier` choosing among
     theirs by the token's ``iss``; opaque tokens go to the line marked ``opaque``."""
+    slots = call_slots(settings)
     if len(settings.issuers) == 1:
-        return token_judge(settings, verifiers[settings.issuer], shared=shared)
-    judges = {line.issuer: token_judge(settings, verifiers[line.issuer], line, shared)
+        return token_judge(settings, verifiers[settings.issuer], shared=shared, slots=slots)
+    judges = {line.issuer: token_judge(settings, verifiers[line.issuer], line, shared, slots)
               for line in settings.issuers}
     opaque = next((line.issuer for line in settings.issuers if line.opaque), None)
     return MultiIssuerVerifier(judges, opaque=opaque)
@@ -154,6 +165,7 @@ def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., A
         if refused:
             if failure is not None:
                 request.__dict__[LIVE_FAILURE] = failure
+            withhold_claims(request)
             return answer(request, failure, authentication(request).scheme)
         return view(context, request)
 

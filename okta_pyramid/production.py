@@ -6,8 +6,9 @@ shows requests, settings and an interactive debugger: either would hand the API 
 whoever can reach it. They are looked for by name in ``pyramid.includes``, and,
 once the application is built, among its tweens and views however they got there.
 
-It also warns, once at start-up, about an audience that other APIs share, and
-about DPoP proofs checked against a URL taken from the request's Host.
+It also refuses DPoP proofs checked against a URL the client chooses (the
+request's Host) unless the operator says the proxy sets it, and warns, once at
+start-up, about an audience that other APIs share.
 """
 from __future__ import annotations
 
@@ -91,31 +92,32 @@ def warn_shared_audience(settings: OktaSettings) -> bool:
     return True
 
 
-def warn_unpinned_url(settings: OktaSettings) -> bool:
-    """Log a warning when DPoP proofs are checked against a URL the client chooses.
+def check_public_url(settings: OktaSettings) -> None:
+    """Refuse DPoP proofs checked against a URL the client chooses.
 
     Without ``okta.public_url`` the URL a proof must name (``htu``, RFC 9449 §4.3) is
     built from the request's ``Host`` (or a trusted proxy's forwarded host, which
     usually passes the client's on), so a token and proof captured by another API
-    that accepts the same audience could be replayed here under that API's host name.
-    Returns whether it warned.
+    that accepts the same audience could be replayed here under that API's host
+    name. ``okta.public_url = from-proxy`` is the operator's word that the proxy in
+    front sets ``Host`` (and the forwarded host) itself.
     """
-    if settings.dpop == "disabled" or settings.public_url:
-        return False
-    log.warning(
-        "okta.public_url: is not set, so the URL a DPoP proof must name is built from "
-        "the request's Host header, which the client chooses; set okta.public_url to "
-        "the URL clients call this API at (or okta.dpop = disabled)"
-    )
-    return True
+    if settings.dpop == "disabled" or settings.public_url or settings.public_url_from_proxy:
+        return
+    raise ConfigurationError(
+        "okta.public_url: is required in production while DPoP is accepted "
+        "(okta.dpop = allowed or required): without it the URL a DPoP proof must name "
+        "is built from the request's Host header, which the client chooses; set it to "
+        "the URL clients call this API at (OKTA_PUBLIC_URL), or to from-proxy if the "
+        "proxy in front sets the Host header itself, or set okta.dpop = disabled")
 
 
 def includeme(config: Configurator) -> None:
     check_includes(aslist(config.get_settings().get("pyramid.includes") or ""))
     settings = getattr(config.registry, "okta_settings", None)
     if settings is not None:
+        check_public_url(settings)
         warn_shared_audience(settings)
-        warn_unpinned_url(settings)
 
     def check(event: ApplicationCreated) -> None:
         check_registry(event.app.registry)

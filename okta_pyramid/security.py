@@ -36,7 +36,7 @@ from .tokens import (
     VerifiedToken,
     read_authorization,
 )
-from .tokens.exceptions import VerificationError
+from .tokens.exceptions import MalformedRequest, VerificationError
 from .tokens.introspection import IntrospectionUnavailable
 from .tokens.shared import SharedStoreUnavailable
 from .tokens.schemes import BEARER, DPOP
@@ -45,16 +45,6 @@ log = logging.getLogger(__name__)
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-
-
-class MalformedRequest(Exception):
-    """The request carries credentials in a way RFC 6750 does not allow (HTTP 400)."""
-
-    reason = "invalid_request"
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
 
 
 class BearerTokenReader(JWTAuthenticationPolicy):
@@ -206,7 +196,10 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def get_claims(self, request: Request) -> dict[str, Any]:
         """The validated claims, or ``{}`` when the request has no acceptable token
-        (pyramid_jwt's contract, behind ``request.jwt_claims``)."""
+        (pyramid_jwt's contract, behind ``request.jwt_claims``), also when a view
+        that needs a live token refused it (:func:`withhold_claims`)."""
+        if _WITHHELD in request.__dict__:
+            return {}
         try:
             verified = self.verified_request(request)
         except (MalformedRequest, VerificationError):
@@ -254,6 +247,19 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         raise NotImplementedError(
             "okta_pyramid authorizes with a Pyramid 2 security policy: "
             "use request.identity.__principals__()")
+
+
+# Set on a request whose token a later check refused (a live view's introspection).
+_WITHHELD = "_okta_pyramid_claims_withheld"
+
+
+def withhold_claims(request: Request) -> None:
+    """From now on ``request.jwt_claims`` is ``{}``: the token was refused after the
+    policy accepted it (by introspection, on a view that needs a live token)."""
+    attributes = request.__dict__
+    attributes[_WITHHELD] = True
+    # request.jwt_claims is reified: an earlier read left its value here.
+    attributes["jwt_claims"] = {}
 
 
 def _malformed(credentials: Credentials) -> MalformedRequest | None:

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Mapping
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
@@ -26,7 +26,10 @@ from .tokens.introspection import DEFAULT_CACHE_TTL as DEFAULT_INTROSPECTION_CAC
 from .tokens.introspection import load_private_key
 from .tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
 from .tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
+from .tokens.capacity import DEFAULT_SERVER_THREADS
 from .tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
+from .tokens.replay import DEFAULT_MAX_ENTRIES as DEFAULT_DPOP_REPLAY_STORE_SIZE
+from .tokens.replay import MIN_ENTRIES as MIN_DPOP_REPLAY_STORE_SIZE
 from .tokens.nonces import MIN_SECRET_BYTES
 from .tokens.shared import DEFAULT_TIMEOUT as DEFAULT_SHARED_STORE_TIMEOUT
 from .tokens.shared import URL_OPTIONS as SHARED_STORE_URL_OPTIONS
@@ -52,6 +55,15 @@ MAX_INTROSPECTION_CACHE_TTL = 3600
 MAX_SHARED_STORE_TIMEOUT = 10
 #: A private_key_jwt key file is a few KiB; anything larger is not one.
 MAX_PRIVATE_KEY_BYTES = 64 * 1024
+#: A server with more request threads than this is not one process's worth.
+MAX_SERVER_THREADS = 1024
+#: About 200 bytes an entry: 10 million hold some 2 GB.
+MAX_DPOP_REPLAY_STORE_SIZE = 10_000_000
+#: By default one DPoP key may hold this share of the replay store.
+DPOP_REPLAY_KEY_SHARE = 8
+#: ``okta.public_url``'s value for "the proxy sets the Host header": the URL a DPoP
+#: proof must name is then built from the request's Host, on the operator's word.
+PUBLIC_URL_FROM_PROXY = "from-proxy"
 
 #: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
 #: start-up: a misspelt key would otherwise leave its default silently in force.
@@ -78,6 +90,8 @@ SETTING_NAMES = frozenset({
     "okta.dpop_max_age",
     "okta.dpop_nonce",
     "okta.dpop_nonce_secret",
+    "okta.dpop_replay_store_size",
+    "okta.dpop_replay_key_quota",
     "okta.public_url",
     "okta.introspection_client_id",
     "okta.introspection_auth_method",
@@ -90,6 +104,7 @@ SETTING_NAMES = frozenset({
     "okta.shared_store",
     "okta.shared_store_timeout",
     "okta.metrics",
+    "okta.server_threads",
 })
 
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
@@ -125,8 +140,14 @@ class OktaSettings:
     dpop_nonce: bool = False
     #: ``None``: a random secret per process. Kept out of the dataclass's repr.
     dpop_nonce_secret: str | None = field(default=None, repr=False)
+    #: Proofs (DPoP ``jti``) remembered at once, and the most one key may hold.
+    dpop_replay_store_size: int = DEFAULT_DPOP_REPLAY_STORE_SIZE
+    dpop_replay_key_quota: int = DEFAULT_DPOP_REPLAY_STORE_SIZE // DPOP_REPLAY_KEY_SHARE
     #: The API's external base URL (the application root), without a trailing slash.
     public_url: str | None = None
+    #: ``okta.public_url = from-proxy``: the operator says the proxy in front sets the
+    #: Host header, so the request's own URL may be trusted for DPoP's ``htu``.
+    public_url_from_proxy: bool = False
     #: Token introspection (RFC 7662, docs/introspection.md); off when ``None``.
     introspection: IntrospectionSettings | None = None
     #: Every protected view needs a live token (introspection), not only those that
@@ -141,6 +162,9 @@ class OktaSettings:
     shared_store_timeout: float = DEFAULT_SHARED_STORE_TIMEOUT
     #: ``/metrics`` in the Prometheus text format (docs/metrics.md).
     metrics: bool = False
+    #: The request threads of each process (waitress's ``threads``): the limits on
+    #: waiting for the issuers are sized to it (docs/introspection.md).
+    server_threads: int = DEFAULT_SERVER_THREADS
     #: Every trusted authorization server, one per line of ``okta.issuer``, in order.
     #: ``issuer``, ``audiences``, ``client_ids``, ``required_claims`` and ``org_server``
     #: above are the first one's (with one line, the only one's).
@@ -167,7 +191,7 @@ class IssuerSettings:
     #: Okta's org authorization server, judged by introspection alone.
     org_server: bool = False
     #: Tokens that are not JWTs go to this issuer's introspection endpoint
-    #: (``opaque=true``; implied with a single issuer that introspects).
+    #: (``opaque=true``); without it they are refused with no call.
     opaque: bool = False
 
 
@@ -450,7 +474,7 @@ def _nonce_secret(settings: Mapping[str, Any]) -> str | None:
 def _public_url(settings: Mapping[str, Any]) -> str | None:
     key = PREFIX + "public_url"
     raw = str(settings.get(key) or "").strip()
-    if not raw:
+    if not raw or raw.lower() == PUBLIC_URL_FROM_PROXY:
         return None
     parts = split_url(raw, key)
     if "@" in parts.netloc:
@@ -462,6 +486,22 @@ def _public_url(settings: Mapping[str, Any]) -> str | None:
             f"such as https://api.example.com or https://example.com/orders-api, with no "
             f"query or fragment; got {display_url(parts)!r}")
     return raw.rstrip("/")
+
+
+def _public_url_from_proxy(settings: Mapping[str, Any]) -> bool:
+    return str(settings.get(PREFIX + "public_url") or "").strip().lower() == (
+        PUBLIC_URL_FROM_PROXY)
+
+
+def _replay_store(settings: Mapping[str, Any]) -> tuple[int, int]:
+    """``okta.dpop_replay_store_size`` and ``okta.dpop_replay_key_quota``."""
+    size = int(_number(settings, "dpop_replay_store_size", DEFAULT_DPOP_REPLAY_STORE_SIZE,
+                       minimum=MIN_DPOP_REPLAY_STORE_SIZE,
+                       maximum=MAX_DPOP_REPLAY_STORE_SIZE, integer=True, unit="proofs"))
+    quota = int(_number(settings, "dpop_replay_key_quota",
+                        max(1, size // DPOP_REPLAY_KEY_SHARE), minimum=1, maximum=size,
+                        integer=True, unit="proofs"))
+    return size, quota
 
 
 def _text(settings: Mapping[str, Any], name: str) -> str | None:
@@ -860,9 +900,6 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
                 f"{len(hosts)} hosts ({', '.join(hosts)}); list the issuers of one host "
                 f"only, or use private_key_jwt, whose assertion is made for each "
                 f"endpoint and useless at any other")
-    if len(issuers) == 1 and introspection is not None and not issuers[0].org_server:
-        # The one issuer that introspects takes opaque tokens, as it always has.
-        issuers[0] = replace(issuers[0], opaque=True)
     first = issuers[0]
 
     protect_all = _boolean(settings, "protect_all", True)
@@ -881,6 +918,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
             f"got {settings.get(PREFIX + 'jwks_refresh_interval')!r}"
         )
 
+    replay_size, replay_quota = _replay_store(settings)
     return OktaSettings(
         groups_claim=_claim_name(settings, "groups_claim", DEFAULT_GROUPS_CLAIM),
         required_claims=first.required_claims,
@@ -911,7 +949,10 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
                                  maximum=MAX_DPOP_MAX_AGE, integer=True)),
         dpop_nonce=_boolean(settings, "dpop_nonce", False),
         dpop_nonce_secret=_nonce_secret(settings),
+        dpop_replay_store_size=replay_size,
+        dpop_replay_key_quota=replay_quota,
         public_url=_public_url(settings),
+        public_url_from_proxy=_public_url_from_proxy(settings),
         introspection=introspection,
         introspect_all=_boolean(settings, "introspect_all", False),
         org_server=first.org_server,
@@ -921,4 +962,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
                                      DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01,
                                      maximum=MAX_SHARED_STORE_TIMEOUT),
         metrics=_metrics(settings),
+        server_threads=int(_number(settings, "server_threads", DEFAULT_SERVER_THREADS,
+                                   minimum=1, maximum=MAX_SERVER_THREADS, integer=True,
+                                   unit="threads")),
     )

@@ -340,6 +340,53 @@ def test_a_full_replay_store_is_503_with_retry_after(app: webtest.TestApp, issue
     assert "WWW-Authenticate" not in response.headers
 
 
+def test_one_key_cannot_fill_the_replay_store(make_app: Callable[..., webtest.TestApp],
+                                             issuer: LoopbackIssuer) -> None:
+    # The holder of one bound token sends proofs as fast as it can: its surplus is
+    # refused (429, when to retry), and every other key goes on as before.
+    app = make_app(dpop_replay_store_size="1000", dpop_replay_key_quota="50")
+    flooder, other = Client(issuer), Client(issuer)
+    for _ in range(50):
+        app.get("/api/whoami", headers=flooder.headers(), status=200)
+    response = app.get("/api/whoami", headers=flooder.headers(), status=429)
+    assert response.json["error"] == "too_many_requests"
+    assert 1 <= int(response.headers["Retry-After"]) <= 361  # its oldest proof's window
+    assert "WWW-Authenticate" not in response.headers
+    app.get("/api/whoami", headers=other.headers(), status=200)
+    assert app.app.registry.okta_dpop.replay_store.held_by(flooder.jkt) == 50
+
+
+def test_many_clients_at_an_honest_rate_fill_no_quota(make_app: Callable[..., webtest.TestApp],
+                                                      issuer: LoopbackIssuer) -> None:
+    # Honest load on the default sizes: 16 clients, each with its own key and fresh
+    # proofs, 25 requests each, at once. Nobody is refused.
+    from .helpers import run_together
+
+    app = make_app()
+    clients = [Client(issuer) for _ in range(16)]
+    statuses: list[int] = []
+
+    def calls(client: Client) -> None:
+        for _ in range(25):
+            statuses.append(app.get("/api/whoami", headers=client.headers(),
+                                    expect_errors=True).status_int)
+
+    run_together(calls, [(client,) for client in clients])
+    assert statuses == [200] * 400
+
+
+def test_the_replay_store_sizes_are_checked() -> None:
+    base = {"okta.issuer": "https://a.example/oauth2/x"}
+    for extra, key in [({"okta.dpop_replay_store_size": "10"}, "okta.dpop_replay_store_size"),
+                       ({"okta.dpop_replay_store_size": "1000",
+                         "okta.dpop_replay_key_quota": "1001"}, "okta.dpop_replay_key_quota"),
+                       ({"okta.dpop_replay_key_quota": "0"}, "okta.dpop_replay_key_quota")]:
+        with pytest.raises(ConfigurationError, match=f"^{key}: "):
+            parse_settings({**base, **extra})
+    parsed = parse_settings({**base, "okta.dpop_replay_store_size": "8000"})
+    assert (parsed.dpop_replay_store_size, parsed.dpop_replay_key_quota) == (8000, 1000)
+
+
 # -- the URL the client saw ------------------------------------------------------------
 
 def test_public_url_replaces_scheme_host_and_script_name(
@@ -594,12 +641,14 @@ def test_production_warns_once_about_a_per_process_nonce_secret(
     from okta_pyramid import main
 
     caplog.set_level(logging.WARNING)
-    main({}, **settings, **{"okta.environment": "production", "okta.dpop_nonce": "true"})
+    main({}, **settings, **{"okta.environment": "production", "okta.dpop_nonce": "true",
+                            "okta.public_url": "https://api.example.com"})
     warnings = [r.getMessage() for r in caplog.records
                 if r.getMessage().startswith("okta.dpop_nonce_secret:")]
     assert len(warnings) == 1
     caplog.clear()
     main({}, **settings, **{"okta.environment": "production", "okta.dpop_nonce": "true",
+                            "okta.public_url": "https://api.example.com",
                             "okta.dpop_nonce_secret": SECRET})
     assert not [r for r in caplog.records if "dpop_nonce_secret" in r.getMessage()]
 

@@ -25,8 +25,10 @@ INTROSPECT = "/oauth2/default/v1/introspect"
 
 @pytest.fixture
 def live_settings(issuer: LoopbackIssuer) -> dict[str, str]:
-    """``okta.*`` extras that turn introspection on (basic authentication)."""
-    return {"introspection_client_id": issuer.CLIENT_ID,
+    """``okta.*`` extras that turn introspection on (basic authentication), opaque
+    tokens included."""
+    return {"issuer": f"{issuer.issuer} opaque=true",
+            "introspection_client_id": issuer.CLIENT_ID,
             "introspection_client_secret": issuer.CLIENT_SECRET}
 
 
@@ -90,6 +92,39 @@ def test_a_revoked_token_is_refused_on_a_live_view_only(
                                                            'error="invalid_token"')
     # The local check cannot see a revocation: the token works until it expires.
     assert app.get("/local", headers=bearer(token)).status_int == 200
+
+
+@pytest.mark.parametrize("read_before", [False, True], ids=["after", "before-and-after"])
+def test_a_token_a_live_view_refused_has_no_claims(
+        make_config: Callable[..., Configurator], live_settings: dict[str, str],
+        issuer: LoopbackIssuer, read_before: bool) -> None:
+    # pyramid_jwt's request.jwt_claims is {} for a token that is refused, also when
+    # it passed the local check and introspection refused it, and also for code that
+    # read it before the view (a tween) and reads it again once answered.
+    from pyramid.events import NewResponse
+
+    seen: list[dict[str, Any]] = []
+    config = make_config(introspection_cache_ttl="0", **live_settings)
+    config.add_subscriber(lambda event: seen.append(event.request.jwt_claims), NewResponse)
+    if read_before:
+        config.add_tween("tests.test_introspection.claims_reading_tween")
+    app = _views(config)
+    token = issuer.mint()
+    app.get("/live", headers=bearer(token))
+    assert seen[-1]["sub"] == "alice@example.com"
+    issuer.revoke(token)
+    app.get("/live", headers=bearer(token), status=401)
+    assert seen[-1] == {}
+    app.get("/local", headers=bearer(token))  # the local check alone: claims as ever
+    assert seen[-1]["sub"] == "alice@example.com"
+
+
+def claims_reading_tween(handler: Callable[..., Any], registry: Any) -> Callable[..., Any]:
+    """Reads request.jwt_claims before the view runs (see the test above)."""
+    def tween(request: Any) -> Any:
+        request.jwt_claims  # noqa: B018 - reified now, before any view
+        return handler(request)
+    return tween
 
 
 def test_a_cached_answer_hides_a_revocation_for_at_most_the_ttl(
@@ -280,6 +315,19 @@ def test_an_opaque_token_without_introspection_is_refused(
     assert app.get("/api/whoami", headers=bearer(issuer.opaque()),
                    status=401).json["error"] == "invalid_token"
     assert introspected(issuer) == 0
+
+
+def test_opaque_tokens_are_refused_without_a_call_unless_the_line_says_opaque(
+        make_config: Callable[..., Configurator], issuer: LoopbackIssuer,
+        live_settings: dict[str, str]) -> None:
+    # Okta's custom authorization servers issue JWTs: with introspection on and one
+    # issuer, a token that is not one is still refused locally, never looked up.
+    app = _views(make_config(**{**live_settings, "issuer": issuer.issuer}))
+    for path in ("/live", "/local"):
+        assert app.get(path, headers=bearer(issuer.opaque()),
+                       status=401).json["error"] == "invalid_token"
+    assert introspected(issuer) == 0
+    assert app.get("/live", headers=bearer(issuer.mint())).status_code == 200
 
 
 def test_an_opaque_token_that_is_not_a_b64token_is_a_bad_request(

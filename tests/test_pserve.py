@@ -31,7 +31,10 @@ def environment(**values: str) -> dict[str, str]:
     """This process's environment without deployment variables, plus ``values``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OKTA_", "WAITRESS_"))}
-    env.update({"WAITRESS_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **values})
+    # The port is chosen when the server starts, so no public URL can be given before;
+    # the tests call each process directly, so its Host is the URL they call.
+    env.update({"WAITRESS_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1",
+                "OKTA_PUBLIC_URL": "from-proxy", **values})
     # The loopback issuer must be reached directly even where an HTTP proxy is set.
     for name in ("NO_PROXY", "no_proxy"):
         env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))

@@ -12,6 +12,7 @@ What is checked, and why, is in docs/validation.md.
 """
 from __future__ import annotations
 
+from .capacity import CallSlots
 from .exceptions import (
     ExpiredToken,
     ImmatureToken,
@@ -21,6 +22,7 @@ from .exceptions import (
     InvalidSignature,
     InvalidToken,
     IssuerUnavailable,
+    MalformedRequest,
     MalformedToken,
     RequiredClaimNotMet,
     UnknownKey,
@@ -42,7 +44,7 @@ from .issuers import MultiIssuerVerifier
 from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
-from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
+from .replay import InMemoryReplayStore, ReplayQuotaExceeded, ReplayStore, ReplayStoreFull
 from .shared import RedisStore, SharedStoreUnavailable
 from .schemes import (
     BindingMismatch,
@@ -57,6 +59,7 @@ from .verifier import AccessTokenVerifier, VerifiedToken
 __all__ = [
     "AccessTokenVerifier",
     "BindingMismatch",
+    "CallSlots",
     "ClientSecretBasic",
     "ClientSecretPost",
     "Credentials",
@@ -80,9 +83,11 @@ __all__ = [
     "KeyRefresher",
     "KeySet",
     "make_proof",
+    "MalformedRequest",
     "MalformedToken",
     "MultiIssuerVerifier",
     "PrivateKeyJWT",
+    "ReplayQuotaExceeded",
     "ReplayStore",
     "ReplayStoreFull",
     "RequestVerifier",

@@ -290,7 +290,8 @@ class DPoPVerifier:
         # Remembered past this clock's window by the leeway: a process sharing the
         # store whose clock is up to ``leeway`` behind accepts the iat that much longer.
         expires_at = iat + self.max_age + self.leeway
-        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], expires_at):
+        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], expires_at,
+                                               proof_jkt):
             raise InvalidDPoPProof("the DPoP proof was already used (jti)", "dpop_replayed")
         return DPoPProof(proof_jkt, alg.name, claims, next_nonce)
 

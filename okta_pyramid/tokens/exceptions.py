@@ -13,8 +13,10 @@
 │       ├── ``InvalidIssuer``
 │       ├── ``InvalidAudience``
 │       └── ``RequiredClaimNotMet``  a claim of ``required_claims`` is absent or differs
-└── ``IssuerUnavailable``       no key could be obtained to judge the token (HTTP 503);
-                                the token itself may be fine
+├── ``IssuerUnavailable``       no key could be obtained to judge the token (HTTP 503);
+│                               the token itself may be fine
+└── ``MalformedRequest``        the credentials are sent in a way RFC 6750 does not
+                                allow: not judged at all (HTTP 400)
 
 Every exception carries ``reason``, a short stable code for logs and metrics,
 and a message fit for a developer: it never contains the token.
@@ -82,6 +84,14 @@ class RequiredClaimNotMet(InvalidClaims):
     """A claim the API requires (``okta.required_claims``) is absent or has another value."""
 
     reason = "required_claim"
+
+
+class MalformedRequest(VerificationError):
+    """The request carries its credentials in a way RFC 6750 does not allow (HTTP
+    400, ``invalid_request``): a token in the query string, an ``Authorization``
+    header that is not ``<scheme> <token>``, or more than one of them."""
+
+    reason = "invalid_request"
 
 
 class IssuerUnavailable(VerificationError):

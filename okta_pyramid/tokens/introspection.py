@@ -47,9 +47,17 @@ The rules, and why:
   in its own cache no longer than the shared entry lives; only processes with the
   same issuer, client and ``cache_ttl`` share answers. A store that does not
   answer makes the request 503 (:class:`~.shared.SharedStoreUnavailable`);
-- at most ``max_calls`` calls are in flight and ``max_waiters`` requests wait for
-  one; after a failed call, calls pause for ``failure_backoff`` seconds. So an
-  issuer that stalls holds a few server threads for at most one timeout, never all.
+- the calls in flight are bounded by :class:`~.capacity.CallSlots` (sized to the
+  server's threads, shared by every issuer): a JWT whose signature verified, or a
+  token the issuer called active before, may take any slot; a token nobody has
+  vouched for yet (an opaque token, an org server's token seen for the first
+  time) at most a share of them, so made-up tokens cannot crowd out real ones;
+- a request that finds no free slot, or a call for its token under way, waits as
+  long as the endpoint keeps answering (:class:`~.capacity.Progress`); an endpoint
+  that has stopped answering is *stalled*, and its requests are answered 503 at
+  once instead of waiting. After a *failed* call (never a busy one), calls pause
+  for ``failure_backoff`` seconds. So an issuer that stalls holds at most the
+  call slots' threads for one timeout, never all of the server's.
 """
 from __future__ import annotations
 
@@ -71,6 +79,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from . import _jws
 from .cache import VerifiedTokenCache, token_digest
+from .capacity import DEFAULT_SERVER_THREADS, CallSlots, Progress, calls_for_threads
 from .exceptions import (
     ImmatureToken,
     InvalidIssuer,
@@ -98,9 +107,9 @@ INACTIVE_TTL = 3600
 DEFAULT_FAILURE_BACKOFF = 2.0
 #: A call the endpoint refused (4xx) is logged as a warning at most this often.
 REFUSAL_LOG_INTERVAL = 60.0
-#: Introspection calls in flight at once, and requests that may wait for one.
-DEFAULT_MAX_CALLS = 2
-DEFAULT_MAX_WAITERS = 1
+#: Tokens the issuer called active that are remembered as such (their digests), so
+#: that their next call takes a trusted slot (:class:`~.capacity.CallSlots`).
+DEFAULT_KNOWN_ACTIVE = 16384
 #: Seconds a private_key_jwt client assertion is valid (RFC 7523 §3: short).
 ASSERTION_LIFETIME = 60
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -271,7 +280,9 @@ class TokenIntrospector:
 
     The endpoint is the issuer's metadata's ``introspection_endpoint``, or
     ``endpoint`` when given (a server whose metadata names none, such as Ory Hydra,
-    whose endpoint is on its admin port).
+    whose endpoint is on its admin port). ``slots`` bounds the calls in flight; give
+    every introspector of a process the same one, sized to the server's threads
+    (by default each has its own, sized for waitress's default of four).
     """
 
     def __init__(
@@ -283,8 +294,7 @@ class TokenIntrospector:
         cache_ttl: float = DEFAULT_CACHE_TTL,
         cache_size: int = DEFAULT_CACHE_SIZE,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        max_calls: int = DEFAULT_MAX_CALLS,
-        max_waiters: int = DEFAULT_MAX_WAITERS,
+        slots: CallSlots | None = None,
         failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
         clock: Callable[[], float] = time.time,
         shared: AnswerStore | None = None,
@@ -299,7 +309,11 @@ class TokenIntrospector:
         #: ``None`` when ``cache_ttl`` is 0: every request that needs an answer asks.
         self.cache = (VerifiedTokenCache(cache_size, max_bytes=cache_bytes)
                       if cache_ttl > 0 else None)
-        self.max_waiters = max_waiters
+        #: The call slots (shared by the introspectors of a process).
+        self.slots = slots if slots is not None else CallSlots(
+            calls_for_threads(DEFAULT_SERVER_THREADS), timeout=client.http_timeout)
+        #: Whether this endpoint answers (its calls' outcomes and durations).
+        self.progress = Progress(client.http_timeout)
         self.failure_backoff = failure_backoff
         self.clock = clock
         #: Answers shared with other processes; ``None``: this process's cache only
@@ -318,10 +332,11 @@ class TokenIntrospector:
         #: Called with the seconds each call took and its outcome (``active``,
         #: ``inactive`` or ``failed``): the metrics' hook.
         self.call_observer: Callable[[float, str], None] | None = None
-        self._slots = threading.BoundedSemaphore(max_calls)
         self._lock = threading.Lock()
         self._flights: dict[bytes, _Flight] = {}
-        self._waiting = 0
+        #: Digests of tokens the issuer called active, and until when (``time.time()``):
+        #: their calls are trusted (see :class:`~.capacity.CallSlots`).
+        self._known_active: dict[bytes, float] = {}
         #: ``time.monotonic()`` before which no call is made (after a failure).
         self._paused_until = 0.0
         self._failures = 0
@@ -378,13 +393,11 @@ class TokenIntrospector:
                 if cached is not None:
                     return _outcome(cached)
             if flight is None:
+                # The leader may wait for a slot and then call: two timeouts at most.
                 flight = self._flights[digest] = _Flight(
-                    time.monotonic() + self.client.http_timeout)
+                    time.monotonic() + 2 * self.client.http_timeout)
                 leader = True
-            elif self._waiting >= self.max_waiters:
-                raise self._busy()
             else:
-                self._waiting += 1
                 leader = False
         if not leader:
             return self._follow(flight)
@@ -400,12 +413,15 @@ class TokenIntrospector:
         return _outcome(flight.result)
 
     def _follow(self, flight: _Flight) -> VerifiedToken:
-        try:
-            if not flight.done.wait(max(0.0, flight.deadline - time.monotonic()) + _HANDOVER):
-                raise self._busy()
-        finally:
-            with self._lock:
-                self._waiting -= 1
+        """Wait for the call under way for the same token, as long as the endpoint
+        keeps answering (a stalled one is not waited for) and not past the call's end."""
+        while not flight.done.is_set():
+            now = time.monotonic()
+            stalled_at = self.progress.stalled_at()
+            until = min(flight.deadline + _HANDOVER, stalled_at)
+            if now >= until:
+                raise self._stalled() if now >= stalled_at else self._busy()
+            flight.done.wait(until - now)
         if flight.error is not None:
             if isinstance(flight.error, IntrospectionUnavailable):
                 raise IntrospectionUnavailable(flight.error.description,
@@ -418,6 +434,13 @@ class TokenIntrospector:
             "the authorization server is being asked about other tokens; try again shortly",
             retry_after=1)
 
+    def _stalled(self) -> IntrospectionUnavailable:
+        # Not a failure of its own: the calls outstanding fail at their deadline,
+        # and that pauses the calls.
+        return IntrospectionUnavailable(
+            "the authorization server could not confirm the token: it has stopped "
+            "answering; try again shortly", retry_after=max(1, int(self.progress.patience)))
+
     # -- one call -------------------------------------------------------------------
 
     def _call(self, token: str, digest: bytes, verified: VerifiedToken | None
@@ -426,33 +449,53 @@ class TokenIntrospector:
         and cache what it says; ``verified``: the JWT being confirmed, if it is one."""
         if time.monotonic() < self._paused_until:
             raise self._unavailable("it failed moments ago")
-        if not self._slots.acquire(blocking=False):
-            with self._lock:
-                if self._waiting >= self.max_waiters:
-                    raise self._busy()
-                self._waiting += 1
-            try:
-                if not self._slots.acquire(timeout=self.client.http_timeout + _HANDOVER):
-                    raise self._busy()
-            finally:
-                with self._lock:
-                    self._waiting -= 1
+        if self.progress.stalled():
+            raise self._stalled()
+        trusted = verified is not None or self._is_known_active(digest)
+        if not self.slots.acquire(trusted, time.monotonic() + self.client.http_timeout,
+                                  self.progress):
+            raise self._stalled() if self.progress.stalled() else self._busy()
         try:
             if time.monotonic() < self._paused_until:
                 raise self._unavailable("it failed moments ago")
             document = self._exchange(token)
         finally:
-            self._slots.release()
+            self.slots.release(trusted)
         expires = None if verified is None else verified.not_after
         if verified is not None and document["active"] is True:
             self._same_token(document, verified)
         outcome = self._judge(document, digest, signed=verified is not None)
+        if verified is None and isinstance(outcome, VerifiedToken):
+            self._remember_active(digest, outcome.not_after)
         self._remember(digest, outcome, expires, document)
         return outcome
 
+    def _is_known_active(self, digest: bytes) -> bool:
+        until = self._known_active.get(digest)
+        return until is not None and until > self.clock()
+
+    def _remember_active(self, digest: bytes, until: float) -> None:
+        known = self._known_active
+        with self._lock:
+            if len(known) >= DEFAULT_KNOWN_ACTIVE:
+                now = self.clock()
+                for name in [name for name, when in known.items() if when <= now]:
+                    del known[name]
+                if len(known) >= DEFAULT_KNOWN_ACTIVE:
+                    # Still full: forget the oldest half (a dict keeps insertion order).
+                    for name in list(known)[:DEFAULT_KNOWN_ACTIVE // 2]:
+                        del known[name]
+            known[digest] = min(until, self.clock() + INACTIVE_TTL)
+
     def _exchange(self, token: str) -> Any:
+        """One call to the endpoint (discovering it first if need be); its JSON answer."""
         deadline = time.monotonic() + self.client.http_timeout
         elapsed: float | None = None
+        answered = False
+        progresses = (self.progress, self.slots.progress)
+        for progress in progresses:
+            progress.started()
+        began = time.perf_counter()
         try:
             endpoint = (self.endpoint
                         or self.client.metadata(deadline=deadline).introspection_endpoint)
@@ -467,9 +510,12 @@ class TokenIntrospector:
             try:
                 document = self.client.post_form(endpoint, form, headers=headers,
                                                  deadline=deadline)
+                answered = True
             finally:
                 elapsed = time.perf_counter() - started
         except FetchError as exc:
+            # An HTTP answer, even a refusal, shows the endpoint is answering.
+            answered = exc.status is not None
             if elapsed is not None:  # the call itself failed, not the discovery
                 self._observe(elapsed, "failed")
             status = exc.status
@@ -486,6 +532,10 @@ class TokenIntrospector:
                 raise self._unavailable("it refused the call") from None
             self._failed(f"{exc}{hint}")
             raise self._unavailable("it could not be reached") from None
+        finally:
+            took = time.perf_counter() - began
+            for progress in progresses:
+                progress.finished(took if answered else None)
         if (not isinstance(document, dict)
                 or not isinstance(document.get("active"), bool)):
             # RFC 7662 §2.2: a JSON object whose "active" is a boolean.
@@ -643,8 +693,10 @@ class TokenIntrospector:
 
 class IntrospectingVerifier:
     """Judges access tokens as the API is configured: JWTs locally (``verifier``),
-    tokens that are not JWTs by introspection alone, and with ``local=False`` (an
-    issuer whose tokens cannot be validated locally) every token by introspection.
+    and with ``local=False`` (an issuer whose tokens cannot be validated locally)
+    every token by introspection; tokens that are not JWTs by introspection alone
+    with ``opaque`` (and otherwise not at all: Okta's custom authorization servers
+    issue JWTs, so anything else is refused without a call).
 
     It stands where an :class:`~.verifier.AccessTokenVerifier` would (a
     :class:`~.schemes.RequestVerifier`'s ``tokens``); :meth:`confirm` adds the
@@ -652,7 +704,7 @@ class IntrospectingVerifier:
     """
 
     def __init__(self, verifier: AccessTokenVerifier, introspector: TokenIntrospector, *,
-                 local: bool = True, opaque: bool = True) -> None:
+                 local: bool = True, opaque: bool = False) -> None:
         self.verifier = verifier
         self.introspector = introspector
         self.local = local
@@ -671,10 +723,15 @@ class IntrospectingVerifier:
             return self.verifier.verify_token(token)
         if not self.opaque or token.count(".") == 2:
             # A JWT this issuer alone can judge (Okta's org server), or a token where
-            # no opaque one is taken: what is no JWT (MalformedToken) or names another
-            # issuer costs no call.
-            if _jws.unverified_claims(token).get("iss") != self.verifier.issuer:
+            # no opaque one is taken: what is no JWT (MalformedToken), names another
+            # issuer, or has claims its answer could not make acceptable (expired,
+            # another audience or client) costs no call. These claims are not
+            # verified, so they can only refuse: the answer decides the rest.
+            claims = _jws.unverified_claims(token)
+            if claims.get("iss") != self.verifier.issuer:
                 raise InvalidIssuer("the token was issued by another authorization server")
+            self.verifier.validate_claims(claims, required=("exp",), required_claims=(),
+                                          client_required=False)
         return self.introspector.introspect(token)
 
     def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:

@@ -28,6 +28,7 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from . import _jws
 from ._jws import b64url_decode
+from .capacity import Progress
 from .exceptions import IssuerUnavailable, MalformedToken, UnknownKey
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ MIN_RSA_BITS = 2048
 MIN_RSA_EXPONENT = 65537
 # After a failed fetch, wait this long before asking the issuer again.
 DEFAULT_FAILURE_BACKOFF = 5.0
-# At most this many requests wait for a fetch of the keys under way; the others are
-# answered at once, so a stalled issuer never holds every server thread.
+# At most this many requests wait for a fetch of the keys under way however long it
+# runs; the others wait while it runs its normal time (see KeySet), so a stalled
+# issuer never holds every server thread. Sized for waitress's default of four.
 DEFAULT_MAX_WAITERS = 2
 # A request waiting for a fetch under way gives the fetch this long past its deadline
 # to hand over its result (the watchdog needs a moment to cut the connection).
@@ -628,10 +630,13 @@ class KeySet:
       ``kid`` values cannot make us hammer the issuer; a rotated-in key is found that way.
     - Concurrent callers that need a fetch share one (single flight). A fetch ends by
       its deadline (the client's ``http_timeout``), and nobody waits for it past that
-      deadline; at most ``max_waiters`` callers wait at all, so a stalled issuer holds
-      a few server threads, never all of them. A caller that cannot wait is answered
-      at once: :class:`IssuerUnavailable`, or :class:`UnknownKey` where the ``kid`` is
-      certainly unknown (see :meth:`_certainly_unknown`).
+      deadline. Every caller waits for a fetch that runs its normal time (its
+      :class:`~.capacity.Progress` patience: a quarter of the timeout, or more for an
+      issuer whose fetches are slower); once it runs longer, only ``max_waiters``
+      callers go on waiting, so a stalled issuer holds a few server threads, never
+      all of them. The others are answered then: :class:`IssuerUnavailable`, or
+      :class:`UnknownKey` where the ``kid`` is certainly unknown (see
+      :meth:`_certainly_unknown`).
     - A failed fetch keeps the keys already held (stale rather than failing) and is not
       retried for ``failure_backoff`` seconds.
     """
@@ -656,10 +661,13 @@ class KeySet:
         self._keys: dict[str, RSAPublicKey] = {}
         self._fingerprint: str | None = None
         self._lock = threading.Lock()
+        #: Callers waiting for a fetch however long it runs (at most ``max_waiters``).
         self._waiting = 0
         self._waiting_lock = threading.Lock()
         #: ``time.monotonic()`` by which the fetch holding ``_lock`` ends.
         self._fetch_deadline = 0.0
+        #: How long fetches take, and when the one under way counts as running long.
+        self.progress = Progress(client.http_timeout)
         self._attempts = 0
         self._last_attempt: float | None = None
         self._loaded_attempt: float | None = None
@@ -725,11 +733,13 @@ class KeySet:
         return True
 
     def _wait_for_fetch(self, limited: bool) -> bool:
-        """Wait for the fetch under way, never past its deadline; True with the lock held."""
+        """Wait for the fetch under way, never past its deadline; True with the lock
+        held. With ``limited``, a caller beyond ``max_waiters`` waits only while the
+        fetch runs its normal time."""
         with self._waiting_lock:
-            if limited and self._waiting >= self.max_waiters:
-                return False
-            self._waiting += 1
+            patient = not limited or self._waiting < self.max_waiters
+            if patient:
+                self._waiting += 1
         try:
             now = time.monotonic()
             # The fetch's own deadline, or, before its thread has set it (or when it
@@ -737,10 +747,15 @@ class KeySet:
             until = self._fetch_deadline
             if until <= now:
                 until = now + self.client.http_timeout
-            return self._lock.acquire(timeout=until - now + _HANDOVER)
+            if not patient:
+                until = min(until, self.progress.stalled_at())
+                if until <= now:
+                    return False
+            return self._lock.acquire(timeout=until - now + (_HANDOVER if patient else 0))
         finally:
-            with self._waiting_lock:
-                self._waiting -= 1
+            if patient:
+                with self._waiting_lock:
+                    self._waiting -= 1
 
     def _certainly_unknown(self) -> bool:
         """Whether a ``kid`` missing from the keys held is unknown without a fetch.
@@ -758,9 +773,14 @@ class KeySet:
     def _fetch(self) -> None:
         self._fetch_deadline = time.monotonic() + self.client.http_timeout
         started = self._last_attempt = self._clock()
+        self.progress.started()
+        began = time.perf_counter()
+        answered = False
         try:
             keys, fingerprint = self.client.fetch_keys(deadline=self._fetch_deadline)
+            answered = True
         except FetchError as exc:
+            answered = exc.status is not None
             self.fetch_failures += 1
             self._last_error = str(exc)
             log.warning("could not fetch the issuer's keys: %s; keeping %d held key(s)",
@@ -769,6 +789,7 @@ class KeySet:
         finally:
             self._attempts += 1
             self.fetches += 1
+            self.progress.finished(time.perf_counter() - began if answered else None)
         if fingerprint != self._fingerprint:
             if self._fingerprint is not None:
                 log.info("issuer key set changed: %d key(s) now", len(keys))

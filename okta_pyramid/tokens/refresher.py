@@ -94,6 +94,12 @@ class KeyRefresher:
         failures = 0
         delay = 0.0
         while not self._stop.wait(delay):
+            age = self.keys.age
+            if not failures and age is not None and age < self.interval:
+                # Fetched meanwhile (by a request that needed a key first): the next
+                # refresh is due an interval after that fetch, not now.
+                delay = self.interval - age
+                continue
             try:
                 # False also when a fetch under way (a request's) could not be waited
                 # for: the thread then tries again after the backoff.

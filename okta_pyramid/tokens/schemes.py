@@ -26,7 +26,7 @@ import logging
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence, Union
 
 from .dpop import DPoPProof, DPoPVerifier
-from .exceptions import InvalidToken
+from .exceptions import InvalidToken, MalformedRequest
 from .verifier import AccessTokenVerifier, VerifiedToken
 
 __all__ = ["BEARER", "DPOP", "MODES", "BindingMismatch", "Credentials", "RequestVerifier",
@@ -128,13 +128,21 @@ class RequestVerifier:
                headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> VerifiedRequest | None:
         """Judge a request from its method, URL and headers (a mapping, or
         ``(name, value)`` pairs in which ``DPoP`` may repeat); ``None`` when it carries
-        no ``Bearer`` or ``DPoP`` credentials."""
+        no ``Bearer`` or ``DPoP`` credentials.
+
+        Raises :class:`~.exceptions.MalformedRequest` for a second ``Authorization``
+        header (a field that may appear once, RFC 9110 §11.6.2): a WSGI server joins
+        the two with a comma, which the same rule refuses there.
+        """
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         authorization: str | None = None
         dpop_headers: list[str] = []
         for name, value in pairs:
             lowered = name.lower()
-            if lowered == "authorization" and authorization is None:
+            if lowered == "authorization":
+                if authorization is not None:
+                    raise MalformedRequest("the request has more than one Authorization "
+                                           "header")
                 authorization = value
             elif lowered == "dpop":
                 dpop_headers.append(value)

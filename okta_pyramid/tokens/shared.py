@@ -263,7 +263,8 @@ class RedisReplayStore:
     def __init__(self, store: RedisStore) -> None:
         self.store = store
 
-    def add_if_absent(self, key: bytes, expires_at: float) -> bool:
+    def add_if_absent(self, key: bytes, expires_at: float, owner: str | None = None) -> bool:
+        # ``owner`` is not bounded here: Redis's memory is (docs/deployment.md).
         store = self.store
         # At least one millisecond: PX 0 is an error, and the proof is valid until then.
         ttl_ms = max(1, math.ceil((expires_at - store.clock()) * 1000))

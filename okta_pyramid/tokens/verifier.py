@@ -49,7 +49,13 @@ from .exceptions import (
     UnsupportedAlgorithm,
     UnsupportedHeader,
 )
-from .jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, IssuerClient, KeySet
+from .jwks import (
+    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_JWKS_REFETCH_COOLDOWN,
+    DEFAULT_MAX_WAITERS,
+    IssuerClient,
+    KeySet,
+)
 
 #: Okta's default authorization server gives its tokens this audience.
 DEFAULT_AUDIENCE = "api://default"
@@ -167,6 +173,7 @@ class AccessTokenVerifier:
         clock: Callable[[], float] = time.time,
         required_claims: Iterable[tuple[str, str | None]] = (),
         token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE,
+        key_waiters: int = DEFAULT_MAX_WAITERS,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
@@ -180,6 +187,7 @@ class AccessTokenVerifier:
         self.keys = KeySet(
             IssuerClient(issuer, http_timeout=http_timeout, session=session),
             refetch_cooldown=jwks_refetch_cooldown,
+            max_waiters=key_waiters,
         )
         #: Tokens that passed every check; ``None`` when ``token_cache_size`` is 0.
         self.token_cache = (

@@ -9,6 +9,7 @@ import pytest
 from okta_pyramid.tokens.exceptions import VerificationError
 from okta_pyramid.tokens.replay import (
     InMemoryReplayStore,
+    ReplayQuotaExceeded,
     ReplayStore,
     ReplayStoreFull,
 )
@@ -108,3 +109,35 @@ def test_concurrent_adds_of_one_key_succeed_once() -> None:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
     assert len(store) == 1
+
+
+def test_one_owner_holds_at_most_its_quota_until_its_oldest_expire() -> None:
+    clock = Clock(1000.0)
+    store = InMemoryReplayStore(100, owner_quota=3, clock=clock)
+    for number, expiry in enumerate((1010.0, 1020.0, 1030.0)):
+        assert store.add_if_absent(b"a%d" % number, expiry, "key-a")
+    with pytest.raises(ReplayQuotaExceeded) as raised:
+        store.add_if_absent(b"a3", 1040.0, "key-a")
+    assert raised.value.retry_after == 10  # when key-a's oldest is forgotten
+    assert raised.value.reason == "dpop_key_quota"
+    # Another owner, and keys without one, are not affected.
+    assert store.add_if_absent(b"b0", 1040.0, "key-b")
+    assert store.add_if_absent(b"n0", 1040.0)
+    # A replay is still a replay, quota or not.
+    assert store.add_if_absent(b"a0", 1040.0, "key-a") is False
+    clock.now = 1010.5
+    assert store.add_if_absent(b"a3", 1040.0, "key-a")
+    assert store.held_by("key-a") == 3 and store.held_by("key-b") == 1
+
+
+def test_the_quota_follows_expiry_whatever_the_order_of_arrival() -> None:
+    clock = Clock(1000.0)
+    store = InMemoryReplayStore(100, owner_quota=2, clock=clock)
+    store.add_if_absent(b"late", 1050.0, "k")
+    store.add_if_absent(b"soon", 1005.0, "k")
+    with pytest.raises(ReplayQuotaExceeded) as raised:
+        store.add_if_absent(b"x", 1060.0, "k")
+    assert raised.value.retry_after == 5
+    clock.now = 1006.0
+    assert store.held_by("k") == 1
+    assert store.add_if_absent(b"x", 1060.0, "k")

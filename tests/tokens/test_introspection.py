@@ -24,6 +24,7 @@ from okta_pyramid.tokens.introspection import (
     load_private_key,
     signing_algorithm,
 )
+from okta_pyramid.tokens.capacity import CallSlots
 from okta_pyramid.tokens.jwks import IssuerClient
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
@@ -604,7 +605,7 @@ def test_the_cache_is_bounded_by_entries(issuer: LoopbackIssuer) -> None:
 
 def test_concurrent_requests_for_one_token_make_one_call(issuer: LoopbackIssuer) -> None:
     issuer.introspection_delay = 0.3
-    check = introspector(issuer, max_waiters=8)
+    check = introspector(issuer)
     token = issuer.opaque()
     results: list[VerifiedToken] = []
     run_together(lambda: results.append(check.introspect(token)), [()] * 8)
@@ -615,7 +616,7 @@ def test_concurrent_requests_for_one_token_make_one_call(issuer: LoopbackIssuer)
 def test_requests_waiting_for_a_failed_call_fail_with_it(issuer: LoopbackIssuer) -> None:
     issuer.introspection_delay = 0.3
     issuer.introspection_mode = "error"
-    check = introspector(issuer, max_waiters=4)
+    check = introspector(issuer)
     token = issuer.opaque()
     errors: list[Exception] = []
 
@@ -698,37 +699,107 @@ def test_a_longer_pause_is_hinted_in_retry_after(issuer: LoopbackIssuer) -> None
     assert calls(issuer) == 1
 
 
-def test_calls_in_flight_and_waiting_are_bounded(issuer: LoopbackIssuer) -> None:
+def test_a_stalled_endpoint_holds_only_the_calls_slots(issuer: LoopbackIssuer) -> None:
+    # The endpoint never answers: two calls take the two slots and hang until their
+    # deadline (2 s). Those waiting for a slot are released once the endpoint has not
+    # answered for its patience (a quarter of the timeout), and later requests are
+    # answered at once, a second one for a token in flight included.
     issuer.introspection_mode = "hang"
-    check = introspector(issuer, http_timeout=2, max_calls=2, max_waiters=2)
+    check = introspector(issuer, http_timeout=2, slots=CallSlots(2, untrusted=2, timeout=2))
     tokens = [issuer.opaque() for _ in range(4)]
-    outcomes: list[Any] = []
+    outcomes: list[tuple[Any, float]] = []
 
     def ask(token: str) -> Callable[[], None]:
         def run() -> None:
+            began = time.monotonic()
             try:
-                outcomes.append(check.introspect(token))
+                outcomes.append((check.introspect(token), time.monotonic() - began))
             except Exception as error:
-                outcomes.append(error)
+                outcomes.append((error, time.monotonic() - began))
         return run
 
     threads = [in_thread(ask(token)) for token in tokens[:2]]
     wait_for(lambda: calls(issuer) == 2)
     threads += [in_thread(ask(token)) for token in tokens[2:]]
-    wait_for(lambda: check._waiting == 2)
+    for thread in threads[2:]:
+        thread.join(5)
+    waited = [elapsed for outcome, elapsed in outcomes]
+    assert len(waited) == 2 and all(0.2 < elapsed < 1.0 for elapsed in waited), waited
     started = time.monotonic()
-    # A fifth token, and a second request for a token in flight: answered at once.
     for token in (issuer.opaque(), tokens[0]):
         with pytest.raises(IntrospectionUnavailable) as info:
             check.introspect(token)
         assert info.value.retry_after >= 1
-    assert time.monotonic() - started < 0.8  # not the calls' 2 s deadline
+    assert time.monotonic() - started < 0.2  # stalled: not waited for at all
     for thread in threads:
         thread.join(5)
     assert len(outcomes) == 4
-    assert all(type(outcome) is IntrospectionUnavailable for outcome in outcomes)
-    # The two that waited found the calls failed, and asked nothing.
+    assert all(type(outcome) is IntrospectionUnavailable for outcome, _ in outcomes)
+    # Those that waited found the calls failed or stalled, and asked nothing.
     assert calls(issuer) == 2
+
+
+def test_a_busy_endpoint_answers_every_request(issuer: LoopbackIssuer) -> None:
+    # Honest load: more distinct tokens at once than there are slots, at an endpoint
+    # that answers in 100 ms. Nobody is refused for being one too many.
+    issuer.introspection_delay = 0.1
+    check = introspector(issuer, slots=CallSlots(2, untrusted=2, timeout=2))
+    tokens = [issuer.opaque(sub=f"user{number}") for number in range(12)]
+    subjects: list[str] = []
+    run_together(lambda token: subjects.append(check.introspect(token).claims()["sub"]),
+                 [(token,) for token in tokens])
+    assert sorted(subjects) == sorted(f"user{number}" for number in range(12))
+    assert calls(issuer) == 12
+
+
+def test_a_slow_endpoint_is_waited_for_once_it_has_answered(issuer: LoopbackIssuer) -> None:
+    # Answers that take longer than a quarter of the timeout make the patience longer:
+    # an endpoint that is slow but answering is not stalled.
+    issuer.introspection_delay = 0.7
+    check = introspector(issuer, slots=CallSlots(1, timeout=2))
+    check.introspect(issuer.opaque())
+    assert check.progress.patience == pytest.approx(2.0)  # 3 x 0.7 s, at most the timeout
+    answers: list[Any] = []
+    run_together(lambda token: answers.append(check.introspect(token)),
+                 [(issuer.opaque(),) for _ in range(3)])
+    assert len(answers) == 3 and calls(issuer) == 4
+
+
+def test_made_up_tokens_cannot_take_the_slots_of_signed_ones(issuer: LoopbackIssuer) -> None:
+    # Four slots, at most two for tokens nobody vouched for: opaque tokens pile up on
+    # their two while confirmations of JWTs (their signature verified) find theirs free.
+    issuer.introspection_delay = 0.6
+    slots = CallSlots(4, untrusted=2, timeout=5)
+    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
+    check = TokenIntrospector(IssuerClient(issuer.issuer, http_timeout=5),
+                              ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
+                              rules=verifier, slots=slots)
+    check.introspect(issuer.opaque())  # discovery, out of the way
+    junk = [in_thread(lambda: check.introspect(issuer.opaque())) for _ in range(6)]
+    wait_for(lambda: slots.in_flight == 2)
+    time.sleep(0.1)
+    assert slots.in_flight == 2  # the other four opaque tokens wait
+    signed = [issuer.mint() for _ in range(2)]
+    verified = [verifier.verify_token(token) for token in signed]
+    began = time.monotonic()
+    run_together(check.confirm, list(zip(signed, verified)))
+    assert time.monotonic() - began < 1.0  # one call's time: no waiting behind the junk
+    for thread in junk:
+        thread.join(10)
+
+
+def test_a_token_the_issuer_called_active_is_trusted_next_time(issuer: LoopbackIssuer) -> None:
+    slots = CallSlots(2, untrusted=1, timeout=2)
+    check = introspector(issuer, slots=slots, cache_ttl=0)
+    token = issuer.opaque()
+    check.introspect(token)
+    issuer.introspection_delay = 0.5
+    hold = in_thread(lambda: check.introspect(issuer.opaque()))  # takes the untrusted slot
+    wait_for(lambda: slots.in_flight == 1)
+    began = time.monotonic()
+    check.introspect(token)  # known active: the trusted slot, at once
+    assert time.monotonic() - began < 0.9
+    hold.join(5)
 
 
 def test_an_incident_is_logged_once_without_the_token(
@@ -757,13 +828,13 @@ def test_an_incident_is_logged_once_without_the_token(
 # -- the verifier that chooses ------------------------------------------------------------
 
 
-def introspecting(issuer: LoopbackIssuer, *, local: bool = True, **options: Any
-                  ) -> tuple[IntrospectingVerifier, TokenIntrospector]:
+def introspecting(issuer: LoopbackIssuer, *, local: bool = True, opaque: bool = True,
+                  **options: Any) -> tuple[IntrospectingVerifier, TokenIntrospector]:
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
     check = TokenIntrospector(IssuerClient(issuer.issuer, http_timeout=2),
                               ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
                               rules=verifier, **options)
-    return IntrospectingVerifier(verifier, check, local=local), check
+    return IntrospectingVerifier(verifier, check, local=local, opaque=opaque), check
 
 
 def test_a_jwt_is_judged_locally_and_confirmed_on_demand(issuer: LoopbackIssuer) -> None:
@@ -789,6 +860,27 @@ def test_a_token_that_is_not_a_jwt_is_introspected_once(issuer: LoopbackIssuer) 
     issuer.revoke(token)
     with pytest.raises(InactiveToken):
         introspecting(issuer)[0].verify_token(token)
+
+
+def test_a_token_that_is_not_a_jwt_is_refused_without_opaque(issuer: LoopbackIssuer) -> None:
+    # Opaque tokens are opt-in: Okta's custom authorization servers issue JWTs.
+    judge, check = introspecting(issuer, opaque=False)
+    with pytest.raises(exc.MalformedToken):
+        judge.verify_token(issuer.opaque())
+    assert calls(issuer) == 0 == check.calls
+
+
+@pytest.mark.parametrize("claims", [{"exp": 1}, {"aud": "api://other"}, {"iss": "https://x"},
+                                    {"typ": "Refresh"}], ids=["expired", "audience", "issuer",
+                                                              "typ"])
+def test_a_jwt_judged_by_introspection_alone_is_prechecked_for_free(
+        issuer: LoopbackIssuer, claims: dict[str, Any]) -> None:
+    # The org server's tokens cannot be verified locally, but their claims can refuse
+    # them before any call: a made-up token must at least look like a live one.
+    judge, check = introspecting(issuer, local=False, opaque=False)
+    with pytest.raises(exc.InvalidClaims):
+        judge.verify_token(issuer.mint(**claims))
+    assert calls(issuer) == 0 == check.calls
 
 
 def test_without_local_validation_a_jwt_is_introspected(issuer: LoopbackIssuer) -> None:

@@ -436,6 +436,44 @@ def test_only_a_few_requests_wait_for_a_fetch(issuer: LoopbackIssuer) -> None:
     assert len(results) == 2 and issuer.hits[KEYS] == 1
 
 
+def test_everyone_waits_for_a_fetch_that_runs_its_normal_time(issuer: LoopbackIssuer) -> None:
+    # A burst of requests for keys not held yet (start-up, a rotation): however many,
+    # they share the one fetch while it takes its normal time, whatever max_waiters.
+    issuer.jwks_delay = 0.2
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
+                  max_waiters=1)
+    found: list[Any] = []
+    run_together(lambda: found.append(keys.get("key-1")), [()] * 16)
+    assert len(found) == 16 and issuer.hits[KEYS] == 1
+
+
+def test_surplus_waiters_leave_a_fetch_that_runs_long(issuer: LoopbackIssuer) -> None:
+    # Once the fetch runs past its normal time (a quarter of the 2 s timeout), only
+    # max_waiters requests go on waiting; the others are answered then.
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=0,
+                  max_waiters=1)
+    keys.refresh()
+    issuer.mode = "drip_headers"
+    fetch = in_thread(keys.refresh)
+    wait_until_fetching(keys)
+    outcomes: list[tuple[str, float]] = []
+
+    def lookup() -> None:
+        began = time.monotonic()
+        try:
+            keys.get("key-2")
+            outcomes.append(("key", time.monotonic() - began))
+        except exc.VerificationError as error:
+            outcomes.append((type(error).__name__, time.monotonic() - began))
+
+    run_together(lookup, [()] * 4)
+    fetch.join()
+    assert all(kind == "IssuerUnavailable" for kind, _ in outcomes), outcomes
+    waited = sorted(elapsed for _, elapsed in outcomes)
+    assert all(0.3 < elapsed < 1.2 for elapsed in waited[:3]), waited  # the patience
+    assert waited[3] >= 1.8  # one waited for the fetch to its deadline
+
+
 def test_a_kid_certainly_unknown_is_401_while_a_fetch_hangs(issuer: LoopbackIssuer) -> None:
     clock = FakeClock()
     keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,

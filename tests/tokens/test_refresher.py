@@ -156,3 +156,15 @@ def test_a_stalled_issuer_does_not_stop_the_refresher(issuer, refreshers) -> Non
     assert "took longer than 0.3s" in (keys.last_error or "")
     issuer.mode = "ok"
     assert wait_for(lambda: keys.kids == {"key-1"}, timeout=5)
+
+
+def test_keys_fetched_meanwhile_are_not_fetched_again(issuer, refreshers) -> None:
+    # A request that needed a key before the refresher ran fetched the set: the next
+    # refresh is due an interval after that fetch, not at once.
+    keys = keyset(issuer)
+    keys.refresh()
+    refresher = KeyRefresher(keys, interval=60)
+    refreshers.append(refresher)
+    refresher.start()
+    time.sleep(0.3)
+    assert issuer.hits[KEYS_PATH] == 1

@@ -12,6 +12,7 @@ from okta_pyramid.tokens import (
     DPoPVerifier,
     InvalidDPoPProof,
     InvalidToken,
+    MalformedRequest,
     RequestVerifier,
     SchemeNotAccepted,
     make_proof,
@@ -99,6 +100,18 @@ def test_two_dpop_headers_are_refused(setup: Setup) -> None:
     with pytest.raises(InvalidDPoPProof) as raised:
         setup.check.verify("GET", URL, headers)
     assert raised.value.reason == "dpop_multiple"
+
+
+@pytest.mark.parametrize("second", ["Bearer {token}", "Basic eDp5", "Bearer other"])
+def test_two_authorization_headers_are_a_malformed_request(setup: Setup, second: str) -> None:
+    # Authorization appears once (RFC 9110 §11.6.2). A WSGI server joins two with a
+    # comma, which is refused there; used on its own, the verifier refuses them too.
+    first = ("Authorization", f"Bearer {setup.unbound}")
+    for headers in ([first, ("authorization", second.format(token=setup.unbound))],
+                    [("authorization", second.format(token=setup.unbound)), first]):
+        with pytest.raises(MalformedRequest) as raised:
+            setup.check.verify("GET", URL, headers)
+        assert raised.value.reason == "invalid_request"
 
 
 def test_the_proof_must_carry_this_tokens_hash(setup: Setup, issuer: LoopbackIssuer) -> None:
