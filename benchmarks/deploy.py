@@ -7,6 +7,7 @@
    proof) with the in-process replay store and with the Redis one, in passes that
    take turns; the difference is the Redis round trip per DPoP request.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,14 +58,28 @@ class DeployResult:
 
 def missing() -> str | None:
     """What this part needs and the machine lacks, or ``None``."""
-    absent = [name for name in ("redis-server", "nginx")
-              if shutil.which(name) is None and shutil.which(name, path="/usr/sbin") is None]
+    absent = [
+        name
+        for name in ("redis-server", "nginx")
+        if shutil.which(name) is None and shutil.which(name, path="/usr/sbin") is None
+    ]
     return " and ".join(absent) + " not installed" if absent else None
 
 
-def run(issuer: Any, tls: Any, token: str, *, loadgen: str, connections: int,
-        duration: float, proofs: int, rounds: int, threads: int, env: dict[str, str],
-        progress: Callable[[str], None]) -> DeployResult:
+def run(
+    issuer: Any,
+    tls: Any,
+    token: str,
+    *,
+    loadgen: str,
+    connections: int,
+    duration: float,
+    proofs: int,
+    rounds: int,
+    threads: int,
+    env: dict[str, str],
+    progress: Callable[[str], None],
+) -> DeployResult:
     from tests.services import RedisServer, free_port, wait_for_port
     from tests.test_deploy import Nginx, site_config
 
@@ -77,23 +92,40 @@ def run(issuer: Any, tls: Any, token: str, *, loadgen: str, connections: int,
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="okta-bench-")))
         redis = RedisServer(work)
         stack.callback(redis.stop)
-        servers = [stack.enter_context(app_server(
-            issuer.issuer, cache_size=1000, threads=threads, env=env,
-            shared_store=redis.url)) for _ in range(2)]
+        servers = [
+            stack.enter_context(
+                app_server(
+                    issuer.issuer, cache_size=1000, threads=threads, env=env, shared_store=redis.url
+                )
+            )
+            for _ in range(2)
+        ]
         for name, upstream in ((ONE, servers[:1]), (TWO, servers)):
             directory = work / name.replace(" ", "-")
             directory.mkdir()
             port = free_port()
-            nginx = Nginx(directory, site_config(
-                [server.base_url.removeprefix("http://") for server in upstream], port,
-                free_port(), tls))
+            nginx = Nginx(
+                directory,
+                site_config(
+                    [server.base_url.removeprefix("http://") for server in upstream],
+                    port,
+                    free_port(),
+                    tls,
+                ),
+            )
             try:
                 wait_for_port(port)
                 url = f"https://127.0.0.1:{port}"
                 progress(f"/api/whoami through nginx, {name}")
-                load = run_load(loadgen, url, "/api/whoami", bearer([token]),
-                                connections=connections, duration=duration,
-                                tls=tls.client_context())
+                load = run_load(
+                    loadgen,
+                    url,
+                    "/api/whoami",
+                    bearer([token]),
+                    connections=connections,
+                    duration=duration,
+                    tls=tls.client_context(),
+                )
             finally:
                 nginx.stop()
             result.rps[name] = load.rps
@@ -103,8 +135,9 @@ def run(issuer: Any, tls: Any, token: str, *, loadgen: str, connections: int,
     return result
 
 
-def _dpop_micros(issuer: Any, tls: Any, store: RedisStore, proofs: int,
-                 rounds: int) -> dict[str, float]:
+def _dpop_micros(
+    issuer: Any, tls: Any, store: RedisStore, proofs: int, rounds: int
+) -> dict[str, float]:
     import requests
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -114,15 +147,16 @@ def _dpop_micros(issuer: Any, tls: Any, store: RedisStore, proofs: int,
     session.verify = str(tls.ca_file)
     tokens = AccessTokenVerifier(issuer.issuer, issuer.audience, session=session)
     tokens.verify_token(token)
-    checks = {IN_PROCESS: RequestVerifier(tokens, DPoPVerifier()),
-              REDIS: RequestVerifier(tokens, DPoPVerifier(replay_store=store.replays))}
+    checks = {
+        IN_PROCESS: RequestVerifier(tokens, DPoPVerifier()),
+        REDIS: RequestVerifier(tokens, DPoPVerifier(replay_store=store.replays)),
+    }
     credentials = Credentials(DPOP, token)
     timings: dict[str, list[float]] = {name: [] for name in checks}
     for _ in range(rounds):
         # Both passes check proofs of the same kind, each its own (a proof is new once).
         for name, check in checks.items():
-            batch = [(make_proof(key, "GET", URL, access_token=token),)
-                     for _ in range(proofs)]
+            batch = [(make_proof(key, "GET", URL, access_token=token),) for _ in range(proofs)]
             started = time.perf_counter()
             for proof in batch:
                 check.check(credentials, "GET", URL, proof)
@@ -136,8 +170,10 @@ def table(result: DeployResult) -> str:
     base = result.rps[ONE]
     lines = ["| upstream | requests/s | × one process | p50 ms |", "| --- | ---: | ---: | ---: |"]
     for name in (ONE, TWO):
-        lines.append(f"| {name} | {result.rps[name]:,.0f} | {result.rps[name] / base:.2f} | "
-                     f"{result.p50_ms[name]:.2f} |")
+        lines.append(
+            f"| {name} | {result.rps[name]:,.0f} | {result.rps[name] / base:.2f} | "
+            f"{result.p50_ms[name]:.2f} |"
+        )
     lines += ["", "| check | µs |", "| --- | ---: |"]
     for name in (IN_PROCESS, REDIS):
         lines.append(f"| {name} | {result.micros[name]:.1f} |")

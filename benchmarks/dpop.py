@@ -21,6 +21,7 @@ signed ahead of time, so signing is not measured):
 Each pass is divided by the ES256 pass of its round, and the median of those
 ratios is reported: on a busy machine, neighbouring passes are slowed alike.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,13 +74,24 @@ class DPoPResult:
 
     def targets(self) -> list[tuple[str, float, str, bool]]:
         """(description, measured, target, met), as the main run reports its goals."""
-        return [("DPoP request with a cached access token: time / one ES256 verify",
-                 self.request_ratio, f"<= {TARGET}", self.met)]
+        return [
+            (
+                "DPoP request with a cached access token: time / one ES256 verify",
+                self.request_ratio,
+                f"<= {TARGET}",
+                self.met,
+            )
+        ]
 
 
-def measure(proofs: int = 200, rounds: int = 41, *, issuer: LoopbackIssuer | None = None,
-            session: requests.Session | None = None,
-            progress: Callable[[str], None] = lambda _: None) -> DPoPResult:
+def measure(
+    proofs: int = 200,
+    rounds: int = 41,
+    *,
+    issuer: LoopbackIssuer | None = None,
+    session: requests.Session | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> DPoPResult:
     """Time the three, interleaved. Without ``issuer``, a plain-http loopback issuer
     is started for the access token and closed again."""
     own_issuer = issuer is None
@@ -92,8 +104,13 @@ def measure(proofs: int = 200, rounds: int = 41, *, issuer: LoopbackIssuer | Non
             issuer.close()
 
 
-def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: int,
-             rounds: int, progress: Callable[[str], None]) -> DPoPResult:
+def _measure(
+    issuer: LoopbackIssuer,
+    session: requests.Session | None,
+    proofs: int,
+    rounds: int,
+    progress: Callable[[str], None],
+) -> DPoPResult:
     private_key = ec.generate_private_key(ec.SECP256R1())
     public_key = private_key.public_key()
     ecdsa = ec.ECDSA(hashes.SHA256())
@@ -106,8 +123,10 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
     # ahead of time so that signing is not measured. The proof check and the
     # request path have a verifier (and replay store) each, so they share proofs.
     progress(f"signing {proofs * rounds} DPoP proofs")
-    batches = [[make_proof(private_key, "GET", URL, access_token=token)
-                for _ in range(proofs)] for _ in range(rounds)]
+    batches = [
+        [make_proof(private_key, "GET", URL, access_token=token) for _ in range(proofs)]
+        for _ in range(rounds)
+    ]
     # The bare check verifies the very signatures of each round's proofs, over the
     # same signing inputs, already in DER: it touches as much new data as the proofs.
     bare: dict[int, list[tuple[bytes, bytes]]] = {}
@@ -116,18 +135,25 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
         for proof in batch:
             signing_input, _, signature = proof.rpartition(".")
             raw = b64url_decode(signature)
-            der = encode_dss_signature(int.from_bytes(raw[:32], "big"),
-                                       int.from_bytes(raw[32:], "big"))
+            der = encode_dss_signature(
+                int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+            )
             pairs.append((der, signing_input.encode("ascii")))
 
     proof_verifier = DPoPVerifier()
     request_verifier = RequestVerifier(tokens, DPoPVerifier())
     credentials = Credentials(DPOP, token)
     # Warm the header and key caches.
-    proof_verifier.verify((make_proof(private_key, "GET", URL, access_token=token),),
-                          "GET", URL, access_token=token, jkt=jkt)
-    request_verifier.check(credentials, "GET", URL,
-                           (make_proof(private_key, "GET", URL, access_token=token),))
+    proof_verifier.verify(
+        (make_proof(private_key, "GET", URL, access_token=token),),
+        "GET",
+        URL,
+        access_token=token,
+        jkt=jkt,
+    )
+    request_verifier.check(
+        credentials, "GET", URL, (make_proof(private_key, "GET", URL, access_token=token),)
+    )
 
     def run_es256(batch: list[str]) -> float:
         verify, pairs = public_key.verify, bare[id(batch)]
@@ -157,7 +183,7 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
         if index % 10 == 0:
             progress(f"DPoP round {index + 1}/{rounds}")
         # Rotate the order, so that none always follows another.
-        for name, run in runs[index % 3:] + runs[:index % 3]:
+        for name, run in runs[index % 3 :] + runs[: index % 3]:
             samples[name].append(run(batch))
     es256 = samples[ES256]
     proof_ratios = [p / e for p, e in zip(samples[PROOF], es256)]
@@ -169,34 +195,42 @@ def _measure(issuer: LoopbackIssuer, session: requests.Session | None, proofs: i
         ratio=statistics.median(proof_ratios),
         request_ratio=statistics.median(request_ratios),
         request_spread=(min(request_ratios), max(request_ratios)),
-        proofs=proofs, rounds=rounds)
+        proofs=proofs,
+        rounds=rounds,
+    )
 
 
 def table(result: DPoPResult) -> str:
     """A Markdown table of the result."""
     lo, hi = result.request_spread
-    return "\n".join([
-        "| check | µs | × ES256 verify |",
-        "| --- | ---: | ---: |",
-        f"| {ES256} | {result.es256_micros:.1f} | 1.00 |",
-        f"| {PROOF} | {result.dpop_micros:.1f} | {result.ratio:.3f} |",
-        f"| {REQUEST} | {result.request_micros:.1f} | {result.request_ratio:.3f} "
-        f"(rounds: {lo:.2f} to {hi:.2f}) |",
-    ])
+    return "\n".join(
+        [
+            "| check | µs | × ES256 verify |",
+            "| --- | ---: | ---: |",
+            f"| {ES256} | {result.es256_micros:.1f} | 1.00 |",
+            f"| {PROOF} | {result.dpop_micros:.1f} | {result.ratio:.3f} |",
+            f"| {REQUEST} | {result.request_micros:.1f} | {result.request_ratio:.3f} "
+            f"(rounds: {lo:.2f} to {hi:.2f}) |",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dpop", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.dpop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--proofs", type=int, default=200, help="proofs per pass (default 200)")
-    parser.add_argument("--rounds", type=int, default=41,
-                        help="interleaved rounds (default 41)")
+    parser.add_argument("--rounds", type=int, default=41, help="interleaved rounds (default 41)")
     args = parser.parse_args(argv)
     result = measure(args.proofs, args.rounds)
     print(table(result))
-    print(f"\nratio: {result.request_ratio:.3f} (target <= {TARGET}: "
-          f"{'met' if result.met else 'NOT met'}); median of {result.rounds} rounds of "
-          f"{result.proofs} proofs")
+    print(
+        f"\nratio: {result.request_ratio:.3f} (target <= {TARGET}: "
+        f"{'met' if result.met else 'NOT met'}); median of {result.rounds} rounds of "
+        f"{result.proofs} proofs"
+    )
     return 0
 
 

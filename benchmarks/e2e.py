@@ -16,6 +16,7 @@ Four workloads run against one server process, interleaved round by round:
 Throughput and latency percentiles are reported, and the throughput of each
 ``/api/whoami`` workload as a ratio to ``/api/hello`` measured in the same run.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,9 +54,13 @@ class DPoPClient:
     def headers(self, url: str, count: int) -> list[dict[str, str]]:
         """``count`` requests' headers for ``GET url``, each with a proof of its own."""
         authorization = f"DPoP {self.token}"
-        return [{"Authorization": authorization,
-                 "DPoP": make_proof(self.key, "GET", url, access_token=self.token)}
-                for _ in range(count)]
+        return [
+            {
+                "Authorization": authorization,
+                "DPoP": make_proof(self.key, "GET", url, access_token=self.token),
+            }
+            for _ in range(count)
+        ]
 
 
 @dataclass
@@ -88,10 +93,18 @@ class EndToEndResult:
     def targets(self) -> list[tuple[str, float, str, bool]]:
         reused, distinct = self.ratio(WHOAMI_REUSED), self.ratio(WHOAMI_DISTINCT)
         return [
-            ("/api/whoami throughput / /api/hello, one token reused", reused, ">= 0.90",
-             reused >= 0.90),
-            ("/api/whoami throughput / /api/hello, distinct tokens", distinct, ">= 0.70",
-             distinct >= 0.70),
+            (
+                "/api/whoami throughput / /api/hello, one token reused",
+                reused,
+                ">= 0.90",
+                reused >= 0.90,
+            ),
+            (
+                "/api/whoami throughput / /api/hello, distinct tokens",
+                distinct,
+                ">= 0.70",
+                distinct >= 0.70,
+            ),
         ]
 
 
@@ -112,14 +125,36 @@ class AppServer:
 
 
 @contextmanager
-def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str, str],
-               spin_us: float = 0.0, shared_store: str = "") -> Iterator[AppServer]:
+def app_server(
+    issuer_url: str,
+    *,
+    cache_size: int,
+    threads: int,
+    env: dict[str, str],
+    spin_us: float = 0.0,
+    shared_store: str = "",
+) -> Iterator[AppServer]:
     """Run ``benchmarks.server`` in a child process; yield its URL and pid."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.server", "--issuer", issuer_url,
-         "--token-cache-size", str(cache_size), "--threads", str(threads),
-         "--spin-us", str(spin_us), "--shared-store", shared_store],
-        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.server",
+            "--issuer",
+            issuer_url,
+            "--token-cache-size",
+            str(cache_size),
+            "--threads",
+            str(threads),
+            "--spin-us",
+            str(spin_us),
+            "--shared-store",
+            shared_store,
+        ],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     stderr: list[str] = []
@@ -131,8 +166,7 @@ def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str,
         if not line.startswith("LISTENING "):
             process.wait(10)
             drain.join(5)
-            raise RuntimeError("the application server did not start: "
-                               + "".join(stderr)[-2000:])
+            raise RuntimeError("the application server did not start: " + "".join(stderr)[-2000:])
         yield AppServer(f"http://127.0.0.1:{int(line.split()[1])}", process.pid)
     finally:
         process.terminate()
@@ -143,11 +177,22 @@ def app_server(issuer_url: str, *, cache_size: int, threads: int, env: dict[str,
             process.wait(10)
 
 
-def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
-        loadgen: str, connections: int = 8, duration: float = 5.0, rounds: int = 3,
-        threads: int = 4, env: dict[str, str] | None = None, spin_us: float = 0.0,
-        dpop: DPoPClient | None = None,
-        progress: Callable[[str], None] = lambda _: None) -> EndToEndResult:
+def run(
+    issuer_url: str,
+    reused: str,
+    distinct: list[str],
+    *,
+    cache_size: int,
+    loadgen: str,
+    connections: int = 8,
+    duration: float = 5.0,
+    rounds: int = 3,
+    threads: int = 4,
+    env: dict[str, str] | None = None,
+    spin_us: float = 0.0,
+    dpop: DPoPClient | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> EndToEndResult:
     """Measure the workloads; ``distinct`` must outnumber ``cache_size``.
 
     With ``spin_us``, a calibration workload adds that much busy work to /api/hello.
@@ -156,13 +201,21 @@ def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
     """
     if len(distinct) <= cache_size:
         raise ValueError("distinct tokens must outnumber the token cache, or they hit it")
-    result = EndToEndResult(loadgen=loadgen, connections=connections, duration=duration,
-                            rounds=rounds, threads=threads, cache_size=cache_size,
-                            distinct_tokens=len(distinct), spin_us=spin_us)
+    result = EndToEndResult(
+        loadgen=loadgen,
+        connections=connections,
+        duration=duration,
+        rounds=rounds,
+        threads=threads,
+        cache_size=cache_size,
+        distinct_tokens=len(distinct),
+        spin_us=spin_us,
+    )
     workloads: list[tuple[str, str, Sequence[Headers] | None]] = [
         (HELLO, "/api/hello", bearer([reused])),
         (WHOAMI_REUSED, "/api/whoami", bearer([reused])),
-        (WHOAMI_DISTINCT, "/api/whoami", bearer(distinct))]
+        (WHOAMI_DISTINCT, "/api/whoami", bearer(distinct)),
+    ]
     if dpop is not None:
         # None: the proofs are signed anew for every run (each is accepted once).
         workloads.append((WHOAMI_DPOP, "/api/whoami", None))
@@ -170,8 +223,7 @@ def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
         workloads.append((SPIN, SPIN_PATH, bearer([reused])))
     fastest = 0.0  # requests/s: the most any workload was served, to size the proofs
 
-    def prepare(path: str, headers: Sequence[Headers] | None,
-                seconds: float) -> Sequence[Headers]:
+    def prepare(path: str, headers: Sequence[Headers] | None, seconds: float) -> Sequence[Headers]:
         if headers is not None:
             return headers
         assert dpop is not None
@@ -184,13 +236,15 @@ def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
 
     def load(path: str, headers: Sequence[Headers], seconds: float) -> LoadResult:
         nonlocal fastest
-        outcome = run_load(loadgen, base_url, path, headers, connections=connections,
-                           duration=seconds)
+        outcome = run_load(
+            loadgen, base_url, path, headers, connections=connections, duration=seconds
+        )
         fastest = max(fastest, outcome.rps)
         return outcome
 
-    with app_server(issuer_url, cache_size=cache_size, threads=threads,
-                    env=env or {}, spin_us=spin_us) as server:
+    with app_server(
+        issuer_url, cache_size=cache_size, threads=threads, env=env or {}, spin_us=spin_us
+    ) as server:
         base_url = server.base_url
         progress(f"end to end: warming up {base_url} ({loadgen})")
         for _, path, headers in workloads:
@@ -209,7 +263,8 @@ def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
                 result.runs.setdefault(name, []).append(outcome)
                 if cpu_before is not None and cpu_after is not None:
                     result.cpu_micros.setdefault(name, []).append(
-                        (cpu_after - cpu_before) / outcome.requests * 1e6)
+                        (cpu_after - cpu_before) / outcome.requests * 1e6
+                    )
                 time.sleep(0.2)
     return result
 
@@ -217,12 +272,16 @@ def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
 def table(result: EndToEndResult) -> str:
     """A Markdown table of the result."""
     head = " | ".join(f"p{p} ms" for p in PERCENTILES)
-    lines = [f"| workload | requests/s | × /api/hello | {head} | server CPU µs/request |",
-             "| --- | ---: | ---: |" + " ---: |" * (len(PERCENTILES) + 1)]
+    lines = [
+        f"| workload | requests/s | × /api/hello | {head} | server CPU µs/request |",
+        "| --- | ---: | ---: |" + " ---: |" * (len(PERCENTILES) + 1),
+    ]
     for name in result.runs:
         cells = " | ".join(f"{result.latency(name, p):.2f}" for p in PERCENTILES)
         cpu = result.cpu_per_request(name)
         label = f"/api/hello + {result.spin_us:.0f} µs busy work" if name == SPIN else name
-        lines.append(f"| {label} | {result.rps(name):,.0f} | {result.ratio(name):.2f} "
-                     f"| {cells} | {'n/a' if cpu is None else f'{cpu:.0f}'} |")
+        lines.append(
+            f"| {label} | {result.rps(name):,.0f} | {result.ratio(name):.2f} "
+            f"| {cells} | {'n/a' if cpu is None else f'{cpu:.0f}'} |"
+        )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ across verifiers and repeated; the median pass is reported, with the ratio to
 an RS256 signature check alone (cryptography's ``public_key.verify``), the
 floor for anything that really verifies a token.
 """
+
 from __future__ import annotations
 
 import gc
@@ -68,23 +69,38 @@ class InProcessResult:
         out = []
         if OKTA_JWT_VERIFIER in self.micros:
             speedup = self.micros[OKTA_JWT_VERIFIER][REPEATED] / self.micros[OKTA_PYRAMID][REPEATED]
-            out.append(("repeated token: okta_pyramid speed-up over okta-jwt-verifier "
-                        "verify_sync", speedup, ">= 15x", speedup >= 15))
+            out.append(
+                (
+                    "repeated token: okta_pyramid speed-up over okta-jwt-verifier verify_sync",
+                    speedup,
+                    ">= 15x",
+                    speedup >= 15,
+                )
+            )
         ratio = self.micros[OKTA_PYRAMID][DISTINCT] / self.micros[PYJWT][DISTINCT]
-        out.append(("distinct tokens: okta_pyramid time / PyJWT decode with preloaded key",
-                    ratio, "<= 1.10", ratio <= 1.10))
+        out.append(
+            (
+                "distinct tokens: okta_pyramid time / PyJWT decode with preloaded key",
+                ratio,
+                "<= 1.10",
+                ratio <= 1.10,
+            )
+        )
         return out
 
 
-def _peers(issuer: LoopbackIssuer, tls: LoopbackTLS, tokens: list[str],
-           leeway: int) -> tuple[list[Peer], dict[str, str]]:
+def _peers(
+    issuer: LoopbackIssuer, tls: LoopbackTLS, tokens: list[str], leeway: int
+) -> tuple[list[Peer], dict[str, str]]:
     session = requests.Session()
     session.verify = str(tls.ca_file)
     audience, iss = issuer.audience, issuer.issuer
-    ours = AccessTokenVerifier(iss, audience, leeway=leeway, session=session,
-                               token_cache_size=max(4096, 2 * len(tokens)))
-    uncached = AccessTokenVerifier(iss, audience, leeway=leeway, session=session,
-                                   token_cache_size=0)
+    ours = AccessTokenVerifier(
+        iss, audience, leeway=leeway, session=session, token_cache_size=max(4096, 2 * len(tokens))
+    )
+    uncached = AccessTokenVerifier(
+        iss, audience, leeway=leeway, session=session, token_cache_size=0
+    )
     assert ours.token_cache is not None
     ours.keys.refresh()
     uncached.keys.refresh()
@@ -104,15 +120,29 @@ def _peers(issuer: LoopbackIssuer, tls: LoopbackTLS, tokens: list[str],
     decode_options = {"require": ["exp", "iat", "iss", "aud"]}
 
     def pyjwt_preloaded(token: str) -> dict[str, Any]:
-        return jwt.decode(token, public_key, algorithms=["RS256"], audience=audience,
-                          issuer=iss, leeway=leeway, options=decode_options)
+        return jwt.decode(
+            token,
+            public_key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=iss,
+            leeway=leeway,
+            options=decode_options,
+        )
 
     jwks_client = jwt.PyJWKClient(issuer.jwks_uri, ssl_context=tls.client_context())
 
     def pyjwt_jwks(token: str) -> dict[str, Any]:
         key = jwks_client.get_signing_key_from_jwt(token).key
-        return jwt.decode(token, key, algorithms=["RS256"], audience=audience,
-                          issuer=iss, leeway=leeway, options=decode_options)
+        return jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=iss,
+            leeway=leeway,
+            options=decode_options,
+        )
 
     peers = [
         Peer(RSA, rsa_only),
@@ -157,15 +187,22 @@ def _time_pass(peer: Peer, tokens: list[str], kind: str) -> float:
     return (time.perf_counter_ns() - start) / len(tokens) / 1000
 
 
-def run(issuer: LoopbackIssuer, tls: LoopbackTLS, distinct: list[str], *,
-        rounds: int = 7, leeway: int = 60,
-        progress: Callable[[str], None] = lambda _: None) -> InProcessResult:
+def run(
+    issuer: LoopbackIssuer,
+    tls: LoopbackTLS,
+    distinct: list[str],
+    *,
+    rounds: int = 7,
+    leeway: int = 60,
+    progress: Callable[[str], None] = lambda _: None,
+) -> InProcessResult:
     """Time every verifier on one token repeated and on ``distinct`` tokens."""
     repeated = [distinct[0]] * len(distinct)
     peers, skipped = _peers(issuer, tls, distinct, leeway)
     _check(peers, issuer, distinct[0])
     samples: dict[str, dict[str, list[float]]] = {
-        peer.name: {REPEATED: [], DISTINCT: []} for peer in peers}
+        peer.name: {REPEATED: [], DISTINCT: []} for peer in peers
+    }
     # Warm every code path and cache (key sets, PyJWKClient's LRU) before timing.
     for peer in peers:
         for kind, tokens in ((REPEATED, repeated[:50]), (DISTINCT, distinct[:50])):
@@ -175,8 +212,11 @@ def run(issuer: LoopbackIssuer, tls: LoopbackTLS, distinct: list[str], *,
     try:
         for number in range(rounds):
             progress(f"in-process round {number + 1}/{rounds}")
-            order = [(peer, kind, tokens) for peer in peers
-                     for kind, tokens in ((REPEATED, repeated), (DISTINCT, distinct))]
+            order = [
+                (peer, kind, tokens)
+                for peer in peers
+                for kind, tokens in ((REPEATED, repeated), (DISTINCT, distinct))
+            ]
             rng.shuffle(order)  # no verifier always runs first or last
             for peer, kind, tokens in order:
                 gc.collect()

@@ -15,6 +15,7 @@ The first three run in passes that take turns, in a new random order each round;
 each pass is divided by the local pass of its round and the median of those
 ratios is reported. The uncached one makes real calls, so it runs fewer requests.
 """
+
 from __future__ import annotations
 
 import gc
@@ -45,8 +46,14 @@ class IntrospectionResult:
 
     def targets(self) -> list[tuple[str, float, str, bool]]:
         ratio = self.ratios[CACHED]
-        return [("live-token view, answer cached / same view without introspection "
-                 "(in process)", ratio, f"≤ {TARGET}", ratio <= TARGET)]
+        return [
+            (
+                "live-token view, answer cached / same view without introspection (in process)",
+                ratio,
+                f"≤ {TARGET}",
+                ratio <= TARGET,
+            )
+        ]
 
 
 def _subject(request: Any) -> dict[str, Any]:
@@ -60,32 +67,41 @@ def _app(issuer_url: str, *, introspection: dict[str, str] | None, live: bool) -
     config = Configurator(settings=settings)
     config.include("okta_pyramid")
     config.add_route("orders", "/orders")
-    config.add_view(_subject, route_name="orders", renderer="json",
-                    require_active_token=live)
+    config.add_view(_subject, route_name="orders", renderer="json", require_active_token=live)
     return config.make_wsgi_app()
 
 
-def run(issuer: Any, token: str, *, requests: int = 2000, uncached_requests: int = 200,
-        rounds: int = 9, progress: Callable[[str], None] = lambda _: None
-        ) -> IntrospectionResult:
+def run(
+    issuer: Any,
+    token: str,
+    *,
+    requests: int = 2000,
+    uncached_requests: int = 200,
+    rounds: int = 9,
+    progress: Callable[[str], None] = lambda _: None,
+) -> IntrospectionResult:
     """Measure against ``issuer`` (a ``tests.issuer.LoopbackIssuer``) with ``token``."""
-    client = {"introspection_client_id": issuer.CLIENT_ID,
-              "introspection_client_secret": issuer.CLIENT_SECRET}
+    client = {
+        "introspection_client_id": issuer.CLIENT_ID,
+        "introspection_client_secret": issuer.CLIENT_SECRET,
+    }
     apps = {
         LOCAL: _app(issuer.issuer, introspection=None, live=False),
-        CONFIGURED: _app(issuer.issuer, introspection={**client,
-                                                       "introspection_cache_ttl": "3600"},
-                         live=False),
-        CACHED: _app(issuer.issuer, introspection={**client,
-                                                   "introspection_cache_ttl": "3600"},
-                     live=True),
-        UNCACHED: _app(issuer.issuer, introspection={**client,
-                                                     "introspection_cache_ttl": "0"},
-                       live=True),
+        CONFIGURED: _app(
+            issuer.issuer, introspection={**client, "introspection_cache_ttl": "3600"}, live=False
+        ),
+        CACHED: _app(
+            issuer.issuer, introspection={**client, "introspection_cache_ttl": "3600"}, live=True
+        ),
+        UNCACHED: _app(
+            issuer.issuer, introspection={**client, "introspection_cache_ttl": "0"}, live=True
+        ),
     }
-    environ = Request.blank("/orders", headers={"Authorization": f"Bearer {token}",
-                                                "Host": "127.0.0.1"},
-                            remote_addr="127.0.0.1").environ
+    environ = Request.blank(
+        "/orders",
+        headers={"Authorization": f"Bearer {token}", "Host": "127.0.0.1"},
+        remote_addr="127.0.0.1",
+    ).environ
     statuses: list[str] = []
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
@@ -135,8 +151,10 @@ def run(issuer: Any, token: str, *, requests: int = 2000, uncached_requests: int
 
 
 def table(result: IntrospectionResult) -> str:
-    lines = ["| view | µs/request | × local check only | lowest–highest round |",
-             "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "| view | µs/request | × local check only | lowest–highest round |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name, micros in result.micros.items():
         low, high = result.spread.get(name, (None, None))
         spread = f"{low:.2f}–{high:.2f}" if low is not None else "—"

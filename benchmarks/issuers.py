@@ -9,6 +9,7 @@ ratio to the one-issuer pass of the same round.
 
     python -m benchmarks.issuers        # alone
 """
+
 from __future__ import annotations
 
 import gc
@@ -43,8 +44,14 @@ class IssuersResult:
 
     def targets(self) -> list[tuple[str, float, str, bool]]:
         worst = max(self.ratios[THREE_FIRST], self.ratios[THREE_LAST])
-        return [("cached token: 3 issuers configured / 1 issuer", worst, f"<= {TARGET:.2f}",
-                 worst <= TARGET)]
+        return [
+            (
+                "cached token: 3 issuers configured / 1 issuer",
+                worst,
+                f"<= {TARGET:.2f}",
+                worst <= TARGET,
+            )
+        ]
 
 
 def _pass(verify: Callable[[str], Any], token: str, calls: int) -> float:
@@ -54,19 +61,26 @@ def _pass(verify: Callable[[str], Any], token: str, calls: int) -> float:
     return (time.perf_counter_ns() - start) / calls / 1000
 
 
-def measure(issuers: list[LoopbackIssuer], session: requests.Session, *, calls: int = 2000,
-            rounds: int = 21, progress: Callable[[str], None] = lambda _: None
-            ) -> IssuersResult:
+def measure(
+    issuers: list[LoopbackIssuer],
+    session: requests.Session,
+    *,
+    calls: int = 2000,
+    rounds: int = 21,
+    progress: Callable[[str], None] = lambda _: None,
+) -> IssuersResult:
     """Time ``verify_token`` of a cached token: one issuer against three."""
     first, _, third = issuers
     one = AccessTokenVerifier(first.issuer, first.audience, session=session)
-    three = MultiIssuerVerifier([AccessTokenVerifier(server.issuer, server.audience,
-                                                     session=session)
-                                 for server in issuers])
+    three = MultiIssuerVerifier(
+        [AccessTokenVerifier(server.issuer, server.audience, session=session) for server in issuers]
+    )
     token, last_token = first.mint(), third.mint()
-    passes = {ONE: (one.verify_token, token),
-              THREE_FIRST: (three.verify_token, token),
-              THREE_LAST: (three.verify_token, last_token)}
+    passes = {
+        ONE: (one.verify_token, token),
+        THREE_FIRST: (three.verify_token, token),
+        THREE_LAST: (three.verify_token, last_token),
+    }
     for verify, each in passes.values():
         verify(each)  # fetch the keys, verify in full once: the token is now cached
         assert verify(each) is verify(each)
@@ -103,17 +117,19 @@ def measure(issuers: list[LoopbackIssuer], session: requests.Session, *, calls: 
 
 
 def table(result: IssuersResult) -> str:
-    lines = ["| verifier, cached token | µs | × 1 issuer | middle 80 % of rounds |",
-             "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "| verifier, cached token | µs | × 1 issuer | middle 80 % of rounds |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name, micros in result.micros.items():
         low, high = result.spread[name]
-        lines.append(f"| {name} | {micros:.2f} | {result.ratios[name]:.3f} "
-                     f"| {low:.3f} to {high:.3f} |")
+        lines.append(
+            f"| {name} | {micros:.2f} | {result.ratios[name]:.3f} | {low:.3f} to {high:.3f} |"
+        )
     return "\n".join(lines)
 
 
-def start_issuers(tls: LoopbackTLS, first: LoopbackIssuer | None = None
-                  ) -> list[LoopbackIssuer]:
+def start_issuers(tls: LoopbackTLS, first: LoopbackIssuer | None = None) -> list[LoopbackIssuer]:
     """Three https issuers (``first`` among them if given), each with its own key."""
     servers = [first or LoopbackIssuer(ssl_context=tls.server_context())]
     for index in (2, 3):

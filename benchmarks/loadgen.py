@@ -7,6 +7,7 @@ they run out), and report requests per second and latency percentiles. A set is
 proof, which the server accepts only once. Any answer other than 200 is counted
 and makes the run fail: a benchmark of error pages measures nothing.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -97,19 +98,33 @@ def wrk_seconds(duration: float) -> int:
     return max(1, round(duration))
 
 
-def run_wrk(base_url: str, path: str, headers: Sequence[Headers], *, connections: int,
-            duration: float) -> LoadResult:
+def run_wrk(
+    base_url: str, path: str, headers: Sequence[Headers], *, connections: int, duration: float
+) -> LoadResult:
     """Drive the server with wrk (one thread: the other core is the server's)."""
     with tempfile.TemporaryDirectory(prefix="okta-pyramid-wrk-") as tmp:
         requests = Path(tmp) / "requests.txt"
-        requests.write_text("".join(
-            "\t".join(f"{name}: {value}" for name, value in one.items()) + "\n"
-            for one in headers))
+        requests.write_text(
+            "".join(
+                "\t".join(f"{name}: {value}" for name, value in one.items()) + "\n"
+                for one in headers
+            )
+        )
         script = Path(tmp) / "requests.lua"
-        script.write_text(_WRK_SCRIPT % {"path": _lua_string(path),
-                                         "file": _lua_string(str(requests))})
-        command = ["wrk", "-t1", f"-c{connections}", f"-d{wrk_seconds(duration)}s",
-                   "--timeout", "10s", "-s", str(script), base_url + path]
+        script.write_text(
+            _WRK_SCRIPT % {"path": _lua_string(path), "file": _lua_string(str(requests))}
+        )
+        command = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{wrk_seconds(duration)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base_url + path,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
     if done.returncode != 0 or line is None:
@@ -124,8 +139,15 @@ def run_wrk(base_url: str, path: str, headers: Sequence[Headers], *, connections
     )
 
 
-def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connections: int,
-               duration: float, tls: ssl.SSLContext | None = None) -> LoadResult:
+def run_python(
+    base_url: str,
+    path: str,
+    headers: Sequence[Headers],
+    *,
+    connections: int,
+    duration: float,
+    tls: ssl.SSLContext | None = None,
+) -> LoadResult:
     """Drive the server from threads of this process, one connection each (https
     with ``tls`` when ``base_url`` is https)."""
     host, port = base_url.split("//", 1)[1].rsplit(":", 1)
@@ -138,8 +160,11 @@ def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connecti
     deadline = 0.0
 
     def worker(slot: int) -> None:
-        connection = (http.client.HTTPSConnection(host, int(port), timeout=10, context=tls)
-                      if secure else http.client.HTTPConnection(host, int(port), timeout=10))
+        connection = (
+            http.client.HTTPSConnection(host, int(port), timeout=10, context=tls)
+            if secure
+            else http.client.HTTPConnection(host, int(port), timeout=10)
+        )
         mine = latencies[slot]
         start_line.wait()
         try:
@@ -157,8 +182,7 @@ def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connecti
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(n,), daemon=True)
-               for n in range(connections)]
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(connections)]
     for thread in threads:
         thread.start()
     began = time.perf_counter()
@@ -173,23 +197,34 @@ def run_python(base_url: str, path: str, headers: Sequence[Headers], *, connecti
     return LoadResult(
         requests=len(samples),
         seconds=seconds,
-        latency_ms={p: samples[min(len(samples) - 1, int(len(samples) * p / 100))] * 1000
-                    for p in PERCENTILES},
+        latency_ms={
+            p: samples[min(len(samples) - 1, int(len(samples) * p / 100))] * 1000
+            for p in PERCENTILES
+        },
         failures=sum(failures),
     )
 
 
-def run_load(kind: str, base_url: str, path: str, headers: Sequence[Headers], *,
-             connections: int, duration: float, tls: ssl.SSLContext | None = None
-             ) -> LoadResult:
+def run_load(
+    kind: str,
+    base_url: str,
+    path: str,
+    headers: Sequence[Headers],
+    *,
+    connections: int,
+    duration: float,
+    tls: ssl.SSLContext | None = None,
+) -> LoadResult:
     if kind == "wrk":
         # wrk checks no certificate: the loopback authority is the run's own.
-        result = run_wrk(base_url, path, headers, connections=connections,
-                         duration=duration)
+        result = run_wrk(base_url, path, headers, connections=connections, duration=duration)
     else:
-        result = run_python(base_url, path, headers, connections=connections,
-                            duration=duration, tls=tls)
+        result = run_python(
+            base_url, path, headers, connections=connections, duration=duration, tls=tls
+        )
     if result.failures:
-        raise LoadError(f"{path}: {result.failures} request(s) failed or were not answered "
-                        f"200 out of {result.requests}")
+        raise LoadError(
+            f"{path}: {result.failures} request(s) failed or were not answered "
+            f"200 out of {result.requests}"
+        )
     return result

@@ -5,6 +5,7 @@ prints ``LISTENING <port>`` once it accepts connections on 127.0.0.1, then
 serves until it is terminated. It is the real application (``okta_pyramid.main``)
 under the real waitress server, in its own process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ def spin_then_hello(app: Callable[..., Iterable[bytes]], micros: float) -> Calla
     It shows what the server makes of a fixed amount of extra work per request,
     whoever does it, to compare with what okta_pyramid adds to /api/whoami.
     """
+
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == SPIN_PATH:
             end = time.perf_counter() + micros / 1e6
@@ -46,23 +48,28 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-cache-size", default="4096")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--shared-store", default="", help="okta.shared_store (Redis URL)")
-    parser.add_argument("--spin-us", type=float, default=0.0,
-                        help=f"busy work added to {SPIN_PATH} (calibration)")
+    parser.add_argument(
+        "--spin-us", type=float, default=0.0, help=f"busy work added to {SPIN_PATH} (calibration)"
+    )
     args = parser.parse_args(argv)
     # waitress warns "Task queue depth is N" whenever more requests are in flight
     # than it has threads, which a load generator does on purpose; writing that line
     # thousands of times a second would be measured instead of the application.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    app = make_app({}, **{
-        "okta.issuer": args.issuer,
-        "okta.audience": args.audience,
-        "okta.token_cache_size": args.token_cache_size,
-        "okta.shared_store": args.shared_store,
-    })
+    app = make_app(
+        {},
+        **{
+            "okta.issuer": args.issuer,
+            "okta.audience": args.audience,
+            "okta.token_cache_size": args.token_cache_size,
+            "okta.shared_store": args.shared_store,
+        },
+    )
     if args.spin_us > 0:
         app = spin_then_hello(app, args.spin_us)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=args.threads,
-                                    ident="okta_pyramid")
+    server = waitress.create_server(
+        app, host="127.0.0.1", port=0, threads=args.threads, ident="okta_pyramid"
+    )
     print(f"LISTENING {server.effective_port}", flush=True)
     try:
         server.run()

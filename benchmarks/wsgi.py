@@ -4,6 +4,7 @@ No server and no sockets: the same three workloads as the end-to-end run, called
 directly, so what okta_pyramid adds to a request can be told apart from what the
 HTTP server costs around it.
 """
+
 from __future__ import annotations
 
 import gc
@@ -29,18 +30,26 @@ class WSGIResult:
         return self.micros[HELLO] / self.micros[name]
 
 
-def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
-        rounds: int = 5, progress: Callable[[str], None] = lambda _: None) -> WSGIResult:
+def run(
+    issuer_url: str,
+    reused: str,
+    distinct: list[str],
+    *,
+    cache_size: int,
+    rounds: int = 5,
+    progress: Callable[[str], None] = lambda _: None,
+) -> WSGIResult:
     """Time each workload; ``distinct`` must outnumber ``cache_size``."""
     if len(distinct) <= cache_size:
         raise ValueError("distinct tokens must outnumber the token cache, or they hit it")
-    app = make_app({}, **{"okta.issuer": issuer_url,
-                          "okta.token_cache_size": str(cache_size)})
+    app = make_app({}, **{"okta.issuer": issuer_url, "okta.token_cache_size": str(cache_size)})
 
     def environ(path: str, token: str) -> dict[str, Any]:
-        return Request.blank(path, headers={"Authorization": f"Bearer {token}",
-                                            "Host": "127.0.0.1"},
-                             remote_addr="127.0.0.1").environ
+        return Request.blank(
+            path,
+            headers={"Authorization": f"Bearer {token}", "Host": "127.0.0.1"},
+            remote_addr="127.0.0.1",
+        ).environ
 
     workloads = {
         HELLO: [environ("/api/hello", reused)] * len(distinct),
@@ -76,9 +85,13 @@ def run(issuer_url: str, reused: str, distinct: list[str], *, cache_size: int,
 
 
 def table(result: WSGIResult) -> str:
-    lines = ["| workload | µs/request | added to /api/hello: µs | requests/s × /api/hello |",
-             "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "| workload | µs/request | added to /api/hello: µs | requests/s × /api/hello |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name, micros in result.micros.items():
-        lines.append(f"| {name} | {micros:.1f} | {micros - result.micros[HELLO]:.1f} "
-                     f"| {result.ratio(name):.2f} |")
+        lines.append(
+            f"| {name} | {micros:.1f} | {micros - result.micros[HELLO]:.1f} "
+            f"| {result.ratio(name):.2f} |"
+        )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """okta_pyramid: protect a Pyramid API with OAuth 2.0 access tokens from Okta."""
+
 from __future__ import annotations
 
 import logging
@@ -60,8 +61,7 @@ def includeme(config: Configurator) -> None:
     shared = config.registry.okta_shared_store = shared_store(settings)
     judge = tokens_judge(settings, verifiers, shared)
     # The one verifier; with several issuers, the verifier that chooses among them.
-    config.registry.okta_verifier = (
-        next(iter(verifiers.values())) if len(verifiers) == 1 else judge)
+    config.registry.okta_verifier = next(iter(verifiers.values())) if len(verifiers) == 1 else judge
     dpop = None
     if settings.dpop != "disabled":
         nonces = None
@@ -71,13 +71,23 @@ def includeme(config: Configurator) -> None:
                     "okta.dpop_nonce_secret: is not set, so each process makes its own "
                     "secret and refuses the DPoP nonces of the others (one extra "
                     "use_dpop_nonce round trip when a client changes process); set the "
-                    "same secret on every process")
+                    "same secret on every process"
+                )
             nonces = DPoPNonces(settings.dpop_nonce_secret)
-        replays = shared.replays if shared is not None else InMemoryReplayStore(
-            settings.dpop_replay_store_size, owner_quota=settings.dpop_replay_key_quota)
-        dpop = DPoPVerifier(algorithms=settings.dpop_algorithms,
-                            max_age=settings.dpop_max_age, leeway=settings.leeway,
-                            nonces=nonces, replay_store=replays)
+        replays = (
+            shared.replays
+            if shared is not None
+            else InMemoryReplayStore(
+                settings.dpop_replay_store_size, owner_quota=settings.dpop_replay_key_quota
+            )
+        )
+        dpop = DPoPVerifier(
+            algorithms=settings.dpop_algorithms,
+            max_age=settings.dpop_max_age,
+            leeway=settings.leeway,
+            nonces=nonces,
+            replay_store=replays,
+        )
     #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
     config.registry.okta_dpop = dpop
     config.registry.okta_request_verifier = RequestVerifier(judge, dpop, mode=settings.dpop)

@@ -4,6 +4,7 @@ Only configured origins get CORS headers; any other origin gets none and the
 browser blocks it. Preflights are answered here, before routing and security,
 because a browser never sends credentials on a preflight.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -16,8 +17,17 @@ from .errors import json_error
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 # DPoP: the proof of a sender-constrained token (RFC 9449 §4.1).
-ALLOWED_HEADERS = frozenset({"authorization", "dpop", "content-type", "accept",
-                             "accept-language", "content-language", "x-request-id"})
+ALLOWED_HEADERS = frozenset(
+    {
+        "authorization",
+        "dpop",
+        "content-type",
+        "accept",
+        "accept-language",
+        "content-language",
+        "x-request-id",
+    }
+)
 # Browser code may read these on a cross-origin response: a DPoP client must read
 # DPoP-Nonce to sign its next proof (RFC 9449 §8).
 EXPOSED_HEADERS = "WWW-Authenticate, Retry-After, DPoP-Nonce"
@@ -50,22 +60,31 @@ class CORSTween:
 
     def preflight(self, request: Request, origin: str | None) -> Response:
         if not self.allowed(origin):
-            response = json_error(403, "cors_origin_not_allowed",
-                                  "this origin may not call the API from a browser")
+            response = json_error(
+                403, "cors_origin_not_allowed", "this origin may not call the API from a browser"
+            )
         else:
-            requested = {h.strip().lower() for h in
-                         request.headers.get("Access-Control-Request-Headers", "").split(",")
-                         if h.strip()}
+            requested = {
+                h.strip().lower()
+                for h in request.headers.get("Access-Control-Request-Headers", "").split(",")
+                if h.strip()
+            }
             response = Response(status=204)
-            response.headers.update({
-                "Access-Control-Allow-Origin": "*" if self.any_origin else origin,
-                "Access-Control-Allow-Methods": ALLOWED_METHODS,
-                "Access-Control-Allow-Headers": ", ".join(sorted(requested & ALLOWED_HEADERS
-                                                                 | {"authorization"})),
-                "Access-Control-Max-Age": str(self.max_age),
-            })
-        response.vary = ("Origin", "Access-Control-Request-Method",
-                         "Access-Control-Request-Headers")
+            response.headers.update(
+                {
+                    "Access-Control-Allow-Origin": "*" if self.any_origin else origin,
+                    "Access-Control-Allow-Methods": ALLOWED_METHODS,
+                    "Access-Control-Allow-Headers": ", ".join(
+                        sorted(requested & ALLOWED_HEADERS | {"authorization"})
+                    ),
+                    "Access-Control-Max-Age": str(self.max_age),
+                }
+            )
+        response.vary = (
+            "Origin",
+            "Access-Control-Request-Method",
+            "Access-Control-Request-Headers",
+        )
         return response
 
 

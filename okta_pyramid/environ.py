@@ -17,6 +17,7 @@ literally: a ``$`` that starts no reference, a default holding another reference
 A refusal names the setting and the position of what is wrong, never the value,
 which may be a secret (a database URL with its password, say).
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ and the scheme whose ``WWW-Authenticate`` challenge carries it; the body is alwa
 ``{"error": ..., "error_description": ...}`` (RFC 6750 §3). A new failure, error
 code or scheme is a row in that table (and :data:`SCHEMES`), not a new branch.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,7 +35,7 @@ from .tokens import (
 from .tokens.shared import SharedStoreUnavailable
 
 # RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
-_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 class InsufficientScope(Exception):
@@ -112,9 +113,15 @@ def _quoted(value: str) -> str:
     return _UNSAFE.sub("?", value)
 
 
-def www_authenticate(realm: str, error: str | None = None, description: str | None = None,
-                     scope: str | None = None, *, scheme: str = "Bearer",
-                     algs: str | None = None) -> str:
+def www_authenticate(
+    realm: str,
+    error: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    *,
+    scheme: str = "Bearer",
+    algs: str | None = None,
+) -> str:
     """One ``WWW-Authenticate`` challenge in the form of RFC 6750 §3 (and, for
     ``DPoP``, RFC 9449 §7.1 with ``algs``)."""
     params = [f'realm="{_quoted(realm)}"']
@@ -131,14 +138,19 @@ def www_authenticate(realm: str, error: str | None = None, description: str | No
 
 def json_error(status: int, error: str, description: str) -> Response:
     """A JSON error response with no authentication challenge."""
-    response = Response(status=status, json_body={"error": error,
-                                                  "error_description": description})
+    response = Response(status=status, json_body={"error": error, "error_description": description})
     response.cache_control = "no-store"
     return response
 
 
-def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...] = ("Bearer",),
-              used: str | None = None, algs: str | None = None) -> Response:
+def challenge(
+    failure: Exception | None,
+    *,
+    realm: str,
+    schemes: tuple[str, ...] = ("Bearer",),
+    used: str | None = None,
+    algs: str | None = None,
+) -> Response:
     """The answer to a request whose credentials did not grant access: ``failure`` is
     the exception that decided it, ``None`` when the request carried no credentials.
 
@@ -147,11 +159,14 @@ def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...]
     """
     if failure is None:
         how = " or ".join(f"'Authorization: {scheme} <token>'" for scheme in schemes)
-        response = json_error(401, "unauthorized",
-                              f"this endpoint needs an access token: send {how}")
+        response = json_error(
+            401, "unauthorized", f"this endpoint needs an access token: send {how}"
+        )
         response.headers["WWW-Authenticate"] = ", ".join(
             www_authenticate(realm, scheme=scheme, algs=algs if scheme == "DPoP" else None)
-            for scheme in SCHEMES if scheme in schemes)
+            for scheme in SCHEMES
+            if scheme in schemes
+        )
     else:
         answer = answer_for(failure)
         description = getattr(failure, "description", None) or answer.error
@@ -167,11 +182,17 @@ def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...]
                 # Never a challenge for a scheme the mode refuses (okta.dpop =
                 # required refuses Bearer): the client could not answer it.
                 scheme = getattr(failure, "challenge", None) or (
-                    used if used in schemes else schemes[0])
+                    used if used in schemes else schemes[0]
+                )
             # RFC 6750 §3: a 400 or 401 carries the challenge; §3.1: so may a 403.
             response.headers["WWW-Authenticate"] = www_authenticate(
-                realm, answer.error, description, scope, scheme=scheme,
-                algs=algs if scheme == "DPoP" else None)
+                realm,
+                answer.error,
+                description,
+                scope,
+                scheme=scheme,
+                algs=algs if scheme == "DPoP" else None,
+            )
         nonce = getattr(failure, "nonce", None)
         if nonce:
             # RFC 9449 §9; json_error already made the answer no-store.
@@ -180,13 +201,17 @@ def challenge(failure: Exception | None, *, realm: str, schemes: tuple[str, ...]
     return response
 
 
-def answer(request: Request, failure: Exception | None,
-           used: str | None = None) -> Response:
+def answer(request: Request, failure: Exception | None, used: str | None = None) -> Response:
     """:func:`challenge` with the application's realm, schemes and DPoP algorithms."""
     schemes = request.registry.okta_request_verifier.schemes
     dpop = request.registry.okta_dpop
-    return challenge(failure, realm=request.registry.okta_settings.realm, schemes=schemes,
-                     used=used, algs=" ".join(dpop.algorithms) if dpop is not None else None)
+    return challenge(
+        failure,
+        realm=request.registry.okta_settings.realm,
+        schemes=schemes,
+        used=used,
+        algs=" ".join(dpop.algorithms) if dpop is not None else None,
+    )
 
 
 def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
@@ -199,7 +224,9 @@ def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
             # client how to get in (RFC 9449 §7.1), not that a scope is missing.
             failure = SchemeNotAccepted(
                 "this resource needs a DPoP-bound access token: send "
-                "'Authorization: DPoP <token>' with a DPoP proof", "DPoP")
+                "'Authorization: DPoP <token>' with a DPoP proof",
+                "DPoP",
+            )
         else:
             failure = InsufficientScope(" ".join(_scopes_needed(exc, request)) or None)
     return answer(request, failure, verdict.scheme)
@@ -208,8 +235,7 @@ def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
 def _denied_bearer(exc: HTTPForbidden) -> bool:
     # Pyramid 2's ACLDenied names the entry that decided: (Deny, token:bearer, ...).
     ace = getattr(getattr(exc, "result", None), "ace", None)
-    return isinstance(ace, tuple) and len(ace) == 3 and ace[0] == Deny \
-        and ace[1] == BEARER_TOKEN
+    return isinstance(ace, tuple) and len(ace) == 3 and ace[0] == Deny and ace[1] == BEARER_TOKEN
 
 
 def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:
@@ -232,16 +258,19 @@ def not_found(request: Request) -> Response:
         allowed = allowed_methods(request.registry).get(request.matched_route.name)
         # None: a view of the route takes every method, so another predicate refused.
         if allowed and request.method not in allowed:
-            response = json_error(405, "method_not_allowed",
-                                  "this endpoint accepts only " + ", ".join(allowed))
+            response = json_error(
+                405, "method_not_allowed", "this endpoint accepts only " + ", ".join(allowed)
+            )
             response.allow = allowed
             return response
     return json_error(404, "not_found", "no such endpoint")
 
 
 # The usual order of an Allow header; other methods follow, sorted.
-_METHOD_ORDER = {method: rank for rank, method in enumerate(
-    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))}
+_METHOD_ORDER = {
+    method: rank
+    for rank, method in enumerate(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+}
 
 
 def allowed_methods(registry: Registry) -> Mapping[str, tuple[str, ...] | None]:
@@ -262,9 +291,11 @@ def allowed_methods(registry: Registry) -> Mapping[str, tuple[str, ...] | None]:
             else:
                 found.setdefault(route, set()).update(methods)
         table = registry.okta_allowed_methods = {
-            route: None if methods is None else tuple(
-                sorted(methods, key=lambda m: (_METHOD_ORDER.get(m, len(_METHOD_ORDER)), m)))
-            for route, methods in found.items()}
+            route: None
+            if methods is None
+            else tuple(sorted(methods, key=lambda m: (_METHOD_ORDER.get(m, len(_METHOD_ORDER)), m)))
+            for route, methods in found.items()
+        }
     return table
 
 
@@ -274,7 +305,8 @@ def _view_methods(value: Any) -> set[str] | None:
     if isinstance(value, str):
         methods = {value}
     elif isinstance(value, (tuple, list, set, frozenset)) and all(
-            isinstance(method, str) for method in value):
+        isinstance(method, str) for method in value
+    ):
         methods = set(value)
     else:
         return None

@@ -17,6 +17,7 @@ The application includes them; an application that uses okta_pyramid as an add-o
 opts in with ``config.include("okta_pyramid.health")`` (with ``route_prefix`` to
 move them).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -79,12 +80,21 @@ def readyz(request: Request) -> Response:
     store = getattr(registry, "okta_shared_store", None)
     shared = {} if store is None else {"shared_store": "ok" if store.ping() else "unavailable"}
     if len(verifiers) == 1:
-        reason, details = readiness(registry.okta_verifier.keys,
-                                    getattr(registry, "okta_key_refresher", None))
+        reason, details = readiness(
+            registry.okta_verifier.keys, getattr(registry, "okta_key_refresher", None)
+        )
         if reason is None:
             return _json(200, {"status": "ready", **details, **shared})
-        return _json(503, {"status": "not_ready", "reason": reason,
-                           "description": _DESCRIPTIONS[reason], **details, **shared})
+        return _json(
+            503,
+            {
+                "status": "not_ready",
+                "reason": reason,
+                "description": _DESCRIPTIONS[reason],
+                **details,
+                **shared,
+            },
+        )
     issuers = []
     for issuer, verifier in verifiers.items():
         reason, details = readiness(verifier.keys, refreshers.get(issuer))
@@ -95,14 +105,26 @@ def readyz(request: Request) -> Response:
     waiting = [state["issuer"] for state in issuers if state["status"] != "ready"]
     if not waiting:
         return _json(200, {"status": "ready", "issuers": issuers, **shared})
-    return _json(503, {"status": "not_ready", "reason": ISSUERS_NOT_READY,
-                       "description": f"not ready: {', '.join(waiting)}",
-                       "not_ready": waiting, "issuers": issuers, **shared})
+    return _json(
+        503,
+        {
+            "status": "not_ready",
+            "reason": ISSUERS_NOT_READY,
+            "description": f"not ready: {', '.join(waiting)}",
+            "not_ready": waiting,
+            "issuers": issuers,
+            **shared,
+        },
+    )
 
 
 def includeme(config: Configurator) -> None:
     config.add_route("okta.healthz", "/healthz")
     config.add_route("okta.readyz", "/readyz")
     for route, view in (("okta.healthz", healthz), ("okta.readyz", readyz)):
-        config.add_view(view, route_name=route, request_method=("GET", "HEAD"),
-                        permission=NO_PERMISSION_REQUIRED)
+        config.add_view(
+            view,
+            route_name=route,
+            request_method=("GET", "HEAD"),
+            permission=NO_PERMISSION_REQUIRED,
+        )

@@ -7,6 +7,7 @@ view's permission, **and** introspection (RFC 7662): a revoked token is refused
 (401 ``invalid_token``) within ``okta.introspection_cache_ttl``, and an issuer that
 cannot answer makes the request 503, never 200. Other views keep the local check.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,9 @@ def client_authentication(settings: OktaSettings) -> ClientAuthentication:
     introspection = settings.introspection
     assert introspection is not None
     if introspection.auth_method == "private_key_jwt":
-        return PrivateKeyJWT(introspection.client_id, introspection.private_key,
-                             key_id=introspection.key_id)
+        return PrivateKeyJWT(
+            introspection.client_id, introspection.private_key, key_id=introspection.key_id
+        )
     assert introspection.client_secret is not None
     if introspection.auth_method == "client_secret_post":
         return ClientSecretPost(introspection.client_id, introspection.client_secret)
@@ -70,14 +72,16 @@ def shared_store(settings: OktaSettings) -> RedisStore | None:
 def call_slots(settings: OktaSettings) -> CallSlots:
     """The introspection call slots of the process, sized to ``okta.server_threads``
     and shared by every issuer (they share the server's threads)."""
-    return CallSlots(calls_for_threads(settings.server_threads),
-                     timeout=settings.http_timeout)
+    return CallSlots(calls_for_threads(settings.server_threads), timeout=settings.http_timeout)
 
 
-def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
-                issuer: IssuerSettings | None = None, shared: RedisStore | None = None,
-                slots: CallSlots | None = None
-                ) -> AccessTokenVerifier | IntrospectingVerifier:
+def token_judge(
+    settings: OktaSettings,
+    verifier: AccessTokenVerifier,
+    issuer: IssuerSettings | None = None,
+    shared: RedisStore | None = None,
+    slots: CallSlots | None = None,
+) -> AccessTokenVerifier | IntrospectingVerifier:
     """What judges the tokens of ``verifier``'s issuer (``issuer``, by default the
     first): the local verifier alone, or with introspection when
     ``okta.introspection_client_id`` is set (its answers shared through ``shared``
@@ -89,26 +93,35 @@ def token_judge(settings: OktaSettings, verifier: AccessTokenVerifier,
     # (both discover the same document, once each). Introspection asks often, so it
     # keeps its connection: one round trip a call instead of a new TLS handshake.
     client = IssuerClient(line.issuer, http_timeout=settings.http_timeout, keep_alive=True)
-    introspector = TokenIntrospector(client, client_authentication(settings), rules=verifier,
-                                     cache_ttl=settings.introspection.cache_ttl,
-                                     shared=shared.answers if shared is not None else None,
-                                     endpoint=settings.introspection.endpoint,
-                                     slots=slots or call_slots(settings))
-    return IntrospectingVerifier(verifier, introspector, local=not line.org_server,
-                                 opaque=line.opaque)
+    introspector = TokenIntrospector(
+        client,
+        client_authentication(settings),
+        rules=verifier,
+        cache_ttl=settings.introspection.cache_ttl,
+        shared=shared.answers if shared is not None else None,
+        endpoint=settings.introspection.endpoint,
+        slots=slots or call_slots(settings),
+    )
+    return IntrospectingVerifier(
+        verifier, introspector, local=not line.org_server, opaque=line.opaque
+    )
 
 
-def tokens_judge(settings: OktaSettings, verifiers: Mapping[str, AccessTokenVerifier],
-                 shared: RedisStore | None = None
-                 ) -> AccessTokenVerifier | IntrospectingVerifier | MultiIssuerVerifier:
+def tokens_judge(
+    settings: OktaSettings,
+    verifiers: Mapping[str, AccessTokenVerifier],
+    shared: RedisStore | None = None,
+) -> AccessTokenVerifier | IntrospectingVerifier | MultiIssuerVerifier:
     """What judges a request's token: :func:`token_judge` of the one issuer, or, with
     several (``okta.issuer`` lines), a :class:`MultiIssuerVerifier` choosing among
     theirs by the token's ``iss``; opaque tokens go to the line marked ``opaque``."""
     slots = call_slots(settings)
     if len(settings.issuers) == 1:
         return token_judge(settings, verifiers[settings.issuer], shared=shared, slots=slots)
-    judges = {line.issuer: token_judge(settings, verifiers[line.issuer], line, shared, slots)
-              for line in settings.issuers}
+    judges = {
+        line.issuer: token_judge(settings, verifiers[line.issuer], line, shared, slots)
+        for line in settings.issuers
+    }
     opaque = next((line.issuer for line in settings.issuers if line.opaque), None)
     return MultiIssuerVerifier(judges, opaque=opaque)
 
@@ -158,7 +171,8 @@ def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., A
     if settings.introspection is None:
         raise ConfigurationError(
             f"{OPTION}=True on view {info.original_view!r} needs token introspection: "
-            f"set okta.introspection_client_id and its credentials (docs/introspection.md)")
+            f"set okta.introspection_client_id and its credentials (docs/introspection.md)"
+        )
 
     def live_view(context: Any, request: Request) -> Response:
         failure, refused = live_token_failure(request)

@@ -1,4 +1,5 @@
 """The issuers' keys, fetched in the background from the moment the application starts."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit

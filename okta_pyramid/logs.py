@@ -10,6 +10,7 @@
 What is logged about a request is decided where it is logged: the security policy
 logs a rejected token's reason code and the client address, never the token.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -36,7 +37,8 @@ ENVIRON_KEY = "okta_pyramid.request_id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:=+/@-]{1,128}")
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "okta_pyramid_request_id", default=None)
+    "okta_pyramid_request_id", default=None
+)
 
 
 # A random per-process prefix and a counter: unique ids without asking the kernel
@@ -88,7 +90,8 @@ class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -11,6 +11,7 @@ subject or a client id. Counts the token core keeps (key fetches, cache hits,
 introspection calls, shared store failures) are read when scraped: the hot path
 pays for none of them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator
@@ -40,19 +41,34 @@ class Metrics:
     def __init__(self, registry: Registry) -> None:
         self.registry = CollectorRegistry()
         self.accepted = Counter(
-            "tokens_accepted", "Requests whose access token was accepted, by scheme",
-            ["scheme"], namespace=NAMESPACE, registry=self.registry)
+            "tokens_accepted",
+            "Requests whose access token was accepted, by scheme",
+            ["scheme"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.refused = Counter(
-            "tokens_refused", "Requests whose credentials were refused or could not be "
+            "tokens_refused",
+            "Requests whose credentials were refused or could not be "
             "judged, by reason (the reason code of the log line)",
-            ["reason"], namespace=NAMESPACE, registry=self.registry)
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.replays = Counter(
-            "dpop_replays_refused", "DPoP proofs refused because they were used before",
-            namespace=NAMESPACE, registry=self.registry)
+            "dpop_replays_refused",
+            "DPoP proofs refused because they were used before",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.introspection = Histogram(
-            "introspection_seconds", "Introspection calls to the issuer, by outcome "
-            "(active, inactive, failed)", ["outcome"], namespace=NAMESPACE,
-            buckets=INTROSPECTION_BUCKETS, registry=self.registry)
+            "introspection_seconds",
+            "Introspection calls to the issuer, by outcome (active, inactive, failed)",
+            ["outcome"],
+            namespace=NAMESPACE,
+            buckets=INTROSPECTION_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_CoreCounts(registry))
 
     def count(self, verdict: Any, live_failure: Exception | None) -> None:
@@ -102,8 +118,10 @@ class _CoreCounts:
         introspectors = _introspectors(registry)
         if introspectors:
             hits = CounterMetricFamily(
-                f"{NAMESPACE}_introspection_cache_hits", "Introspection answers reused, "
-                "from this process's cache or the shared store", labels=["issuer", "cache"])
+                f"{NAMESPACE}_introspection_cache_hits",
+                "Introspection answers reused, from this process's cache or the shared store",
+                labels=["issuer", "cache"],
+            )
             calls = _family("introspection_calls", "Introspection calls made to the issuer")
             for issuer, introspector in introspectors:
                 own = introspector.cache
@@ -114,8 +132,12 @@ class _CoreCounts:
             yield calls
         store = getattr(registry, "okta_shared_store", None)
         if store is not None:
-            yield _counter("shared_store_failures", "Calls to the shared store that failed "
-                           "or took longer than okta.shared_store_timeout", store.failures)
+            yield _counter(
+                "shared_store_failures",
+                "Calls to the shared store that failed "
+                "or took longer than okta.shared_store_timeout",
+                store.failures,
+            )
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
@@ -129,10 +151,16 @@ def _family(name: str, documentation: str) -> CounterMetricFamily:
 def _introspectors(registry: Registry) -> list[tuple[str, Any]]:
     """``(issuer, TokenIntrospector)`` of each issuer that introspects."""
     judge = registry.okta_request_verifier.tokens
-    judges = judge.judges if isinstance(judge, MultiIssuerVerifier) else {
-        registry.okta_settings.issuer: judge}
-    return [(issuer, found.introspector) for issuer, found in judges.items()
-            if isinstance(found, IntrospectingVerifier)]
+    judges = (
+        judge.judges
+        if isinstance(judge, MultiIssuerVerifier)
+        else {registry.okta_settings.issuer: judge}
+    )
+    return [
+        (issuer, found.introspector)
+        for issuer, found in judges.items()
+        if isinstance(found, IntrospectingVerifier)
+    ]
 
 
 def metrics_view(request: Request) -> Response:
@@ -143,8 +171,9 @@ def metrics_view(request: Request) -> Response:
     return response
 
 
-def metrics_tween_factory(handler: Callable[[Request], Response],
-                          registry: Registry) -> Callable[[Request], Response]:
+def metrics_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
     """Counts each request's verdict once it has been answered."""
     metrics: Metrics = registry.okta_metrics
     policy = registry.okta_security_policy
@@ -166,5 +195,9 @@ def includeme(config: Configurator) -> None:
         introspector.call_observer = metrics.observe_introspection
     config.add_tween("okta_pyramid.metrics.metrics_tween_factory")
     config.add_route("okta.metrics", "/metrics")
-    config.add_view(metrics_view, route_name="okta.metrics", request_method=("GET", "HEAD"),
-                    permission=NO_PERMISSION_REQUIRED)
+    config.add_view(
+        metrics_view,
+        route_name="okta.metrics",
+        request_method=("GET", "HEAD"),
+        permission=NO_PERMISSION_REQUIRED,
+    )

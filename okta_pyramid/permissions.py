@@ -4,6 +4,7 @@ An application's own ACLs grant its permissions to principals
 (:mod:`okta_pyramid.principals`): ``(Allow, scope("orders:read"), READ_ORDERS)``
 lets a token carrying that scope read orders (docs/authorization.md).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,7 +53,7 @@ def scopes_granting(context: Any, permission: str) -> list[str]:
     """
     allowed = ACLHelper().principals_allowed_by_permission(context, permission)
     return sorted(
-        principal[len(_SCOPE_PREFIX):]
+        principal[len(_SCOPE_PREFIX) :]
         for principal in allowed
         if isinstance(principal, str) and principal.startswith(_SCOPE_PREFIX)
     )

@@ -34,6 +34,7 @@ The prefixes keep the namespaces apart: a group called ``system.Authenticated``
 or a scope called ``Admins`` can never stand in for another kind of principal.
 Claim values of an unexpected JSON type are ignored, never an error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,11 @@ def scopes_of(claims: Mapping[str, Any]) -> list[str]:
     ``scope`` as one space-separated string; some send ``scp`` as a string too.
     Both claims are read and both shapes are accepted.
     """
-    return list(dict.fromkeys(_strings(claims.get("scp"), split=True)
-                              + _strings(claims.get("scope"), split=True)))
+    return list(
+        dict.fromkeys(
+            _strings(claims.get("scp"), split=True) + _strings(claims.get("scope"), split=True)
+        )
+    )
 
 
 def groups_of(claims: Mapping[str, Any], groups_claim: str = DEFAULT_GROUPS_CLAIM) -> list[str]:
@@ -98,8 +102,7 @@ def groups_of(claims: Mapping[str, Any], groups_claim: str = DEFAULT_GROUPS_CLAI
     return list(dict.fromkeys(_strings(claims.get(groups_claim), split=False)))
 
 
-def principals_for(claims: Mapping[str, Any],
-                   settings: OktaSettings | None = None) -> list[str]:
+def principals_for(claims: Mapping[str, Any], settings: OktaSettings | None = None) -> list[str]:
     """The principals of a caller holding a validated token with these ``claims``.
 
     ``settings`` supplies ``groups_claim``; without it the claim is ``groups``.
@@ -136,8 +139,11 @@ def configured_principals(settings: OktaSettings) -> Callable[[Mapping[str, Any]
         # issuer: and token: are the security policy's to add (who vouched for the
         # token, how it was presented): a callback that hands claim values on as
         # principals must not let a token claim them.
-        return [name for name in callback(claims, settings)
-                if not (isinstance(name, str) and name.startswith(_POLICY_PREFIXES))]
+        return [
+            name
+            for name in callback(claims, settings)
+            if not (isinstance(name, str) and name.startswith(_POLICY_PREFIXES))
+        ]
 
     return principals
 

@@ -10,6 +10,7 @@ It also refuses DPoP proofs checked against a URL the client chooses (the
 request's Host) unless the operator says the proxy sets it, and warns, once at
 start-up, about an audience that other APIs share.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,9 @@ def warn_shared_audience(settings: OktaSettings) -> bool:
     with ``okta.client_ids``, accepts tokens minted for its sibling APIs
     (RFC 9068 §4, RFC 8707). Returns whether it warned.
     """
-    if not any(DEFAULT_AUDIENCE in line.audiences and not line.client_ids
-               for line in settings.issuers):
+    if not any(
+        DEFAULT_AUDIENCE in line.audiences and not line.client_ids for line in settings.issuers
+    ):
         return False
     log.warning(
         "okta.audience: is %s, the audience Okta's default authorization server gives "
@@ -109,7 +111,8 @@ def check_public_url(settings: OktaSettings) -> None:
         "(okta.dpop = allowed or required): without it the URL a DPoP proof must name "
         "is built from the request's Host header, which the client chooses; set it to "
         "the URL clients call this API at (OKTA_PUBLIC_URL), or to from-proxy if the "
-        "proxy in front sets the Host header itself, or set okta.dpop = disabled")
+        "proxy in front sets the Host header itself, or set okta.dpop = disabled"
+    )
 
 
 def includeme(config: Configurator) -> None:

@@ -2,6 +2,7 @@
 verdict an identity and principals. Nothing else happens here: views declare
 permissions, and :mod:`okta_pyramid.errors` turns a verdict into an HTTP answer.
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,11 +62,22 @@ class BearerTokenReader(JWTAuthenticationPolicy):
     of that role it inherits refuse to act.
     """
 
-    def __init__(self, verifier: AccessTokenVerifier, *, http_header: str = "Authorization",
-                 auth_type: str = "Bearer", request_verifier: RequestVerifier | None = None,
-                 public_url: str | None = None) -> None:
-        super().__init__(private_key=None, algorithm="RS256", leeway=verifier.leeway,
-                         http_header=http_header, auth_type=auth_type)
+    def __init__(
+        self,
+        verifier: AccessTokenVerifier,
+        *,
+        http_header: str = "Authorization",
+        auth_type: str = "Bearer",
+        request_verifier: RequestVerifier | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        super().__init__(
+            private_key=None,
+            algorithm="RS256",
+            leeway=verifier.leeway,
+            http_header=http_header,
+            auth_type=auth_type,
+        )
         self.verifier = verifier
         #: Judges scheme, binding and proof; by default ``okta.dpop = allowed``.
         self.request_verifier = request_verifier or RequestVerifier(verifier, DPoPVerifier())
@@ -132,10 +144,12 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             if not _is_authority(host):
                 raise InvalidDPoPProof(
                     "the Host header is not an RFC 3986 host[:port]: the request's URL "
-                    "cannot be compared with the DPoP proof's htu", "dpop_host")
+                    "cannot be compared with the DPoP proof's htu",
+                    "dpop_host",
+                )
             return request.path_url
         # path_url is application_url (scheme, host, SCRIPT_NAME) + the quoted PATH_INFO.
-        return self.public_url + request.path_url[len(request.application_url):]
+        return self.public_url + request.path_url[len(request.application_url) :]
 
     def verified_request(self, request: Request) -> VerifiedRequest | None:
         """The request's validated credentials, or ``None`` when it has none; raises
@@ -148,8 +162,7 @@ class BearerTokenReader(JWTAuthenticationPolicy):
         # A Bearer request needs no URL and no proof, and judging it twice is only a
         # cache hit: the fast path stays as short as it was before DPoP.
         try:
-            return self.request_verifier.check(credentials,
-                                               request.environ["REQUEST_METHOD"], "")
+            return self.request_verifier.check(credentials, request.environ["REQUEST_METHOD"], "")
         except SchemeNotAccepted:
             # The scheme is refused whatever follows it: a 401 with the challenge of
             # the accepted scheme, not a 400 about a token this API would never take.
@@ -171,10 +184,15 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             try:
                 # The URL is built (and its host checked) only once the scheme and
                 # the token have passed.
-                outcome = (self.request_verifier.check(
-                    credentials, request.environ["REQUEST_METHOD"],
-                    lambda: self.request_url(request), () if proof is None else (proof,)),
-                    None)
+                outcome = (
+                    self.request_verifier.check(
+                        credentials,
+                        request.environ["REQUEST_METHOD"],
+                        lambda: self.request_url(request),
+                        () if proof is None else (proof,),
+                    ),
+                    None,
+                )
             except SchemeNotAccepted as exc:
                 outcome = (None, exc)  # as for Bearer: the scheme before the syntax
             except InvalidToken as exc:
@@ -224,7 +242,8 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def create_token(self, *args: Any, **kw: Any) -> str:
         raise NotImplementedError(
-            "okta_pyramid only verifies access tokens; the authorization server issues them")
+            "okta_pyramid only verifies access tokens; the authorization server issues them"
+        )
 
     def remember(self, request: Request, principal: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
@@ -241,12 +260,14 @@ class BearerTokenReader(JWTAuthenticationPolicy):
     def authenticated_userid(self, request: Request) -> Any:
         raise NotImplementedError(
             "okta_pyramid authenticates with a Pyramid 2 security policy: "
-            "use request.authenticated_userid or request.identity")
+            "use request.authenticated_userid or request.identity"
+        )
 
     def effective_principals(self, request: Request) -> Any:
         raise NotImplementedError(
             "okta_pyramid authorizes with a Pyramid 2 security policy: "
-            "use request.identity.__principals__()")
+            "use request.identity.__principals__()"
+        )
 
 
 # Set on a request whose token a later check refused (a live view's introspection).
@@ -268,7 +289,8 @@ def _malformed(credentials: Credentials) -> MalformedRequest | None:
         return None
     # Not "<scheme> <token>": a malformed request (400), not a bad token (401).
     return MalformedRequest(
-        f"the Authorization header must be '{credentials.scheme}' followed by one access token")
+        f"the Authorization header must be '{credentials.scheme}' followed by one access token"
+    )
 
 
 # RFC 3986 §3.2.2: reg-name, which an IPv4address also matches; never empty in an
@@ -316,8 +338,10 @@ def _is_ip_literal(literal: str) -> bool:
 def _has_access_token(query: str) -> bool:
     # Parsed from the raw string: webob's request.GET raises on bytes that are not
     # UTF-8 (?%ff), and this runs before any view could turn that into a 400.
-    return any(name == "access_token"
-               for name, _ in parse_qsl(query, keep_blank_values=True, errors="replace"))
+    return any(
+        name == "access_token"
+        for name, _ in parse_qsl(query, keep_blank_values=True, errors="replace")
+    )
 
 
 class TokenIdentity:
@@ -325,9 +349,13 @@ class TokenIdentity:
 
     __slots__ = ("token", "principals_of", "scheme", "proof", "_claims")
 
-    def __init__(self, token: VerifiedToken,
-                 principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,
-                 scheme: str = BEARER, proof: DPoPProof | None = None) -> None:
+    def __init__(
+        self,
+        token: VerifiedToken,
+        principals_of: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,
+        scheme: str = BEARER,
+        proof: DPoPProof | None = None,
+    ) -> None:
         #: The validated token, shared by every request that presents it.
         self.token = token
         #: Claims to principals; the policy passes the configured mapping.
@@ -358,8 +386,11 @@ class TokenIdentity:
         """The principals of the token, computed once per token, and the principal of
         how this request presented it (``token:dpop`` or ``token:bearer``)."""
         token = self.token
-        return (*token.principals(self.principals_of), *_issuer_principal(token),
-                _SCHEME_PRINCIPALS[self.scheme])
+        return (
+            *token.principals(self.principals_of),
+            *_issuer_principal(token),
+            _SCHEME_PRINCIPALS[self.scheme],
+        )
 
     def __principals__(self) -> list[str]:
         """``Authenticated``, ``user:``, ``client:``, ``scope:``, ``group:``, ``issuer:``
@@ -402,8 +433,9 @@ class OktaSecurityPolicy:
         self.verifier = verifier
         self.realm = realm
         self.principals = principals
-        self.reader = BearerTokenReader(verifier, request_verifier=request_verifier,
-                                        public_url=public_url)
+        self.reader = BearerTokenReader(
+            verifier, request_verifier=request_verifier, public_url=public_url
+        )
         #: Judges scheme, binding and DPoP proof (``okta.dpop``).
         self.request_verifier = self.reader.request_verifier
         self.helper = ACLHelper()
@@ -438,9 +470,15 @@ class OktaSecurityPolicy:
             return self.helper.permits(context, _ANONYMOUS, permission)
         token = identity.token
         return self.helper.permits(
-            context, (Everyone, *token.principals(identity.principals_of),
-                      *_issuer_principal(token), _SCHEME_PRINCIPALS[identity.scheme]),
-            permission)
+            context,
+            (
+                Everyone,
+                *token.principals(identity.principals_of),
+                *_issuer_principal(token),
+                _SCHEME_PRINCIPALS[identity.scheme],
+            ),
+            permission,
+        )
 
     def remember(self, request: Request, userid: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
@@ -464,10 +502,14 @@ class OktaSecurityPolicy:
         except (IssuerUnavailable, ReplayStoreFull, SharedStoreUnavailable) as exc:
             # An introspection or shared store incident is logged once, where it
             # happens, not once per request it affects.
-            log.log(logging.DEBUG if isinstance(exc, (IntrospectionUnavailable,
-                                                      SharedStoreUnavailable))
-                    else logging.WARNING, "token not judged: reason=%s client=%s",
-                    exc.reason, request.remote_addr)
+            log.log(
+                logging.DEBUG
+                if isinstance(exc, (IntrospectionUnavailable, SharedStoreUnavailable))
+                else logging.WARNING,
+                "token not judged: reason=%s client=%s",
+                exc.reason,
+                request.remote_addr,
+            )
             return Authentication(failure=exc, scheme=self._scheme(request))
         if verified is None:
             return _NO_TOKEN
@@ -475,9 +517,10 @@ class OktaSecurityPolicy:
         if proof is not None and proof.next_nonce is not None:
             # RFC 9449 §8.2: the next nonce before the client's one expires.
             request.add_response_callback(_NonceOnResponse(proof.next_nonce))
-        return Authentication(identity=TokenIdentity(verified.token, self.principals,
-                                                     verified.scheme, proof),
-                              scheme=verified.scheme)
+        return Authentication(
+            identity=TokenIdentity(verified.token, self.principals, verified.scheme, proof),
+            scheme=verified.scheme,
+        )
 
     def _scheme(self, request: Request) -> str | None:
         # The header's own scheme, even when the query string made the request
@@ -556,10 +599,13 @@ def includeme(config: Configurator) -> None:
     deriving its request class from :class:`OktaRequest`.
     """
     settings = config.registry.okta_settings
-    policy = OktaSecurityPolicy(config.registry.okta_verifier, realm=settings.realm,
-                                principals=configured_principals(settings),
-                                request_verifier=config.registry.okta_request_verifier,
-                                public_url=settings.public_url)
+    policy = OktaSecurityPolicy(
+        config.registry.okta_verifier,
+        realm=settings.realm,
+        principals=configured_principals(settings),
+        request_verifier=config.registry.okta_request_verifier,
+        public_url=settings.public_url,
+    )
     config.registry.okta_security_policy = policy
     config.set_security_policy(policy)
     # An application's own set_request_factory wins over this one (Pyramid's rule

@@ -15,6 +15,7 @@ It binds the listening sockets when the server is loaded, before the application
 is built, so an address already in use (or one this machine does not have) ends
 start-up with one line naming the address and how to choose another.
 """
+
 from __future__ import annotations
 
 import logging

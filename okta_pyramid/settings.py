@@ -4,6 +4,7 @@ Every key is read here and nowhere else. A wrong or missing value raises
 :class:`pyramid.exceptions.ConfigurationError` with a message that starts with
 the key, so a misconfigured deployment stops before it serves a request.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -67,45 +68,47 @@ PUBLIC_URL_FROM_PROXY = "from-proxy"
 
 #: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
 #: start-up: a misspelt key would otherwise leave its default silently in force.
-SETTING_NAMES = frozenset({
-    "okta.issuer",
-    "okta.audience",
-    "okta.client_ids",
-    "okta.leeway",
-    "okta.http_timeout",
-    "okta.jwks_refetch_cooldown",
-    "okta.jwks_refresh_interval",
-    "okta.protect_all",
-    "okta.cors_allowed_origins",
-    "okta.cors_max_age",
-    "okta.realm",
-    "okta.console",
-    "okta.environment",
-    "okta.groups_claim",
-    "okta.required_claims",
-    "okta.principals_callback",
-    "okta.token_cache_size",
-    "okta.dpop",
-    "okta.dpop_algorithms",
-    "okta.dpop_max_age",
-    "okta.dpop_nonce",
-    "okta.dpop_nonce_secret",
-    "okta.dpop_replay_store_size",
-    "okta.dpop_replay_key_quota",
-    "okta.public_url",
-    "okta.introspection_client_id",
-    "okta.introspection_auth_method",
-    "okta.introspection_client_secret",
-    "okta.introspection_private_key",
-    "okta.introspection_key_id",
-    "okta.introspection_cache_ttl",
-    "okta.introspection_endpoint",
-    "okta.introspect_all",
-    "okta.shared_store",
-    "okta.shared_store_timeout",
-    "okta.metrics",
-    "okta.server_threads",
-})
+SETTING_NAMES = frozenset(
+    {
+        "okta.issuer",
+        "okta.audience",
+        "okta.client_ids",
+        "okta.leeway",
+        "okta.http_timeout",
+        "okta.jwks_refetch_cooldown",
+        "okta.jwks_refresh_interval",
+        "okta.protect_all",
+        "okta.cors_allowed_origins",
+        "okta.cors_max_age",
+        "okta.realm",
+        "okta.console",
+        "okta.environment",
+        "okta.groups_claim",
+        "okta.required_claims",
+        "okta.principals_callback",
+        "okta.token_cache_size",
+        "okta.dpop",
+        "okta.dpop_algorithms",
+        "okta.dpop_max_age",
+        "okta.dpop_nonce",
+        "okta.dpop_nonce_secret",
+        "okta.dpop_replay_store_size",
+        "okta.dpop_replay_key_quota",
+        "okta.public_url",
+        "okta.introspection_client_id",
+        "okta.introspection_auth_method",
+        "okta.introspection_client_secret",
+        "okta.introspection_private_key",
+        "okta.introspection_key_id",
+        "okta.introspection_cache_ttl",
+        "okta.introspection_endpoint",
+        "okta.introspect_all",
+        "okta.shared_store",
+        "okta.shared_store_timeout",
+        "okta.metrics",
+        "okta.server_threads",
+    }
+)
 
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
 _OKTA_SERVER_PATH = re.compile(r"/oauth2/[^/]+/?")
@@ -173,9 +176,19 @@ class OktaSettings:
     def __post_init__(self) -> None:
         if not self.issuers:
             # Built from the fields above (a test, or code that builds settings itself).
-            object.__setattr__(self, "issuers", (IssuerSettings(
-                self.issuer, self.audiences, self.client_ids, self.required_claims,
-                self.org_server),))
+            object.__setattr__(
+                self,
+                "issuers",
+                (
+                    IssuerSettings(
+                        self.issuer,
+                        self.audiences,
+                        self.client_ids,
+                        self.required_claims,
+                        self.org_server,
+                    ),
+                ),
+            )
 
 
 @dataclass(frozen=True)
@@ -216,8 +229,7 @@ def _is_okta_host(host: str | None) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in OKTA_DOMAINS)
 
 
-def refuse_unknown_keys(settings: Mapping[str, Any], prefix: str,
-                        known: Collection[str]) -> None:
+def refuse_unknown_keys(settings: Mapping[str, Any], prefix: str, known: Collection[str]) -> None:
     """Refuse a key under ``prefix`` that is not in ``known``, naming the closest one."""
     for key in sorted(k for k in settings if isinstance(k, str) and k.startswith(prefix)):
         if key in known:
@@ -239,8 +251,7 @@ def split_url(value: str, key: str) -> SplitResult:
     if any(c.isspace() or not c.isprintable() for c in value):
         # urlsplit would silently drop tabs and line breaks.
         raise ConfigurationError(
-            f"{key}: must be one URL, with no spaces, line breaks or control "
-            f"characters inside"
+            f"{key}: must be one URL, with no spaces, line breaks or control characters inside"
         )
     try:
         parts = urlsplit(value)
@@ -249,7 +260,7 @@ def split_url(value: str, key: str) -> SplitResult:
         if host.startswith("["):
             # Python 3.11+ refuses a bracketed host that is not an IPv6 address;
             # 3.10's urlsplit does not, so check it the same way on every Python.
-            ipaddress.IPv6Address(host[1:host.index("]")].partition("%")[0])
+            ipaddress.IPv6Address(host[1 : host.index("]")].partition("%")[0])
     except ValueError:
         raise ConfigurationError(
             f"{key}: is not a valid URL: its host or port cannot be read (an IPv6 "
@@ -277,9 +288,7 @@ def check_issuer_url(value: str, key: str = "okta.issuer") -> str:
             f"host (localhost, 127.0.0.0/8, ::1), got {shown!r}"
         )
     if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ConfigurationError(
-            f"{key}: must not contain a query or fragment, got {shown!r}"
-        )
+        raise ConfigurationError(f"{key}: must not contain a query or fragment, got {shown!r}")
     return value
 
 
@@ -354,9 +363,7 @@ def _number(
         raise ConfigurationError(f"{key}: must be {kind} of {unit}, got {raw!r}") from None
     if value != value or value < minimum or (maximum is not None and value > maximum):
         upper = f" and at most {maximum:g}" if maximum is not None else ""
-        raise ConfigurationError(
-            f"{key}: must be at least {minimum:g}{upper} {unit}, got {raw!r}"
-        )
+        raise ConfigurationError(f"{key}: must be at least {minimum:g}{upper} {unit}, got {raw!r}")
     return value
 
 
@@ -442,7 +449,8 @@ def _dpop_mode(settings: Mapping[str, Any]) -> str:
     mode = str(settings.get(key) or "allowed").strip().lower()
     if mode not in DPOP_MODES:
         raise ConfigurationError(
-            f"{key}: must be one of {', '.join(DPOP_MODES)}, got {settings.get(key)!r}")
+            f"{key}: must be one of {', '.join(DPOP_MODES)}, got {settings.get(key)!r}"
+        )
     return mode
 
 
@@ -453,7 +461,8 @@ def _dpop_algorithms(settings: Mapping[str, Any]) -> tuple[str, ...]:
         if name not in DPOP_ALGORITHMS:
             raise ConfigurationError(
                 f"{key}: {name[:20]!r} is not an algorithm for DPoP proofs; choose among "
-                f"{' '.join(DPOP_ALGORITHMS)} (none and HS* cannot prove possession)")
+                f"{' '.join(DPOP_ALGORITHMS)} (none and HS* cannot prove possession)"
+            )
     return names or DEFAULT_DPOP_ALGORITHMS
 
 
@@ -467,7 +476,8 @@ def _nonce_secret(settings: Mapping[str, Any]) -> str | None:
         # Never quote it: it is a secret, however wrong.
         raise ConfigurationError(
             f"{key}: must be at least {MIN_SECRET_BYTES} bytes (for example the output of "
-            f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+            f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
     return secret
 
 
@@ -479,28 +489,49 @@ def _public_url(settings: Mapping[str, Any]) -> str | None:
     parts = split_url(raw, key)
     if "@" in parts.netloc:
         raise ConfigurationError(f"{key}: must not contain user info (user:password@)")
-    if (parts.scheme not in ("https", "http") or not parts.hostname or parts.query
-            or parts.fragment or raw.endswith(("?", "#"))):
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or raw.endswith(("?", "#"))
+    ):
         raise ConfigurationError(
             f"{key}: must be the absolute http(s) URL where clients reach this API's root, "
             f"such as https://api.example.com or https://example.com/orders-api, with no "
-            f"query or fragment; got {display_url(parts)!r}")
+            f"query or fragment; got {display_url(parts)!r}"
+        )
     return raw.rstrip("/")
 
 
 def _public_url_from_proxy(settings: Mapping[str, Any]) -> bool:
-    return str(settings.get(PREFIX + "public_url") or "").strip().lower() == (
-        PUBLIC_URL_FROM_PROXY)
+    return str(settings.get(PREFIX + "public_url") or "").strip().lower() == (PUBLIC_URL_FROM_PROXY)
 
 
 def _replay_store(settings: Mapping[str, Any]) -> tuple[int, int]:
     """``okta.dpop_replay_store_size`` and ``okta.dpop_replay_key_quota``."""
-    size = int(_number(settings, "dpop_replay_store_size", DEFAULT_DPOP_REPLAY_STORE_SIZE,
-                       minimum=MIN_DPOP_REPLAY_STORE_SIZE,
-                       maximum=MAX_DPOP_REPLAY_STORE_SIZE, integer=True, unit="proofs"))
-    quota = int(_number(settings, "dpop_replay_key_quota",
-                        max(1, size // DPOP_REPLAY_KEY_SHARE), minimum=1, maximum=size,
-                        integer=True, unit="proofs"))
+    size = int(
+        _number(
+            settings,
+            "dpop_replay_store_size",
+            DEFAULT_DPOP_REPLAY_STORE_SIZE,
+            minimum=MIN_DPOP_REPLAY_STORE_SIZE,
+            maximum=MAX_DPOP_REPLAY_STORE_SIZE,
+            integer=True,
+            unit="proofs",
+        )
+    )
+    quota = int(
+        _number(
+            settings,
+            "dpop_replay_key_quota",
+            max(1, size // DPOP_REPLAY_KEY_SHARE),
+            minimum=1,
+            maximum=size,
+            integer=True,
+            unit="proofs",
+        )
+    )
     return size, quota
 
 
@@ -513,33 +544,50 @@ def _text(settings: Mapping[str, Any], name: str) -> str | None:
 def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
     """The ``okta.introspection_*`` settings, or ``None`` when introspection is off."""
     client_id = _text(settings, "introspection_client_id")
-    cache_ttl = int(_number(settings, "introspection_cache_ttl",
-                            DEFAULT_INTROSPECTION_CACHE_TTL, minimum=0,
-                            maximum=MAX_INTROSPECTION_CACHE_TTL, integer=True))
+    cache_ttl = int(
+        _number(
+            settings,
+            "introspection_cache_ttl",
+            DEFAULT_INTROSPECTION_CACHE_TTL,
+            minimum=0,
+            maximum=MAX_INTROSPECTION_CACHE_TTL,
+            integer=True,
+        )
+    )
     if client_id is None:
         # A setting that shows an intent to introspect, without the client to do it
         # (production.ini's defaults for the others mean nothing yet).
-        for name in ("introspection_client_secret", "introspection_private_key",
-                     "introspection_key_id", "introspection_auth_method", "introspect_all",
-                     "introspection_endpoint"):
+        for name in (
+            "introspection_client_secret",
+            "introspection_private_key",
+            "introspection_key_id",
+            "introspection_auth_method",
+            "introspect_all",
+            "introspection_endpoint",
+        ):
             value = _text(settings, name)
-            if value is None or (name == "introspection_auth_method"
-                                 and value.lower() == "client_secret_basic") or (
-                    name == "introspect_all" and not _boolean(settings, name, False)):
+            if (
+                value is None
+                or (name == "introspection_auth_method" and value.lower() == "client_secret_basic")
+                or (name == "introspect_all" and not _boolean(settings, name, False))
+            ):
                 continue
             raise ConfigurationError(
                 f"okta.{name}: is set, but introspection is off: set "
-                f"okta.introspection_client_id to the client the API introspects as")
+                f"okta.introspection_client_id to the client the API introspects as"
+            )
         return None
     if len(client_id.split()) != 1 or not client_id.isprintable():
         raise ConfigurationError(
-            f"okta.introspection_client_id: must be one client id, got {client_id[:40]!r}")
+            f"okta.introspection_client_id: must be one client id, got {client_id[:40]!r}"
+        )
     method = (_text(settings, "introspection_auth_method") or "client_secret_basic").lower()
     if method not in INTROSPECTION_AUTH_METHODS:
         raise ConfigurationError(
             f"okta.introspection_auth_method: must be one of "
             f"{', '.join(INTROSPECTION_AUTH_METHODS)}, got "
-            f"{settings.get(PREFIX + 'introspection_auth_method')!r}")
+            f"{settings.get(PREFIX + 'introspection_auth_method')!r}"
+        )
     secret = _text(settings, "introspection_client_secret")
     key_path = _text(settings, "introspection_private_key")
     key_id = _text(settings, "introspection_key_id")
@@ -548,34 +596,47 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
         if secret is not None:
             raise ConfigurationError(
                 "okta.introspection_client_secret: is not used with private_key_jwt; "
-                "remove it (the private key proves the client's identity)")
+                "remove it (the private key proves the client's identity)"
+            )
         if key_path is None:
             raise ConfigurationError(
                 "okta.introspection_private_key: is required with "
                 "okta.introspection_auth_method = private_key_jwt; give the path of the "
-                "client's PEM private key file")
+                "client's PEM private key file"
+            )
         private_key = _private_key(key_path)
         if key_id is not None and (len(key_id.split()) != 1 or not key_id.isprintable()):
             raise ConfigurationError(
-                f"okta.introspection_key_id: must be one key id, got {key_id[:40]!r}")
+                f"okta.introspection_key_id: must be one key id, got {key_id[:40]!r}"
+            )
     else:
-        for name, value in (("introspection_private_key", key_path),
-                            ("introspection_key_id", key_id)):
+        for name, value in (
+            ("introspection_private_key", key_path),
+            ("introspection_key_id", key_id),
+        ):
             if value is not None:
                 raise ConfigurationError(
                     f"okta.{name}: is only used with okta.introspection_auth_method = "
-                    f"private_key_jwt (now {method})")
+                    f"private_key_jwt (now {method})"
+                )
         if secret is None:
             raise ConfigurationError(
                 f"okta.introspection_client_secret: is required with "
                 f"okta.introspection_auth_method = {method}; in production.ini it comes "
-                f"from OKTA_INTROSPECTION_CLIENT_SECRET")
+                f"from OKTA_INTROSPECTION_CLIENT_SECRET"
+            )
     endpoint = _text(settings, "introspection_endpoint")
     if endpoint is not None:
         check_issuer_url(endpoint, "okta.introspection_endpoint")
     return IntrospectionSettings(
-        client_id=client_id, auth_method=method, client_secret=secret,
-        private_key=private_key, key_id=key_id, cache_ttl=cache_ttl, endpoint=endpoint)
+        client_id=client_id,
+        auth_method=method,
+        client_secret=secret,
+        private_key=private_key,
+        key_id=key_id,
+        cache_ttl=cache_ttl,
+        endpoint=endpoint,
+    )
 
 
 def _shared_store(settings: Mapping[str, Any]) -> str | None:
@@ -590,15 +651,18 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
         # follows holds the password, so nothing of the URL is quoted.
         raise ConfigurationError(
             f"{key}: its user name or password holds a character that must be "
-            f"percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40)")
+            f"percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40)"
+        )
     shown = display_url(parts._replace(query=""))
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigurationError(
             f"{key}: must be a Redis URL, redis://host:port/db or rediss://host:port/db "
-            f"(TLS), got {shown!r}")
+            f"(TLS), got {shown!r}"
+        )
     if parts.path.strip("/") and not parts.path.strip("/").isdigit():
         raise ConfigurationError(
-            f"{key}: the path names the database, a number such as /0; got {shown!r}")
+            f"{key}: the path names the database, a number such as /0; got {shown!r}"
+        )
     if parts.fragment:
         raise ConfigurationError(f"{key}: must not contain a fragment, got {shown!r}")
     # redis-py lets a URL option win over what the store sets: a timeout, the
@@ -611,18 +675,19 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
                 f"{key}: the URL option {named} is not accepted; the URL may name only "
                 f"{', '.join(SHARED_STORE_URL_OPTIONS)} (with rediss://): the timeout is "
                 f"okta.shared_store_timeout, the database is the path, and certificate "
-                f"checks stay on")
+                f"checks stay on"
+            )
         if parts.scheme != "rediss":
             raise ConfigurationError(f"{key}: {name} is an option of TLS: use rediss://")
-        if len(values) != 1 or not os.path.isfile(values[0]) or not os.access(
-                values[0], os.R_OK):
+        if len(values) != 1 or not os.path.isfile(values[0]) or not os.access(values[0], os.R_OK):
             raise ConfigurationError(f"{key}: {name} must name one readable file")
-    _client_certificate(key, options.get("ssl_certfile", [None])[0],
-                        options.get("ssl_keyfile", [None])[0])
+    _client_certificate(
+        key, options.get("ssl_certfile", [None])[0], options.get("ssl_keyfile", [None])[0]
+    )
     if importlib.util.find_spec("redis") is None:
         raise ConfigurationError(
-            f"{key}: needs redis-py, which is not installed: pip install "
-            f"'okta_pyramid[redis]'")
+            f"{key}: needs redis-py, which is not installed: pip install 'okta_pyramid[redis]'"
+        )
     return raw
 
 
@@ -646,7 +711,8 @@ def _client_certificate(key: str, certfile: str | None, keyfile: str | None) -> 
         if keyfile is not None:
             raise ConfigurationError(
                 f"{key}: ssl_keyfile is the private key of a client certificate: name "
-                f"the certificate too (ssl_certfile)")
+                f"the certificate too (ssl_certfile)"
+            )
         return
     holder = "ssl_keyfile" if keyfile is not None else "ssl_certfile"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -658,20 +724,24 @@ def _client_certificate(key: str, certfile: str | None, keyfile: str | None) -> 
         raise ConfigurationError(
             f"{key}: the private key in {holder} is protected by a pass phrase, which "
             f"the service cannot type: give it the key without one, in a file only the "
-            f"service's user can read") from None
+            f"service's user can read"
+        ) from None
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise ConfigurationError(
                 f"{key}: the private key in {holder} is not the key of the certificate "
-                f"in ssl_certfile") from None
+                f"in ssl_certfile"
+            ) from None
         raise ConfigurationError(
             f"{key}: ssl_certfile must hold a PEM certificate, and "
             f"{'ssl_keyfile' if keyfile is not None else 'it or ssl_keyfile'} its PEM "
-            f"private key; they could not be loaded") from None
+            f"private key; they could not be loaded"
+        ) from None
     except OSError as exc:
         raise ConfigurationError(
             f"{key}: ssl_certfile or ssl_keyfile cannot be read "
-            f"({exc.strerror or type(exc).__name__})") from None
+            f"({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def _metrics(settings: Mapping[str, Any]) -> bool:
@@ -679,7 +749,8 @@ def _metrics(settings: Mapping[str, Any]) -> bool:
     if enabled and importlib.util.find_spec("prometheus_client") is None:
         raise ConfigurationError(
             "okta.metrics: needs prometheus_client, which is not installed: pip install "
-            "'okta_pyramid[metrics]'")
+            "'okta_pyramid[metrics]'"
+        )
     return enabled
 
 
@@ -690,7 +761,8 @@ def _private_key(path: str) -> Any:
             pem = file.read(MAX_PRIVATE_KEY_BYTES + 1)
     except OSError as exc:
         raise ConfigurationError(
-            f"{key}: cannot read {path!r} ({exc.strerror or type(exc).__name__})") from None
+            f"{key}: cannot read {path!r} ({exc.strerror or type(exc).__name__})"
+        ) from None
     if len(pem) > MAX_PRIVATE_KEY_BYTES:
         raise ConfigurationError(f"{key}: {path!r} is larger than a private key file")
     try:
@@ -746,8 +818,11 @@ def _looks_like_okta_issuer(text: str) -> bool:
         parts = urlsplit(text)
     except ValueError:
         return False
-    return (parts.scheme == "https" and _is_okta_host(parts.hostname)
-            and bool(_OKTA_SERVER_PATH.fullmatch(parts.path)))
+    return (
+        parts.scheme == "https"
+        and _is_okta_host(parts.hostname)
+        and bool(_OKTA_SERVER_PATH.fullmatch(parts.path))
+    )
 
 
 def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettings:
@@ -756,8 +831,8 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
     if issuer.count("://") > 1:
         # "A,B" (a list written the usual way) would start as one URL that no iss is.
         raise ConfigurationError(
-            f"{key}: {issuer[:200]!r} holds two issuer URIs; put each issuer on a line "
-            f"of its own")
+            f"{key}: {issuer[:200]!r} holds two issuer URIs; put each issuer on a line of its own"
+        )
     check_issuer_url(issuer, key)
     org_server = is_org_server(issuer, key)
     if not defaults.introspection:
@@ -766,7 +841,8 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
         parts = urlsplit(issuer)
         raise ConfigurationError(
             f"{key}: the Okta org authorization server's issuer is the bare org URL "
-            f"(the iss of its tokens): write {parts.scheme}://{parts.netloc}")
+            f"(the iss of its tokens): write {parts.scheme}://{parts.netloc}"
+        )
     if not org_server:
         check_no_trailing_slash(issuer, key)
     audiences: list[str] = []
@@ -782,21 +858,26 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
                 raise ConfigurationError(
                     f"{key}: {field_[:40]!r} starts a comment, but an ini value has none: "
                     f"every word after it would be an audience; put the comment on a "
-                    f"line of its own")
+                    f"line of its own"
+                )
             if _looks_like_okta_issuer(field_):
                 raise ConfigurationError(
                     f"{key}: {field_[:200]!r} after the issuer looks like another issuer "
-                    f"URI, not an audience; put each issuer on a line of its own")
+                    f"URI, not an audience; put each issuer on a line of its own"
+                )
             audiences.append(field_)
             continue
         name, value = option.groups()
         if name not in ISSUER_OPTIONS:
-            close = difflib.get_close_matches(name.lower().replace("-", "_"),
-                                              ISSUER_OPTIONS, n=1)
-            hint = f"did you mean {close[0]}?" if close else (
-                f"the options are {', '.join(ISSUER_OPTIONS)}")
-            raise ConfigurationError(f"{key}: {name[:40]!r} is not an option of an issuer "
-                                     f"line; {hint}")
+            close = difflib.get_close_matches(name.lower().replace("-", "_"), ISSUER_OPTIONS, n=1)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else (f"the options are {', '.join(ISSUER_OPTIONS)}")
+            )
+            raise ConfigurationError(
+                f"{key}: {name[:40]!r} is not an option of an issuer line; {hint}"
+            )
         if name != "require" and name in seen:
             raise ConfigurationError(f"{key}: the option {name} is given twice")
         seen.add(name)
@@ -804,31 +885,37 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
             client_ids = tuple(filter(None, value.split(",")))
             if not client_ids:
                 raise ConfigurationError(
-                    f"{key}: client_ids= needs one or more client ids, separated by commas")
+                    f"{key}: client_ids= needs one or more client ids, separated by commas"
+                )
         elif name == "require":
             required.append(_requirement(key, value))
         else:
             if value.lower() not in truthy:
-                raise ConfigurationError(f"{key}: opaque= takes only true (leave it out "
-                                         f"otherwise), got {value[:20]!r}")
+                raise ConfigurationError(
+                    f"{key}: opaque= takes only true (leave it out otherwise), got {value[:20]!r}"
+                )
             if not defaults.introspection:
                 raise ConfigurationError(
                     f"{key}: opaque=true needs token introspection: set "
-                    f"okta.introspection_client_id and its credentials")
+                    f"okta.introspection_client_id and its credentials"
+                )
             if org_server:
                 # Its access tokens are JWTs; what it issues otherwise (refresh
                 # tokens) introspects as active but must not open the API.
                 raise ConfigurationError(
                     f"{key}: opaque=true: the Okta org authorization server's access "
-                    f"tokens are JWTs; leave opaque= out of this line")
+                    f"tokens are JWTs; leave opaque= out of this line"
+                )
             opaque = True
     audiences = audiences or list(defaults.audiences)
     if not audiences and defaults.production:
         # The default, api://default, is shared by every API on Okta's default
         # authorization server (RFC 9068 §4, RFC 8707): production must choose.
-        where = (f"the org authorization server's tokens have {issuer}" if org_server
-                 else "in the Admin Console: Security > API > Authorization Servers, "
-                      "column Audience")
+        where = (
+            f"the org authorization server's tokens have {issuer}"
+            if org_server
+            else "in the Admin Console: Security > API > Authorization Servers, column Audience"
+        )
         line_hint = "" if key == "okta.issuer" else f" (or after the issuer on {key})"
         raise ConfigurationError(
             f"okta.audience: is required when okta.environment = production{line_hint}; "
@@ -838,8 +925,8 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
     # The org authorization server cannot be given an audience: its tokens carry the org's.
     return IssuerSettings(
         issuer=issuer,
-        audiences=tuple(dict.fromkeys(audiences)) or (
-            (issuer,) if org_server else (DEFAULT_AUDIENCE,)),
+        audiences=tuple(dict.fromkeys(audiences))
+        or ((issuer,) if org_server else (DEFAULT_AUDIENCE,)),
         client_ids=client_ids,
         required_claims=tuple(required),
         org_server=org_server and defaults.introspection,
@@ -870,8 +957,11 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         production=environment == "production",
     )
     # With one line, messages name the key alone, as they always have.
-    keys = ["okta.issuer"] if len(lines) == 1 else [
-        f"okta.issuer line {number}" for number in range(1, len(lines) + 1)]
+    keys = (
+        ["okta.issuer"]
+        if len(lines) == 1
+        else [f"okta.issuer line {number}" for number in range(1, len(lines) + 1)]
+    )
     issuers: list[IssuerSettings] = []
     for key, line in zip(keys, lines):
         parsed = _issuer_line(line, key, defaults)
@@ -884,11 +974,13 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         # An opaque token says nothing of its issuer: it may be sent to one only.
         raise ConfigurationError(
             f"{opaque[1]}: opaque=true is also set on {opaque[0]}; tokens that are not "
-            f"JWTs can be introspected at one authorization server only")
+            f"JWTs can be introspected at one authorization server only"
+        )
     if introspection is not None and introspection.endpoint is not None and len(issuers) > 1:
         raise ConfigurationError(
             "okta.introspection_endpoint: names one server's endpoint, and okta.issuer "
-            "has several lines; leave it out (each issuer's metadata names its own)")
+            "has several lines; leave it out (each issuer's metadata names its own)"
+        )
     if introspection is not None and introspection.client_secret is not None:
         hosts = sorted({(urlsplit(line.issuer).hostname or "") for line in issuers})
         if len(hosts) > 1:
@@ -899,7 +991,8 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
                 f"the introspection client secret to the authorization servers of "
                 f"{len(hosts)} hosts ({', '.join(hosts)}); list the issuers of one host "
                 f"only, or use private_key_jwt, whose assertion is made for each "
-                f"endpoint and useless at any other")
+                f"endpoint and useless at any other"
+            )
     first = issuers[0]
 
     protect_all = _boolean(settings, "protect_all", True)
@@ -910,8 +1003,9 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
             f"okta.realm: must be printable text without quotes or backslashes, got {realm!r}"
         )
 
-    refresh = _number(settings, "jwks_refresh_interval", DEFAULT_JWKS_REFRESH_INTERVAL,
-                      minimum=0, maximum=86400)
+    refresh = _number(
+        settings, "jwks_refresh_interval", DEFAULT_JWKS_REFRESH_INTERVAL, minimum=0, maximum=86400
+    )
     if 0 < refresh < 10:
         raise ConfigurationError(
             f"okta.jwks_refresh_interval: must be 0 (off) or at least 10 seconds, "
@@ -926,27 +1020,54 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         issuer=first.issuer,
         audiences=first.audiences,
         client_ids=first.client_ids,
-        leeway=int(_number(settings, "leeway", DEFAULT_LEEWAY, minimum=0,
-                           maximum=MAX_LEEWAY, integer=True)),
-        http_timeout=_number(settings, "http_timeout", DEFAULT_HTTP_TIMEOUT,
-                             minimum=0.1, maximum=60),
-        jwks_refetch_cooldown=_number(settings, "jwks_refetch_cooldown",
-                                      DEFAULT_JWKS_REFETCH_COOLDOWN, minimum=0),
+        leeway=int(
+            _number(settings, "leeway", DEFAULT_LEEWAY, minimum=0, maximum=MAX_LEEWAY, integer=True)
+        ),
+        http_timeout=_number(
+            settings, "http_timeout", DEFAULT_HTTP_TIMEOUT, minimum=0.1, maximum=60
+        ),
+        jwks_refetch_cooldown=_number(
+            settings, "jwks_refetch_cooldown", DEFAULT_JWKS_REFETCH_COOLDOWN, minimum=0
+        ),
         protect_all=protect_all,
         cors_allowed_origins=_origins(settings),
-        cors_max_age=int(_number(settings, "cors_max_age", DEFAULT_CORS_MAX_AGE,
-                                 minimum=0, maximum=86400, integer=True)),
+        cors_max_age=int(
+            _number(
+                settings,
+                "cors_max_age",
+                DEFAULT_CORS_MAX_AGE,
+                minimum=0,
+                maximum=86400,
+                integer=True,
+            )
+        ),
         realm=realm,
         console=_boolean(settings, "console", False),
         jwks_refresh_interval=refresh,
         environment=environment,
-        token_cache_size=int(_number(settings, "token_cache_size", DEFAULT_TOKEN_CACHE_SIZE,
-                                     minimum=0, maximum=MAX_TOKEN_CACHE_SIZE, integer=True,
-                                     unit="tokens")),
+        token_cache_size=int(
+            _number(
+                settings,
+                "token_cache_size",
+                DEFAULT_TOKEN_CACHE_SIZE,
+                minimum=0,
+                maximum=MAX_TOKEN_CACHE_SIZE,
+                integer=True,
+                unit="tokens",
+            )
+        ),
         dpop=_dpop_mode(settings),
         dpop_algorithms=_dpop_algorithms(settings),
-        dpop_max_age=int(_number(settings, "dpop_max_age", DEFAULT_DPOP_MAX_AGE, minimum=1,
-                                 maximum=MAX_DPOP_MAX_AGE, integer=True)),
+        dpop_max_age=int(
+            _number(
+                settings,
+                "dpop_max_age",
+                DEFAULT_DPOP_MAX_AGE,
+                minimum=1,
+                maximum=MAX_DPOP_MAX_AGE,
+                integer=True,
+            )
+        ),
         dpop_nonce=_boolean(settings, "dpop_nonce", False),
         dpop_nonce_secret=_nonce_secret(settings),
         dpop_replay_store_size=replay_size,
@@ -958,11 +1079,23 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         org_server=first.org_server,
         issuers=tuple(issuers),
         shared_store=_shared_store(settings),
-        shared_store_timeout=_number(settings, "shared_store_timeout",
-                                     DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01,
-                                     maximum=MAX_SHARED_STORE_TIMEOUT),
+        shared_store_timeout=_number(
+            settings,
+            "shared_store_timeout",
+            DEFAULT_SHARED_STORE_TIMEOUT,
+            minimum=0.01,
+            maximum=MAX_SHARED_STORE_TIMEOUT,
+        ),
         metrics=_metrics(settings),
-        server_threads=int(_number(settings, "server_threads", DEFAULT_SERVER_THREADS,
-                                   minimum=1, maximum=MAX_SERVER_THREADS, integer=True,
-                                   unit="threads")),
+        server_threads=int(
+            _number(
+                settings,
+                "server_threads",
+                DEFAULT_SERVER_THREADS,
+                minimum=1,
+                maximum=MAX_SERVER_THREADS,
+                integer=True,
+                unit="threads",
+            )
+        ),
     )

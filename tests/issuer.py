@@ -6,6 +6,7 @@ answer garbage, so tests exercise the verifier over real sockets. Its introspect
 and revocation endpoints authenticate clients as strictly as Okta does
 (RFC 6749 §2.3.1, RFC 7523 §2.2), so a client that gets it wrong is refused.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,15 @@ def b64url_uint(value: int) -> str:
 
 def public_jwk(key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
     numbers = key.public_key().public_numbers()
-    return {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
-            "n": b64url_uint(numbers.n), "e": b64url_uint(numbers.e), **extra}
+    return {
+        "kty": "RSA",
+        "alg": "RS256",
+        "use": "sig",
+        "kid": kid,
+        "n": b64url_uint(numbers.n),
+        "e": b64url_uint(numbers.e),
+        **extra,
+    }
 
 
 @dataclass
@@ -67,8 +75,11 @@ ASSERTION_LEEWAY = 10
 #: How far ahead a client assertion may expire (Okta refuses more than an hour).
 ASSERTION_MAX_LIFETIME = 3600
 #: The signature algorithms a client key may use, by key type (and EC curve).
-_CLIENT_ALGORITHMS = {"RSA": {"RS256", "RS384", "RS512"}, "secp256r1": {"ES256"},
-                      "secp384r1": {"ES384"}}
+_CLIENT_ALGORITHMS = {
+    "RSA": {"RS256", "RS384", "RS512"},
+    "secp256r1": {"ES256"},
+    "secp384r1": {"ES384"},
+}
 #: What a form-urlencoded Basic credential may hold unescaped (RFC 6749 §2.3.1,
 #: Appendix B); a raw ``:``, space or stray ``%`` means the client did not encode it.
 _FORM_ENCODED = re.compile(r"(?:[A-Za-z0-9*\-._~+]|%[0-9A-Fa-f]{2})*")
@@ -114,9 +125,11 @@ class ClientKey:
     @property
     def pem(self) -> bytes:
         """The private key as an unencrypted PKCS#8 PEM file's content."""
-        return self.private_key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
 
 @dataclass
@@ -233,16 +246,16 @@ class LoopbackIssuer:
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         if ssl_context is not None:
-            self._server.socket = ssl_context.wrap_socket(self._server.socket,
-                                                          server_side=True)
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         scheme = "http" if ssl_context is None else "https"
         self.base_url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         self.issuer = f"{self.base_url}/oauth2/default"
         self.jwks_uri = f"{self.issuer}/v1/keys"
         self.introspection_endpoint = f"{self.issuer}/v1/introspect"
         self.revocation_endpoint = f"{self.issuer}/v1/revoke"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
         self._thread.start()
 
     @property
@@ -274,23 +287,29 @@ class LoopbackIssuer:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not _DROP}
 
-    def mint(self, *, key: SigningKey | None = None, headers: dict[str, Any] | None = None,
-             **claims: Any) -> str:
+    def mint(
+        self, *, key: SigningKey | None = None, headers: dict[str, Any] | None = None, **claims: Any
+    ) -> str:
         """An RS256 access token signed with ``key`` (default: the first served key)."""
         return self.sign(json.dumps(self.claims(**claims)).encode(), key=key, headers=headers)
 
-    def sign(self, payload: bytes, *, key: SigningKey | None = None,
-             headers: dict[str, Any] | None = None) -> str:
+    def sign(
+        self,
+        payload: bytes,
+        *,
+        key: SigningKey | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> str:
         """An RS256 token of ``payload`` exactly as given, so tests can sign JSON that
         PyJWT's encoder would refuse to write."""
         key = key or self.keys[0]
-        return jwt.api_jws.encode(payload, key.private_key, algorithm="RS256",
-                                  headers={"kid": key.kid, **(headers or {})})
+        return jwt.api_jws.encode(
+            payload, key.private_key, algorithm="RS256", headers={"kid": key.kid, **(headers or {})}
+        )
 
     def signature(self, signing_input: bytes) -> bytes:
         """The RS256 signature of ``signing_input`` with the first served key."""
-        return self.keys[0].private_key.sign(signing_input, padding.PKCS1v15(),
-                                             hashes.SHA256())
+        return self.keys[0].private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
     def rotate(self, index: int, *, keep_old: bool = True) -> SigningKey:
         new = SigningKey(f"key-{index}", rsa_key(index))
@@ -299,8 +318,14 @@ class LoopbackIssuer:
 
     # -- clients --------------------------------------------------------------
 
-    def add_client(self, client_id: str, secret: str | None = None, *,
-                   public_key: Any = None, kid: str | None = None) -> Client:
+    def add_client(
+        self,
+        client_id: str,
+        secret: str | None = None,
+        *,
+        public_key: Any = None,
+        kid: str | None = None,
+    ) -> Client:
         """Register a client (a JWK's own ``kid`` is its kid unless ``kid`` is given)."""
         if kid is None and isinstance(public_key, dict):
             kid = public_key.get("kid")
@@ -308,8 +333,14 @@ class LoopbackIssuer:
         self.clients[client_id] = client
         return client
 
-    def add_key_client(self, client_id: str = "0oa-key-client", *, kty: str = "RSA",
-                       index: int = 40, kid: str | None = "client-key-1") -> ClientKey:
+    def add_key_client(
+        self,
+        client_id: str = "0oa-key-client",
+        *,
+        kty: str = "RSA",
+        index: int = 40,
+        kid: str | None = "client-key-1",
+    ) -> ClientKey:
         """Register a ``private_key_jwt`` client with a generated key: RSA (``rsa_key
         (index)``, RS256) or EC (P-256, ES256). ``kid=None`` registers no kid."""
         if kty == "RSA":
@@ -331,13 +362,22 @@ class LoopbackIssuer:
         secret (§2.3.1), the secret in the form (§2.3.1), or a JWT signed with the
         client's key whose ``aud`` is ``endpoint`` (RFC 7523 §2.2, §3).
         """
-        basic = call.authorization is not None and \
-            call.authorization.split(" ", 1)[0].lower() == "basic"
-        tried = [method for method, present in (
-            ("client_secret_basic", basic),
-            ("client_secret_post", "client_secret" in call.form),
-            ("private_key_jwt", "client_assertion" in call.form
-             or "client_assertion_type" in call.form)) if present]
+        basic = (
+            call.authorization is not None
+            and call.authorization.split(" ", 1)[0].lower() == "basic"
+        )
+        tried = [
+            method
+            for method, present in (
+                ("client_secret_basic", basic),
+                ("client_secret_post", "client_secret" in call.form),
+                (
+                    "private_key_jwt",
+                    "client_assertion" in call.form or "client_assertion_type" in call.form,
+                ),
+            )
+            if present
+        ]
         if len(tried) > 1:
             raise _Refused("invalid_request", f"more than one client authentication: {tried}")
         if not tried:
@@ -357,8 +397,9 @@ class LoopbackIssuer:
     def _basic_credentials(self, call: IntrospectionCall) -> tuple[str, str]:
         assert call.authorization is not None
         try:
-            decoded = base64.b64decode(call.authorization.split(" ", 1)[1].strip(),
-                                       validate=True).decode()
+            decoded = base64.b64decode(
+                call.authorization.split(" ", 1)[1].strip(), validate=True
+            ).decode()
         except (IndexError, binascii.Error, UnicodeDecodeError):
             raise _Refused("invalid_client", "Basic credentials are not base64") from None
         encoded_id, colon, encoded_secret = decoded.partition(":")
@@ -366,8 +407,9 @@ class LoopbackIssuer:
             raise _Refused("invalid_client", "Basic credentials have no colon")
         for part in (encoded_id, encoded_secret):
             if not _FORM_ENCODED.fullmatch(part):
-                raise _Refused("invalid_client", "Basic id or secret is not form-urlencoded "
-                               "(RFC 6749 §2.3.1)")
+                raise _Refused(
+                    "invalid_client", "Basic id or secret is not form-urlencoded (RFC 6749 §2.3.1)"
+                )
         return unquote_plus(encoded_id), unquote_plus(encoded_secret)
 
     def _check_secret(self, call: IntrospectionCall, client_id: str, secret: str) -> None:
@@ -381,9 +423,10 @@ class LoopbackIssuer:
     def _check_assertion(self, call: IntrospectionCall, endpoint: str) -> str:
         assertion = call.form.get("client_assertion")
         if call.form.get("client_assertion_type") != JWT_BEARER or assertion is None:
-            raise _Refused("invalid_request",
-                           f"private_key_jwt needs client_assertion_type={JWT_BEARER} "
-                           "and a client_assertion")
+            raise _Refused(
+                "invalid_request",
+                f"private_key_jwt needs client_assertion_type={JWT_BEARER} and a client_assertion",
+            )
         try:
             call.assertion_header = jwt.get_unverified_header(assertion)
             call.assertion_claims = jwt.decode(assertion, options={"verify_signature": False})
@@ -402,10 +445,15 @@ class LoopbackIssuer:
             # Every option explicit: the signature with the registered key only, exactly
             # this endpoint as aud (a string, or a list that holds it); iat is checked
             # below, the same on every PyJWT version.
-            claims = jwt.decode(assertion, client.verifying_key(), algorithms=[algorithm],
-                                audience=endpoint, issuer=client_id, leeway=ASSERTION_LEEWAY,
-                                options={"require": ["iss", "sub", "aud", "exp", "jti"],
-                                         "verify_iat": False})
+            claims = jwt.decode(
+                assertion,
+                client.verifying_key(),
+                algorithms=[algorithm],
+                audience=endpoint,
+                issuer=client_id,
+                leeway=ASSERTION_LEEWAY,
+                options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_iat": False},
+            )
         except jwt.PyJWTError as exc:
             raise _Refused("invalid_client", f"client_assertion refused: {exc}") from None
         now = time.time()
@@ -421,8 +469,9 @@ class LoopbackIssuer:
             self._seen_assertions.add((client_id, str(claims["jti"])))
         return client_id
 
-    def receive(self, headers: Any, body: bytes, endpoint: str,
-                calls: list[IntrospectionCall]) -> IntrospectionCall:
+    def receive(
+        self, headers: Any, body: bytes, endpoint: str, calls: list[IntrospectionCall]
+    ) -> IntrospectionCall:
         """The call a POST to ``endpoint`` makes: its form read, its client
         authenticated and its ``token`` required, any failure in ``error``."""
         call = IntrospectionCall({}, headers.get("Authorization"))
@@ -470,8 +519,9 @@ class LoopbackIssuer:
         if "cid" in claims:
             answer.setdefault("client_id", claims["cid"])
         cnf = claims.get("cnf")
-        answer.setdefault("token_type",
-                          "DPoP" if isinstance(cnf, dict) and "jkt" in cnf else "Bearer")
+        answer.setdefault(
+            "token_type", "DPoP" if isinstance(cnf, dict) and "jkt" in cnf else "Bearer"
+        )
         if "uid" in claims and "sub" in claims:
             answer.setdefault("username", claims["sub"])
         return answer
@@ -499,8 +549,12 @@ class LoopbackIssuer:
             key = next((k for k in self.keys if k.kid == kid), None)
             if key is None:
                 return None
-            return jwt.decode(token, key.private_key.public_key(), algorithms=["RS256"],
-                              options={"verify_aud": False, "require": ["exp"]})
+            return jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=["RS256"],
+                options={"verify_aud": False, "require": ["exp"]},
+            )
         except jwt.PyJWTError:
             return None
 
@@ -567,19 +621,22 @@ class LoopbackIssuer:
                 self.send(404, b'{"errorCode":"E0000022"}')
 
             def introspect(self, body: bytes) -> None:
-                call = issuer.receive(self.headers, body, issuer.introspection_endpoint,
-                                      issuer.introspections)
+                call = issuer.receive(
+                    self.headers, body, issuer.introspection_endpoint, issuer.introspections
+                )
                 if call.error:
                     return self.refuse(call)
                 if issuer.introspection_delay:
                     time.sleep(issuer.introspection_delay)
                 assert call.token is not None
-                self.answer(issuer.introspection(call.token, call), issuer.introspection_mode,
-                            _NO_STORE)
+                self.answer(
+                    issuer.introspection(call.token, call), issuer.introspection_mode, _NO_STORE
+                )
 
             def revoke(self, body: bytes) -> None:
-                call = issuer.receive(self.headers, body, issuer.revocation_endpoint,
-                                      issuer.revocations)
+                call = issuer.receive(
+                    self.headers, body, issuer.revocation_endpoint, issuer.revocations
+                )
                 if call.error:
                     return self.refuse(call)
                 assert call.token is not None
@@ -595,8 +652,7 @@ class LoopbackIssuer:
                 body = {"error": call.error, "error_description": call.reason}
                 self.send(call.status, json.dumps(body).encode(), headers)
 
-            def answer(self, body: Any, mode: str,
-                       headers: dict[str, str] | None = None) -> None:
+            def answer(self, body: Any, mode: str, headers: dict[str, str] | None = None) -> None:
                 """``body`` (JSON, or ``bytes`` sent as they are) as ``mode`` says."""
                 if mode == "hang":
                     issuer.release.wait(30)
@@ -639,8 +695,11 @@ class LoopbackIssuer:
                 if mode == "garbage":
                     return self.send(200, b"<html>not json")
                 if mode == "unauthorized":
-                    return self.send(401, b'{"error":"invalid_client"}',
-                                     {"WWW-Authenticate": 'Basic realm="oauth2"'})
+                    return self.send(
+                        401,
+                        b'{"error":"invalid_client"}',
+                        {"WWW-Authenticate": 'Basic realm="oauth2"'},
+                    )
                 if mode == "rate_limited":
                     # Okta's answer past a rate limit.
                     return self.send(429, b'{"errorCode":"E0000047"}')
@@ -651,8 +710,7 @@ class LoopbackIssuer:
                     data += b" " * (1 << 20)
                 self.send(200, data, headers)
 
-            def send(self, status: int, body: bytes,
-                     headers: dict[str, str] | None = None) -> None:
+            def send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -676,8 +734,9 @@ DROP = _DROP
 def verified_token(claims: dict[str, Any]) -> VerifiedToken:
     """A token holding ``claims`` as if it had passed verification, for unit tests of
     what is built on a verified token."""
-    return VerifiedToken(json.dumps(claims).encode(), claims, not_before=0.0,
-                         not_after=float("inf"))
+    return VerifiedToken(
+        json.dumps(claims).encode(), claims, not_before=0.0, not_after=float("inf")
+    )
 
 
 def unreachable_url() -> str:

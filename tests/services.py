@@ -3,6 +3,7 @@
 In CI (``CI`` set) a missing program fails the tests that need it, with a message
 naming the package; elsewhere those tests are skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,10 @@ def program(name: str, package: str) -> str:
     """The path of ``name``, or skip (fail in CI) saying which package brings it."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if found is None:
-        message = (f"{name} is not installed: apt-get install {package} "
-                   f"(`make test` installs it when CI is set)")
+        message = (
+            f"{name} is not installed: apt-get install {package} "
+            f"(`make test` installs it when CI is set)"
+        )
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
@@ -63,10 +66,27 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-             "--protected-mode", "yes", "--loglevel", "warning"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:

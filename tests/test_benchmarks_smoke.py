@@ -3,6 +3,7 @@
 It measures nothing here; it keeps the benchmark from rotting. Peers that are
 not installed (okta-jwt-verifier, wrk) are skipped by the benchmark itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,38 +20,64 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("loadgen", [
-    "python",
-    pytest.param("wrk", marks=pytest.mark.skipif(not wrk_available(),
-                                                 reason="wrk is not installed")),
-])
+@pytest.mark.parametrize(
+    "loadgen",
+    [
+        "python",
+        pytest.param(
+            "wrk", marks=pytest.mark.skipif(not wrk_available(), reason="wrk is not installed")
+        ),
+    ],
+)
 def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--loadgen", loadgen,
-         "--json", str(report)],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--smoke",
+            "--loadgen",
+            loadgen,
+            "--json",
+            str(report),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## In process" in done.stdout
     assert "## In process: a cached token with one issuer configured and with three" in (
-        done.stdout)
-    assert all(value > 0 for value in json.loads(report.read_text())["issuers"]["micros"]
-               .values())
+        done.stdout
+    )
+    assert all(value > 0 for value in json.loads(report.read_text())["issuers"]["micros"].values())
     assert "## The application alone" in done.stdout
     assert "## End to end" in done.stdout
     data = json.loads(report.read_text())
     micros = data["inprocess"]["micros"]
-    assert {"RSA verify alone", "okta_pyramid", "PyJWT decode, key preloaded",
-            "PyJWT + PyJWKClient"} <= set(micros)
+    assert {
+        "RSA verify alone",
+        "okta_pyramid",
+        "PyJWT decode, key preloaded",
+        "PyJWT + PyJWKClient",
+    } <= set(micros)
     assert all(value > 0 for kinds in micros.values() for value in kinds.values())
     live = data["introspection"]
-    assert set(live["micros"]) == {"local check only", "introspection configured, view not live",
-                                   "live, answer cached", "live, no cache (a call per request)"}
+    assert set(live["micros"]) == {
+        "local check only",
+        "introspection configured, view not live",
+        "live, answer cached",
+        "live, no cache (a call per request)",
+    }
     assert all(value > 0 for value in live["micros"].values())
     assert "## In process: a view that needs a live token" in done.stdout
-    assert set(data["wsgi"]["micros"]) == {"/api/hello", "/api/whoami, one token reused",
-                                           "/api/whoami, distinct tokens"}
+    assert set(data["wsgi"]["micros"]) == {
+        "/api/hello",
+        "/api/whoami, one token reused",
+        "/api/whoami, distinct tokens",
+    }
     workloads = data["e2e"]["workloads"]
     # The four workloads (DPoP among them), and the calibration one when the smoke
     # run's few requests measured any cost for okta_pyramid to calibrate with.
@@ -65,4 +92,5 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
         assert set(data["deploy"]["rps"]) == {"one process", "two processes"}
         assert data["deploy"]["redis_micros"] == pytest.approx(
             data["deploy"]["micros"]["DPoP check, Redis replay store"]
-            - data["deploy"]["micros"]["DPoP check, in-process replay store"])
+            - data["deploy"]["micros"]["DPoP check, in-process replay store"]
+        )

@@ -1,4 +1,5 @@
 """The developer console page: off unless asked for, public, and locked down."""
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,9 @@ def console(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
 
 
 def test_console_is_off_by_default(app: webtest.TestApp) -> None:
-    assert parse_settings({"okta.issuer": "https://example.okta.com/oauth2/default"}).console is False
+    assert (
+        parse_settings({"okta.issuer": "https://example.okta.com/oauth2/default"}).console is False
+    )
     app.get("/console/", status=404)
     app.get("/console/console.js", status=404)
 
@@ -31,7 +34,8 @@ def test_a_wrong_console_value_stops_start_up(settings: dict[str, Any], value: s
 
 
 def test_console_page_is_public_even_when_everything_is_protected(
-        make_app: Callable[..., webtest.TestApp]) -> None:
+    make_app: Callable[..., webtest.TestApp],
+) -> None:
     console = make_app(console="true", protect_all="true")
     page = console.get("/console/", status=200)
     assert page.content_type == "text/html"
@@ -45,7 +49,8 @@ def test_console_page_is_public_even_when_everything_is_protected(
 
 @pytest.mark.parametrize("name", sorted(ASSETS))
 def test_console_files_are_served_with_their_type_and_a_strict_policy(
-        console: webtest.TestApp, name: str) -> None:
+    console: webtest.TestApp, name: str
+) -> None:
     response = console.get(f"/console/{name}", status=200)
     assert response.content_type == ASSETS[name]
     assert response.charset == "utf-8"
@@ -76,13 +81,16 @@ def test_console_without_trailing_slash_redirects(console: webtest.TestApp) -> N
     assert response.location.endswith("/console/")
 
 
-@pytest.mark.parametrize("path", [
-    "/console/__init__.py",
-    "/console/..%2f__init__.py",
-    "/console/%2e%2e/settings.py",
-    "/console/index.html.bak",
-    "/console/nope.js",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/__init__.py",
+        "/console/..%2f__init__.py",
+        "/console/%2e%2e/settings.py",
+        "/console/index.html.bak",
+        "/console/nope.js",
+    ],
+)
 def test_only_the_console_files_are_served(console: webtest.TestApp, path: str) -> None:
     console.get(path, status=404)
 

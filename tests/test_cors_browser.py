@@ -13,6 +13,7 @@ with ``Authorization: DPoP`` and proofs it signs itself (RFC 9449).
 The API server counts what reached it, so the tests can tell a request the
 browser never sent (a cached preflight) from one whose answer it withheld.
 """
+
 from __future__ import annotations
 
 import base64
@@ -104,8 +105,9 @@ class RequestLog:
             request_headers=environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"),
         )
 
-        def recording_start_response(status: str, headers: list[tuple[str, str]],
-                                     exc_info: Any = None) -> Any:
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             entry.status = int(status.split()[0])
             entry.headers = {name.lower(): value for name, value in headers}
             return start_response(status, headers, exc_info)
@@ -160,12 +162,18 @@ def site() -> Iterator[Site]:
     issuer = LoopbackIssuer()
     api_sock, console_sock, elsewhere_sock = (listening_socket() for _ in range(3))
     console_origin = "http://127.0.0.1:%d" % console_sock.getsockname()[1]
-    common = {"okta.issuer": issuer.issuer, "okta.audience": issuer.audience,
-              "okta.http_timeout": "2"}
+    common = {
+        "okta.issuer": issuer.issuer,
+        "okta.audience": issuer.audience,
+        "okta.http_timeout": "2",
+    }
     api_log = RequestLog(main({}, **common, **{"okta.cors_allowed_origins": console_origin}))
     console_app = main({}, **common, **{"okta.console": "true"})
-    servers = [Served(api_log, api_sock), Served(console_app, console_sock),
-               Served(console_app, elsewhere_sock)]
+    servers = [
+        Served(api_log, api_sock),
+        Served(console_app, console_sock),
+        Served(console_app, elsewhere_sock),
+    ]
     yield Site(issuer, servers[0], api_log, servers[1], servers[2])
     for server in servers:
         server.close()
@@ -179,8 +187,10 @@ def site() -> Iterator[Site]:
 def browser() -> Iterator[Any]:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        message = (f"headless Chromium is not installed ({', '.join(missing)} missing): "
-                   "apt-get install chromium chromium-driver, or run make test as root with CI=true")
+        message = (
+            f"headless Chromium is not installed ({', '.join(missing)} missing): "
+            "apt-get install chromium chromium-driver, or run make test as root with CI=true"
+        )
         if in_ci():
             pytest.fail(f"{message}; CI must run the browser tests, so this fails", pytrace=False)
         pytest.skip(message)
@@ -223,7 +233,8 @@ class Console:
         self.driver = driver
         driver.get(f"{page_origin}/console/")
         WebDriverWait(driver, 10).until(
-            lambda d: d.find_element(By.ID, "origin").text == page_origin)
+            lambda d: d.find_element(By.ID, "origin").text == page_origin
+        )
         base = driver.find_element(By.ID, "base")
         base.clear()
         base.send_keys(api_url)
@@ -238,7 +249,8 @@ class Console:
         before = int(status.get_attribute("data-seq"))
         self.driver.find_element(By.ID, button).click()
         WebDriverWait(self.driver, 10).until(
-            lambda d: int(status.get_attribute("data-seq")) > before)
+            lambda d: int(status.get_attribute("data-seq")) > before
+        )
         headers = self.driver.find_elements(By.CSS_SELECTOR, "#headers dt, #headers dd")
         texts = [h.get_attribute("textContent") for h in headers]
         return {
@@ -287,8 +299,9 @@ def test_allowed_origin_reads_hello_and_whoami(site: Site, browser: Any, tmp_pat
     assert shot.stat().st_size > 10_000
 
 
-def test_allowed_origin_reads_the_401_body_and_challenge(site: Site, browser: Any,
-                                                          tmp_path: Path) -> None:
+def test_allowed_origin_reads_the_401_body_and_challenge(
+    site: Site, browser: Any, tmp_path: Path
+) -> None:
     console = Console(browser, site.console.url, site.api.url)
     console.paste_token(site.issuer.mint(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200))
     assert "expired" in console.text("token-summary")
@@ -298,8 +311,9 @@ def test_allowed_origin_reads_the_401_body_and_challenge(site: Site, browser: An
     assert answer["status"].startswith("401 ")
     assert json.loads(answer["body"])["error"] == "invalid_token"
     # WWW-Authenticate is readable only because the API exposes it (RFC 6750 §3).
-    assert answer["headers"]["www-authenticate"].startswith('Bearer realm="api", '
-                                                             'error="invalid_token"')
+    assert answer["headers"]["www-authenticate"].startswith(
+        'Bearer realm="api", error="invalid_token"'
+    )
     browser.save_screenshot(str(tmp_path / "console-401.png"))
 
     garbage = page_fetch(browser, f"{site.api.url}/api/whoami", "not-a-token")
@@ -309,8 +323,7 @@ def test_allowed_origin_reads_the_401_body_and_challenge(site: Site, browser: An
     assert garbage["wwwAuthenticate"].startswith('Bearer realm="api", error="invalid_token"')
 
 
-def test_origin_not_allowed_gets_a_network_error(site: Site, browser: Any,
-                                                  tmp_path: Path) -> None:
+def test_origin_not_allowed_gets_a_network_error(site: Site, browser: Any, tmp_path: Path) -> None:
     console = Console(browser, site.elsewhere.url, site.api.url)
     console.paste_token(site.issuer.mint())
 
@@ -415,8 +428,9 @@ async function call(nonce) {
 
 def jwk_thumbprint(jwk: dict[str, str]) -> str:
     """RFC 7638: SHA-256 of the required members, sorted, without spaces."""
-    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")},
-                           separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
+    )
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -458,16 +472,24 @@ def test_a_page_calls_whoami_with_dpop(site: Site, browser: Any) -> None:
 def nonce_api(site: Site) -> Iterator[str]:
     """A second API that requires DPoP nonces, allowing the console's origin."""
     sock = listening_socket()
-    app = main({}, **{"okta.issuer": site.issuer.issuer, "okta.audience": site.issuer.audience,
-                      "okta.http_timeout": "2", "okta.dpop_nonce": "true",
-                      "okta.cors_allowed_origins": site.console.url})
+    app = main(
+        {},
+        **{
+            "okta.issuer": site.issuer.issuer,
+            "okta.audience": site.issuer.audience,
+            "okta.http_timeout": "2",
+            "okta.dpop_nonce": "true",
+            "okta.cors_allowed_origins": site.console.url,
+        },
+    )
     served = Served(app, sock)
     yield served.url
     served.close()
 
 
-def test_a_page_retries_with_the_nonce_it_was_given(site: Site, browser: Any,
-                                                    nonce_api: str) -> None:
+def test_a_page_retries_with_the_nonce_it_was_given(
+    site: Site, browser: Any, nonce_api: str
+) -> None:
     jkt = browser_dpop_key(browser, site.console.url)
     token = site.issuer.mint(cnf={"jkt": jkt})
 

@@ -1,6 +1,7 @@
 """The deployment of deploy/, run for real: Redis, two `pserve production.ini`
 processes with deploy/okta_pyramid.env, and nginx with deploy/nginx/okta_pyramid.conf
 in front, over https with a certificate made for the run, all on loopback."""
+
 from __future__ import annotations
 
 import contextlib
@@ -45,11 +46,15 @@ def read_env_file(path: Path) -> dict[str, str]:
 def site_config(upstreams: list[str], https_port: int, http_port: int, tls: Any) -> str:
     """deploy/nginx/okta_pyramid.conf with this run's ports, host and certificate."""
     text = (DEPLOY / "nginx" / "okta_pyramid.conf").read_text()
-    servers = "\n".join(f"    server {address} max_fails=1 fail_timeout=10s;"
-                        for address in upstreams)
+    servers = "\n".join(
+        f"    server {address} max_fails=1 fail_timeout=10s;" for address in upstreams
+    )
     replacements = [
-        (r"(?m)(?:^    server 127\.0\.0\.1:\d+ max_fails=1 fail_timeout=10s;\n)+",
-         servers + "\n", 1),
+        (
+            r"(?m)(?:^    server 127\.0\.0\.1:\d+ max_fails=1 fail_timeout=10s;\n)+",
+            servers + "\n",
+            1,
+        ),
         (r"(?m)^    listen \[::\]:\d+( ssl)?;\n", "", 2),  # no IPv6 needed on loopback
         (r"listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;", 1),
         (r"listen 80;", f"listen 127.0.0.1:{http_port};", 1),
@@ -84,12 +89,18 @@ http {{
     include {directory}/site.conf;
 }}
 """)
-        check = subprocess.run([self.executable, "-t", "-p", str(directory), "-c",
-                                str(directory / "nginx.conf")], capture_output=True, text=True)
+        check = subprocess.run(
+            [self.executable, "-t", "-p", str(directory), "-c", str(directory / "nginx.conf")],
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stderr
         self.process = subprocess.Popen(
             [self.executable, "-p", str(directory), "-c", str(directory / "nginx.conf")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -110,11 +121,9 @@ class Deployment:
         """A request through nginx, over https, as a client on the Internet would."""
         with requests.Session() as session:
             session.trust_env = False
-            return session.request(method, self.url + path, verify=self.ca_file,
-                                   timeout=10, **kw)
+            return session.request(method, self.url + path, verify=self.ca_file, timeout=10, **kw)
 
-    def direct(self, process: Server, method: str, path: str,
-               **kw: Any) -> requests.Response:
+    def direct(self, process: Server, method: str, path: str, **kw: Any) -> requests.Response:
         """A request straight to one process (as nginx sends it)."""
         with requests.Session() as session:
             session.trust_env = False
@@ -135,20 +144,25 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(pserve: Callable[..., Server], issuer: LoopbackIssuer,
-               tmp_path: Path) -> Iterator[Deployment]:
+def deployment(
+    pserve: Callable[..., Server], issuer: LoopbackIssuer, tmp_path: Path
+) -> Iterator[Deployment]:
     with contextlib.ExitStack() as stack:
         redis = RedisServer(tmp_path)
         stack.callback(redis.stop)
         https_port, http_port = free_port(), free_port()
         url = f"https://127.0.0.1:{https_port}"
-        env = {**read_env_file(DEPLOY / "okta_pyramid.env"),
-               # What differs in this run: the issuer, Redis, the URL, a short TTL.
-               "OKTA_ISSUER": issuer.issuer, "OKTA_AUDIENCE": issuer.audience,
-               "OKTA_PUBLIC_URL": url, "OKTA_SHARED_STORE": redis.url,
-               "OKTA_INTROSPECTION_CLIENT_ID": issuer.CLIENT_ID,
-               "OKTA_INTROSPECTION_CLIENT_SECRET": issuer.CLIENT_SECRET,
-               "OKTA_INTROSPECTION_CACHE_TTL": str(TTL)}
+        env = {
+            **read_env_file(DEPLOY / "okta_pyramid.env"),
+            # What differs in this run: the issuer, Redis, the URL, a short TTL.
+            "OKTA_ISSUER": issuer.issuer,
+            "OKTA_AUDIENCE": issuer.audience,
+            "OKTA_PUBLIC_URL": url,
+            "OKTA_SHARED_STORE": redis.url,
+            "OKTA_INTROSPECTION_CLIENT_ID": issuer.CLIENT_ID,
+            "OKTA_INTROSPECTION_CLIENT_SECRET": issuer.CLIENT_SECRET,
+            "OKTA_INTROSPECTION_CACHE_TTL": str(TTL),
+        }
         processes = [pserve(**env) for _ in range(2)]
         for process in processes:
             assert wait_ready(process).status_code == 200
@@ -158,8 +172,9 @@ def deployment(pserve: Callable[..., Server], issuer: LoopbackIssuer,
         nginx = Nginx(tmp_path, site_config(upstreams, https_port, http_port, tls))
         stack.callback(nginx.stop)
         wait_for_port(https_port)
-        yield Deployment(issuer, redis, processes, url, str(tls.ca_file),
-                         f"http://127.0.0.1:{http_port}")
+        yield Deployment(
+            issuer, redis, processes, url, str(tls.ca_file), f"http://127.0.0.1:{http_port}"
+        )
         for process in processes:
             process.stop()
             assert "Traceback" not in process.stderr
@@ -167,8 +182,11 @@ def deployment(pserve: Callable[..., Server], issuer: LoopbackIssuer,
 
 def value(found: dict, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` that carry ``labels`` (and maybe others)."""
-    return sum(sample for (sample_name, sample_labels), sample in found.items()
-               if sample_name == name and labels.items() <= dict(sample_labels).items())
+    return sum(
+        sample
+        for (sample_name, sample_labels), sample in found.items()
+        if sample_name == name and labels.items() <= dict(sample_labels).items()
+    )
 
 
 def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) -> None:
@@ -185,8 +203,12 @@ def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) 
     assert again.status_code == 401
     assert again.json()["error"] == "invalid_dpop_proof"
     for process in deployment.processes:
-        replay = deployment.direct(process, "GET", "/api/whoami", headers={
-            **headers, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "127.0.0.1"})
+        replay = deployment.direct(
+            process,
+            "GET",
+            "/api/whoami",
+            headers={**headers, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "127.0.0.1"},
+        )
         assert replay.status_code == 401
         assert "already used" in replay.json()["error_description"]
     # Each process refused the replay at least once: neither had seen the proof itself.
@@ -197,8 +219,7 @@ def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) 
     assert deployment.call("GET", "/metrics").status_code == 404
     with requests.Session() as session:
         session.trust_env = False
-        plain = session.get(deployment.http_url + "/api/whoami", allow_redirects=False,
-                            timeout=10)
+        plain = session.get(deployment.http_url + "/api/whoami", allow_redirects=False, timeout=10)
     assert plain.status_code == 308
     assert plain.headers["Location"] == "https://127.0.0.1/api/whoami"
     found = deployment.metrics()
@@ -206,14 +227,14 @@ def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) 
     assert value(found, "okta_pyramid_dpop_replays_refused_total") == 3
 
 
-def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(
-        deployment: Deployment) -> None:
+def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(deployment: Deployment) -> None:
     issuer = deployment.issuer
     token = issuer.mint(scp=["messages:write"])
     auth = {"Authorization": f"Bearer {token}"}
     for process in deployment.processes:
-        response = deployment.direct(process, "POST", "/api/messages",
-                                     json={"text": "hi"}, headers=auth)
+        response = deployment.direct(
+            process, "POST", "/api/messages", json={"text": "hi"}, headers=auth
+        )
         assert response.status_code == 201, response.text
     # One call served both processes.
     assert issuer.hits["/oauth2/default/v1/introspect"] == 1
@@ -222,8 +243,9 @@ def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(
     refused = set()
     while len(refused) < 2:
         for index, process in enumerate(deployment.processes):
-            response = deployment.direct(process, "POST", "/api/messages",
-                                         json={"text": "after"}, headers=auth)
+            response = deployment.direct(
+                process, "POST", "/api/messages", json={"text": "after"}, headers=auth
+            )
             if response.status_code == 401:
                 assert response.json()["error"] == "invalid_token"
                 refused.add(index)
@@ -231,8 +253,10 @@ def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(
                 assert response.status_code == 201
         assert time.monotonic() - revoked_at < TTL + 1, "still accepted past the TTL"
         time.sleep(0.1)
-    assert deployment.call("POST", "/api/messages", json={"text": "x"},
-                           headers=auth).status_code == 401
+    assert (
+        deployment.call("POST", "/api/messages", json={"text": "x"}, headers=auth).status_code
+        == 401
+    )
     found = deployment.metrics()
     assert value(found, "okta_pyramid_tokens_refused_total", reason="inactive") >= 3
     assert value(found, "okta_pyramid_introspection_cache_hits_total", cache="shared") >= 1
@@ -245,10 +269,12 @@ def test_one_process_or_redis_down(deployment: Deployment) -> None:
     client = DPoPClient(issuer)
 
     def dpop() -> requests.Response:
-        proof = make_proof(client.key, "GET", deployment.url + "/api/whoami",
-                           access_token=client.token)
-        return deployment.call("GET", "/api/whoami", headers={
-            "Authorization": f"DPoP {client.token}", "DPoP": proof})
+        proof = make_proof(
+            client.key, "GET", deployment.url + "/api/whoami", access_token=client.token
+        )
+        return deployment.call(
+            "GET", "/api/whoami", headers={"Authorization": f"DPoP {client.token}", "DPoP": proof}
+        )
 
     # One process stopped: nginx and the other keep serving.
     deployment.processes[0].stop()
@@ -270,11 +296,11 @@ def test_one_process_or_redis_down(deployment: Deployment) -> None:
     while dpop().status_code != 200:
         assert time.monotonic() < deadline, "DPoP did not recover with Redis"
         time.sleep(0.2)
-    assert deployment.direct(deployment.processes[1], "GET", "/readyz"
-                             ).json()["shared_store"] == "ok"
+    assert (
+        deployment.direct(deployment.processes[1], "GET", "/readyz").json()["shared_store"] == "ok"
+    )
     found = deployment.metrics()
-    assert value(found, "okta_pyramid_tokens_refused_total",
-                 reason="shared_store_unavailable") >= 1
+    assert value(found, "okta_pyramid_tokens_refused_total", reason="shared_store_unavailable") >= 1
     assert value(found, "okta_pyramid_shared_store_failures_total") >= 1
     logs = deployment.processes[1].lines
     assert any("shared store redis://127.0.0.1" in line and "failed" in line for line in logs)
@@ -283,8 +309,17 @@ def test_one_process_or_redis_down(deployment: Deployment) -> None:
 
 def test_what_a_client_sends_cannot_steer_the_proxy(deployment: Deployment) -> None:
     # /metrics, however the path is spelled, stays inside.
-    for path in ("/metrics", "/metrics/", "//metrics", "/%6detrics", "/metrics?x=1",
-                 "/./metrics", "/api/../metrics", "/metrics;x", "/metrics%3Fx"):
+    for path in (
+        "/metrics",
+        "/metrics/",
+        "//metrics",
+        "/%6detrics",
+        "/metrics?x=1",
+        "/./metrics",
+        "/api/../metrics",
+        "/metrics;x",
+        "/metrics%3Fx",
+    ):
         with requests.Session() as session:
             session.trust_env = False
             prepared = requests.Request("GET", deployment.url + "/").prepare()
@@ -295,34 +330,66 @@ def test_what_a_client_sends_cannot_steer_the_proxy(deployment: Deployment) -> N
     # The redirect to https names this server, not the Host the client sent.
     with requests.Session() as session:
         session.trust_env = False
-        plain = session.get(deployment.http_url + "/api/whoami", allow_redirects=False,
-                            headers={"Host": "attacker.example"}, timeout=10)
+        plain = session.get(
+            deployment.http_url + "/api/whoami",
+            allow_redirects=False,
+            headers={"Host": "attacker.example"},
+            timeout=10,
+        )
     assert plain.status_code == 308
     assert plain.headers["Location"] == "https://127.0.0.1/api/whoami"
     # The client's own X-Forwarded-* are replaced: the logs show the address nginx
     # saw, and a proof made for another host is refused.
-    forged = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Host": "attacker.example",
-              "X-Forwarded-Proto": "http", "Forwarded": "for=203.0.113.67"}
-    refused = deployment.call("GET", "/api/whoami", headers={
-        **forged, "Authorization": "Bearer not-a-jwt"})
+    forged = {
+        "X-Forwarded-For": "203.0.113.66",
+        "X-Forwarded-Host": "attacker.example",
+        "X-Forwarded-Proto": "http",
+        "Forwarded": "for=203.0.113.67",
+    }
+    refused = deployment.call(
+        "GET", "/api/whoami", headers={**forged, "Authorization": "Bearer not-a-jwt"}
+    )
     assert refused.status_code == 401
     client = DPoPClient(deployment.issuer)
-    elsewhere = make_proof(client.key, "GET", "https://attacker.example/api/whoami",
-                           access_token=client.token)
-    response = deployment.call("GET", "/api/whoami", headers={
-        **forged, "Host": "attacker.example", "Authorization": f"DPoP {client.token}",
-        "DPoP": elsewhere})
+    elsewhere = make_proof(
+        client.key, "GET", "https://attacker.example/api/whoami", access_token=client.token
+    )
+    response = deployment.call(
+        "GET",
+        "/api/whoami",
+        headers={
+            **forged,
+            "Host": "attacker.example",
+            "Authorization": f"DPoP {client.token}",
+            "DPoP": elsewhere,
+        },
+    )
     assert response.status_code == 401 and response.json()["error"] == "invalid_dpop_proof"
-    lines = [line for process in deployment.processes for line in process.lines
-             if "token rejected" in line]
+    lines = [
+        line
+        for process in deployment.processes
+        for line in process.lines
+        if "token rejected" in line
+    ]
     assert lines and all("client=127.0.0.1" in line for line in lines), lines
-    assert not any("203.0.113" in line for process in deployment.processes
-                   for line in process.lines)
+    assert not any(
+        "203.0.113" in line for process in deployment.processes for line in process.lines
+    )
     # A header or a body larger than the limits is refused by nginx itself.
-    assert deployment.call("GET", "/api/hello", headers={
-        "X-Big": "a" * 40_000}).status_code in (400, 431, 494)
-    assert deployment.call("POST", "/api/messages", data=b"x" * (1024 * 1024 + 1),
-                           headers={"Content-Type": "application/json"}).status_code == 413
+    assert deployment.call("GET", "/api/hello", headers={"X-Big": "a" * 40_000}).status_code in (
+        400,
+        431,
+        494,
+    )
+    assert (
+        deployment.call(
+            "POST",
+            "/api/messages",
+            data=b"x" * (1024 * 1024 + 1),
+            headers={"Content-Type": "application/json"},
+        ).status_code
+        == 413
+    )
 
 
 def test_readiness_details_stay_on_the_operators_network(deployment: Deployment) -> None:
@@ -334,8 +401,9 @@ def test_readiness_details_stay_on_the_operators_network(deployment: Deployment)
     port = int(deployment.url.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=deployment.ca_file)
     for path in ("/readyz", "/readyz?x=1", "/api/hello"):
-        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context,
-                                                 source_address=("127.0.0.2", 0), timeout=10)
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", port, context=context, source_address=("127.0.0.2", 0), timeout=10
+        )
         try:
             connection.request("GET", path)
             response = connection.getresponse()

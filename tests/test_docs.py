@@ -1,4 +1,5 @@
 """The documentation lists what the code accepts: one settings table, no gaps."""
+
 from __future__ import annotations
 
 import re
@@ -20,10 +21,13 @@ def documented_keys(prefix: str) -> list[str]:
     return [key for key in _ROW.findall(text) if key.startswith(prefix)]
 
 
-@pytest.mark.parametrize(("prefix", "accepted"), [
-    ("okta.", settings.SETTING_NAMES),
-    ("devissuer.", devissuer_config.SETTING_NAMES),
-])
+@pytest.mark.parametrize(
+    ("prefix", "accepted"),
+    [
+        ("okta.", settings.SETTING_NAMES),
+        ("devissuer.", devissuer_config.SETTING_NAMES),
+    ],
+)
 def test_the_settings_table_lists_every_setting_once(prefix, accepted):
     keys = documented_keys(prefix)
     assert len(keys) == len(set(keys)), "a setting has two rows"
@@ -32,9 +36,15 @@ def test_the_settings_table_lists_every_setting_once(prefix, accepted):
 
 def test_every_doc_link_names_a_file_that_exists():
     link = re.compile(r"\]\(((?!https?:|#)[^)#\s]+)(?:#[^)]*)?\)")
-    pages = [DOCS.parent / "README.md", DOCS.parent / "benchmarks" / "README.md",
-             *DOCS.glob("*.md")]
-    missing = [f"{page.name}: {target}" for page in pages
-               for target in link.findall(page.read_text(encoding="utf-8"))
-               if not (page.parent / target).exists()]
+    pages = [
+        DOCS.parent / "README.md",
+        DOCS.parent / "benchmarks" / "README.md",
+        *DOCS.glob("*.md"),
+    ]
+    missing = [
+        f"{page.name}: {target}"
+        for page in pages
+        for target in link.findall(page.read_text(encoding="utf-8"))
+        if not (page.parent / target).exists()
+    ]
     assert missing == []

@@ -1,4 +1,5 @@
 """The application through WebTest: both protection modes, every HTTP rule."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,7 @@ def test_hello_is_public(any_mode_app: webtest.TestApp, issuer: LoopbackIssuer) 
     assert issuer.hits == {}  # a public view never judges tokens
 
 
-def test_whoami_returns_the_claims(any_mode_app: webtest.TestApp,
-                                   issuer: LoopbackIssuer) -> None:
+def test_whoami_returns_the_claims(any_mode_app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
     token = issuer.mint(sub="carol@example.com", groups=["Everyone"])
     response = any_mode_app.get("/api/whoami", headers=bearer(token))
     assert response.json["sub"] == "carol@example.com"
@@ -41,10 +41,12 @@ def test_whoami_returns_the_claims(any_mode_app: webtest.TestApp,
     assert "Authorization" in response.headers["Vary"]
 
 
-def test_whoami_answers_the_claims_exactly_as_signed(app: webtest.TestApp,
-                                                    issuer: LoopbackIssuer) -> None:
-    payload = json.dumps(issuer.claims(name="Zoë"), separators=(",", ":"),
-                         ensure_ascii=False).encode()
+def test_whoami_answers_the_claims_exactly_as_signed(
+    app: webtest.TestApp, issuer: LoopbackIssuer
+) -> None:
+    payload = json.dumps(
+        issuer.claims(name="Zoë"), separators=(",", ":"), ensure_ascii=False
+    ).encode()
     token = issuer.sign(payload)
     response = app.get("/api/whoami", headers=bearer(token))
     assert response.body == payload
@@ -63,8 +65,7 @@ def test_no_token_is_401_with_a_bare_challenge(any_mode_app: webtest.TestApp) ->
 
 
 def test_other_scheme_is_treated_as_no_token(app: webtest.TestApp) -> None:
-    response = app.get("/api/whoami", headers={"Authorization": "Basic dXNlcjpwdw=="},
-                       status=401)
+    response = app.get("/api/whoami", headers={"Authorization": "Basic dXNlcjpwdw=="}, status=401)
     assert response.headers["WWW-Authenticate"] == BOTH_CHALLENGES
 
 
@@ -74,16 +75,16 @@ def test_scheme_is_case_insensitive(app: webtest.TestApp, issuer: LoopbackIssuer
         app.get("/api/whoami", headers={"Authorization": f"{scheme} {token}"}, status=200)
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer a, Bearer b",
-                                    "Bearer \"quoted\""])
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer a b", "Bearer a, Bearer b", 'Bearer "quoted"']
+)
 def test_malformed_header_is_400(app: webtest.TestApp, header: str) -> None:
     response = app.get("/api/whoami", headers={"Authorization": header}, status=400)
     assert response.json["error"] == "invalid_request"
     assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
 
 
-def test_query_string_token_is_not_accepted(app: webtest.TestApp,
-                                            issuer: LoopbackIssuer) -> None:
+def test_query_string_token_is_not_accepted(app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
     token = issuer.mint()
     response = app.get("/api/whoami", params={"access_token": token}, status=400)
     assert "Authorization header" in response.json["error_description"]
@@ -115,16 +116,22 @@ REJECTIONS: list[tuple[str, dict[str, Any], str]] = [
 
 
 @pytest.mark.parametrize(("name", "claims", "text"), REJECTIONS, ids=[r[0] for r in REJECTIONS])
-def test_rejected_token_is_401_invalid_token(any_mode_app: webtest.TestApp,
-                                             issuer: LoopbackIssuer, name: str,
-                                             claims: dict[str, Any], text: str) -> None:
+def test_rejected_token_is_401_invalid_token(
+    any_mode_app: webtest.TestApp,
+    issuer: LoopbackIssuer,
+    name: str,
+    claims: dict[str, Any],
+    text: str,
+) -> None:
     token = issuer.mint(**claims)
     response = any_mode_app.get("/api/whoami", headers=bearer(token), status=401)
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith('Bearer realm="api", error="invalid_token", error_description="')
     assert text in challenge
-    assert response.json == {"error": "invalid_token",
-                             "error_description": response.json["error_description"]}
+    assert response.json == {
+        "error": "invalid_token",
+        "error_description": response.json["error_description"],
+    }
     assert text in response.json["error_description"]
     for part in token.split("."):
         assert part not in response.text and part not in challenge
@@ -159,8 +166,7 @@ def test_common_attacks_are_401(app: webtest.TestApp, issuer: LoopbackIssuer) ->
 
 
 @pytest.mark.parametrize("alg", ['", error="insufficient_scope', "\u2603", "a\\b", "x\r\ny"])
-def test_challenge_cannot_be_injected_through_the_token(app: webtest.TestApp,
-                                                        alg: str) -> None:
+def test_challenge_cannot_be_injected_through_the_token(app: webtest.TestApp, alg: str) -> None:
     # The description quotes the token's alg; RFC 6750 §3 limits its characters.
     import base64
     import json
@@ -173,8 +179,9 @@ def test_challenge_cannot_be_injected_through_the_token(app: webtest.TestApp,
     assert challenge.isascii() and "\r" not in challenge and "\n" not in challenge
 
 
-def test_issuer_down_is_503_and_hello_still_works(make_app: AppFactory,
-                                                  issuer: LoopbackIssuer) -> None:
+def test_issuer_down_is_503_and_hello_still_works(
+    make_app: AppFactory, issuer: LoopbackIssuer
+) -> None:
     app = make_app(issuer=unreachable_url(), http_timeout="1")
     assert app.get("/api/hello").status_int == 200
     token = issuer.mint()
@@ -187,8 +194,9 @@ def test_issuer_down_is_503_and_hello_still_works(make_app: AppFactory,
 
 
 @pytest.mark.parametrize("mode", ["error", "garbage", "hang"])
-def test_broken_issuer_is_503_never_500(make_app: AppFactory, issuer: LoopbackIssuer,
-                                        mode: str) -> None:
+def test_broken_issuer_is_503_never_500(
+    make_app: AppFactory, issuer: LoopbackIssuer, mode: str
+) -> None:
     app = make_app(http_timeout="0.5")
     issuer.mode = mode
     response = app.get("/api/whoami", headers=bearer(issuer.mint()), status=503)
@@ -201,8 +209,9 @@ def test_key_rotation_end_to_end(make_app: AppFactory, issuer: LoopbackIssuer) -
     new = issuer.rotate(2, keep_old=False)
     app.get("/api/whoami", headers=bearer(issuer.mint(key=new)), status=200)
     # The old key left the issuer's set: its tokens stop working.
-    app.get("/api/whoami", headers=bearer(issuer.mint(key=SigningKey("key-1", rsa_key(1)))),
-            status=401)
+    app.get(
+        "/api/whoami", headers=bearer(issuer.mint(key=SigningKey("key-1", rsa_key(1)))), status=401
+    )
 
 
 def test_client_id_allowlist(make_app: AppFactory, issuer: LoopbackIssuer) -> None:
@@ -223,22 +232,26 @@ def test_undecodable_path_is_json_400(any_mode_app: webtest.TestApp, path: str) 
     assert response.json["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("DELETE", "/api/hello", "GET, HEAD"),
-    ("POST", "/api/whoami", "GET, HEAD"),
-    ("OPTIONS", "/api/whoami", "GET, HEAD"),  # not a CORS preflight
-    ("PUT", "/api/messages", "GET, HEAD, POST"),
-    ("PATCH", "/api/dpop", "GET, HEAD"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/api/hello", "GET, HEAD"),
+        ("POST", "/api/whoami", "GET, HEAD"),
+        ("OPTIONS", "/api/whoami", "GET, HEAD"),  # not a CORS preflight
+        ("PUT", "/api/messages", "GET, HEAD, POST"),
+        ("PATCH", "/api/dpop", "GET, HEAD"),
+    ],
+)
 def test_a_method_the_endpoint_does_not_accept_is_json_405_with_allow(
-        any_mode_app: webtest.TestApp, issuer: LoopbackIssuer, method: str, path: str,
-        allow: str) -> None:
+    any_mode_app: webtest.TestApp, issuer: LoopbackIssuer, method: str, path: str, allow: str
+) -> None:
     # RFC 9110 §15.5.6; judged before the token, as for an unknown path.
-    response = any_mode_app.request(path, method=method, headers=bearer(issuer.mint()),
-                                    status=405)
+    response = any_mode_app.request(path, method=method, headers=bearer(issuer.mint()), status=405)
     assert response.headers["Allow"] == allow
-    assert response.json == {"error": "method_not_allowed",
-                             "error_description": f"this endpoint accepts only {allow}"}
+    assert response.json == {
+        "error": "method_not_allowed",
+        "error_description": f"this endpoint accepts only {allow}",
+    }
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -246,11 +259,16 @@ def test_head_is_answered_where_get_is(any_mode_app: webtest.TestApp) -> None:
     any_mode_app.head("/api/hello", status=200)
 
 
-def test_rejections_are_logged_without_the_token(app: webtest.TestApp, issuer: LoopbackIssuer,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_rejections_are_logged_without_the_token(
+    app: webtest.TestApp, issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
-    tokens = [issuer.mint(exp=1000), issuer.mint(aud="x"), issuer.mint(headers={"kid": "z"}),
-              issuer.mint(key=SigningKey("key-1", rsa_key(9)))]
+    tokens = [
+        issuer.mint(exp=1000),
+        issuer.mint(aud="x"),
+        issuer.mint(headers={"kid": "z"}),
+        issuer.mint(key=SigningKey("key-1", rsa_key(9))),
+    ]
     for token in tokens:
         app.get("/api/whoami", headers=bearer(token), status=401)
     app.get("/api/whoami", headers={"Authorization": "Bearer a b"}, status=400)
@@ -275,9 +293,15 @@ def cors_app(make_app: AppFactory) -> webtest.TestApp:
 
 
 def preflight(app: webtest.TestApp, origin: str, **kw: Any) -> webtest.TestResponse:
-    return app.options("/api/whoami", headers={
-        "Origin": origin, "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "authorization"}, **kw)
+    return app.options(
+        "/api/whoami",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+        **kw,
+    )
 
 
 def test_preflight_from_allowed_origin_needs_no_token(cors_app: webtest.TestApp) -> None:
@@ -293,8 +317,9 @@ def test_preflight_from_other_origin_gets_no_cors_headers(cors_app: webtest.Test
     assert not any(h.startswith("Access-Control-Allow") for h in response.headers)
 
 
-def test_cors_headers_on_success_and_on_401(cors_app: webtest.TestApp,
-                                            issuer: LoopbackIssuer) -> None:
+def test_cors_headers_on_success_and_on_401(
+    cors_app: webtest.TestApp, issuer: LoopbackIssuer
+) -> None:
     ok = cors_app.get("/api/whoami", headers={"Origin": ORIGIN, **bearer(issuer.mint())})
     denied = cors_app.get("/api/whoami", headers={"Origin": ORIGIN}, status=401)
     for response in (ok, denied):

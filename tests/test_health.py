@@ -1,4 +1,5 @@
 """/healthz and /readyz: public, cheap, and honest about the keys."""
+
 from __future__ import annotations
 
 import time
@@ -14,8 +15,9 @@ from .tokens.test_refresher import wait_for
 
 
 @pytest.mark.parametrize("protect_all", ["true", "false"])
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not.a.token"},
-                                     {"Authorization": "Bearer a b"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer not.a.token"}, {"Authorization": "Bearer a b"}]
+)
 def test_healthz_is_public(make_app, protect_all, headers) -> None:
     app = make_app(protect_all=protect_all)
     response = app.get("/healthz", headers=headers)

@@ -1,5 +1,6 @@
 """Several authorization servers in one API, through the add-on, against two real
 issuers on loopback (discovery, keys and introspection over HTTP)."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,11 @@ class IntrospectingIssuer(LoopbackIssuer):
 
     def active(self, token: str, **claims: Any) -> str:
         """Make the endpoint call ``token`` active, with the claims of a fresh token."""
-        self.answers[token] = {"active": True, "client_id": "0oa-test-client",
-                               **{k: v for k, v in self.claims(**claims).items()
-                                  if k not in ("cid", "jti", "ver")}}
+        self.answers[token] = {
+            "active": True,
+            "client_id": "0oa-test-client",
+            **{k: v for k, v in self.claims(**claims).items() if k not in ("cid", "jti", "ver")},
+        }
         return token
 
     def _handler_class(self) -> type:
@@ -84,8 +87,9 @@ def stranger() -> Iterator[LoopbackIssuer]:
     server.close()
 
 
-def issuer_lines(orders: LoopbackIssuer, partners: LoopbackIssuer, *,
-                 partner_options: str = "") -> str:
+def issuer_lines(
+    orders: LoopbackIssuer, partners: LoopbackIssuer, *, partner_options: str = ""
+) -> str:
     return f"\n{orders.issuer}  {ORDERS}\n{partners.issuer}  {PARTNERS} {partner_options}"
 
 
@@ -93,32 +97,45 @@ class Admin:
     """Admin views: partner tokens are denied before anyone is allowed."""
 
     def __init__(self, partners: str) -> None:
-        self.__acl__ = [(Deny, issuer_principal(partners), "admin"),
-                        (Allow, Authenticated, "admin")]
+        self.__acl__ = [
+            (Deny, issuer_principal(partners), "admin"),
+            (Allow, Authenticated, "admin"),
+        ]
 
 
 @pytest.fixture
-def build(make_config: Callable[..., Configurator], orders: IntrospectingIssuer,
-          partners: IntrospectingIssuer) -> Callable[..., webtest.TestApp]:
+def build(
+    make_config: Callable[..., Configurator],
+    orders: IntrospectingIssuer,
+    partners: IntrospectingIssuer,
+) -> Callable[..., webtest.TestApp]:
     """The add-on with both issuers (and ``okta.<key>`` extras), a /who view that
     shows the principals, /admin behind an ACL, and the health checks."""
 
-    def factory(*, live: bool = False, partner_options: str = "", **extra: Any
-                ) -> webtest.TestApp:
+    def factory(*, live: bool = False, partner_options: str = "", **extra: Any) -> webtest.TestApp:
         extra.setdefault("jwks_refetch_cooldown", "0")
-        config = make_config(issuer=issuer_lines(orders, partners,
-                                                 partner_options=partner_options), **extra)
+        config = make_config(
+            issuer=issuer_lines(orders, partners, partner_options=partner_options), **extra
+        )
         config.include("okta_pyramid.health")
         config.add_route("who", "/who")
-        config.add_view(lambda request: {"principals": request.identity.__principals__()},
-                        route_name="who", renderer="json")
+        config.add_view(
+            lambda request: {"principals": request.identity.__principals__()},
+            route_name="who",
+            renderer="json",
+        )
         config.add_route("admin", "/admin", factory=lambda request: Admin(partners.issuer))
-        config.add_view(lambda request: {"admin": True}, route_name="admin",
-                        renderer="json", permission="admin")
+        config.add_view(
+            lambda request: {"admin": True}, route_name="admin", renderer="json", permission="admin"
+        )
         if live:
             config.add_route("live", "/live")
-            config.add_view(lambda request: {"live": True}, route_name="live",
-                            renderer="json", require_active_token=True)
+            config.add_view(
+                lambda request: {"live": True},
+                route_name="live",
+                renderer="json",
+                require_active_token=True,
+            )
         return webtest_app(config)
 
     return factory
@@ -133,6 +150,7 @@ def total_hits(*servers: LoopbackIssuer) -> int:
 
 
 # -- one API, two issuers ---------------------------------------------------------
+
 
 def test_each_issuer_vouches_for_its_own_tokens(build, orders, partners) -> None:
     app = build()
@@ -150,25 +168,28 @@ def test_a_token_for_the_other_issuers_audience_is_refused(build, orders, partne
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert app.get("/who", headers=bearer(orders.mint(aud=PARTNERS)), status=401)
     # Nor does a token claim another issuer than the one that signed it.
-    app.get("/who", headers=bearer(orders.mint(iss=partners.issuer, aud=PARTNERS)),
-            status=401)
+    app.get("/who", headers=bearer(orders.mint(iss=partners.issuer, aud=PARTNERS)), status=401)
 
 
-def test_an_untrusted_issuer_is_refused_without_any_request(build, orders, partners,
-                                                             stranger) -> None:
+def test_an_untrusted_issuer_is_refused_without_any_request(
+    build, orders, partners, stranger
+) -> None:
     app = build()
-    for token in (stranger.mint(),
-                  orders.mint(iss=stranger.issuer),
-                  orders.mint(iss=orders.issuer + "/"),  # exact match only
-                  orders.mint(iss=["not", "a", "string"])):
+    for token in (
+        stranger.mint(),
+        orders.mint(iss=stranger.issuer),
+        orders.mint(iss=orders.issuer + "/"),  # exact match only
+        orders.mint(iss=["not", "a", "string"]),
+    ):
         response = app.get("/who", headers=bearer(token), status=401)
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     # Counted on the servers: nothing was asked of anyone, the stranger included.
     assert total_hits(orders, partners, stranger) == 0
 
 
-def test_a_key_rotation_at_one_issuer_leaves_the_other_alone(build, config, orders,
-                                                             partners) -> None:
+def test_a_key_rotation_at_one_issuer_leaves_the_other_alone(
+    build, config, orders, partners
+) -> None:
     app = build()
     old_orders, partner = orders.mint(), partners.mint()
     app.get("/who", headers=bearer(old_orders))
@@ -219,17 +240,22 @@ def test_dpop_bound_tokens_of_each_issuer(build, orders, partners) -> None:
     for server in (orders, partners):
         token = server.mint(cnf={"jkt": thumbprint(key)})
         proof = make_proof(key, "GET", "http://localhost/who", access_token=token)
-        principals = app.get("/who", headers={"Authorization": f"DPoP {token}",
-                                              "DPoP": proof}).json["principals"]
+        principals = app.get(
+            "/who", headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+        ).json["principals"]
         assert principals[-2:] == [f"issuer:{server.issuer}", "token:dpop"]
         # Bound: not accepted as a bearer token, whichever issuer bound it.
         app.get("/who", headers=bearer(token), status=401)
 
 
-def test_the_shared_audience_warning_looks_at_every_issuer(make_config, orders, partners,
-                                                          caplog) -> None:
-    make_config(issuer=f"{orders.issuer} {ORDERS}\n{partners.issuer} api://default",
-                environment="production", public_url="https://api.example.com")
+def test_the_shared_audience_warning_looks_at_every_issuer(
+    make_config, orders, partners, caplog
+) -> None:
+    make_config(
+        issuer=f"{orders.issuer} {ORDERS}\n{partners.issuer} api://default",
+        environment="production",
+        public_url="https://api.example.com",
+    )
     assert "okta.audience: is api://default" in caplog.text
 
 
@@ -253,8 +279,7 @@ def test_a_live_token_is_confirmed_by_its_own_issuer(build, orders, partners) ->
     assert partners.introspected[-1] == revoked
 
 
-def test_an_opaque_token_is_sent_to_no_issuer_when_none_takes_them(build, orders,
-                                                                   partners) -> None:
+def test_an_opaque_token_is_sent_to_no_issuer_when_none_takes_them(build, orders, partners) -> None:
     app = build(**INTROSPECTION)
     opaque = "opaque-token-0123456789"
     for server in (orders, partners):
@@ -266,8 +291,7 @@ def test_an_opaque_token_is_sent_to_no_issuer_when_none_takes_them(build, orders
     assert total_hits(orders, partners) == 0
 
 
-def test_an_opaque_token_goes_to_the_one_issuer_that_takes_them(build, orders,
-                                                                partners) -> None:
+def test_an_opaque_token_goes_to_the_one_issuer_that_takes_them(build, orders, partners) -> None:
     app = build(partner_options="opaque=true", **INTROSPECTION)
     opaque = partners.active("opaque-token-0123456789", aud=PARTNERS)
     principals = app.get("/who", headers=bearer(opaque)).json["principals"]
@@ -287,13 +311,21 @@ def parse(issuer: str, **values: str):
 
 
 def test_each_line_has_its_audiences_clients_and_requirements() -> None:
-    parsed = parse(f"""
+    parsed = parse(
+        f"""
         {ISSUER}  api://orders api://orders-v2
         {PARTNER_ISSUER}  client_ids=0oa1,0oa2 require=tier=gold require=partner_id
-    """, audience="api://fallback", client_ids="0oa-main", required_claims="tenant")
+    """,
+        audience="api://fallback",
+        client_ids="0oa-main",
+        required_claims="tenant",
+    )
     first, second = parsed.issuers
     assert (first.issuer, first.audiences, first.client_ids) == (
-        ISSUER, ("api://orders", "api://orders-v2"), ("0oa-main",))
+        ISSUER,
+        ("api://orders", "api://orders-v2"),
+        ("0oa-main",),
+    )
     assert first.required_claims == (("tenant", None),)
     # A line without audiences takes okta.audience; its client_ids replace the
     # default, its requirements add to okta.required_claims.
@@ -309,51 +341,83 @@ def test_one_line_is_one_issuer_as_before() -> None:
     assert parsed.issuers[0].audiences == ("api://orders",)
 
 
-@pytest.mark.parametrize(("value", "extra", "message"), [
-    (f"{ISSUER}\nhttp://acme.example.com/oauth2/x", {},
-     "okta.issuer line 2: must use https"),
-    (f"{ISSUER}\n{ISSUER} api://x", {}, f"okta.issuer line 2: {ISSUER} is listed twice"),
-    (f"{ISSUER}\n{PARTNER_ISSUER}/", {}, "okta.issuer line 2: must not end with '/'"),
-    (f"{ISSUER}\nhttps://acme.okta.com", {},
-     "okta.issuer line 2: https://acme.okta.com is the Okta org authorization server"),
-    (f"{ISSUER}\n{PARTNER_ISSUER} clientids=0oa1", {},
-     "okta.issuer line 2: 'clientids' is not an option of an issuer line; did you mean "
-     "client_ids?"),
-    (f"{ISSUER}\n{PARTNER_ISSUER} client_ids=,", {},
-     "okta.issuer line 2: client_ids= needs one or more client ids"),
-    (f"{ISSUER}\n{PARTNER_ISSUER} client_ids=a client_ids=b", {},
-     "okta.issuer line 2: the option client_ids is given twice"),
-    (f"{ISSUER}\n{PARTNER_ISSUER} require=tier=", {},
-     "okta.issuer line 2: the value after '=' is empty"),
-    (f"{ISSUER}\n{PARTNER_ISSUER} opaque=true", {},
-     "okta.issuer line 2: opaque=true needs token introspection"),
-    (f"{ISSUER} opaque=true\n{PARTNER_ISSUER} opaque=true",
-     {"introspection_client_id": "0oa", "introspection_client_secret": "s"},
-     "okta.issuer line 2: opaque=true is also set on okta.issuer line 1"),
-    (f"{ISSUER} api://orders\n{PARTNER_ISSUER}", {"environment": "production"},
-     "okta.audience: is required when okta.environment = production (or after the "
-     "issuer on okta.issuer line 2)"),
-])
-def test_each_line_is_checked_and_named(value: str, extra: dict[str, str],
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "extra", "message"),
+    [
+        (f"{ISSUER}\nhttp://acme.example.com/oauth2/x", {}, "okta.issuer line 2: must use https"),
+        (f"{ISSUER}\n{ISSUER} api://x", {}, f"okta.issuer line 2: {ISSUER} is listed twice"),
+        (f"{ISSUER}\n{PARTNER_ISSUER}/", {}, "okta.issuer line 2: must not end with '/'"),
+        (
+            f"{ISSUER}\nhttps://acme.okta.com",
+            {},
+            "okta.issuer line 2: https://acme.okta.com is the Okta org authorization server",
+        ),
+        (
+            f"{ISSUER}\n{PARTNER_ISSUER} clientids=0oa1",
+            {},
+            "okta.issuer line 2: 'clientids' is not an option of an issuer line; did you mean "
+            "client_ids?",
+        ),
+        (
+            f"{ISSUER}\n{PARTNER_ISSUER} client_ids=,",
+            {},
+            "okta.issuer line 2: client_ids= needs one or more client ids",
+        ),
+        (
+            f"{ISSUER}\n{PARTNER_ISSUER} client_ids=a client_ids=b",
+            {},
+            "okta.issuer line 2: the option client_ids is given twice",
+        ),
+        (
+            f"{ISSUER}\n{PARTNER_ISSUER} require=tier=",
+            {},
+            "okta.issuer line 2: the value after '=' is empty",
+        ),
+        (
+            f"{ISSUER}\n{PARTNER_ISSUER} opaque=true",
+            {},
+            "okta.issuer line 2: opaque=true needs token introspection",
+        ),
+        (
+            f"{ISSUER} opaque=true\n{PARTNER_ISSUER} opaque=true",
+            {"introspection_client_id": "0oa", "introspection_client_secret": "s"},
+            "okta.issuer line 2: opaque=true is also set on okta.issuer line 1",
+        ),
+        (
+            f"{ISSUER} api://orders\n{PARTNER_ISSUER}",
+            {"environment": "production"},
+            "okta.audience: is required when okta.environment = production (or after the "
+            "issuer on okta.issuer line 2)",
+        ),
+    ],
+)
+def test_each_line_is_checked_and_named(value: str, extra: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse(value, **extra)
     assert str(info.value).startswith(message)
 
 
-@pytest.mark.parametrize(("field", "message"), [
-    ("client-ids=0oa1", "'client-ids' is not an option of an issuer line; did you mean "
-                        "client_ids?"),
-    ("Client_IDs=0oa1", "'Client_IDs' is not an option of an issuer line; did you mean "
-                        "client_ids?"),
-    ("OPAQUE=true", "'OPAQUE' is not an option of an issuer line"),
-    ("requires=tier", "'requires' is not an option of an issuer line; did you mean require?"),
-    ("#", "'#' starts a comment"),
-    ("#partners", "'#partners' starts a comment"),
-    (";", "';' starts a comment"),
-])
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "client-ids=0oa1",
+            "'client-ids' is not an option of an issuer line; did you mean client_ids?",
+        ),
+        (
+            "Client_IDs=0oa1",
+            "'Client_IDs' is not an option of an issuer line; did you mean client_ids?",
+        ),
+        ("OPAQUE=true", "'OPAQUE' is not an option of an issuer line"),
+        ("requires=tier", "'requires' is not an option of an issuer line; did you mean require?"),
+        ("#", "'#' starts a comment"),
+        ("#partners", "'#partners' starts a comment"),
+        (";", "';' starts a comment"),
+    ],
+)
 def test_a_misspelt_option_or_a_comment_is_not_taken_for_an_audience(
-        field: str, message: str) -> None:
+    field: str, message: str
+) -> None:
     # Taken as an audience, a misspelt client_ids= would let every client of the
     # issuer in, and the words of an inline comment (which ini files do not have)
     # would each become an accepted audience.
@@ -362,8 +426,10 @@ def test_a_misspelt_option_or_a_comment_is_not_taken_for_an_audience(
     assert str(info.value).startswith(f"okta.issuer line 2: {message}")
 
 
-@pytest.mark.parametrize("value", [f"{ISSUER},{PARTNER_ISSUER}", f"{ISSUER};{PARTNER_ISSUER}",
-                                   f"{ISSUER}|{PARTNER_ISSUER}"])
+@pytest.mark.parametrize(
+    "value",
+    [f"{ISSUER},{PARTNER_ISSUER}", f"{ISSUER};{PARTNER_ISSUER}", f"{ISSUER}|{PARTNER_ISSUER}"],
+)
 def test_two_issuers_run_together_are_refused(value: str) -> None:
     # Read as one URL, it would start, then refuse every token: no iss is that.
     with pytest.raises(ConfigurationError, match=r"^okta\.issuer: .* two issuer URIs"):
@@ -371,15 +437,17 @@ def test_two_issuers_run_together_are_refused(value: str) -> None:
 
 
 def test_audiences_that_look_a_little_like_options_are_audiences() -> None:
-    audiences = ("https://api.example.com/?v=1", "urn:acme:api=orders", "api://x=y",
-                 "orders-api")
+    audiences = ("https://api.example.com/?v=1", "urn:acme:api=orders", "api://x=y", "orders-api")
     parsed = parse(f"{ISSUER} {' '.join(audiences)}")
     assert parsed.issuers[0].audiences == audiences
 
 
 def test_a_line_may_name_the_org_server_where_introspection_judges_it() -> None:
-    parsed = parse(f"{ISSUER} api://orders\nhttps://acme.okta.com",
-                   introspection_client_id="0oa", introspection_client_secret="s")
+    parsed = parse(
+        f"{ISSUER} api://orders\nhttps://acme.okta.com",
+        introspection_client_id="0oa",
+        introspection_client_secret="s",
+    )
     assert [line.org_server for line in parsed.issuers] == [False, True]
     # Its tokens carry the org as their audience.
     assert parsed.issuers[1].audiences == ("https://acme.okta.com",)
@@ -390,23 +458,35 @@ def test_a_line_may_name_the_org_server_where_introspection_judges_it() -> None:
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 def test_a_client_secret_is_never_sent_to_the_servers_of_another_host(method: str) -> None:
     two_orgs = f"{ISSUER} api://orders\nhttps://partner.example.com/oauth2/p api://partners"
-    with pytest.raises(ConfigurationError, match=(
+    with pytest.raises(
+        ConfigurationError,
+        match=(
             f"^okta.introspection_auth_method: {method} would send the introspection "
             f"client secret to the authorization servers of 2 hosts "
-            f"\\(acme.okta.com, partner.example.com\\);")):
-        parse(two_orgs, introspection_client_id="0oa", introspection_auth_method=method,
-              introspection_client_secret="s3cret")
+            f"\\(acme.okta.com, partner.example.com\\);"
+        ),
+    ):
+        parse(
+            two_orgs,
+            introspection_client_id="0oa",
+            introspection_auth_method=method,
+            introspection_client_secret="s3cret",
+        )
     # One org's servers share the client; a private_key_jwt assertion is made for
     # the one endpoint it is sent to.
-    parse(f"{ISSUER} api://orders\n{PARTNER_ISSUER}", introspection_client_id="0oa",
-          introspection_auth_method=method, introspection_client_secret="s3cret")
+    parse(
+        f"{ISSUER} api://orders\n{PARTNER_ISSUER}",
+        introspection_client_id="0oa",
+        introspection_auth_method=method,
+        introspection_client_secret="s3cret",
+    )
 
 
 def test_several_lines_from_one_environment_variable() -> None:
     from okta_pyramid.environ import expand_settings
 
     lines = f"{ISSUER} api://orders\n{PARTNER_ISSUER} api://partners"
-    expanded = expand_settings({"okta.issuer": "\n${OKTA_ISSUER}\n${OKTA_ISSUER_2:-}"},
-                               {"OKTA_ISSUER": lines})
-    assert [line.issuer for line in parse_settings(expanded).issuers] == [
-        ISSUER, PARTNER_ISSUER]
+    expanded = expand_settings(
+        {"okta.issuer": "\n${OKTA_ISSUER}\n${OKTA_ISSUER_2:-}"}, {"OKTA_ISSUER": lines}
+    )
+    assert [line.issuer for line in parse_settings(expanded).issuers] == [ISSUER, PARTNER_ISSUER]

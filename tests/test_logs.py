@@ -1,4 +1,5 @@
 """Request ids, JSON log lines, and no token or key in any log line."""
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,11 @@ def b64(data: bytes | dict[str, Any]) -> str:
 
 def hs256_with_public_key(issuer: LoopbackIssuer) -> str:
     """The classic key-confusion attack: HMAC keyed with the RSA public key."""
-    public_pem = issuer.keys[0].private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        issuer.keys[0]
+        .private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     signing_input = f"{b64({'alg': 'HS256', 'kid': 'key-1'})}.{b64(issuer.claims())}"
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(mac)}"
@@ -107,14 +111,16 @@ def test_no_token_or_key_in_logs_on_any_rejection(make_app, issuer, caplog, log_
     tokens = rejected_tokens(issuer)
     responses = {}
     for name, token in tokens.items():
-        responses[name] = app.get("/api/whoami", headers={
-            "Authorization": f"Bearer {token}"}, expect_errors=True)
+        responses[name] = app.get(
+            "/api/whoami", headers={"Authorization": f"Bearer {token}"}, expect_errors=True
+        )
         assert responses[name].status_int in (400, 401), name
     # Not in the Authorization header as one token: refused as invalid_request.
     extra = [tokens["expired"], "first.second.third"]
     responses["query_string"] = app.get(f"/api/whoami?access_token={extra[0]}", status=400)
-    responses["two_tokens"] = app.get("/api/whoami", headers={
-        "Authorization": f"Bearer {extra[0]} {extra[1]}"}, status=400)
+    responses["two_tokens"] = app.get(
+        "/api/whoami", headers={"Authorization": f"Bearer {extra[0]} {extra[1]}"}, status=400
+    )
     # The issuer goes down: the token is not judged (503), and still not logged.
     down = LoopbackIssuer()
     down.mode = "error"
@@ -122,7 +128,8 @@ def test_no_token_or_key_in_logs_on_any_rejection(make_app, issuer, caplog, log_
         unjudged = down.mint()
         app_down = make_app(issuer=down.issuer)
         responses["issuer_down"] = app_down.get(
-            "/api/whoami", headers={"Authorization": f"Bearer {unjudged}"}, status=503)
+            "/api/whoami", headers={"Authorization": f"Bearer {unjudged}"}, status=503
+        )
     finally:
         down.close()
 
@@ -138,8 +145,11 @@ def test_no_token_or_key_in_logs_on_any_rejection(make_app, issuer, caplog, log_
 
     # One line per refused request, with the reason, the client and the request id.
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
-    verdicts = [line for line in lines if re.search(
-        r"^(token|request) (rejected|not judged): ", line["message"])]
+    verdicts = [
+        line
+        for line in lines
+        if re.search(r"^(token|request) (rejected|not judged): ", line["message"])
+    ]
     assert len(verdicts) == len(responses)
     for line, (name, response) in zip(verdicts, responses.items()):
         assert "client=192.0.2.7" in line["message"], name
@@ -149,10 +159,10 @@ def test_no_token_or_key_in_logs_on_any_rejection(make_app, issuer, caplog, log_
 
 def test_rejection_reasons_are_logged(make_app, issuer, log_lines) -> None:
     app = make_app()
-    app.get("/api/whoami", headers={"Authorization": f"Bearer {issuer.mint(exp=1, iat=0)}"},
-            status=401)
-    [line] = [json.loads(line) for line in log_lines.getvalue().splitlines()
-              if "rejected" in line]
+    app.get(
+        "/api/whoami", headers={"Authorization": f"Bearer {issuer.mint(exp=1, iat=0)}"}, status=401
+    )
+    [line] = [json.loads(line) for line in log_lines.getvalue().splitlines() if "rejected" in line]
     assert line["level"] == "INFO"
     assert line["logger"] == "okta_pyramid.security"
     assert line["message"] == "token rejected: reason=expired client=192.0.2.7"
@@ -172,16 +182,18 @@ def test_generated_request_ids_are_unique() -> None:
     assert all(REQUEST_ID.fullmatch(rid) for rid in ids[:10])
 
 
-@pytest.mark.parametrize("inbound", [
-    "3f2a9c1e-8b7d-4c1a-9e2f-0a1b2c3d4e5f", "Root=1-67891233-abcdef012345678912345678",
-    "req_42"])
+@pytest.mark.parametrize(
+    "inbound",
+    ["3f2a9c1e-8b7d-4c1a-9e2f-0a1b2c3d4e5f", "Root=1-67891233-abcdef012345678912345678", "req_42"],
+)
 def test_sane_inbound_request_id_is_kept(make_app, inbound) -> None:
     response = make_app().get("/api/hello", headers={"X-Request-ID": inbound})
     assert response.headers["X-Request-ID"] == inbound
 
 
-@pytest.mark.parametrize("inbound", ["", "has space", "x" * 129, "semi;colon", "quote\"",
-                                     "tab\there"])
+@pytest.mark.parametrize(
+    "inbound", ["", "has space", "x" * 129, "semi;colon", 'quote"', "tab\there"]
+)
 def test_odd_inbound_request_id_is_replaced(make_app, inbound) -> None:
     response = make_app().get("/api/hello", headers={"X-Request-ID": inbound})
     assert REQUEST_ID.fullmatch(response.headers["X-Request-ID"])
@@ -189,8 +201,11 @@ def test_odd_inbound_request_id_is_replaced(make_app, inbound) -> None:
 
 def test_request_id_is_on_every_line_of_the_request_only(make_app, issuer, log_lines) -> None:
     app = make_app()
-    app.get("/api/whoami", headers={"Authorization": "Bearer a.b.c", "X-Request-ID": "abc-1"},
-            status=401)
+    app.get(
+        "/api/whoami",
+        headers={"Authorization": "Bearer a.b.c", "X-Request-ID": "abc-1"},
+        status=401,
+    )
     logging.getLogger("okta_pyramid.test").info("outside any request")
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     assert lines[0]["request_id"] == "abc-1"
@@ -199,12 +214,19 @@ def test_request_id_is_on_every_line_of_the_request_only(make_app, issuer, log_l
 
 def test_json_formatter_writes_one_line_per_record() -> None:
     formatter = JSONFormatter()
-    record = logging.LogRecord("okta_pyramid.x", logging.WARNING, __file__, 1,
-                               "forged\n{\"level\": \"INFO\"} %s", ("arg",), None)
+    record = logging.LogRecord(
+        "okta_pyramid.x",
+        logging.WARNING,
+        __file__,
+        1,
+        'forged\n{"level": "INFO"} %s',
+        ("arg",),
+        None,
+    )
     text = formatter.format(record)
     assert "\n" not in text
     entry = json.loads(text)
-    assert entry["message"] == "forged\n{\"level\": \"INFO\"} arg"
+    assert entry["message"] == 'forged\n{"level": "INFO"} arg'
     assert entry["level"] == "WARNING"
     assert entry["time"].endswith("Z")
     try:

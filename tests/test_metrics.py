@@ -1,5 +1,6 @@
 """``/metrics``: off by default; when on, it counts what happened, per application, and
 never names a token, a subject or a client."""
+
 from __future__ import annotations
 
 import re
@@ -21,15 +22,20 @@ def samples(app: webtest.TestApp) -> dict[tuple[str, tuple[tuple[str, str], ...]
     response = app.get("/metrics")
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     assert response.headers["Cache-Control"] == "no-store"
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def value(found: dict, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` that carry ``labels`` (and maybe others)."""
-    return sum(sample for (sample_name, sample_labels), sample in found.items()
-               if sample_name == name and labels.items() <= dict(sample_labels).items())
+    return sum(
+        sample
+        for (sample_name, sample_labels), sample in found.items()
+        if sample_name == name and labels.items() <= dict(sample_labels).items()
+    )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -42,8 +48,9 @@ def test_off_by_default(make_app: Callable[..., webtest.TestApp]) -> None:
     assert not hasattr(app.app.registry, "okta_metrics")
 
 
-def test_counts_what_happened(make_app: Callable[..., webtest.TestApp],
-                              issuer: LoopbackIssuer) -> None:
+def test_counts_what_happened(
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer
+) -> None:
     app = make_app(metrics="true")
     token = issuer.mint(cid="0oa-secret-client-id", sub="carol@example.com")
     for _ in range(3):
@@ -68,19 +75,32 @@ def test_counts_what_happened(make_app: Callable[..., webtest.TestApp],
     # Three requests with one token: verified once, then found in the cache.
     assert value(found, "okta_pyramid_token_cache_hits_total") >= 2
     text = app.get("/metrics").text
-    for secret in (token, token.split(".")[2], "carol", "0oa-secret-client-id",
-                   client.token, client.jkt):
+    for secret in (
+        token,
+        token.split(".")[2],
+        "carol",
+        "0oa-secret-client-id",
+        client.token,
+        client.jkt,
+    ):
         assert secret not in text
 
 
-def test_introspection_and_the_shared_store(make_app: Callable[..., webtest.TestApp],
-                                            issuer: LoopbackIssuer, redis_url: str) -> None:
-    app = make_app(metrics="true", shared_store=redis_url,
-                   introspection_client_id=issuer.CLIENT_ID,
-                   introspection_client_secret=issuer.CLIENT_SECRET)
-    other = make_app(metrics="true", shared_store=redis_url,
-                     introspection_client_id=issuer.CLIENT_ID,
-                     introspection_client_secret=issuer.CLIENT_SECRET)
+def test_introspection_and_the_shared_store(
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer, redis_url: str
+) -> None:
+    app = make_app(
+        metrics="true",
+        shared_store=redis_url,
+        introspection_client_id=issuer.CLIENT_ID,
+        introspection_client_secret=issuer.CLIENT_SECRET,
+    )
+    other = make_app(
+        metrics="true",
+        shared_store=redis_url,
+        introspection_client_id=issuer.CLIENT_ID,
+        introspection_client_secret=issuer.CLIENT_SECRET,
+    )
     token = issuer.mint(scp=["messages:write"])
     for _ in range(2):
         app.post_json("/api/messages", {"text": "hi"}, headers=bearer(token), status=201)

@@ -1,5 +1,6 @@
 """The add-on in someone else's app: their ACL names scopes and groups, and a denial
 names the scopes that would have granted it."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,8 +45,12 @@ def test_scopes_granting_reads_the_lineage() -> None:
 @pytest.fixture
 def addon_app(config: Configurator) -> webtest.TestApp:
     config.add_route("reports", "/reports", factory=Reports)
-    config.add_view(lambda request: {"ok": True}, route_name="reports",
-                    renderer="json", permission="view_reports")
+    config.add_view(
+        lambda request: {"ok": True},
+        route_name="reports",
+        renderer="json",
+        permission="view_reports",
+    )
     config.add_route("refuse", "/refuse", factory=Reports)
 
     def refuse(request: Any) -> Any:
@@ -59,32 +64,38 @@ def token(issuer: LoopbackIssuer, **claims: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {issuer.mint(**claims)}"}
 
 
-@pytest.mark.parametrize("claims", [
-    {"scp": ["reports:read"]}, {"scope": "reports:admin"}, {"groups": ["Auditors"]},
-])
-def test_any_granting_principal_is_enough(addon_app: webtest.TestApp, issuer: LoopbackIssuer,
-                                          claims: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"scp": ["reports:read"]},
+        {"scope": "reports:admin"},
+        {"groups": ["Auditors"]},
+    ],
+)
+def test_any_granting_principal_is_enough(
+    addon_app: webtest.TestApp, issuer: LoopbackIssuer, claims: dict[str, Any]
+) -> None:
     addon_app.get("/reports", headers=token(issuer, **claims), status=200)
 
 
-def test_a_denial_names_every_scope_that_would_grant(addon_app: webtest.TestApp,
-                                                     issuer: LoopbackIssuer) -> None:
+def test_a_denial_names_every_scope_that_would_grant(
+    addon_app: webtest.TestApp, issuer: LoopbackIssuer
+) -> None:
     response = addon_app.get("/reports", headers=token(issuer, scp=["openid"]), status=403)
     assert 'scope="reports:admin reports:read"' in response.headers["WWW-Authenticate"]
     assert response.json["scope"] == "reports:admin reports:read"
 
 
-def test_a_deny_entry_wins_over_a_grant(addon_app: webtest.TestApp,
-                                        issuer: LoopbackIssuer) -> None:
+def test_a_deny_entry_wins_over_a_grant(addon_app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
     claims = {"scp": ["reports:read", "reports:banned"]}
     addon_app.get("/reports", headers=token(issuer, **claims), status=403)
 
 
-def test_a_forbidden_raised_by_a_view_names_no_scope(addon_app: webtest.TestApp,
-                                                     issuer: LoopbackIssuer) -> None:
+def test_a_forbidden_raised_by_a_view_names_no_scope(
+    addon_app: webtest.TestApp, issuer: LoopbackIssuer
+) -> None:
     response = addon_app.get("/refuse", headers=token(issuer), status=403)
     assert response.json["error"] == "insufficient_scope"
     assert "scope=" not in response.headers["WWW-Authenticate"]
     assert "not today" not in response.text
     addon_app.get("/refuse", status=401)
-

@@ -3,6 +3,7 @@
 The server is the shipped development configuration, copied next to a fresh keys
 folder with only its port changed, so the run needs no Okta org and no network.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,16 +38,18 @@ def free_port() -> int:
 def dev_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``pserve development.ini`` on a free port; yields its URL and its log file."""
     port = free_port()
-    ini, count = re.subn(r"(?m)^http_port = \d+$", f"http_port = {port}",
-                         (ROOT / "development.ini").read_text())
+    ini, count = re.subn(
+        r"(?m)^http_port = \d+$", f"http_port = {port}", (ROOT / "development.ini").read_text()
+    )
     assert count == 1, "development.ini sets http_port once, in [DEFAULT]"
     (tmp_path / "development.ini").write_text(ini)
     pserve = shutil.which("pserve", path=str(Path(sys.executable).parent))
     assert pserve, "pserve comes with pyramid"
     log = tmp_path / "pserve.log"
     with open(log, "wb") as out:
-        server = subprocess.Popen([pserve, "development.ini"], cwd=tmp_path,
-                                  stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [pserve, "development.ini"], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT
+        )
     base_url = f"http://localhost:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -76,12 +79,28 @@ def test_postman_collection_passes_under_newman(dev_server: tuple[str, Path], tm
     if not NEWMAN.exists():
         pytest.fail("newman is not installed: run `npm ci` (make test does)")
     result = subprocess.run(
-        [str(NEWMAN), "run", str(COLLECTION), "--environment", str(ENVIRONMENT),
-         "--env-var", f"baseUrl={base_url}",
-         "--env-var", f"issuer={base_url}/oauth2/default",
-         "--color", "off", "--timeout-request", "10000",
-         "--reporters", "cli,json", "--reporter-json-export", str(tmp_path / "run.json")],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(NEWMAN),
+            "run",
+            str(COLLECTION),
+            "--environment",
+            str(ENVIRONMENT),
+            "--env-var",
+            f"baseUrl={base_url}",
+            "--env-var",
+            f"issuer={base_url}/oauth2/default",
+            "--color",
+            "off",
+            "--timeout-request",
+            "10000",
+            "--reporters",
+            "cli,json",
+            "--reporter-json-export",
+            str(tmp_path / "run.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, f"newman failed:\n{result.stdout}\n{result.stderr}"
 

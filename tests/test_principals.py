@@ -1,4 +1,5 @@
 """Claims to principals: every claim shape Okta and other issuers send."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -76,8 +77,12 @@ def test_groups_of(value: Any, expected: list[str]) -> None:
 
 
 def test_principals_of_an_okta_user_token() -> None:
-    claims = {"sub": "alice@example.com", "cid": "0oa1", "scp": ["openid", "messages:read"],
-              "groups": ["Admins"]}
+    claims = {
+        "sub": "alice@example.com",
+        "cid": "0oa1",
+        "scp": ["openid", "messages:read"],
+        "groups": ["Admins"],
+    }
     assert principals_for(claims, SETTINGS) == [
         Authenticated,
         "user:alice@example.com",
@@ -98,11 +103,14 @@ def test_the_groups_claim_is_configurable() -> None:
     assert principals_for(claims, settings) == [Authenticated, "group:Admins"]
 
 
-@pytest.mark.parametrize("claims", [
-    {"sub": 5, "cid": ["x"]},
-    {"sub": "", "cid": ""},
-    {"sub": None, "cid": {"a": 1}},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": 5, "cid": ["x"]},
+        {"sub": "", "cid": ""},
+        {"sub": None, "cid": {"a": 1}},
+    ],
+)
 def test_subject_and_client_of_the_wrong_type_are_ignored(claims: dict[str, Any]) -> None:
     assert principals_for(claims) == [Authenticated]
 
@@ -120,9 +128,12 @@ def test_prefixes_keep_namespaces_apart() -> None:
 def test_configured_principals_default_and_callback() -> None:
     claims = {"sub": "bob", "tier": "gold"}
     assert configured_principals(SETTINGS)(claims) == [Authenticated, "user:bob"]
-    settings = parse_settings({"okta.issuer": SETTINGS.issuer,
-                               "okta.principals_callback":
-                                   "tests.test_principals:extra_principals"})
+    settings = parse_settings(
+        {
+            "okta.issuer": SETTINGS.issuer,
+            "okta.principals_callback": "tests.test_principals:extra_principals",
+        }
+    )
     assert settings.principals_callback is extra_principals
     assert configured_principals(settings)(claims) == [Authenticated, "user:bob", "role:gold"]
 
@@ -135,9 +146,12 @@ def roles_as_principals(claims: Any, settings: OktaSettings | None) -> list[str]
 def test_a_principals_callback_cannot_forge_issuer_or_token_principals() -> None:
     # issuer: and token: say who vouched for the token and how it was presented;
     # only the security policy knows that, so a callback's are dropped.
-    settings = parse_settings({"okta.issuer": SETTINGS.issuer,
-                               "okta.principals_callback":
-                                   "tests.test_principals:roles_as_principals"})
+    settings = parse_settings(
+        {
+            "okta.issuer": SETTINGS.issuer,
+            "okta.principals_callback": "tests.test_principals:roles_as_principals",
+        }
+    )
     forged = ["issuer:https://dev-1.okta.com/oauth2/aus9partners", "token:dpop", "auditor"]
     mapping = configured_principals(settings)
     assert mapping({"sub": "bob", "roles": forged}) == [Authenticated, "user:bob", "auditor"]
@@ -147,8 +161,12 @@ def test_a_principals_callback_cannot_forge_issuer_or_token_principals() -> None
 
 def test_token_identity_uses_the_mapping_it_is_given() -> None:
     token = verified_token({"sub": "bob", "scp": ["a"]})
-    assert TokenIdentity(token).__principals__() == [Authenticated, "user:bob", "scope:a",
-                                                     "token:bearer"]
+    assert TokenIdentity(token).__principals__() == [
+        Authenticated,
+        "user:bob",
+        "scope:a",
+        "token:bearer",
+    ]
     identity = TokenIdentity(verified_token({"sub": "bob"}), lambda c: ["custom"])
     assert identity.__principals__() == ["custom", "token:bearer"]
 

@@ -1,5 +1,6 @@
 """okta.required_claims, okta.groups_claim and okta.principals_callback: parsed at
 start-up, enforced by the verifier."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -24,6 +25,7 @@ def parse(**okta: Any):
 
 # -- settings -------------------------------------------------------------------------
 
+
 def test_defaults() -> None:
     settings = parse()
     assert settings.groups_claim == "groups"
@@ -32,20 +34,27 @@ def test_defaults() -> None:
 
 
 def test_required_claims_lines() -> None:
-    settings = parse(required_claims="""
+    settings = parse(
+        required_claims="""
         uid
         email_verified = true
         groups = Help Desk
         ver=1
-    """)
+    """
+    )
     assert settings.required_claims == (
-        ("uid", None), ("email_verified", "true"), ("groups", "Help Desk"), ("ver", "1"),
+        ("uid", None),
+        ("email_verified", "true"),
+        ("groups", "Help Desk"),
+        ("ver", "1"),
     )
 
 
 def test_required_claims_may_be_given_as_a_list() -> None:
     assert parse(required_claims=["uid", "tier = gold"]).required_claims == (
-        ("uid", None), ("tier", "gold"))
+        ("uid", None),
+        ("tier", "gold"),
+    )
 
 
 @pytest.mark.parametrize("value", ["= gold", "two words", "tier =", "tier = ", "bad\x00name"])
@@ -65,10 +74,15 @@ def test_groups_claim() -> None:
     assert parse(groups_claim="").groups_claim == "groups"
 
 
-@pytest.mark.parametrize("value", [
-    "no_such_module_xyz.principals", "okta_pyramid.principals:no_such_name",
-    "okta_pyramid.principals:DEFAULT_GROUPS_CLAIM", "not a dotted name",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "no_such_module_xyz.principals",
+        "okta_pyramid.principals:no_such_name",
+        "okta_pyramid.principals:DEFAULT_GROUPS_CLAIM",
+        "not a dotted name",
+    ],
+)
 def test_bad_principals_callback_names_the_key(value: str) -> None:
     with pytest.raises(ConfigurationError, match=r"^okta\.principals_callback: "):
         parse(principals_callback=value)
@@ -81,48 +95,63 @@ def test_the_app_refuses_to_start_with_bad_required_claims(issuer: LoopbackIssue
 
 # -- the verifier ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("claim", "value", "expected"), [
-    ("gold", "gold", True),
-    ("Gold", "gold", False),
-    (["silver", "gold"], "gold", True),
-    (["silver"], "gold", False),
-    ([], "gold", False),
-    (True, "true", True),
-    (False, "true", False),
-    (1, "1", True),
-    (1, "true", False),
-    ("true", "true", True),
-    ({"gold": 1}, "gold", False),
-    ([["gold"]], "gold", False),
-    (None, "null", False),
-])
+
+@pytest.mark.parametrize(
+    ("claim", "value", "expected"),
+    [
+        ("gold", "gold", True),
+        ("Gold", "gold", False),
+        (["silver", "gold"], "gold", True),
+        (["silver"], "gold", False),
+        ([], "gold", False),
+        (True, "true", True),
+        (False, "true", False),
+        (1, "1", True),
+        (1, "true", False),
+        ("true", "true", True),
+        ({"gold": 1}, "gold", False),
+        ([["gold"]], "gold", False),
+        (None, "null", False),
+    ],
+)
 def test_claim_matches(claim: Any, value: str, expected: bool) -> None:
     assert claim_matches(claim, value) is expected
 
 
 @pytest.fixture
 def strict_verifier(issuer: LoopbackIssuer) -> AccessTokenVerifier:
-    return AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2,
-                               required_claims=[("uid", None), ("tier", "gold")])
+    return AccessTokenVerifier(
+        issuer.issuer,
+        issuer.audience,
+        http_timeout=2,
+        required_claims=[("uid", None), ("tier", "gold")],
+    )
 
 
-def test_a_token_meeting_the_requirements_passes(strict_verifier: AccessTokenVerifier,
-                                                 issuer: LoopbackIssuer) -> None:
+def test_a_token_meeting_the_requirements_passes(
+    strict_verifier: AccessTokenVerifier, issuer: LoopbackIssuer
+) -> None:
     assert strict_verifier.verify(issuer.mint(tier="gold"))["tier"] == "gold"
     assert strict_verifier.verify(issuer.mint(tier=["bronze", "gold"]))["uid"]
 
 
-@pytest.mark.parametrize(("claims", "message"), [
-    ({"uid": DROP, "tier": "gold"}, "no 'uid' claim"),
-    ({"uid": None, "tier": "gold"}, "no 'uid' claim"),
-    ({}, "no 'tier' claim"),
-    ({"tier": "silver"}, "'tier' claim does not have the value"),
-    ({"tier": ["silver"]}, "'tier' claim does not have the value"),
-    ({"tier": {"gold": True}}, "'tier' claim does not have the value"),
-])
-def test_a_token_missing_a_requirement_is_invalid(strict_verifier: AccessTokenVerifier,
-                                                  issuer: LoopbackIssuer,
-                                                  claims: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"uid": DROP, "tier": "gold"}, "no 'uid' claim"),
+        ({"uid": None, "tier": "gold"}, "no 'uid' claim"),
+        ({}, "no 'tier' claim"),
+        ({"tier": "silver"}, "'tier' claim does not have the value"),
+        ({"tier": ["silver"]}, "'tier' claim does not have the value"),
+        ({"tier": {"gold": True}}, "'tier' claim does not have the value"),
+    ],
+)
+def test_a_token_missing_a_requirement_is_invalid(
+    strict_verifier: AccessTokenVerifier,
+    issuer: LoopbackIssuer,
+    claims: dict[str, Any],
+    message: str,
+) -> None:
     with pytest.raises(RequiredClaimNotMet, match=message) as caught:
         strict_verifier.verify(issuer.mint(**claims))
     assert isinstance(caught.value, InvalidClaims)
@@ -131,8 +160,10 @@ def test_a_token_missing_a_requirement_is_invalid(strict_verifier: AccessTokenVe
 
 # -- through the application ----------------------------------------------------------
 
+
 def test_the_app_enforces_required_claims_with_401_invalid_token(
-        make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer) -> None:
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer
+) -> None:
     app = make_app(required_claims="uid\nemail_verified = true")
     good = issuer.mint(email_verified=True)
     app.get("/api/whoami", headers={"Authorization": f"Bearer {good}"}, status=200)

@@ -1,4 +1,5 @@
 """The app served for real: pserve and waitress in a subprocess, HTTP over loopback."""
+
 from __future__ import annotations
 
 import configparser
@@ -51,8 +52,9 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
     with path.open("w") as handle:
         ini.write(handle)
     pserve = Path(sys.executable).with_name("pserve")
-    process = subprocess.Popen([str(pserve), str(path)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(pserve), str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     handle = Server(base, process)
     try:
@@ -80,8 +82,9 @@ def test_pserve_development_ini(server: Server, issuer: LoopbackIssuer) -> None:
     response = requests.get(served + "/api/whoami", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json()["sub"] == "alice@example.com"
-    expired = requests.get(served + "/api/whoami",
-                           headers={"Authorization": f"Bearer {issuer.mint(exp=1000)}"})
+    expired = requests.get(
+        served + "/api/whoami", headers={"Authorization": f"Bearer {issuer.mint(exp=1000)}"}
+    )
     assert expired.status_code == 401
     assert "expired" in expired.headers["WWW-Authenticate"]
     log = server.stop()

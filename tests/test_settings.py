@@ -29,9 +29,15 @@ def test_defaults() -> None:
 
 
 def test_values_are_converted() -> None:
-    settings = parse(audience="api://a  api://b", client_ids="c1\nc2", leeway="0",
-                     http_timeout="2.5", jwks_refetch_cooldown="0", protect_all="false",
-                     cors_allowed_origins="https://app.example.com http://localhost:3000")
+    settings = parse(
+        audience="api://a  api://b",
+        client_ids="c1\nc2",
+        leeway="0",
+        http_timeout="2.5",
+        jwks_refetch_cooldown="0",
+        protect_all="false",
+        cors_allowed_origins="https://app.example.com http://localhost:3000",
+    )
     assert settings.audiences == ("api://a", "api://b")
     assert settings.client_ids == ("c1", "c2")
     assert settings.leeway == 0
@@ -41,60 +47,83 @@ def test_values_are_converted() -> None:
     assert settings.cors_allowed_origins == ("https://app.example.com", "http://localhost:3000")
 
 
-@pytest.mark.parametrize("issuer", [
-    "http://localhost:6543/oauth2/default",
-    "http://127.0.0.1:8080/oauth2/default",
-    "http://127.5.6.7/oauth2/default",
-    "http://[::1]:6543/oauth2/default",
-    "https://example.com/oauth2/aus1",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://localhost:6543/oauth2/default",
+        "http://127.0.0.1:8080/oauth2/default",
+        "http://127.5.6.7/oauth2/default",
+        "http://[::1]:6543/oauth2/default",
+        "https://example.com/oauth2/aus1",
+    ],
+)
 def test_accepted_issuers(issuer: str) -> None:
     assert parse_settings({"okta.issuer": issuer}).issuer == issuer
 
 
-@pytest.mark.parametrize(("values", "key"), [
-    ({"okta.issuer": ""}, "okta.issuer"),
-    ({}, "okta.issuer"),
-    ({"okta.issuer": "http://dev-123456.okta.com/oauth2/default"}, "okta.issuer"),
-    ({"okta.issuer": "http://10.0.0.1/oauth2/default"}, "okta.issuer"),
-    ({"okta.issuer": "dev-123456.okta.com/oauth2/default"}, "okta.issuer"),
-    ({"okta.issuer": "ftp://example.com/x"}, "okta.issuer"),
-    ({"okta.issuer": "https://user:pw@example.com/x"}, "okta.issuer"),
-    ({"okta.issuer": "https://example.com/x?y=1"}, "okta.issuer"),
-    ({"okta.issuer": ISSUER, "okta.leeway": "301"}, "okta.leeway"),
-    ({"okta.issuer": ISSUER, "okta.leeway": "-1"}, "okta.leeway"),
-    ({"okta.issuer": ISSUER, "okta.leeway": "1.5"}, "okta.leeway"),
-    ({"okta.issuer": ISSUER, "okta.leeway": "soon"}, "okta.leeway"),
-    ({"okta.issuer": ISSUER, "okta.http_timeout": "0"}, "okta.http_timeout"),
-    ({"okta.issuer": ISSUER, "okta.http_timeout": "nan"}, "okta.http_timeout"),
-    ({"okta.issuer": ISSUER, "okta.http_timeout": "61"}, "okta.http_timeout"),
-    ({"okta.issuer": ISSUER, "okta.jwks_refetch_cooldown": "-5"}, "okta.jwks_refetch_cooldown"),
-    ({"okta.issuer": ISSUER, "okta.protect_all": "maybe"}, "okta.protect_all"),
-    ({"okta.issuer": ISSUER, "okta.cors_allowed_origins": "https://a.example.com/path"},
-     "okta.cors_allowed_origins"),
-    ({"okta.issuer": ISSUER, "okta.cors_allowed_origins": "app.example.com"},
-     "okta.cors_allowed_origins"),
-    ({"okta.issuer": ISSUER, "okta.cors_allowed_origins": "https://App.example.com"},
-     "okta.cors_allowed_origins"),
-    ({"okta.issuer": ISSUER, "okta.cors_max_age": "-1"}, "okta.cors_max_age"),
-    ({"okta.issuer": ISSUER, "okta.realm": 'a"b'}, "okta.realm"),
-])
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"okta.issuer": ""}, "okta.issuer"),
+        ({}, "okta.issuer"),
+        ({"okta.issuer": "http://dev-123456.okta.com/oauth2/default"}, "okta.issuer"),
+        ({"okta.issuer": "http://10.0.0.1/oauth2/default"}, "okta.issuer"),
+        ({"okta.issuer": "dev-123456.okta.com/oauth2/default"}, "okta.issuer"),
+        ({"okta.issuer": "ftp://example.com/x"}, "okta.issuer"),
+        ({"okta.issuer": "https://user:pw@example.com/x"}, "okta.issuer"),
+        ({"okta.issuer": "https://example.com/x?y=1"}, "okta.issuer"),
+        ({"okta.issuer": ISSUER, "okta.leeway": "301"}, "okta.leeway"),
+        ({"okta.issuer": ISSUER, "okta.leeway": "-1"}, "okta.leeway"),
+        ({"okta.issuer": ISSUER, "okta.leeway": "1.5"}, "okta.leeway"),
+        ({"okta.issuer": ISSUER, "okta.leeway": "soon"}, "okta.leeway"),
+        ({"okta.issuer": ISSUER, "okta.http_timeout": "0"}, "okta.http_timeout"),
+        ({"okta.issuer": ISSUER, "okta.http_timeout": "nan"}, "okta.http_timeout"),
+        ({"okta.issuer": ISSUER, "okta.http_timeout": "61"}, "okta.http_timeout"),
+        ({"okta.issuer": ISSUER, "okta.jwks_refetch_cooldown": "-5"}, "okta.jwks_refetch_cooldown"),
+        ({"okta.issuer": ISSUER, "okta.protect_all": "maybe"}, "okta.protect_all"),
+        (
+            {"okta.issuer": ISSUER, "okta.cors_allowed_origins": "https://a.example.com/path"},
+            "okta.cors_allowed_origins",
+        ),
+        (
+            {"okta.issuer": ISSUER, "okta.cors_allowed_origins": "app.example.com"},
+            "okta.cors_allowed_origins",
+        ),
+        (
+            {"okta.issuer": ISSUER, "okta.cors_allowed_origins": "https://App.example.com"},
+            "okta.cors_allowed_origins",
+        ),
+        ({"okta.issuer": ISSUER, "okta.cors_max_age": "-1"}, "okta.cors_max_age"),
+        ({"okta.issuer": ISSUER, "okta.realm": 'a"b'}, "okta.realm"),
+    ],
+)
 def test_wrong_values_name_the_key(values: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_settings(values)
     assert str(info.value).startswith(key + ":")
 
 
-@pytest.mark.parametrize(("host", "loopback"), [
-    ("localhost", True), ("LOCALHOST", True), ("127.0.0.1", True), ("127.255.0.9", True),
-    ("::1", True), ("localhost.example.com", False), ("10.0.0.1", False),
-    ("example.com", False), ("", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("127.0.0.1", True),
+        ("127.255.0.9", True),
+        ("::1", True),
+        ("localhost.example.com", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+        ("", False),
+        (None, False),
+    ],
+)
 def test_is_loopback_host(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
 
 
 # -- keys ---------------------------------------------------------------------------
+
 
 class Recording(dict):
     """A settings mapping that remembers which keys were read."""
@@ -118,19 +147,21 @@ def test_setting_names_are_exactly_the_keys_read() -> None:
     assert {key for key in settings.read if key.startswith("okta.")} == SETTING_NAMES
 
 
-@pytest.mark.parametrize(("key", "closest"), [
-    ("okta.audiance", "okta.audience"),
-    ("okta.audiences", "okta.audience"),
-    ("okta.client_id", "okta.client_ids"),
-    ("okta.leway", "okta.leeway"),
-    ("okta.Issuer", "okta.issuer"),
-    ("okta.cors_origins", "okta.cors_allowed_origins"),
-])
+@pytest.mark.parametrize(
+    ("key", "closest"),
+    [
+        ("okta.audiance", "okta.audience"),
+        ("okta.audiences", "okta.audience"),
+        ("okta.client_id", "okta.client_ids"),
+        ("okta.leway", "okta.leeway"),
+        ("okta.Issuer", "okta.issuer"),
+        ("okta.cors_origins", "okta.cors_allowed_origins"),
+    ],
+)
 def test_an_unknown_key_is_refused_naming_the_closest(key: str, closest: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_settings({"okta.issuer": ISSUER, key: "api://orders"})
-    assert str(info.value) == (
-        f"{key}: is not a setting of okta_pyramid; did you mean {closest}?")
+    assert str(info.value) == (f"{key}: is not a setting of okta_pyramid; did you mean {closest}?")
 
 
 def test_an_unknown_key_with_no_close_one_is_refused() -> None:
@@ -139,16 +170,24 @@ def test_an_unknown_key_with_no_close_one_is_refused() -> None:
 
 
 def test_other_prefixes_are_left_to_their_owners() -> None:
-    assert parse_settings({"okta.issuer": ISSUER, "oktaish.x": "1", "pyramid.x": "1",
-                           "tm.attempts": "3"}).issuer == ISSUER
+    assert (
+        parse_settings(
+            {"okta.issuer": ISSUER, "oktaish.x": "1", "pyramid.x": "1", "tm.attempts": "3"}
+        ).issuer
+        == ISSUER
+    )
 
 
 # -- the issuer URL -----------------------------------------------------------------
 
-@pytest.mark.parametrize("issuer", [
-    "https://dev-123456.okta.com/oauth2/\x00default",
-    "https://dev-123456.okta.com/oauth2/de\x7ffault",
-])
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://dev-123456.okta.com/oauth2/\x00default",
+        "https://dev-123456.okta.com/oauth2/de\x7ffault",
+    ],
+)
 def test_an_issuer_with_control_characters_inside_is_refused(issuer: str) -> None:
     with pytest.raises(ConfigurationError, match=r"^okta\.issuer: must be one URL"):
         parse_settings({"okta.issuer": issuer})
@@ -156,9 +195,12 @@ def test_an_issuer_with_control_characters_inside_is_refused(issuer: str) -> Non
 
 def test_two_issuers_on_one_line_are_refused() -> None:
     # What follows the issuer on its line is audiences; another issuer there is a slip.
-    with pytest.raises(ConfigurationError, match=r"^okta\.issuer: 'https://dev-7.okta.com/"
-                                                 r"oauth2/default' after the issuer looks "
-                                                 r"like another issuer URI"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^okta\.issuer: 'https://dev-7.okta.com/"
+        r"oauth2/default' after the issuer looks "
+        r"like another issuer URI",
+    ):
         parse_settings({"okta.issuer": f"{ISSUER} https://dev-7.okta.com/oauth2/default"})
 
 
@@ -168,12 +210,15 @@ def test_what_follows_the_issuer_on_its_line_is_audiences() -> None:
     assert parsed.audiences == ("api://orders", "api://orders-v2")
 
 
-@pytest.mark.parametrize("issuer", [
-    "https://dev-123456.okta.com/oauth2/default/",
-    "https://dev-123456.oktapreview.com/oauth2/aus1a2b3c4d5e6f7g8h9/",
-    "https://login.example.com/oauth2/default/",   # Okta behind a custom domain
-    "http://localhost:6543/oauth2/default/",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://dev-123456.okta.com/oauth2/default/",
+        "https://dev-123456.oktapreview.com/oauth2/aus1a2b3c4d5e6f7g8h9/",
+        "https://login.example.com/oauth2/default/",  # Okta behind a custom domain
+        "http://localhost:6543/oauth2/default/",
+    ],
+)
 def test_an_okta_issuer_with_a_trailing_slash_is_refused(issuer: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_settings({"okta.issuer": issuer})
@@ -184,17 +229,21 @@ def test_an_okta_issuer_with_a_trailing_slash_is_refused(issuer: str) -> None:
 def test_an_issuer_that_really_ends_with_a_slash_is_accepted() -> None:
     # Auth0's issuer is the tenant URL with a slash; iss carries it the same way.
     assert parse_settings({"okta.issuer": "https://tenant.auth0.com/"}).issuer == (
-        "https://tenant.auth0.com/")
+        "https://tenant.auth0.com/"
+    )
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("okta.issuer", "https://[::1/oauth2/default"),
-    ("okta.issuer", "https://[app]/oauth2/default"),
-    ("okta.issuer", "https://dev-1.okta.com:99999/oauth2/default"),
-    ("okta.issuer", "https://dev-1.okta.com:https/oauth2/default"),
-    ("okta.cors_allowed_origins", "https://[app"),
-    ("okta.cors_allowed_origins", "https://app.example.com https://app.example.com:70000"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("okta.issuer", "https://[::1/oauth2/default"),
+        ("okta.issuer", "https://[app]/oauth2/default"),
+        ("okta.issuer", "https://dev-1.okta.com:99999/oauth2/default"),
+        ("okta.issuer", "https://dev-1.okta.com:https/oauth2/default"),
+        ("okta.cors_allowed_origins", "https://[app"),
+        ("okta.cors_allowed_origins", "https://app.example.com https://app.example.com:70000"),
+    ],
+)
 def test_an_unreadable_url_is_refused_in_one_line(key: str, value: str) -> None:
     settings = {"okta.issuer": ISSUER, key: value}
     with pytest.raises(ConfigurationError) as info:
@@ -202,14 +251,17 @@ def test_an_unreadable_url_is_refused_in_one_line(key: str, value: str) -> None:
     assert str(info.value).startswith(f"{key}: is not a valid URL")
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("okta.issuer", "https://admin:pw-s3cret@dev-1.okta.com/oauth2/default"),
-    ("okta.issuer", "http://admin:pw-s3cret@example.com/oauth2/default"),
-    ("okta.issuer", "https://admin:pw-s3cret@[::1/oauth2/default"),
-    ("okta.issuer", "ftp://admin:pw-s3cret@example.com/x"),
-    ("okta.cors_allowed_origins", "https://admin:pw-s3cret@app.example.com"),
-    ("okta.cors_allowed_origins", "https://admin:pw-s3cret@App.example.com/path"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("okta.issuer", "https://admin:pw-s3cret@dev-1.okta.com/oauth2/default"),
+        ("okta.issuer", "http://admin:pw-s3cret@example.com/oauth2/default"),
+        ("okta.issuer", "https://admin:pw-s3cret@[::1/oauth2/default"),
+        ("okta.issuer", "ftp://admin:pw-s3cret@example.com/x"),
+        ("okta.cors_allowed_origins", "https://admin:pw-s3cret@app.example.com"),
+        ("okta.cors_allowed_origins", "https://admin:pw-s3cret@App.example.com/path"),
+    ],
+)
 def test_credentials_in_a_url_are_never_quoted(key: str, value: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_settings({"okta.issuer": ISSUER, key: value})
@@ -219,19 +271,24 @@ def test_credentials_in_a_url_are_never_quoted(key: str, value: str) -> None:
 
 # -- the audience in production -------------------------------------------------------
 
+
 @pytest.mark.parametrize("audience", [None, "", "  "])
 def test_production_needs_an_explicit_audience(audience: str | None) -> None:
     settings = {"okta.issuer": ISSUER, "okta.environment": "production"}
     if audience is not None:
         settings["okta.audience"] = audience
-    with pytest.raises(ConfigurationError, match=r"^okta\.audience: is required when "
-                                                 r"okta\.environment = production"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^okta\.audience: is required when "
+        r"okta\.environment = production",
+    ):
         parse_settings(settings)
 
 
 def test_production_accepts_a_named_audience() -> None:
-    settings = parse_settings({"okta.issuer": ISSUER, "okta.environment": "production",
-                               "okta.audience": "api://orders"})
+    settings = parse_settings(
+        {"okta.issuer": ISSUER, "okta.environment": "production", "okta.audience": "api://orders"}
+    )
     assert settings.audiences == ("api://orders",)
 
 

@@ -1,5 +1,6 @@
 """State shared between processes on a real redis-server: DPoP replays, introspection
 answers, and what happens when Redis is gone or slow."""
+
 from __future__ import annotations
 
 import json
@@ -44,18 +45,26 @@ from .test_dpop import URL
 from .test_dpop import Client as DPoPClient
 
 
-def introspector(issuer: LoopbackIssuer, store: RedisStore | None, *,
-                 audience: str | None = None, client_id: str | None = None,
-                 cache_ttl: float = 30) -> TokenIntrospector:
+def introspector(
+    issuer: LoopbackIssuer,
+    store: RedisStore | None,
+    *,
+    audience: str | None = None,
+    client_id: str | None = None,
+    cache_ttl: float = 30,
+) -> TokenIntrospector:
     """A process's introspector: its own client and in-process cache."""
     if client_id is not None:
         issuer.add_client(client_id, "another-s3cret")
     return TokenIntrospector(
         IssuerClient(issuer.issuer, http_timeout=2),
-        ClientSecretBasic(client_id or issuer.CLIENT_ID,
-                          "another-s3cret" if client_id else issuer.CLIENT_SECRET),
+        ClientSecretBasic(
+            client_id or issuer.CLIENT_ID, "another-s3cret" if client_id else issuer.CLIENT_SECRET
+        ),
         rules=AccessTokenVerifier(issuer.issuer, audience or issuer.audience),
-        cache_ttl=cache_ttl, shared=store.answers if store is not None else None)
+        cache_ttl=cache_ttl,
+        shared=store.answers if store is not None else None,
+    )
 
 
 def everything_in(redis_server: RedisServer) -> list[tuple[bytes, bytes]]:
@@ -108,8 +117,9 @@ class ReplyLosingProxy:
             self._spawn(self._to_redis, client, upstream, losing)
             self._spawn(self._to_client, upstream, client, losing)
 
-    def _to_redis(self, client: socket.socket, upstream: socket.socket,
-                  losing: threading.Event) -> None:
+    def _to_redis(
+        self, client: socket.socket, upstream: socket.socket, losing: threading.Event
+    ) -> None:
         try:
             while data := client.recv(65536):
                 if self._armed and self.marker in data:
@@ -119,8 +129,9 @@ class ReplyLosingProxy:
         except OSError:
             pass
 
-    def _to_client(self, upstream: socket.socket, client: socket.socket,
-                   losing: threading.Event) -> None:
+    def _to_client(
+        self, upstream: socket.socket, client: socket.socket, losing: threading.Event
+    ) -> None:
         try:
             while data := upstream.recv(65536):
                 if losing.is_set():
@@ -147,6 +158,7 @@ class ReplyLosingProxy:
 
 # -- the DPoP replay store ---------------------------------------------------------
 
+
 def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
     stores = [RedisStore(redis_url) for _ in range(4)]
     expires = time.time() + 30
@@ -168,8 +180,7 @@ def test_a_proof_is_new_once_across_processes(redis_url: str) -> None:
     assert sorted(results) == [False] * 15 + [True]
 
 
-def test_a_new_proof_costs_one_round_trip(redis_url: str,
-                                          redis_server: RedisServer) -> None:
+def test_a_new_proof_costs_one_round_trip(redis_url: str, redis_server: RedisServer) -> None:
     store = RedisStore(redis_url)
     redis_server.client().config_resetstat()
     assert store.replays.add_if_absent(b"r" * 16, time.time() + 30)
@@ -179,8 +190,9 @@ def test_a_new_proof_costs_one_round_trip(redis_url: str,
     assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (2, 1)
 
 
-def test_a_proof_whose_reply_was_lost_is_still_new(redis_url: str,
-                                                   redis_server: RedisServer) -> None:
+def test_a_proof_whose_reply_was_lost_is_still_new(
+    redis_url: str, redis_server: RedisServer
+) -> None:
     # Redis remembers the proof, the connection breaks before its "OK" arrives, and
     # the client's retry finds the key: that key is this call's own write.
     proxy = ReplyLosingProxy(redis_server.port, marker=b"NX")
@@ -193,14 +205,14 @@ def test_a_proof_whose_reply_was_lost_is_still_new(redis_url: str,
         assert (calls_of(redis_server, "set"), calls_of(redis_server, "get")) == (2, 1)
         # Used again, through the same store or another: a replay.
         assert store.replays.add_if_absent(b"l" * 16, time.time() + 30) is False
-        assert RedisStore(redis_url).replays.add_if_absent(
-            b"l" * 16, time.time() + 30) is False
+        assert RedisStore(redis_url).replays.add_if_absent(b"l" * 16, time.time() + 30) is False
     finally:
         proxy.close()
 
 
-def test_a_proof_is_forgotten_when_its_window_ends(redis_url: str,
-                                                   redis_server: RedisServer) -> None:
+def test_a_proof_is_forgotten_when_its_window_ends(
+    redis_url: str, redis_server: RedisServer
+) -> None:
     store = RedisStore(redis_url)
     assert store.replays.add_if_absent(b"w" * 16, time.time() + 1)
     assert not store.replays.add_if_absent(b"w" * 16, time.time() + 1)
@@ -211,10 +223,10 @@ def test_a_proof_is_forgotten_when_its_window_ends(redis_url: str,
 
 
 def test_a_replayed_proof_is_refused_by_the_other_process(
-        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
+) -> None:
     client = DPoPClient(issuer)
-    first, second = (DPoPVerifier(replay_store=RedisStore(redis_url).replays)
-                     for _ in range(2))
+    first, second = (DPoPVerifier(replay_store=RedisStore(redis_url).replays) for _ in range(2))
     proof = make_proof(client.key, "GET", URL, jti="the-jti-of-one-proof")
     assert first.verify(proof, "GET", URL).jkt == client.jkt
     with pytest.raises(InvalidDPoPProof) as refused:
@@ -230,7 +242,8 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
 
 
 def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
-        redis_url: str, issuer: LoopbackIssuer) -> None:
+    redis_url: str, issuer: LoopbackIssuer
+) -> None:
     # Two processes whose clocks differ by less than the leeway both accept the
     # proof's iat; the second accepts it for that much longer than the first.
     # Real time of the second check: past the first's window by half the skew, and
@@ -241,10 +254,13 @@ def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
     def behind() -> float:
         return time.time() - skew
 
-    first = DPoPVerifier(max_age=max_age, leeway=leeway,
-                         replay_store=RedisStore(redis_url).replays)
-    second = DPoPVerifier(max_age=max_age, leeway=leeway, clock=behind,
-                          replay_store=RedisStore(redis_url, clock=behind).replays)
+    first = DPoPVerifier(max_age=max_age, leeway=leeway, replay_store=RedisStore(redis_url).replays)
+    second = DPoPVerifier(
+        max_age=max_age,
+        leeway=leeway,
+        clock=behind,
+        replay_store=RedisStore(redis_url, clock=behind).replays,
+    )
     proof = make_proof(client.key, "GET", URL, iat=time.time())
     assert first.verify(proof, "GET", URL)
     time.sleep(max_age + skew / 2)
@@ -256,8 +272,10 @@ def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
 
 # -- introspection answers ---------------------------------------------------------
 
-def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer,
-                                       issuer: LoopbackIssuer) -> None:
+
+def test_one_call_serves_every_process(
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
+) -> None:
     token = issuer.opaque(scp=["messages:read"])
     first = introspector(issuer, RedisStore(redis_url))
     second = introspector(issuer, RedisStore(redis_url))
@@ -275,16 +293,22 @@ def test_one_call_serves_every_process(redis_url: str, redis_server: RedisServer
     assert second.shared_hits == 1
 
 
-@pytest.mark.parametrize("entry", [
-    b"not json", b"[]", b'{"until": 9e99}', b'{"until": 9e99, "answer": []}',
-    b'{"until": 9e99, "answer": {"sub": "x"}}',
-    b'{"until": 9e99, "answer": {"active": "true"}}',
-    # Nested deeper than a parser can follow (a RecursionError, not a 500).
-    b"[" * 50_000,
-])
-def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server: RedisServer,
-                                                     issuer: LoopbackIssuer,
-                                                     entry: bytes) -> None:
+@pytest.mark.parametrize(
+    "entry",
+    [
+        b"not json",
+        b"[]",
+        b'{"until": 9e99}',
+        b'{"until": 9e99, "answer": []}',
+        b'{"until": 9e99, "answer": {"sub": "x"}}',
+        b'{"until": 9e99, "answer": {"active": "true"}}',
+        # Nested deeper than a parser can follow (a RecursionError, not a 500).
+        b"[" * 50_000,
+    ],
+)
+def test_an_entry_the_store_did_not_write_is_a_miss(
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer, entry: bytes
+) -> None:
     token = issuer.opaque()
     first = introspector(issuer, RedisStore(redis_url))
     first.introspect(token)
@@ -297,7 +321,8 @@ def test_an_entry_the_store_did_not_write_is_a_miss(redis_url: str, redis_server
 
 
 def test_an_entry_larger_than_the_store_writes_is_a_miss(
-        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
+) -> None:
     token = issuer.opaque()
     introspector(issuer, RedisStore(redis_url)).introspect(token)
     [(key, value)] = everything_in(redis_server)
@@ -308,21 +333,29 @@ def test_an_entry_larger_than_the_store_writes_is_a_miss(
     assert (second.calls, second.shared_hits) == (1, 0)
 
 
-@pytest.mark.parametrize("until", [
-    # Not numbers JSON has, numbers past any time, far too late, or not a number.
-    b"NaN", b"Infinity", b"1e999", b"9e15", b'"9e15"',
-    # Its own time, named twice: not JSON one reader could read another way.
-    b'%(until)s,"until":%(until)s',
-], ids=["NaN", "Infinity", "1e999", "far", "string", "named-twice"])
+@pytest.mark.parametrize(
+    "until",
+    [
+        # Not numbers JSON has, numbers past any time, far too late, or not a number.
+        b"NaN",
+        b"Infinity",
+        b"1e999",
+        b"9e15",
+        b'"9e15"',
+        # Its own time, named twice: not JSON one reader could read another way.
+        b'%(until)s,"until":%(until)s',
+    ],
+    ids=["NaN", "Infinity", "1e999", "far", "string", "named-twice"],
+)
 def test_an_entry_whose_time_this_store_would_not_write_is_a_miss(
-        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer,
-        until: bytes) -> None:
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer, until: bytes
+) -> None:
     token = issuer.opaque()
     introspector(issuer, RedisStore(redis_url)).introspect(token)
     [(key, value)] = everything_in(redis_server)
     written = re.match(rb'\{"until":([^,]+),', value)
     assert written is not None
-    entry = b'{"until":' + until % {b"until": written[1]} + value[written.end() - 1:]
+    entry = b'{"until":' + until % {b"until": written[1]} + value[written.end() - 1 :]
     redis_server.client().set(key, entry)
     second = introspector(issuer, RedisStore(redis_url))
     assert second.introspect(token).claims()["sub"] == "alice@example.com"
@@ -330,7 +363,8 @@ def test_an_entry_whose_time_this_store_would_not_write_is_a_miss(
 
 
 def test_an_answer_is_shared_no_longer_than_any_answer_is_reused(
-        redis_url: str, redis_server: RedisServer) -> None:
+    redis_url: str, redis_server: RedisServer
+) -> None:
     # The longest an introspector reuses an answer: its longest cache TTL, or an
     # hour for an inactive token whose expiry it does not know.
     assert MAX_ENTRY_LIFETIME >= max(INACTIVE_TTL, MAX_INTROSPECTION_CACHE_TTL)
@@ -346,7 +380,8 @@ def test_an_answer_is_shared_no_longer_than_any_answer_is_reused(
 
 
 def test_a_revocation_one_process_learns_is_known_to_all(
-        redis_url: str, issuer: LoopbackIssuer) -> None:
+    redis_url: str, issuer: LoopbackIssuer
+) -> None:
     token = issuer.opaque()
     issuer.revoke(token)
     first = introspector(issuer, RedisStore(redis_url))
@@ -358,8 +393,9 @@ def test_a_revocation_one_process_learns_is_known_to_all(
     assert second.calls == 0
 
 
-def test_a_shared_answer_is_judged_by_the_readers_rules(redis_url: str,
-                                                        issuer: LoopbackIssuer) -> None:
+def test_a_shared_answer_is_judged_by_the_readers_rules(
+    redis_url: str, issuer: LoopbackIssuer
+) -> None:
     token = issuer.opaque()
     introspector(issuer, RedisStore(redis_url)).introspect(token)
     # Another API on the same issuer and client: the answer is read, and refused.
@@ -374,7 +410,8 @@ def test_a_shared_answer_is_judged_by_the_readers_rules(redis_url: str,
 
 
 def test_an_active_answer_one_api_refused_is_shared_for_the_ttl_only(
-        redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
+) -> None:
     # Refused under the writer's rules (another audience): for a reader that accepts
     # the token the answer is live, and must be asked again once the TTL is over.
     token = issuer.opaque()
@@ -384,17 +421,18 @@ def test_an_active_answer_one_api_refused_is_shared_for_the_ttl_only(
     assert 0 < redis_server.client().pttl(key) <= 30_000
 
 
-def test_without_a_cache_nothing_is_shared(redis_url: str, redis_server: RedisServer,
-                                           issuer: LoopbackIssuer) -> None:
+def test_without_a_cache_nothing_is_shared(
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
+) -> None:
     token = issuer.opaque()
     introspector(issuer, RedisStore(redis_url), cache_ttl=0).introspect(token)
     assert everything_in(redis_server) == []
 
 
-
 @pytest.mark.parametrize("reader_ttl", [0, 5])
 def test_a_shared_answer_is_not_reused_longer_than_the_readers_ttl(
-        redis_url: str, issuer: LoopbackIssuer, reader_ttl: float) -> None:
+    redis_url: str, issuer: LoopbackIssuer, reader_ttl: float
+) -> None:
     # A process that may reuse an answer for 300 s has shared one; a process that
     # promises to see a revocation within 5 s (or at once, with 0) cannot know how
     # old it is, so it asks the issuer itself.
@@ -407,10 +445,11 @@ def test_a_shared_answer_is_not_reused_longer_than_the_readers_ttl(
 
 # -- failure is closed, bounded and visible ------------------------------------------
 
-def test_an_unreachable_store_fails_closed_and_logs_once(
-        caplog: pytest.LogCaptureFixture) -> None:
-    store = RedisStore(f"redis://:pa55-s3cret@127.0.0.1:{free_port()}/0", timeout=0.5,
-                       failure_backoff=2)
+
+def test_an_unreachable_store_fails_closed_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    store = RedisStore(
+        f"redis://:pa55-s3cret@127.0.0.1:{free_port()}/0", timeout=0.5, failure_backoff=2
+    )
     caplog.set_level(logging.DEBUG, logger="okta_pyramid.tokens.shared")
     with pytest.raises(SharedStoreUnavailable) as first:
         store.replays.add_if_absent(b"x" * 16, time.time() + 30)
@@ -426,7 +465,8 @@ def test_an_unreachable_store_fails_closed_and_logs_once(
     assert [r.getMessage() for r in warnings] == [
         f"shared store redis://127.0.0.1:{store.address.rsplit(':', 1)[1]} failed "
         f"(ConnectionError on set); requests that need it are answered 503 until it "
-        f"works again"]
+        f"works again"
+    ]
     assert "s3cret" not in caplog.text and "s3cret" not in repr(store)
 
 
@@ -439,8 +479,9 @@ def test_a_silent_store_costs_one_timeout(taken_port: int) -> None:
     assert time.monotonic() - started < 1.5
 
 
-def test_service_resumes_when_redis_returns(redis_server: RedisServer, redis_url: str,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_service_resumes_when_redis_returns(
+    redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     store = RedisStore(redis_url, failure_backoff=0.2)
     assert store.replays.add_if_absent(b"a" * 16, time.time() + 30)
     redis_server.stop()
@@ -455,8 +496,10 @@ def test_service_resumes_when_redis_returns(redis_server: RedisServer, redis_url
 
 # -- the add-on --------------------------------------------------------------------
 
-def test_two_applications_share_one_memory(make_app: Callable[..., webtest.TestApp],
-                                           redis_url: str, issuer: LoopbackIssuer) -> None:
+
+def test_two_applications_share_one_memory(
+    make_app: Callable[..., webtest.TestApp], redis_url: str, issuer: LoopbackIssuer
+) -> None:
     first, second = (make_app(shared_store=redis_url) for _ in range(2))
     client = DPoPClient(issuer)
     headers = client.headers()
@@ -467,8 +510,11 @@ def test_two_applications_share_one_memory(make_app: Callable[..., webtest.TestA
 
 
 def test_without_redis_dpop_is_503_and_bearer_still_works(
-        make_app: Callable[..., webtest.TestApp], redis_url: str,
-        redis_server: RedisServer, issuer: LoopbackIssuer) -> None:
+    make_app: Callable[..., webtest.TestApp],
+    redis_url: str,
+    redis_server: RedisServer,
+    issuer: LoopbackIssuer,
+) -> None:
     app = make_app(shared_store=redis_url, shared_store_timeout="0.2")
     client = DPoPClient(issuer)
     token = issuer.mint()
@@ -483,40 +529,53 @@ def test_without_redis_dpop_is_503_and_bearer_still_works(
     assert ready.status_int == 200 and ready.json["shared_store"] == "unavailable"
     redis_server.start()
     deadline = time.monotonic() + 5
-    while app.get("/api/whoami", headers=client.headers(), expect_errors=True
-                  ).status_int != 200:
+    while app.get("/api/whoami", headers=client.headers(), expect_errors=True).status_int != 200:
         assert time.monotonic() < deadline, "DPoP did not recover with Redis"
         time.sleep(0.1)
     assert app.get("/readyz").json["shared_store"] == "ok"
 
 
-def test_a_live_view_without_redis_is_503(make_app: Callable[..., webtest.TestApp],
-                                          redis_url: str, redis_server: RedisServer,
-                                          issuer: LoopbackIssuer) -> None:
-    app = make_app(shared_store=redis_url, introspection_client_id=issuer.CLIENT_ID,
-                   introspection_client_secret=issuer.CLIENT_SECRET)
+def test_a_live_view_without_redis_is_503(
+    make_app: Callable[..., webtest.TestApp],
+    redis_url: str,
+    redis_server: RedisServer,
+    issuer: LoopbackIssuer,
+) -> None:
+    app = make_app(
+        shared_store=redis_url,
+        introspection_client_id=issuer.CLIENT_ID,
+        introspection_client_secret=issuer.CLIENT_SECRET,
+    )
     token = issuer.mint(scp=["messages:write"])
     redis_server.stop()
-    down = app.post_json("/api/messages", {"text": "hi"},
-                         headers={"Authorization": f"Bearer {token}"}, status=503)
+    down = app.post_json(
+        "/api/messages", {"text": "hi"}, headers={"Authorization": f"Bearer {token}"}, status=503
+    )
     assert down.json["error"] == "temporarily_unavailable"
     assert issuer.hits["/oauth2/default/v1/introspect"] == 0
 
 
 # -- settings ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("http://127.0.0.1:6379/0", "okta.shared_store: must be a Redis URL"),
-    ("redis:///0", "okta.shared_store: must be a Redis URL"),
-    ("redis://:pa55-s3cret@cache.internal:6379/zero",
-     "okta.shared_store: the path names the database, a number such as /0; got "
-     "'redis://cache.internal:6379/zero'"),
-    ("redis://cache.internal:99999/0", "okta.shared_store: is not a valid URL"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://127.0.0.1:6379/0", "okta.shared_store: must be a Redis URL"),
+        ("redis:///0", "okta.shared_store: must be a Redis URL"),
+        (
+            "redis://:pa55-s3cret@cache.internal:6379/zero",
+            "okta.shared_store: the path names the database, a number such as /0; got "
+            "'redis://cache.internal:6379/zero'",
+        ),
+        ("redis://cache.internal:99999/0", "okta.shared_store: is not a valid URL"),
+    ],
+)
 def test_a_wrong_store_url_is_refused_without_its_password(value: str, expected: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
-        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
-                        "okta.shared_store": value})
+        parse_settings(
+            {"okta.issuer": "https://dev-1.okta.com/oauth2/default", "okta.shared_store": value}
+        )
     assert str(refused.value).startswith(expected)
     assert "s3cret" not in str(refused.value)
 
@@ -524,17 +583,22 @@ def test_a_wrong_store_url_is_refused_without_its_password(value: str, expected:
 def test_the_store_settings() -> None:
     base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
     assert parse_settings(base).shared_store is None
-    parsed = parse_settings({**base, "okta.shared_store": "rediss://:pw@cache:6380/2",
-                             "okta.shared_store_timeout": "0.25"})
-    assert (parsed.shared_store, parsed.shared_store_timeout) == (
-        "rediss://:pw@cache:6380/2", 0.25)
+    parsed = parse_settings(
+        {
+            **base,
+            "okta.shared_store": "rediss://:pw@cache:6380/2",
+            "okta.shared_store_timeout": "0.25",
+        }
+    )
+    assert (parsed.shared_store, parsed.shared_store_timeout) == ("rediss://:pw@cache:6380/2", 0.25)
     assert "pw" not in repr(parsed)
     with pytest.raises(ConfigurationError, match=r"^okta.shared_store_timeout: must be at"):
         parse_settings({**base, "okta.shared_store_timeout": "30"})
 
 
 def test_without_the_setting_each_process_keeps_its_own(
-        make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer) -> None:
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer
+) -> None:
     app = make_app()
     registry: Any = app.app.registry
     assert registry.okta_shared_store is None
@@ -542,17 +606,28 @@ def test_without_the_setting_each_process_keeps_its_own(
     assert "shared_store" not in app.get("/readyz", expect_errors=True).json
 
 
-@pytest.mark.parametrize("query", [
-    # Each would turn a check off or a bound up: redis-py lets URL options win.
-    "ssl_cert_reqs=none", "ssl_check_hostname=false", "socket_timeout=30",
-    "socket_connect_timeout=30", "retry_on_timeout=yes", "db=3",
-    # Unknown to redis-py: every call would fail with a TypeError (a 500).
-    "foo=bar",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        # Each would turn a check off or a bound up: redis-py lets URL options win.
+        "ssl_cert_reqs=none",
+        "ssl_check_hostname=false",
+        "socket_timeout=30",
+        "socket_connect_timeout=30",
+        "retry_on_timeout=yes",
+        "db=3",
+        # Unknown to redis-py: every call would fail with a TypeError (a 500).
+        "foo=bar",
+    ],
+)
 def test_a_store_url_option_that_could_weaken_it_is_refused(query: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
-        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
-                        "okta.shared_store": f"rediss://:pa55-s3cret@cache:6380/0?{query}"})
+        parse_settings(
+            {
+                "okta.issuer": "https://dev-1.okta.com/oauth2/default",
+                "okta.shared_store": f"rediss://:pa55-s3cret@cache:6380/0?{query}",
+            }
+        )
     message = str(refused.value)
     assert message.startswith("okta.shared_store: ")
     assert query.partition("=")[0] in message and "s3cret" not in message
@@ -569,8 +644,12 @@ def test_the_certificate_options_are_for_tls(tmp_path: Any) -> None:
         parse_settings({**base, "okta.shared_store": f"redis://cache:6379/0?ssl_ca_certs={ca}"})
     # A file that is not there fails every call (503s): refused at start.
     with pytest.raises(ConfigurationError, match="^okta.shared_store: ssl_ca_certs"):
-        parse_settings({**base, "okta.shared_store":
-                        f"rediss://cache:6380/0?ssl_ca_certs={tmp_path}/missing.pem"})
+        parse_settings(
+            {
+                **base,
+                "okta.shared_store": f"rediss://cache:6380/0?ssl_ca_certs={tmp_path}/missing.pem",
+            }
+        )
 
 
 def test_tls_checks_the_certificate_and_the_host_name() -> None:
@@ -579,43 +658,52 @@ def test_tls_checks_the_certificate_and_the_host_name() -> None:
     options = store.client.connection_pool.connection_kwargs
     assert (options["ssl_cert_reqs"], options["ssl_check_hostname"]) == ("required", True)
     # Used on its own, the store refuses the URL options that would undo them.
-    for url in ("rediss://cache.internal:6380/0?ssl_check_hostname=false",
-                "redis://cache.internal:6379/0?ssl_ca_certs=/etc/ssl/ca.pem"):
+    for url in (
+        "rediss://cache.internal:6380/0?ssl_check_hostname=false",
+        "redis://cache.internal:6379/0?ssl_ca_certs=/etc/ssl/ca.pem",
+    ):
         with pytest.raises(ValueError, match="may carry only ssl_ca_certs"):
             RedisStore(url)
 
 
-@pytest.mark.parametrize("value", [
-    # A reserved character left unencoded in the password cuts the URL in odd places.
-    # (a base64 password has "/"; one that starts with digits reads as a port).
-    "redis://:1234#s3cret@cache.internal:6379/0",
-    "redis://:1234/s3cret@cache.internal:6379/0",
-    "redis://user:1234#s3cret@cache.internal:6379/0",
-    "redis://user:1234/s3cret@cache.internal:6379/0",
-    "redis://user:1234?s3cret@cache.internal:6379/0",
-    "redis://:pa55/s3cret@cache.internal:6379/0",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        # A reserved character left unencoded in the password cuts the URL in odd places.
+        # (a base64 password has "/"; one that starts with digits reads as a port).
+        "redis://:1234#s3cret@cache.internal:6379/0",
+        "redis://:1234/s3cret@cache.internal:6379/0",
+        "redis://user:1234#s3cret@cache.internal:6379/0",
+        "redis://user:1234/s3cret@cache.internal:6379/0",
+        "redis://user:1234?s3cret@cache.internal:6379/0",
+        "redis://:pa55/s3cret@cache.internal:6379/0",
+    ],
+)
 def test_a_password_with_reserved_characters_is_never_quoted(value: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
-        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
-                        "okta.shared_store": value})
+        parse_settings(
+            {"okta.issuer": "https://dev-1.okta.com/oauth2/default", "okta.shared_store": value}
+        )
     assert str(refused.value).startswith("okta.shared_store: ")
     assert "s3cret" not in str(refused.value)
 
 
-@pytest.mark.parametrize("url", [
-    # A password with an unencoded "/", "?" or "#" ends the authority early; redis-py
-    # would read its start as the port, and quote it in its error.
-    "redis://:pa55/s3cret@cache.internal:6379/0",
-    "redis://:s3cret/pa55@cache.internal:6379/0",
-    "redis://us3r:1234#s3cret@cache.internal:6379/0",
-    "redis://us3r:1234?s3cret@cache.internal:6379/0",
-    "redis://us3r:s3cret/x@cache.internal:6379/0",
-    # No host: the password reads as the port.
-    "redis://:s3cret",
-    "redis://:s3cret#pa55@",
-    "redis://us3r:s3cret@cache.internal:s3cret/0",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        # A password with an unencoded "/", "?" or "#" ends the authority early; redis-py
+        # would read its start as the port, and quote it in its error.
+        "redis://:pa55/s3cret@cache.internal:6379/0",
+        "redis://:s3cret/pa55@cache.internal:6379/0",
+        "redis://us3r:1234#s3cret@cache.internal:6379/0",
+        "redis://us3r:1234?s3cret@cache.internal:6379/0",
+        "redis://us3r:s3cret/x@cache.internal:6379/0",
+        # No host: the password reads as the port.
+        "redis://:s3cret",
+        "redis://:s3cret#pa55@",
+        "redis://us3r:s3cret@cache.internal:s3cret/0",
+    ],
+)
 def test_a_store_url_that_cannot_be_used_is_refused_without_its_password(url: str) -> None:
     assert not any(secret in display_address(url) for secret in ("s3cret", "pa55", "us3r"))
     with pytest.raises(ValueError) as refused:
@@ -633,18 +721,24 @@ def test_the_address_shown_is_the_host_port_and_database() -> None:
     assert store.client.connection_pool.connection_kwargs["password"] == "pa/55#s3cret"
 
 
-def _client_certificate(tmp_path: Path, *, encrypted: bool = False,
-                        other_key: bool = False) -> tuple[Path, Path]:
+def _client_certificate(
+    tmp_path: Path, *, encrypted: bool = False, other_key: bool = False
+) -> tuple[Path, Path]:
     """A client certificate and its key file (encrypted, or another key)."""
     tls = make_loopback_tls(tmp_path)
     key = serialization.load_pem_private_key(tls.key_file.read_bytes(), None)
     if other_key:
         key = ec.generate_private_key(ec.SECP256R1())
     key_file = tmp_path / "client-key.pem"
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"a pass phrase") if encrypted
-        else serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"a pass phrase")
+            if encrypted
+            else serialization.NoEncryption(),
+        )
+    )
     return tls.cert_file, key_file
 
 
@@ -654,31 +748,48 @@ def _store_with(cert: Path | None, key: Path | None) -> str:
     return f"rediss://:pa55-s3cret@cache:6380/0?{'&'.join(options)}"
 
 
-@pytest.mark.parametrize(("case", "expected"), [
-    ("encrypted", "okta.shared_store: the private key in ssl_keyfile is protected by a "
-                  "pass phrase"),
-    ("other_key", "okta.shared_store: the private key in ssl_keyfile is not the key of "
-                  "the certificate in ssl_certfile"),
-    ("not_a_key", "okta.shared_store: ssl_certfile must hold a PEM certificate, and "
-                  "ssl_keyfile its PEM private key"),
-    ("key_alone", "okta.shared_store: ssl_keyfile is the private key of a client "
-                  "certificate"),
-    ("certificate_alone", "okta.shared_store: ssl_certfile must hold a PEM certificate, "
-                          "and it or ssl_keyfile its PEM private key"),
-])
-def test_a_client_key_tls_could_not_use_stops_start_up(tmp_path: Path, case: str,
-                                                       expected: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (
+            "encrypted",
+            "okta.shared_store: the private key in ssl_keyfile is protected by a pass phrase",
+        ),
+        (
+            "other_key",
+            "okta.shared_store: the private key in ssl_keyfile is not the key of "
+            "the certificate in ssl_certfile",
+        ),
+        (
+            "not_a_key",
+            "okta.shared_store: ssl_certfile must hold a PEM certificate, and "
+            "ssl_keyfile its PEM private key",
+        ),
+        ("key_alone", "okta.shared_store: ssl_keyfile is the private key of a client certificate"),
+        (
+            "certificate_alone",
+            "okta.shared_store: ssl_certfile must hold a PEM certificate, "
+            "and it or ssl_keyfile its PEM private key",
+        ),
+    ],
+)
+def test_a_client_key_tls_could_not_use_stops_start_up(
+    tmp_path: Path, case: str, expected: str
+) -> None:
     # An encrypted key would make OpenSSL ask for its pass phrase on the terminal at
     # the first connection, inside a request; the others would fail every call.
-    cert, key = _client_certificate(tmp_path, encrypted=case == "encrypted",
-                                    other_key=case == "other_key")
+    cert, key = _client_certificate(
+        tmp_path, encrypted=case == "encrypted", other_key=case == "other_key"
+    )
     if case == "not_a_key":
         key.write_text("not a key\n")
-    url = {"key_alone": _store_with(None, key),
-           "certificate_alone": _store_with(cert, None)}.get(case, _store_with(cert, key))
+    url = {"key_alone": _store_with(None, key), "certificate_alone": _store_with(cert, None)}.get(
+        case, _store_with(cert, key)
+    )
     with pytest.raises(ConfigurationError) as refused:
-        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
-                        "okta.shared_store": url})
+        parse_settings(
+            {"okta.issuer": "https://dev-1.okta.com/oauth2/default", "okta.shared_store": url}
+        )
     message = "".join(traceback.format_exception(refused.value))
     assert str(refused.value).startswith(expected)
     key_lines = [line for line in key.read_text().splitlines() if "-----" not in line]
@@ -704,11 +815,33 @@ def tls_redis(tmp_path: Any) -> Iterator[tuple[int, Any]]:
     tls = make_loopback_tls(tmp_path)
     port = free_port()
     process = subprocess.Popen(
-        [program("redis-server", "redis-server"), "--port", "0", "--tls-port", str(port),
-         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
-         "--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file),
-         "--tls-ca-cert-file", str(tls.ca_file), "--tls-auth-clients", "no"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            program("redis-server", "redis-server"),
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+            "--tls-cert-file",
+            str(tls.cert_file),
+            "--tls-key-file",
+            str(tls.key_file),
+            "--tls-ca-cert-file",
+            str(tls.ca_file),
+            "--tls-auth-clients",
+            "no",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         yield port, tls
@@ -727,9 +860,9 @@ def test_rediss_verifies_the_servers_certificate(tls_redis: tuple[int, Any]) -> 
     assert not RedisStore(f"rediss://localhost:{port}/0?ssl_ca_certs={tls.ca_file}").ping()
 
 
-def test_the_redis_user_in_the_docs_is_enough_and_no_more(redis_url: str,
-                                                          redis_server: RedisServer,
-                                                          issuer: LoopbackIssuer) -> None:
+def test_the_redis_user_in_the_docs_is_enough_and_no_more(
+    redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
+) -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
     [rule] = re.findall(r"(?m)^user okta_pyramid (.+)$", text)
     admin = redis_server.client()
@@ -743,8 +876,13 @@ def test_the_redis_user_in_the_docs_is_enough_and_no_more(redis_url: str,
         introspector(issuer, store).introspect(token)
         assert introspector(issuer, RedisStore(url)).introspect(token)
         # Nothing beyond the store's own keys and commands.
-        for command in (("FLUSHALL",), ("KEYS", "*"), ("DEL", "okta_pyramid:x"),
-                        ("SET", "other:x", "1"), ("CONFIG", "GET", "*")):
+        for command in (
+            ("FLUSHALL",),
+            ("KEYS", "*"),
+            ("DEL", "okta_pyramid:x"),
+            ("SET", "other:x", "1"),
+            ("CONFIG", "GET", "*"),
+        ):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 store.client.execute_command(*command)
     finally:

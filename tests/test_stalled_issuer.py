@@ -1,5 +1,6 @@
 """A stalled issuer, served for real: `pserve production.ini` with four waitress threads
 while the issuer's key set endpoint sends one header line after another, forever."""
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,9 @@ DEADLINE = 1.0  # okta.http_timeout
 THREAD_COUNTS = pytest.mark.parametrize("threads", [4, 8], ids=["4-threads", "8-threads"])
 
 
-def timed_get(server: Server, path: str, token: str | None = None
-              ) -> tuple[requests.Response, float]:
+def timed_get(
+    server: Server, path: str, token: str | None = None
+) -> tuple[requests.Response, float]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     started = time.monotonic()
     response = server.get(path, headers=headers)
@@ -34,8 +36,7 @@ def the_rest_answers_at_once(server: Server, held: str) -> None:
         assert elapsed < 0.3 * DEADLINE, (path, elapsed)
 
 
-def all_answered_503_in_time(answers: list[tuple[requests.Response, float]],
-                             threads: int) -> None:
+def all_answered_503_in_time(answers: list[tuple[requests.Response, float]], threads: int) -> None:
     """Each request that needed the issuer got 503, when to retry, within about the
     deadline: never a success, never a refusal of the token."""
     assert len(answers) == 2 * threads
@@ -47,11 +48,16 @@ def all_answered_503_in_time(answers: list[tuple[requests.Response, float]],
 
 
 @THREAD_COUNTS
-def test_a_stalled_issuer_does_not_freeze_the_api(pserve, issuer: LoopbackIssuer,
-                                                  threads: int) -> None:
-    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
-                    OKTA_HTTP_TIMEOUT=str(DEADLINE), OKTA_JWKS_REFETCH_COOLDOWN="0",
-                    WAITRESS_THREADS=str(threads))
+def test_a_stalled_issuer_does_not_freeze_the_api(
+    pserve, issuer: LoopbackIssuer, threads: int
+) -> None:
+    server = pserve(
+        OKTA_ISSUER=issuer.issuer,
+        OKTA_AUDIENCE=issuer.audience,
+        OKTA_HTTP_TIMEOUT=str(DEADLINE),
+        OKTA_JWKS_REFETCH_COOLDOWN="0",
+        WAITRESS_THREADS=str(threads),
+    )
     assert wait_ready(server).status_code == 200  # key-1 fetched by the warm-up
     held = issuer.mint()
     unknown = issuer.mint(key=SigningKey("key-9", rsa_key(9)))
@@ -87,11 +93,16 @@ def test_a_stalled_issuer_does_not_freeze_the_api(pserve, issuer: LoopbackIssuer
 
 @THREAD_COUNTS
 def test_a_stalled_introspection_endpoint_does_not_freeze_the_api(
-        pserve, issuer: LoopbackIssuer, threads: int) -> None:
-    server = pserve(OKTA_ISSUER=issuer.issuer, OKTA_AUDIENCE=issuer.audience,
-                    OKTA_HTTP_TIMEOUT=str(DEADLINE), WAITRESS_THREADS=str(threads),
-                    OKTA_INTROSPECTION_CLIENT_ID=issuer.CLIENT_ID,
-                    OKTA_INTROSPECTION_CLIENT_SECRET=issuer.CLIENT_SECRET)
+    pserve, issuer: LoopbackIssuer, threads: int
+) -> None:
+    server = pserve(
+        OKTA_ISSUER=issuer.issuer,
+        OKTA_AUDIENCE=issuer.audience,
+        OKTA_HTTP_TIMEOUT=str(DEADLINE),
+        WAITRESS_THREADS=str(threads),
+        OKTA_INTROSPECTION_CLIENT_ID=issuer.CLIENT_ID,
+        OKTA_INTROSPECTION_CLIENT_SECRET=issuer.CLIENT_SECRET,
+    )
     assert wait_ready(server).status_code == 200
     # The introspection endpoint answers with one header line after another, forever;
     # the keys are still served.
@@ -106,9 +117,12 @@ def test_a_stalled_introspection_endpoint_does_not_freeze_the_api(
         began = time.monotonic()
         with requests.Session() as session:
             session.trust_env = False
-            response = session.post(server.url + "/api/messages", json={"text": "hi"},
-                                    headers={"Authorization": f"Bearer {token}"},
-                                    timeout=10)
+            response = session.post(
+                server.url + "/api/messages",
+                json={"text": "hi"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
         answers.append((response, time.monotonic() - began))
 
     workers = [threading.Thread(target=write, args=(token,)) for token in writers]

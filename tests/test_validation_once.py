@@ -4,6 +4,7 @@ what is derived from a cached token is derived once per token.
 The security policy keeps its verdict with the request (as pyramid's
 RequestLocalCache does) and permits, views and the error views all reuse it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,9 +59,9 @@ def busy_app(make_config: Callable[..., Configurator]) -> webtest.TestApp:
     return webtest_app(config)
 
 
-def test_a_busy_view_judges_the_token_once(busy_app: webtest.TestApp,
-                                           issuer: LoopbackIssuer,
-                                           calls: list[str]) -> None:
+def test_a_busy_view_judges_the_token_once(
+    busy_app: webtest.TestApp, issuer: LoopbackIssuer, calls: list[str]
+) -> None:
     token = issuer.mint()
     response = busy_app.get("/busy", headers={"Authorization": f"Bearer {token}"})
     assert response.json == {"sub": "alice@example.com"}
@@ -68,9 +69,12 @@ def test_a_busy_view_judges_the_token_once(busy_app: webtest.TestApp,
 
 
 @pytest.mark.parametrize("token_cache_size", ["0", "4096"])
-def test_whoami_judges_the_token_once(make_app: Callable[..., webtest.TestApp],
-                                      issuer: LoopbackIssuer, calls: list[str],
-                                      token_cache_size: str) -> None:
+def test_whoami_judges_the_token_once(
+    make_app: Callable[..., webtest.TestApp],
+    issuer: LoopbackIssuer,
+    calls: list[str],
+    token_cache_size: str,
+) -> None:
     app = make_app(token_cache_size=token_cache_size)
     token = issuer.mint()
     for expected in (1, 2):
@@ -80,10 +84,10 @@ def test_whoami_judges_the_token_once(make_app: Callable[..., webtest.TestApp],
 
 
 def test_a_rejected_token_is_judged_once_through_the_error_view(
-        app: webtest.TestApp, issuer: LoopbackIssuer, calls: list[str]) -> None:
+    app: webtest.TestApp, issuer: LoopbackIssuer, calls: list[str]
+) -> None:
     token = issuer.mint(aud="api://other")
-    response = app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"},
-                       status=401)
+    response = app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}, status=401)
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert calls == [token]
 
@@ -98,7 +102,8 @@ def counting_principals(claims: Any, settings: Any) -> list[str]:
 
 
 def test_principals_are_computed_once_per_cached_token(
-        make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer) -> None:
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer
+) -> None:
     counted.clear()
     app = make_app(principals_callback="tests.test_validation_once:counting_principals")
     alice, bob = issuer.mint(), issuer.mint(sub="bob@example.com")
@@ -108,10 +113,12 @@ def test_principals_are_computed_once_per_cached_token(
 
 
 def test_with_the_cache_off_principals_are_computed_per_request(
-        make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer) -> None:
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer
+) -> None:
     counted.clear()
-    app = make_app(principals_callback="tests.test_validation_once:counting_principals",
-                   token_cache_size="0")
+    app = make_app(
+        principals_callback="tests.test_validation_once:counting_principals", token_cache_size="0"
+    )
     token = issuer.mint()
     for _ in range(2):
         app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"})
@@ -128,10 +135,10 @@ def mutating_view(request: Request) -> dict[str, Any]:
 
 
 def test_a_view_changing_its_claims_changes_no_other_request(
-        config: Configurator, issuer: LoopbackIssuer) -> None:
+    config: Configurator, issuer: LoopbackIssuer
+) -> None:
     config.add_route("mutate", "/mutate")
-    config.add_view(mutating_view, route_name="mutate", renderer="json",
-                    permission=AUTHENTICATED)
+    config.add_view(mutating_view, route_name="mutate", renderer="json", permission=AUTHENTICATED)
     app = webtest_app(config)
     token = issuer.mint()
     headers = {"Authorization": f"Bearer {token}"}

@@ -9,6 +9,7 @@ origin it shows whether that API's CORS settings let this page read the answer.
 The page is public (a browser loads it without a token) and holds no secrets; the
 token never leaves the page except in the ``Authorization`` header it sends.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,14 +54,15 @@ class ConsoleViews:
     def asset(self, name: str) -> Response:
         if name not in self.files:
             raise HTTPNotFound()
-        response = Response(body=self.files[name], content_type=ASSETS[name],
-                            charset="utf-8")
-        response.headers.update({
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-        })
+        response = Response(body=self.files[name], content_type=ASSETS[name], charset="utf-8")
+        response.headers.update(
+            {
+                "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
+                "X-Frame-Options": "DENY",
+            }
+        )
         # Revalidate on every load so an upgraded package is seen at once.
         response.cache_control = "no-cache"
         return response
@@ -83,9 +85,15 @@ def includeme(config: Configurator) -> None:
     config.add_route("okta_console_bare", "/console")
     config.add_route("okta_console", "/console/")
     config.add_route("okta_console_file", "/console/{name}")
-    for route, view in (("okta_console_bare", views.redirect),
-                        ("okta_console", views.index),
-                        ("okta_console_file", views.file)):
-        config.add_view(view, route_name=route, request_method=("GET", "HEAD"),
-                        permission=NO_PERMISSION_REQUIRED)
+    for route, view in (
+        ("okta_console_bare", views.redirect),
+        ("okta_console", views.index),
+        ("okta_console_file", views.file),
+    ):
+        config.add_view(
+            view,
+            route_name=route,
+            request_method=("GET", "HEAD"),
+            permission=NO_PERMISSION_REQUIRED,
+        )
     log.info("developer console enabled at /console/")

@@ -1,4 +1,5 @@
 """The demonstration API of the okta_pyramid application (not part of the add-on)."""
+
 from __future__ import annotations
 
 from pyramid.config import Configurator

@@ -1,4 +1,5 @@
 """JSON answers for requests no view handles, so nothing ever renders a traceback."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,12 @@ log = logging.getLogger(__name__)
 @exception_view_config(Exception)
 def server_error(exc: Exception, request: Request) -> Response:
     # The raw PATH_INFO: decoding request.path may be what failed.
-    log.exception("unhandled %s on %s %r", type(exc).__name__, request.method,
-                  request.environ.get("PATH_INFO"))
+    log.exception(
+        "unhandled %s on %s %r",
+        type(exc).__name__,
+        request.method,
+        request.environ.get("PATH_INFO"),
+    )
     return json_error(500, "server_error", "the server failed to answer this request")
 
 

@@ -6,6 +6,7 @@ Posting and ``/api/admin`` change or reveal state, so where token introspection 
 configured (development.ini) they also need a live token: a revoked token is
 refused there at once, while reading keeps the local check only.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -88,15 +89,16 @@ def message_text(request: Request) -> str:
     """The ``text`` of a JSON body ``{"text": "..."}``, stripped; or :class:`BadBody`."""
     media_type = request.content_type.lower()  # RFC 9110 §8.3.1: case-insensitive
     if media_type != "application/json" and not media_type.endswith("+json"):
-        raise BadBody(415, "unsupported_media_type",
-                      "send the message as JSON with 'Content-Type: application/json'")
+        raise BadBody(
+            415,
+            "unsupported_media_type",
+            "send the message as JSON with 'Content-Type: application/json'",
+        )
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise BadBody(413, "payload_too_large",
-                      f"the body must be at most {MAX_BODY_BYTES} bytes")
+        raise BadBody(413, "payload_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
     body = request.body_file.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
-        raise BadBody(413, "payload_too_large",
-                      f"the body must be at most {MAX_BODY_BYTES} bytes")
+        raise BadBody(413, "payload_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
     try:
         document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -112,13 +114,15 @@ def message_text(request: Request) -> str:
     if not text:
         raise BadBody(400, "invalid_body", "the field 'text' must not be empty")
     if len(text) > MAX_TEXT_LENGTH:
-        raise BadBody(400, "invalid_body",
-                      f"the field 'text' must be at most {MAX_TEXT_LENGTH} characters")
+        raise BadBody(
+            400, "invalid_body", f"the field 'text' must be at most {MAX_TEXT_LENGTH} characters"
+        )
     return text
 
 
-@view_config(route_name="messages", request_method=("GET", "HEAD"), renderer="json",
-             permission=READ_MESSAGES)
+@view_config(
+    route_name="messages", request_method=("GET", "HEAD"), renderer="json", permission=READ_MESSAGES
+)
 def list_messages(request: Request) -> dict[str, Any]:
     """The messages on the board, oldest first."""
     store: MessageStore = request.registry.message_store
@@ -152,7 +156,19 @@ def admin(request: Request) -> dict[str, Any]:
 def includeme(config: Configurator) -> None:
     """The views that need a live token when introspection is configured."""
     live = config.registry.okta_settings.introspection is not None
-    config.add_view(post_message, route_name="messages", request_method="POST",
-                    renderer="json", permission=WRITE_MESSAGES, require_active_token=live)
-    config.add_view(admin, route_name="admin", request_method=("GET", "HEAD"),
-                    renderer="json", permission=ADMINISTER, require_active_token=live)
+    config.add_view(
+        post_message,
+        route_name="messages",
+        request_method="POST",
+        renderer="json",
+        permission=WRITE_MESSAGES,
+        require_active_token=live,
+    )
+    config.add_view(
+        admin,
+        route_name="admin",
+        request_method=("GET", "HEAD"),
+        renderer="json",
+        permission=ADMINISTER,
+        require_active_token=live,
+    )

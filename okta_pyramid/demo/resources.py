@@ -3,6 +3,7 @@
 Its views name these constants instead of string literals, so an audit of who may
 do what starts here.
 """
+
 from __future__ import annotations
 
 from pyramid.authorization import Allow

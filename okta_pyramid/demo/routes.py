@@ -1,4 +1,5 @@
 """The demonstration API's routes."""
+
 from __future__ import annotations
 
 from pyramid.config import Configurator

@@ -1,5 +1,6 @@
 """The demonstration API: one public view, one that needs a token, and one that needs
 a DPoP-bound token."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ def json_response(body: bytes, *headers: tuple[str, str]) -> Response:
     return Response(body=body, headerlist=[("Content-Type", "application/json"), *headers])
 
 
-@view_config(route_name="hello", request_method=("GET", "HEAD"),
-             permission=NO_PERMISSION_REQUIRED)
+@view_config(route_name="hello", request_method=("GET", "HEAD"), permission=NO_PERMISSION_REQUIRED)
 def hello(request: Request) -> Response:
     """Public: answers with or without a token."""
     return json_response(HELLO)
@@ -34,12 +34,14 @@ def hello(request: Request) -> Response:
 def whoami(request: Request) -> Response:
     """The validated access token's claims, exactly as the issuer signed them (a JSON
     object without repeated names), serialized once per token."""
-    return json_response(request.identity.token.payload,
-                         ("Cache-Control", "no-store"))  # the claims are per caller
+    return json_response(
+        request.identity.token.payload, ("Cache-Control", "no-store")
+    )  # the claims are per caller
 
 
-@view_config(route_name="dpop", request_method=("GET", "HEAD"), permission=AUTHENTICATED,
-             renderer="json")
+@view_config(
+    route_name="dpop", request_method=("GET", "HEAD"), permission=AUTHENTICATED, renderer="json"
+)
 def dpop(request: Request) -> dict[str, Any]:
     """Needs a DPoP-bound token and its proof (the context's ACL denies ``Bearer``): who
     called, and the thumbprint of the key they proved they hold."""

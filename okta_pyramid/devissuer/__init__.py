@@ -7,6 +7,7 @@ so ``make run`` works with no Okta org and no network, while the resource server
 validates its tokens exactly as it validates Okta's: by discovery and JWKS over
 HTTP.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,15 @@ from .keys import KeyStore, KeyStoreError
 from .revocation import RevokedTokens
 from .tokens import TokenFactory
 
-__all__ = ["includeme", "DevIssuerSettings", "DevServer", "KeyStore", "TokenFactory",
-           "prefetch_keys", "token_factory"]
+__all__ = [
+    "includeme",
+    "DevIssuerSettings",
+    "DevServer",
+    "KeyStore",
+    "TokenFactory",
+    "prefetch_keys",
+    "token_factory",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +80,31 @@ def includeme(config: Configurator) -> None:
     first ``okta.audience``).
     """
     first, *others = parse_devissuer_servers(config.get_settings())
-    servers = [DevServer(first, token_factory(first)),
-               *(DevServer(other, token_factory(other)) for other in others)]
+    servers = [
+        DevServer(first, token_factory(first)),
+        *(DevServer(other, token_factory(other)) for other in others),
+    ]
     _serve(config, *servers[0])
     #: Every authorization server served, the first (``okta.issuer``'s first line) first.
     config.registry.devissuer_servers = tuple(servers)
     # Each further server is an application of its own (its registry holds its
     # settings and keys, so the same views serve it), reached through one tween.
     config.registry.devissuer_apps = tuple(
-        (server.settings.path, _server_app(*server)) for server in servers[1:])
+        (server.settings.path, _server_app(*server)) for server in servers[1:]
+    )
     if others:
-        config.add_tween("okta_pyramid.devissuer.ServersTween",
-                         under=("okta_pyramid.logs.RequestIdTween", INGRESS),
-                         over=("okta_pyramid.cors.CORSTween", MAIN))
+        config.add_tween(
+            "okta_pyramid.devissuer.ServersTween",
+            under=("okta_pyramid.logs.RequestIdTween", INGRESS),
+            over=("okta_pyramid.cors.CORSTween", MAIN),
+        )
     config.add_subscriber(_start_prefetch, ApplicationCreated)
     for server in servers:
         log.warning(
             "DEVELOPMENT ISSUER ENABLED: this app mints its own access tokens as %s "
             "(keys in %s). Never include okta_pyramid.devissuer in production.",
-            server.settings.issuer, server.settings.keys_dir,
+            server.settings.issuer,
+            server.settings.keys_dir,
         )
 
 
@@ -148,17 +162,26 @@ def _start_prefetch(event: ApplicationCreated) -> None:
     for server in event.app.registry.devissuer_servers:
         verifier = verifiers.get(server.settings.issuer)
         if verifier is not None:
-            threading.Thread(target=prefetch_keys, args=(verifier, server.settings.issuer),
-                             name="devissuer-prefetch", daemon=True).start()
+            threading.Thread(
+                target=prefetch_keys,
+                args=(verifier, server.settings.issuer),
+                name="devissuer-prefetch",
+                daemon=True,
+            ).start()
 
 
 def prefetch_keys(verifier: Any, issuer: str, timeout: float = PREFETCH_TIMEOUT) -> bool:
     """Wait until ``issuer``'s port accepts connections, then fetch its keys once."""
     if wait_until_listening(issuer, timeout):
         held = verifier.keys.refresh()
-        log.info("development issuer: prefetched the keys from %s (%s)", issuer,
-                 "ok" if held else verifier.keys.last_error)
+        log.info(
+            "development issuer: prefetched the keys from %s (%s)",
+            issuer,
+            "ok" if held else verifier.keys.last_error,
+        )
         return held
-    log.warning("development issuer: the server did not listen within %gs; "
-                "keys will be fetched on demand", timeout)
+    log.warning(
+        "development issuer: the server did not listen within %gs; keys will be fetched on demand",
+        timeout,
+    )
     return False

@@ -20,6 +20,7 @@ works. The configuration file (default ``development.ini``) must include
 ``okta_pyramid.devissuer``; its keys folder is the one the running app serves, so
 the app accepts the token through its normal discovery and JWKS path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,46 +53,79 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Mint an access token for a user from the development issuer's "
-                    "keys, or rotate those keys.",
+        "keys, or rotate those keys.",
     )
-    parser.add_argument("config_uri", nargs="?", default="development.ini",
-                        help="the app's configuration file (default: development.ini)")
-    parser.add_argument("config_vars", nargs="*", metavar="name=value",
-                        help="variables for the configuration file, as with pserve")
+    parser.add_argument(
+        "config_uri",
+        nargs="?",
+        default="development.ini",
+        help="the app's configuration file (default: development.ini)",
+    )
+    parser.add_argument(
+        "config_vars",
+        nargs="*",
+        metavar="name=value",
+        help="variables for the configuration file, as with pserve",
+    )
     parser.add_argument("--sub", help="the user's login, e.g. alice@example.com")
     parser.add_argument("--uid", help="the user's Okta id (default: derived from --sub)")
-    parser.add_argument("--group", action="append", dest="groups", metavar="GROUP",
-                        help="a group the user belongs to (repeatable): the groups claim")
-    parser.add_argument("--scope", action="append", dest="scopes", metavar="SCOPE",
-                        help="a granted scope (repeatable or space-separated; "
-                             "default: every scope of the client)")
-    parser.add_argument("--client-id",
-                        help="the cid claim (default: the first devissuer.clients entry)")
-    parser.add_argument("--lifetime", type=int, metavar="SECONDS",
-                        help="seconds until the token expires "
-                             "(default: devissuer.token_lifetime)")
-    parser.add_argument("--dpop-key", metavar="FILE",
-                        help="bind the token to this DPoP private key (PEM, e.g. from "
-                             "'okta-pyramid-dpop keygen FILE'): the cnf.jkt claim")
-    parser.add_argument("--issuer", metavar="ISSUER",
-                        help="the authorization server that signs: its issuer URL or the "
-                             "last part of its path, e.g. partners (default: the first "
-                             "okta.issuer line)")
-    parser.add_argument("--rotate", action="store_true",
-                        help="make a new signing key; the previous one stays published")
+    parser.add_argument(
+        "--group",
+        action="append",
+        dest="groups",
+        metavar="GROUP",
+        help="a group the user belongs to (repeatable): the groups claim",
+    )
+    parser.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        metavar="SCOPE",
+        help="a granted scope (repeatable or space-separated; default: every scope of the client)",
+    )
+    parser.add_argument(
+        "--client-id", help="the cid claim (default: the first devissuer.clients entry)"
+    )
+    parser.add_argument(
+        "--lifetime",
+        type=int,
+        metavar="SECONDS",
+        help="seconds until the token expires (default: devissuer.token_lifetime)",
+    )
+    parser.add_argument(
+        "--dpop-key",
+        metavar="FILE",
+        help="bind the token to this DPoP private key (PEM, e.g. from "
+        "'okta-pyramid-dpop keygen FILE'): the cnf.jkt claim",
+    )
+    parser.add_argument(
+        "--issuer",
+        metavar="ISSUER",
+        help="the authorization server that signs: its issuer URL or the "
+        "last part of its path, e.g. partners (default: the first "
+        "okta.issuer line)",
+    )
+    parser.add_argument(
+        "--rotate",
+        action="store_true",
+        help="make a new signing key; the previous one stays published",
+    )
     return parser
 
 
-def _server(parser: argparse.ArgumentParser, servers: Sequence[DevIssuerSettings],
-            wanted: str | None) -> DevIssuerSettings:
+def _server(
+    parser: argparse.ArgumentParser, servers: Sequence[DevIssuerSettings], wanted: str | None
+) -> DevIssuerSettings:
     """The server named by ``--issuer`` (its URL, or the last part of its path)."""
     if wanted is None:
         return servers[0]
     for server in servers:
         if wanted in (server.issuer, server.path.rpartition("/")[2]):
             return server
-    parser.error(f"--issuer: {wanted!r} is not served here; choose among "
-                 f"{', '.join(server.issuer for server in servers)}")
+    parser.error(
+        f"--issuer: {wanted!r} is not served here; choose among "
+        f"{', '.join(server.issuer for server in servers)}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,8 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, LookupError, ValueError) as exc:
         parser.error(f"cannot read {args.config_uri}: {exc}")
     if "okta_pyramid.devissuer" not in aslist(app_settings.get("pyramid.includes", "")):
-        parser.error(f"{args.config_uri} does not include okta_pyramid.devissuer in "
-                     "pyramid.includes: it has no development issuer")
+        parser.error(
+            f"{args.config_uri} does not include okta_pyramid.devissuer in "
+            "pyramid.includes: it has no development issuer"
+        )
     try:
         # The same ${NAME} expansion as the app's main(), so both sign with one key set.
         servers = parse_devissuer_servers(expand_settings(app_settings))
@@ -118,8 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.rotate:
         key = factory.keys.rotate()
-        print(f"new signing key: {key.kid}; published keys: "
-              f"{', '.join(k.kid for k in factory.keys.keys())}", file=sys.stderr)
+        print(
+            f"new signing key: {key.kid}; published keys: "
+            f"{', '.join(k.kid for k in factory.keys.keys())}",
+            file=sys.stderr,
+        )
         if not args.sub:
             return 0
     if not args.sub:
@@ -132,22 +171,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif client is not None:
         scopes = sorted(client.scopes)
     else:
-        parser.error(f"--scope is required for client {client_id!r}, which is not in "
-                     "devissuer.clients")
+        parser.error(
+            f"--scope is required for client {client_id!r}, which is not in devissuer.clients"
+        )
     bad = [s for s in scopes if not is_scope_token(s)]
     if bad:
         parser.error(f"--scope: {bad[0]!r} is not a valid scope")
     if args.lifetime is not None and not MIN_TOKEN_LIFETIME <= args.lifetime <= MAX_TOKEN_LIFETIME:
-        parser.error(f"--lifetime: must be between {MIN_TOKEN_LIFETIME} and "
-                     f"{MAX_TOKEN_LIFETIME} seconds")
+        parser.error(
+            f"--lifetime: must be between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds"
+        )
     jkt = None
     if args.dpop_key is not None:
         try:
             jkt = key_thumbprint(load_key_file(args.dpop_key))
         except KeyFileError as exc:
             parser.error(f"--dpop-key: {exc}")
-    token = factory.user_token(args.sub, client_id=client_id, scopes=scopes, uid=args.uid,
-                               groups=args.groups, lifetime=args.lifetime, jkt=jkt)
+    token = factory.user_token(
+        args.sub,
+        client_id=client_id,
+        scopes=scopes,
+        uid=args.uid,
+        groups=args.groups,
+        lifetime=args.lifetime,
+        jkt=jkt,
+    )
     print(token)
     return 0
 

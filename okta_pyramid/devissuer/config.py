@@ -4,6 +4,7 @@ A wrong value raises :class:`pyramid.exceptions.ConfigurationError` whose messag
 starts with the key. The issuer URL itself is ``okta.issuer``: the resource server
 and the development issuer must agree on it, so it is configured once.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,13 +25,15 @@ MAX_TOKEN_LIFETIME = 86400
 DEFAULT_KEYS_DIR = ".devissuer"
 DEFAULT_KEEP_KEYS = 2
 #: Every ``devissuer.*`` key the development issuer reads; any other one is refused.
-SETTING_NAMES = frozenset({
-    "devissuer.clients",
-    "devissuer.token_lifetime",
-    "devissuer.keys_dir",
-    "devissuer.keep_keys",
-    "devissuer.audience",
-})
+SETTING_NAMES = frozenset(
+    {
+        "devissuer.clients",
+        "devissuer.token_lifetime",
+        "devissuer.keys_dir",
+        "devissuer.keep_keys",
+        "devissuer.audience",
+    }
+)
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
 #: The values of a client line's ``dpop=`` option: ``required`` is Okta's "Require
@@ -52,8 +55,10 @@ class Client:
     dpop_required: bool = False
 
     def __repr__(self) -> str:  # never show the secret in a log line or traceback
-        return (f"Client(client_id={self.client_id!r}, scopes={sorted(self.scopes)!r}, "
-                f"dpop_required={self.dpop_required!r})")
+        return (
+            f"Client(client_id={self.client_id!r}, scopes={sorted(self.scopes)!r}, "
+            f"dpop_required={self.dpop_required!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,7 @@ def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
         fields = line.split()
         if len(fields) < 3:
             raise ConfigurationError(
-                f"{key}: each line must be {_LINE_SYNTAX}, "
-                f"got a line with {len(fields)} field(s)"
+                f"{key}: each line must be {_LINE_SYNTAX}, got a line with {len(fields)} field(s)"
             )
         client_id, secret, *rest = fields
         # A field holding "=" is an option (dpop=required), so no scope here holds one.
@@ -102,11 +106,13 @@ def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
         for name, value in (field.split("=", 1) for field in rest if "=" in field):
             if name in options:
                 raise ConfigurationError(
-                    f"{key}: client {client_id!r} sets the option {name[:40]!r} twice")
+                    f"{key}: client {client_id!r} sets the option {name[:40]!r} twice"
+                )
             options[name] = value
         if not scopes:
             raise ConfigurationError(
-                f"{key}: client {client_id!r} has no scope; each line must be {_LINE_SYNTAX}")
+                f"{key}: client {client_id!r} has no scope; each line must be {_LINE_SYNTAX}"
+            )
         bad = [s for s in scopes if not is_scope_token(s)]
         if bad:
             raise ConfigurationError(f"{key}: {bad[0]!r} is not a valid scope")
@@ -116,12 +122,16 @@ def _clients(settings: Mapping[str, Any]) -> tuple[Client, ...]:
             raise ConfigurationError(
                 f"{key}: the secret of client {client_id!r} must have at least 8 characters"
             )
-        clients.append(Client(client_id, secret, frozenset(scopes),
-                              dpop_required=_dpop_option(key, client_id, options)))
-    if not clients:
-        raise ConfigurationError(
-            f"{key}: is required; one line per client: {_LINE_SYNTAX}"
+        clients.append(
+            Client(
+                client_id,
+                secret,
+                frozenset(scopes),
+                dpop_required=_dpop_option(key, client_id, options),
+            )
         )
+    if not clients:
+        raise ConfigurationError(f"{key}: is required; one line per client: {_LINE_SYNTAX}")
     return tuple(clients)
 
 
@@ -130,17 +140,20 @@ def _dpop_option(key: str, client_id: str, options: dict[str, str]) -> bool:
     if unknown:
         raise ConfigurationError(
             f"{key}: client {client_id!r} has an unknown option {unknown[0][:40]!r}; "
-            "the one option is dpop=required (a scope cannot contain '=')")
+            "the one option is dpop=required (a scope cannot contain '=')"
+        )
     value = options.get("dpop", "allowed")
     if value not in DPOP_OPTIONS:
         raise ConfigurationError(
             f"{key}: client {client_id!r}: dpop must be one of {', '.join(DPOP_OPTIONS)}, "
-            f"got {value[:40]!r}")
+            f"got {value[:40]!r}"
+        )
     return value == "required"
 
 
-def _integer(settings: Mapping[str, Any], name: str, default: int,
-             minimum: int, maximum: int) -> int:
+def _integer(
+    settings: Mapping[str, Any], name: str, default: int, minimum: int, maximum: int
+) -> int:
     key = PREFIX + name
     raw = settings.get(key)
     if raw is None or not str(raw).strip():
@@ -150,9 +163,7 @@ def _integer(settings: Mapping[str, Any], name: str, default: int,
     except ValueError:
         raise ConfigurationError(f"{key}: must be a whole number, got {raw!r}") from None
     if not minimum <= value <= maximum:
-        raise ConfigurationError(
-            f"{key}: must be between {minimum} and {maximum}, got {raw!r}"
-        )
+        raise ConfigurationError(f"{key}: must be between {minimum} and {maximum}, got {raw!r}")
     return value
 
 
@@ -184,16 +195,24 @@ def parse_devissuer_servers(settings: Mapping[str, Any]) -> tuple[DevIssuerSetti
             continue
         path = urlsplit(line.issuer).path.rstrip("/")
         for server in servers:
-            if (path + "/").startswith(server.path + "/") or (
-                    server.path + "/").startswith(path + "/"):
+            if (path + "/").startswith(server.path + "/") or (server.path + "/").startswith(
+                path + "/"
+            ):
                 raise ConfigurationError(
                     f"okta.issuer line {number}: the development issuer cannot serve "
                     f"{path or '/'} beside {server.path or '/'}: one path lies within the "
                     f"other; give each authorization server a path of its own, such as "
-                    f"/oauth2/partners")
+                    f"/oauth2/partners"
+                )
         folder = path.strip("/").replace("/", "_") or "root"
-        servers.append(replace(first, issuer=line.issuer, audience=line.audiences[0],
-                               keys_dir=os.path.join(first.keys_dir, folder)))
+        servers.append(
+            replace(
+                first,
+                issuer=line.issuer,
+                audience=line.audiences[0],
+                keys_dir=os.path.join(first.keys_dir, folder),
+            )
+        )
     return tuple(servers)
 
 
@@ -213,8 +232,13 @@ def parse_devissuer_settings(settings: Mapping[str, Any]) -> DevIssuerSettings:
         issuer=okta.issuer,
         audience=audience,
         clients=_clients(settings),
-        token_lifetime=_integer(settings, "token_lifetime", DEFAULT_TOKEN_LIFETIME,
-                                MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME),
+        token_lifetime=_integer(
+            settings,
+            "token_lifetime",
+            DEFAULT_TOKEN_LIFETIME,
+            MIN_TOKEN_LIFETIME,
+            MAX_TOKEN_LIFETIME,
+        ),
         keys_dir=os.path.abspath(keys_dir),
         keep_keys=_integer(settings, "keep_keys", DEFAULT_KEEP_KEYS, 1, 10),
     )

@@ -13,6 +13,7 @@ The token endpoint judges proofs with the resource server's own checker
 The key helpers serve the command-line tools, which sign proofs with a private key
 kept in a PEM file.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from ..tokens._jwk import public_jwk, thumbprint
 from ..tokens.dpop import DEFAULT_ALGORITHMS, DPoPNonces, DPoPVerifier
 
-__all__ = ["TOKEN_TYPE", "KeyFileError", "generate_key_file", "load_key_file",
-           "key_thumbprint", "token_endpoint_verifier"]
+__all__ = [
+    "TOKEN_TYPE",
+    "KeyFileError",
+    "generate_key_file",
+    "load_key_file",
+    "key_thumbprint",
+    "token_endpoint_verifier",
+]
 
 #: The ``token_type`` of a DPoP-bound access token (RFC 9449 §5).
 TOKEN_TYPE = "DPoP"
@@ -35,8 +42,7 @@ TOKEN_TYPE = "DPoP"
 MAX_KEY_FILE_BYTES = 64 * 1024
 # RFC 7638 §3.2: the members that identify a key of each type.
 _REQUIRED_MEMBERS = ("crv", "e", "kty", "n", "x", "y")
-_PRIVATE_KEY_TYPES = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey,
-                      ed25519.Ed25519PrivateKey)
+_PRIVATE_KEY_TYPES = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
 
 
 class KeyFileError(ValueError):
@@ -75,25 +81,32 @@ def load_key_file(path: str) -> Any:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise KeyFileError(f"{path} holds an encrypted key; give an unencrypted one, "
-                           "as okta-pyramid-dpop keygen writes") from None
+        raise KeyFileError(
+            f"{path} holds an encrypted key; give an unencrypted one, "
+            "as okta-pyramid-dpop keygen writes"
+        ) from None
     except (ValueError, UnsupportedAlgorithm):
         if b"-----BEGIN PUBLIC KEY-----" in data:
-            raise KeyFileError(f"{path} holds a public key; proofs are signed with the "
-                               "private key") from None
+            raise KeyFileError(
+                f"{path} holds a public key; proofs are signed with the private key"
+            ) from None
         # cryptography's message may quote the file: say only what was expected.
         raise KeyFileError(f"{path} is not a PEM private key") from None
     if not isinstance(key, _PRIVATE_KEY_TYPES):
-        raise KeyFileError(f"{path} holds a {type(key).__name__}; DPoP proofs need an "
-                           "EC (P-256, P-384, P-521), RSA or Ed25519 key")
+        raise KeyFileError(
+            f"{path} holds a {type(key).__name__}; DPoP proofs need an "
+            "EC (P-256, P-384, P-521), RSA or Ed25519 key"
+        )
     try:
         public_jwk(key)
     except ValueError:
-        raise KeyFileError(f"{path} holds a key on a curve DPoP proofs do not use; "
-                           "use P-256, P-384 or P-521") from None
+        raise KeyFileError(
+            f"{path} holds a key on a curve DPoP proofs do not use; use P-256, P-384 or P-521"
+        ) from None
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
-        raise KeyFileError(f"{path} holds a {key.key_size}-bit RSA key; "
-                           "DPoP proofs need 2048 bits or more")
+        raise KeyFileError(
+            f"{path} holds a {key.key_size}-bit RSA key; DPoP proofs need 2048 bits or more"
+        )
     return key
 
 
@@ -103,15 +116,18 @@ def generate_key_file(path: str) -> ec.EllipticCurvePrivateKey:
 
     An existing file is never overwritten: it may be the key a token is bound to."""
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     try:
         # O_EXCL: created here, so no other process holds it open; 0600 from the start,
         # so the key is never readable by others, not even for a moment.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise KeyFileError(f"{path} already exists; remove it or choose another file "
-                           "(it may be the key a token is bound to)") from None
+        raise KeyFileError(
+            f"{path} already exists; remove it or choose another file "
+            "(it may be the key a token is bound to)"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot create {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "wb") as file:

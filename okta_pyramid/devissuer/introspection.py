@@ -8,6 +8,7 @@ of its own, inside its time window with no leeway (the issuer's clock is the one
 that minted it), and not revoked. The strict JWS reader is the resource server's
 (:mod:`okta_pyramid.tokens._jws`), so both agree on what a well-formed token is.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ class RevokedToken(InvalidToken):
     reason = "revoked"
 
 
-def active_claims(token: str, *, issuer: str, keys: KeyStore, revoked: RevokedTokens,
-                  now: float) -> dict[str, Any]:
+def active_claims(
+    token: str, *, issuer: str, keys: KeyStore, revoked: RevokedTokens, now: float
+) -> dict[str, Any]:
     """The claims of ``token`` if it is an active token of this issuer.
 
     Raises an :class:`~okta_pyramid.tokens.exceptions.InvalidToken` whose
@@ -88,8 +90,10 @@ def _check_claims(claims: dict[str, Any], issuer: str, now: float) -> None:
 def _numeric_date(claims: dict[str, Any], name: str) -> float:
     value = claims.get(name)
     # RFC 7519 §2: a NumericDate is a JSON number; booleans and strings are not.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        isinstance(value, float) and not math.isfinite(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
     ):
         raise InvalidClaims(f"the token's '{name}' claim is not a NumericDate")
     return value

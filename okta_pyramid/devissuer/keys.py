@@ -9,6 +9,7 @@ verifying until they expire (how Okta rotates, too).
 Every reader checks the file's modification stamp, so a rotation made by another
 process (``okta-pyramid-token --rotate``) is served without a restart.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,9 @@ def _b64url_uint(value: int) -> str:
 
 def jwk_thumbprint(e: str, n: str) -> str:
     """The RFC 7638 SHA-256 thumbprint of an RSA public key: a stable ``kid``."""
-    canonical = json.dumps({"e": e, "kty": "RSA", "n": n}, separators=(",", ":"),
-                           sort_keys=True).encode("ascii")
+    canonical = json.dumps(
+        {"e": e, "kty": "RSA", "n": n}, separators=(",", ":"), sort_keys=True
+    ).encode("ascii")
     digest = hashlib.sha256(canonical).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
@@ -74,8 +76,14 @@ class SigningKey:
     def public_jwk(self) -> dict[str, Any]:
         """The public half as a JWK (RFC 7517), as Okta publishes it."""
         numbers = self.private_key.public_key().public_numbers()
-        return {"kty": "RSA", "alg": "RS256", "kid": self.kid, "use": "sig",
-                "e": _b64url_uint(numbers.e), "n": _b64url_uint(numbers.n)}
+        return {
+            "kty": "RSA",
+            "alg": "RS256",
+            "kid": self.kid,
+            "use": "sig",
+            "e": _b64url_uint(numbers.e),
+            "n": _b64url_uint(numbers.n),
+        }
 
     def to_record(self) -> dict[str, Any]:
         pem = self.private_key.private_bytes(
@@ -118,8 +126,9 @@ class KeyStore:
                 with self._exclusive():
                     if self._file_stamp() is None:  # nobody created it meanwhile
                         self._write([SigningKey.generate()])
-                        log.warning("development issuer: generated a signing key in %s",
-                                    self.folder)
+                        log.warning(
+                            "development issuer: generated a signing key in %s", self.folder
+                        )
                 stamp = self._file_stamp()
             if stamp != self._stamp:
                 self._keys = self._read()

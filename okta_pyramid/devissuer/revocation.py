@@ -7,6 +7,7 @@ once its ``exp`` has passed, it is inactive anyway and its entry is dropped. The
 list is held in this process's memory, so a restart forgets it (as it forgets
 DPoP nonces); it is capped, so a flood of revocations cannot exhaust memory.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,9 @@ class RevocationListFull(Exception):
     """
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__("too many revoked tokens are remembered to revoke another; "
-                         "try again later")
+        super().__init__(
+            "too many revoked tokens are remembered to revoke another; try again later"
+        )
         self.description = str(self)
         self.retry_after = max(1, retry_after)
 
@@ -40,11 +42,13 @@ class RevokedTokens:
     token's ``exp``: the bounded, expiring set of the DPoP replay check, which
     refuses rather than forgets when it is full."""
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_REVOKED, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_REVOKED, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.clock = clock
-        self._jtis = InMemoryReplayStore(max_entries, clock=clock,
-                                         name="development issuer: revocation list")
+        self._jtis = InMemoryReplayStore(
+            max_entries, clock=clock, name="development issuer: revocation list"
+        )
 
     def __len__(self) -> int:
         return len(self._jtis)
@@ -60,7 +64,8 @@ class RevokedTokens:
         # A token is active while now < exp (no leeway at the issuer); the store keeps
         # a key while now <= its time, so it is given the last moment before exp.
         try:
-            return self._jtis.add_if_absent(jti.encode("utf-8"),
-                                            math.nextafter(expires_at, -math.inf))
+            return self._jtis.add_if_absent(
+                jti.encode("utf-8"), math.nextafter(expires_at, -math.inf)
+            )
         except ReplayStoreFull as exc:
             raise RevocationListFull(exc.retry_after) from None

@@ -13,6 +13,7 @@ Every view is public: callers of a token endpoint authenticate as clients, not
 with an access token. Every request under the issuer's path first passes one
 guard (:class:`LocalOnlyTween`), so an endpoint added later is guarded too.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -55,8 +56,9 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 class TokenError(Exception):
     """An OAuth error response (RFC 6749 §5.2), with the headers it needs."""
 
-    def __init__(self, error: str, description: str, status: int = 400,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
@@ -113,10 +115,12 @@ class LocalOnlyTween:
             refusal = self.refusal(request)
             if refusal is not None:
                 # repr: the path is the caller's text and must not forge log lines.
-                log.warning("development issuer: refused %s %r: %s", request.method,
-                            path[:200], refusal)
-                return json_error(403, "access_denied",
-                                  f"the development issuer refuses this request: {refusal}")
+                log.warning(
+                    "development issuer: refused %s %r: %s", request.method, path[:200], refusal
+                )
+                return json_error(
+                    403, "access_denied", f"the development issuer refuses this request: {refusal}"
+                )
         return self.handler(request)
 
     def refusal(self, request: Request) -> str | None:
@@ -135,10 +139,11 @@ class LocalOnlyTween:
         except ValueError:
             return "the Host header is not host[:port]"
         port = port if port is not None else DEFAULT_PORTS.get(request.scheme)
-        if port != self.port or not (hostname == self.hostname
-                                     or is_loopback_host(hostname)):
-            return (f"the Host header must name this issuer ({self.hostname}:{self.port}) "
-                    f"or a loopback address on its port")
+        if port != self.port or not (hostname == self.hostname or is_loopback_host(hostname)):
+            return (
+                f"the Host header must name this issuer ({self.hostname}:{self.port}) "
+                f"or a loopback address on its port"
+            )
         origin = request.headers.get("Origin")
         if origin is not None:
             own = _origin(request.scheme, hostname, port)
@@ -146,8 +151,10 @@ class LocalOnlyTween:
                 return f"requests from a web page are only accepted from {self.origin}"
         site = request.headers.get("Sec-Fetch-Site", "").lower()
         if site in ("cross-site", "same-site"):
-            opens_a_page = (request.method in ("GET", "HEAD")
-                            and request.headers.get("Sec-Fetch-Mode") == "navigate")
+            opens_a_page = (
+                request.method in ("GET", "HEAD")
+                and request.headers.get("Sec-Fetch-Mode") == "navigate"
+            )
             if not opens_a_page:
                 return f"requests from a web page are only accepted from {self.origin}"
         return None
@@ -155,8 +162,7 @@ class LocalOnlyTween:
 
 #: Headers that proxies add to what they relay (RFC 7239, RFC 9110 §7.6.3, and the
 #: de facto X-Forwarded-* and X-Real-IP), by their WSGI names.
-_PROXY_HEADERS = {"HTTP_FORWARDED": "Forwarded", "HTTP_X_REAL_IP": "X-Real-IP",
-                  "HTTP_VIA": "Via"}
+_PROXY_HEADERS = {"HTTP_FORWARDED": "Forwarded", "HTTP_X_REAL_IP": "X-Real-IP", "HTTP_VIA": "Via"}
 
 
 def _proxy_header(environ: dict[str, Any]) -> str | None:
@@ -215,8 +221,7 @@ def token(request: Request) -> Response | dict[str, Any]:
         if not grant_type:
             raise TokenError("invalid_request", "the grant_type parameter is required")
         if grant_type != GRANT_TYPE:
-            raise TokenError("unsupported_grant_type",
-                             f"only the {GRANT_TYPE} grant is supported")
+            raise TokenError("unsupported_grant_type", f"only the {GRANT_TYPE} grant is supported")
         scopes = _scopes(params.get("scope"), client)
         # Last: a proof is used up (its jti remembered) only by a request that gets a token.
         proof = _dpop_proof(request, client)
@@ -226,9 +231,14 @@ def token(request: Request) -> Response | dict[str, Any]:
     jkt = proof.jkt if proof is not None else None
     token_type = TOKEN_TYPE if proof is not None else "Bearer"
     access_token = factory.client_token(client.client_id, scopes, jkt=jkt)
-    log.info("token issued: client_id=%s scope=%s token_type=%s kid=%s client=%s",
-             client.client_id, " ".join(scopes), token_type,
-             factory.keys.signing_key.kid, request.remote_addr)
+    log.info(
+        "token issued: client_id=%s scope=%s token_type=%s kid=%s client=%s",
+        client.client_id,
+        " ".join(scopes),
+        token_type,
+        factory.keys.signing_key.kid,
+        request.remote_addr,
+    )
     # RFC 6749 §5.1: responses carrying tokens must not be cached.
     request.response.cache_control = "no-store"
     request.response.pragma = "no-cache"
@@ -266,11 +276,20 @@ def introspect(request: Request) -> Response | dict[str, Any]:
     try:
         claims = _active_claims(request, token)
     except InvalidToken as exc:
-        log.info("token introspected: active=false reason=%s client_id=%s client=%s",
-                 exc.reason, client.client_id, request.remote_addr)
+        log.info(
+            "token introspected: active=false reason=%s client_id=%s client=%s",
+            exc.reason,
+            client.client_id,
+            request.remote_addr,
+        )
         return {"active": False}
-    log.info("token introspected: active=true jti=%s cid=%s client_id=%s client=%s",
-             claims["jti"], claims["cid"], client.client_id, request.remote_addr)
+    log.info(
+        "token introspected: active=true jti=%s cid=%s client_id=%s client=%s",
+        claims["jti"],
+        claims["cid"],
+        client.client_id,
+        request.remote_addr,
+    )
     return introspection_response(claims)
 
 
@@ -293,28 +312,41 @@ def revoke(request: Request) -> Response:
             # ignored; this issuer has one kind of token, so every hint is.
             claims = _active_claims(request, token)
         except InvalidToken as exc:
-            log.info("revocation of an inactive token: reason=%s client_id=%s client=%s",
-                     exc.reason, client.client_id, request.remote_addr)
+            log.info(
+                "revocation of an inactive token: reason=%s client_id=%s client=%s",
+                exc.reason,
+                client.client_id,
+                request.remote_addr,
+            )
             return _revoked_response()
         if claims["cid"] != client.client_id:
             # RFC 7009 §2.1: "verifies whether the token was issued to the client
             # making the revocation request. If this validation fails, the request
             # is refused". RFC 6749 §5.2's code for an authenticated client that may
             # not do what it asked.
-            raise TokenError("unauthorized_client",
-                             "a client may only revoke its own tokens; this token was "
-                             "issued to another client")
+            raise TokenError(
+                "unauthorized_client",
+                "a client may only revoke its own tokens; this token was issued to another client",
+            )
         try:
             revoked.revoke(claims["jti"], claims["exp"])
         except RevocationListFull as exc:
             # RFC 7009 §2.2.1: on a 503 the client assumes the token is still valid.
-            raise TokenError("temporarily_unavailable", exc.description, 503,
-                             headers={"Retry-After": str(exc.retry_after)}) from None
+            raise TokenError(
+                "temporarily_unavailable",
+                exc.description,
+                503,
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
     except TokenError as exc:
         log.info("revocation refused: error=%s client=%s", exc.error, request.remote_addr)
         return _error(exc, settings)
-    log.info("token revoked: jti=%s client_id=%s client=%s", claims["jti"],
-             client.client_id, request.remote_addr)
+    log.info(
+        "token revoked: jti=%s client_id=%s client=%s",
+        claims["jti"],
+        client.client_id,
+        request.remote_addr,
+    )
     return _revoked_response()
 
 
@@ -335,8 +367,13 @@ def _active_claims(request: Request, token: str) -> dict[str, Any]:
     """The claims of ``token`` if it is an active token of this issuer; raises
     :class:`InvalidToken` otherwise."""
     factory: TokenFactory = request.registry.devissuer_tokens
-    return active_claims(token, issuer=factory.settings.issuer, keys=factory.keys,
-                         revoked=request.registry.devissuer_revoked, now=factory.clock())
+    return active_claims(
+        token,
+        issuer=factory.settings.issuer,
+        keys=factory.keys,
+        revoked=request.registry.devissuer_revoked,
+        now=factory.clock(),
+    )
 
 
 def _revoked_response() -> Response:
@@ -356,8 +393,9 @@ def _form(request: Request) -> dict[str, str]:
     try:
         # Strict, unlike a lenient form parser: a form body is ASCII whose
         # percent-escapes spell UTF-8 (HTML's application/x-www-form-urlencoded).
-        items = parse_qsl(raw.decode("ascii"), keep_blank_values=True,
-                          encoding="utf-8", errors="strict")
+        items = parse_qsl(
+            raw.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict"
+        )
     except (UnicodeDecodeError, ValueError):
         raise TokenError("invalid_request", "the request body is not UTF-8 form data") from None
     params: dict[str, str] = {}
@@ -369,15 +407,17 @@ def _form(request: Request) -> dict[str, str]:
     return params
 
 
-def _authenticate_client(request: Request, params: dict[str, str],
-                         settings: DevIssuerSettings) -> Client:
+def _authenticate_client(
+    request: Request, params: dict[str, str], settings: DevIssuerSettings
+) -> Client:
     """Client authentication by HTTP Basic or form fields (RFC 6749 §2.3.1), one only."""
     header = request.headers.get("Authorization", "")
     if header.split(" ", 1)[0].lower() == "basic":
         if "client_secret" in params:
             # RFC 6749 §2.3: a client must not use more than one method.
-            raise TokenError("invalid_request",
-                             "authenticate the client with one method: Basic or form")
+            raise TokenError(
+                "invalid_request", "authenticate the client with one method: Basic or form"
+            )
         credentials = extract_http_basic_credentials(request)
         if credentials is None:
             raise TokenError("invalid_client", "the Basic credentials are malformed", 401)
@@ -385,19 +425,24 @@ def _authenticate_client(request: Request, params: dict[str, str],
         client_id = unquote_plus(credentials.username)
         secret = unquote_plus(credentials.password)
         if params.get("client_id", client_id) != client_id:
-            raise TokenError("invalid_request",
-                             "client_id in the body differs from the Basic credentials")
+            raise TokenError(
+                "invalid_request", "client_id in the body differs from the Basic credentials"
+            )
     elif "client_id" in params and "client_secret" in params:
         client_id, secret = params["client_id"], params["client_secret"]
     else:
-        raise TokenError("invalid_client",
-                         "client authentication is required: HTTP Basic or "
-                         "client_id and client_secret in the body", 401)
+        raise TokenError(
+            "invalid_client",
+            "client authentication is required: HTTP Basic or "
+            "client_id and client_secret in the body",
+            401,
+        )
     client = settings.client(client_id)
     expected = client.secret.encode("utf-8") if client else _NO_SECRET
     if not hmac.compare_digest(secret.encode("utf-8", "replace"), expected) or client is None:
-        raise TokenError("invalid_client",
-                         "client authentication failed: unknown client or wrong secret", 401)
+        raise TokenError(
+            "invalid_client", "client authentication failed: unknown client or wrong secret", 401
+        )
     return client
 
 
@@ -407,9 +452,11 @@ def _dpop_proof(request: Request, client: Client) -> DPoPProof | None:
     header = request.environ.get("HTTP_DPOP")
     if header is None:
         if client.dpop_required:
-            raise TokenError("invalid_dpop_proof",
-                             f"client {client.client_id!r} must send a DPoP proof "
-                             "(a DPoP header) with its token requests")
+            raise TokenError(
+                "invalid_dpop_proof",
+                f"client {client.client_id!r} must send a DPoP proof "
+                "(a DPoP header) with its token requests",
+            )
         return None
     verifier: DPoPVerifier = request.registry.devissuer_dpop
     try:
@@ -418,26 +465,37 @@ def _dpop_proof(request: Request, client: Client) -> DPoPProof | None:
         return verifier.verify([header], request.method, request.path_url)
     except UseDPoPNonce as exc:
         # RFC 9449 §8: a 400 whose DPoP-Nonce header the client puts in its next proof.
-        raise TokenError("use_dpop_nonce", "the authorization server requires a nonce "
-                         "in the DPoP proof: retry with the DPoP-Nonce of this answer",
-                         headers={"DPoP-Nonce": exc.nonce}) from None
+        raise TokenError(
+            "use_dpop_nonce",
+            "the authorization server requires a nonce "
+            "in the DPoP proof: retry with the DPoP-Nonce of this answer",
+            headers={"DPoP-Nonce": exc.nonce},
+        ) from None
     except InvalidDPoPProof as exc:
         log.info("DPoP proof refused: reason=%s client_id=%s", exc.reason, client.client_id)
         raise TokenError("invalid_dpop_proof", exc.description) from None
     except ReplayStoreFull as exc:
-        raise TokenError("temporarily_unavailable", exc.description, 503,
-                         headers={"Retry-After": str(exc.retry_after)}) from None
+        raise TokenError(
+            "temporarily_unavailable",
+            exc.description,
+            503,
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
 
 
 def _scopes(raw: str | None, client: Client) -> list[str]:
     if not raw or not raw.strip(" "):
-        raise TokenError("invalid_scope", "the scope parameter is required; ask for one "
-                         "or more of: " + " ".join(sorted(client.scopes)))
+        raise TokenError(
+            "invalid_scope",
+            "the scope parameter is required; ask for one "
+            "or more of: " + " ".join(sorted(client.scopes)),
+        )
     scopes = list(dict.fromkeys(s for s in raw.split(" ") if s))
     for scope in scopes:
         if not is_scope_token(scope) or scope not in client.scopes:
-            raise TokenError("invalid_scope",
-                             f"the client may not ask for the scope {scope[:60]!r}")
+            raise TokenError(
+                "invalid_scope", f"the client may not ask for the scope {scope[:60]!r}"
+            )
     return scopes
 
 
@@ -455,26 +513,51 @@ def includeme(config: Configurator) -> None:
     settings: DevIssuerSettings = config.registry.devissuer_settings
     base = settings.path
     # Over the CORS tween, so no preflight to the issuer is answered for another origin.
-    config.add_tween("okta_pyramid.devissuer.views.LocalOnlyTween",
-                     under=("okta_pyramid.logs.RequestIdTween", INGRESS),
-                     over=("okta_pyramid.cors.CORSTween", MAIN))
+    config.add_tween(
+        "okta_pyramid.devissuer.views.LocalOnlyTween",
+        under=("okta_pyramid.logs.RequestIdTween", INGRESS),
+        over=("okta_pyramid.cors.CORSTween", MAIN),
+    )
     for name in ("oauth-authorization-server", "openid-configuration"):
         route = f"devissuer.{name}"
         config.add_route(route, f"{base}/.well-known/{name}")
-        config.add_view(metadata, route_name=route, request_method=("GET", "HEAD"),
-                        renderer="json", permission=NO_PERMISSION_REQUIRED)
+        config.add_view(
+            metadata,
+            route_name=route,
+            request_method=("GET", "HEAD"),
+            renderer="json",
+            permission=NO_PERMISSION_REQUIRED,
+        )
     config.add_route("devissuer.keys", f"{base}/v1/keys")
-    config.add_view(keys, route_name="devissuer.keys", request_method=("GET", "HEAD"),
-                    renderer="json", permission=NO_PERMISSION_REQUIRED)
+    config.add_view(
+        keys,
+        route_name="devissuer.keys",
+        request_method=("GET", "HEAD"),
+        renderer="json",
+        permission=NO_PERMISSION_REQUIRED,
+    )
     config.add_route("devissuer.token", f"{base}/v1/token")
-    config.add_view(token, route_name="devissuer.token", request_method="POST",
-                    renderer="json", permission=NO_PERMISSION_REQUIRED)
+    config.add_view(
+        token,
+        route_name="devissuer.token",
+        request_method="POST",
+        renderer="json",
+        permission=NO_PERMISSION_REQUIRED,
+    )
     config.add_route("devissuer.introspect", f"{base}/v1/introspect")
-    config.add_view(introspect, route_name="devissuer.introspect", request_method="POST",
-                    renderer="json", permission=NO_PERMISSION_REQUIRED)
+    config.add_view(
+        introspect,
+        route_name="devissuer.introspect",
+        request_method="POST",
+        renderer="json",
+        permission=NO_PERMISSION_REQUIRED,
+    )
     config.add_route("devissuer.revoke", f"{base}/v1/revoke")
-    config.add_view(revoke, route_name="devissuer.revoke", request_method="POST",
-                    permission=NO_PERMISSION_REQUIRED)
+    config.add_view(
+        revoke,
+        route_name="devissuer.revoke",
+        request_method="POST",
+        permission=NO_PERMISSION_REQUIRED,
+    )
     for route in ("devissuer.token", "devissuer.introspect", "devissuer.revoke"):
-        config.add_view(method_not_allowed, route_name=route,
-                        permission=NO_PERMISSION_REQUIRED)
+        config.add_view(method_not_allowed, route_name=route, permission=NO_PERMISSION_REQUIRED)

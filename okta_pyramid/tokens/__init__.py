@@ -10,6 +10,7 @@ This package knows nothing of Pyramid and can be used on its own::
 
 What is checked, and why, is in docs/validation.md.
 """
+
 from __future__ import annotations
 
 from .capacity import CallSlots

@@ -19,6 +19,7 @@ Keys are identified by their RFC 7638 thumbprint input (the required members in
 lexicographic order, no whitespace), which is also the key of the parsed-key
 cache: two JWKs that differ only in optional members are one key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -150,7 +151,8 @@ _CURVES: dict[str, tuple[ec.EllipticCurve, int]] = {
 #: Every asymmetric algorithm this module can verify. ``none`` and the HMAC
 #: algorithms are absent on purpose: a proof of possession needs a public key.
 ALGORITHMS: Mapping[str, Algorithm] = {
-    alg.name: alg for alg in (
+    alg.name: alg
+    for alg in (
         Algorithm("RS256", "RSA", None, _rsa_pkcs1(_SHA256)),
         Algorithm("RS384", "RSA", None, _rsa_pkcs1(_SHA384)),
         Algorithm("RS512", "RSA", None, _rsa_pkcs1(_SHA512)),
@@ -167,6 +169,7 @@ ALGORITHMS: Mapping[str, Algorithm] = {
 
 
 # -- JWK -> key ---------------------------------------------------------------------
+
 
 def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
     """Check that ``jwk`` is a public key fit for ``alg``; return its RFC 7638 §3
@@ -185,8 +188,7 @@ def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
         if name in jwk and type(jwk[name]) is not str:
             raise UnacceptableKey(f"the jwk header's '{name}' member is not a string")
     ops = jwk.get("key_ops")
-    if ops is not None and (type(ops) is not list
-                            or not all(type(op) is str for op in ops)):
+    if ops is not None and (type(ops) is not list or not all(type(op) is str for op in ops)):
         raise UnacceptableKey("the jwk header's key_ops is not an array of strings")
     if jwk.get("kty") != alg.kty:
         raise UnacceptableKey(f"the jwk header is not an {alg.kty} key, as {alg.name} needs")
@@ -200,11 +202,15 @@ def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
         n = _member(jwk, "n")
         e = _member(jwk, "e")
         if not n or n[0] == 0 or not e or e[0] == 0:
-            raise UnacceptableKey("the jwk header's n or e has leading zero octets (RFC 7518 §6.3.1)")
+            raise UnacceptableKey(
+                "the jwk header's n or e has leading zero octets (RFC 7518 §6.3.1)"
+            )
         bits = int.from_bytes(n, "big").bit_length()
         if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
-            raise UnacceptableKey(f"the jwk header's RSA key has {bits} bits; "
-                            f"{MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted")
+            raise UnacceptableKey(
+                f"the jwk header's RSA key has {bits} bits; "
+                f"{MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+            )
         if len(e) > 4:
             raise UnacceptableKey("the jwk header's RSA public exponent is too large")
         members = {"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}
@@ -217,7 +223,9 @@ def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
         members = {"crv": alg.crv, "kty": alg.kty, "x": jwk["x"]}
         if alg.kty == "EC":
             if len(_member(jwk, "y")) != size:
-                raise UnacceptableKey("the jwk header's y is not the size of the curve's coordinates")
+                raise UnacceptableKey(
+                    "the jwk header's y is not the size of the curve's coordinates"
+                )
             members["y"] = jwk["y"]
     # The values are base64url text (checked above), so no escaping can differ.
     return json.dumps(members, separators=(",", ":"), sort_keys=True)
@@ -227,8 +235,9 @@ def _member(jwk: dict[str, Any], name: str) -> bytes:
     try:
         return b64url_decode(jwk[name])
     except (KeyError, MalformedToken):
-        raise UnacceptableKey(f"the jwk header's '{name}' member is missing or not "
-                        "base64url") from None
+        raise UnacceptableKey(
+            f"the jwk header's '{name}' member is missing or not base64url"
+        ) from None
 
 
 def load_key(canonical: str) -> Any:
@@ -239,14 +248,17 @@ def load_key(canonical: str) -> Any:
     kty = members["kty"]
     try:
         if kty == "RSA":
-            return rsa.RSAPublicNumbers(int.from_bytes(b64url_decode(members["e"]), "big"),
-                                        int.from_bytes(b64url_decode(members["n"]), "big")
-                                        ).public_key()
+            return rsa.RSAPublicNumbers(
+                int.from_bytes(b64url_decode(members["e"]), "big"),
+                int.from_bytes(b64url_decode(members["n"]), "big"),
+            ).public_key()
         if kty == "EC":
             curve = _CURVES[members["crv"]][0]
             return ec.EllipticCurvePublicNumbers(
                 int.from_bytes(b64url_decode(members["x"]), "big"),
-                int.from_bytes(b64url_decode(members["y"]), "big"), curve).public_key()
+                int.from_bytes(b64url_decode(members["y"]), "big"),
+                curve,
+            ).public_key()
         return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(members["x"]))
     except ValueError:
         raise UnacceptableKey("the jwk header is not a valid public key") from None
@@ -269,14 +281,21 @@ def public_jwk(key: Any) -> dict[str, str]:
         for crv, (curve, size) in _CURVES.items():
             if curve.name == key.curve.name:
                 point = key.public_numbers()
-                return {"kty": "EC", "crv": crv, "x": _uint(point.x, size),
-                        "y": _uint(point.y, size)}
+                return {
+                    "kty": "EC",
+                    "crv": crv,
+                    "x": _uint(point.x, size),
+                    "y": _uint(point.y, size),
+                }
         raise ValueError(f"the curve {key.curve.name} is not supported")
     if isinstance(key, ed25519.Ed25519PublicKey):
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-        return {"kty": "OKP", "crv": "Ed25519",
-                "x": b64url_encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw))}
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": b64url_encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)),
+        }
     raise ValueError(f"{type(key).__name__} keys are not supported")
 
 

@@ -8,6 +8,7 @@ least everything ``PyJWS`` refuses.
 The strict base64url and strict JSON readers here are the only ones of the token
 package: access tokens, DPoP proofs and the keys proofs carry all go through them.
 """
+
 from __future__ import annotations
 
 import binascii
@@ -48,22 +49,30 @@ _SHA256 = hashes.SHA256()
 # What a part is called when it is refused: (not canonical base64url, a name twice,
 # not JSON, not an object). The access token's parts, and a DPoP proof's.
 _REFUSALS = {
-    "header": ("the token is not canonical base64url-encoded",
-               "the token's header names a parameter twice",
-               "the token's header is not JSON",
-               "the token's header is not a JSON object"),
-    "claims": ("the token is not canonical base64url-encoded",
-               "the token's claims name a claim twice",
-               "the token's claims are not JSON",
-               "the token's claims are not a JSON object"),
-    "proof header": ("the DPoP proof's header is not canonical base64url",
-                     "the DPoP proof's header names a member twice",
-                     "the DPoP proof's header is not JSON",
-                     "the DPoP proof's header is not a JSON object"),
-    "proof claims": ("the DPoP proof's claims are not canonical base64url",
-                     "the DPoP proof's claims name a member twice",
-                     "the DPoP proof's claims are not JSON",
-                     "the DPoP proof's claims are not a JSON object"),
+    "header": (
+        "the token is not canonical base64url-encoded",
+        "the token's header names a parameter twice",
+        "the token's header is not JSON",
+        "the token's header is not a JSON object",
+    ),
+    "claims": (
+        "the token is not canonical base64url-encoded",
+        "the token's claims name a claim twice",
+        "the token's claims are not JSON",
+        "the token's claims are not a JSON object",
+    ),
+    "proof header": (
+        "the DPoP proof's header is not canonical base64url",
+        "the DPoP proof's header names a member twice",
+        "the DPoP proof's header is not JSON",
+        "the DPoP proof's header is not a JSON object",
+    ),
+    "proof claims": (
+        "the DPoP proof's claims are not canonical base64url",
+        "the DPoP proof's claims name a member twice",
+        "the DPoP proof's claims are not JSON",
+        "the DPoP proof's claims are not a JSON object",
+    ),
 }
 
 
@@ -123,7 +132,7 @@ def split(token: str) -> tuple[str, str, str, bytes]:
         # many spellings of one signed token (+ and /, stray characters).
         raise MalformedToken("the token is not base64url-encoded")
     header, payload, signature = jws.groups()
-    return header, payload, signature, token[:jws.end(2)].encode("ascii")
+    return header, payload, signature, token[: jws.end(2)].encode("ascii")
 
 
 def decode_segment(segment: str) -> bytes:
@@ -152,8 +161,12 @@ def b64url_decode(text: str) -> bytes:
 
 def b64url_encode(data: bytes) -> str:
     """base64url without padding (RFC 7515 §2)."""
-    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(
-        _STANDARD_TO_URLSAFE).decode("ascii")
+    return (
+        binascii.b2a_base64(data, newline=False)
+        .rstrip(b"=")
+        .translate(_STANDARD_TO_URLSAFE)
+        .decode("ascii")
+    )
 
 
 def decode_json_object(segment: str, part: str) -> tuple[bytes, dict[str, Any]]:

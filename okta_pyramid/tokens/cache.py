@@ -5,6 +5,7 @@ token's time window and only while the key set it was verified under is current;
 bounded by entries and by bytes. The verifier decides what to store and when;
 the rules and their reasons are in docs/validation.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -83,8 +84,17 @@ class VerifiedTokenCache:
             self.hits += 1
             return entry.value
 
-    def put(self, digest: bytes, value: Any, *, size: int, not_before: float,
-            not_after: float, generation: int, now: float) -> None:
+    def put(
+        self,
+        digest: bytes,
+        value: Any,
+        *,
+        size: int,
+        not_before: float,
+        not_after: float,
+        generation: int,
+        now: float,
+    ) -> None:
         """Remember ``value`` for a token that has just passed every check at ``now``;
         it counts ``size`` bytes against the bound."""
         if size > self.max_bytes:
@@ -118,8 +128,7 @@ class VerifiedTokenCache:
 
     def _reset(self, generation: int) -> None:
         if self._entries:
-            log.info("issuer key set changed: forgetting %d verified token(s)",
-                     len(self._entries))
+            log.info("issuer key set changed: forgetting %d verified token(s)", len(self._entries))
         self._entries.clear()
         self._bytes = 0
         self._generation = generation

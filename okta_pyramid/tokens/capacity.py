@@ -22,14 +22,20 @@ the server free of them, and gives tokens that are probably genuine (a JWT whose
 signature verified, a token the issuer called active before) capacity that others
 cannot take. This module knows nothing of Pyramid.
 """
+
 from __future__ import annotations
 
 import collections
 import threading
 import time
 
-__all__ = ["DEFAULT_SERVER_THREADS", "CallSlots", "Progress", "calls_for_threads",
-           "key_waiters_for_threads"]
+__all__ = [
+    "DEFAULT_SERVER_THREADS",
+    "CallSlots",
+    "Progress",
+    "calls_for_threads",
+    "key_waiters_for_threads",
+]
 
 #: The request threads a server is assumed to have when it is not told: waitress's
 #: default (``okta.server_threads``).
@@ -120,8 +126,14 @@ class CallSlots:
     endpoints (:class:`Progress`) or at its deadline.
     """
 
-    def __init__(self, calls: int, *, untrusted: int | None = None,
-                 timeout: float = 5.0, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        calls: int,
+        *,
+        untrusted: int | None = None,
+        timeout: float = 5.0,
+        clock=time.monotonic,
+    ) -> None:
         if calls < 1:
             raise ValueError("calls must be at least 1")
         self.calls = calls

@@ -38,6 +38,7 @@ of these ``reason`` values: ``dpop_missing``, ``dpop_multiple``, ``dpop_malforme
 :class:`UseDPoPNonce` (``use_dpop_nonce``), or :class:`~.replay.ReplayStoreFull`.
 No description ever contains the proof, a claim of it, or the access token.
 """
+
 from __future__ import annotations
 
 import functools
@@ -73,16 +74,35 @@ from .nonces import DPoPNonces
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
 
 __all__ = [
-    "DEFAULT_ALGORITHMS", "DPoPNonces", "DPoPProof", "DPoPVerifier", "InMemoryReplayStore",
-    "InvalidDPoPProof", "ReplayStore", "ReplayStoreFull", "UseDPoPNonce",
-    "access_token_hash", "make_proof", "normalize_url",
+    "DEFAULT_ALGORITHMS",
+    "DPoPNonces",
+    "DPoPProof",
+    "DPoPVerifier",
+    "InMemoryReplayStore",
+    "InvalidDPoPProof",
+    "ReplayStore",
+    "ReplayStoreFull",
+    "UseDPoPNonce",
+    "access_token_hash",
+    "make_proof",
+    "normalize_url",
 ]
 
 log = logging.getLogger(__name__)
 
 #: What Okta accepts in DPoP proofs, and EdDSA (Ed25519).
-DEFAULT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                      "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 #: A proof with an 8192-bit RSA key is under 3 KiB; anything longer is refused unread.
 MAX_PROOF_LENGTH = 8 * 1024
 #: Clients send UUIDs or 16 to 32 random bytes in base64url.
@@ -131,8 +151,9 @@ class DPoPProof:
 
     __slots__ = ("jkt", "alg", "claims", "next_nonce")
 
-    def __init__(self, jkt: str, alg: str, claims: dict[str, Any],
-                 next_nonce: str | None = None) -> None:
+    def __init__(
+        self, jkt: str, alg: str, claims: dict[str, Any], next_nonce: str | None = None
+    ) -> None:
         #: The RFC 7638 SHA-256 thumbprint of the proof's key, base64url: what a token
         #: bound to this key carries as ``cnf.jkt`` (RFC 9449 §6.1).
         self.jkt = jkt
@@ -192,10 +213,14 @@ class DPoPVerifier:
         if unknown or not names:
             raise ValueError(
                 f"algorithms: {', '.join(map(repr, unknown)) or 'none given'}; a DPoP proof "
-                f"needs an asymmetric algorithm among {', '.join(SUPPORTED_ALGORITHMS)}")
+                f"needs an asymmetric algorithm among {', '.join(SUPPORTED_ALGORITHMS)}"
+            )
         for name, value in (("max_age", max_age), ("leeway", leeway)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and value >= 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value >= 0)
+            ):
                 raise ValueError(f"{name} must be a number of seconds >= 0")
         #: The accepted algorithms, in the order given (for ``algs`` in a challenge).
         self.algorithms = names
@@ -204,7 +229,8 @@ class DPoPVerifier:
         self.leeway = leeway
         # The store forgets a proof by this clock's time, so it must share the clock.
         self.replay_store: ReplayStore = (
-            replay_store if replay_store is not None else InMemoryReplayStore(clock=clock))
+            replay_store if replay_store is not None else InMemoryReplayStore(clock=clock)
+        )
         self.nonces = nonces
         self.clock = clock
         # Accepted JOSE headers by their base64url text: a client sends the same one
@@ -214,9 +240,16 @@ class DPoPVerifier:
         # The last access token digest seen and its ath (base64url).
         self._last_ath: tuple[bytes, str] = (b"", "")
 
-    def verify(self, headers: Sequence[str] | str, method: str, url: str, *,
-               access_token: str | None = None, jkt: str | None = None,
-               access_token_digest: bytes | None = None) -> DPoPProof:
+    def verify(
+        self,
+        headers: Sequence[str] | str,
+        method: str,
+        url: str,
+        *,
+        access_token: str | None = None,
+        jkt: str | None = None,
+        access_token_digest: bytes | None = None,
+    ) -> DPoPProof:
         """Check the proof in ``headers`` (every ``DPoP`` header value of the request)
         for a request of ``method`` to ``url`` (as the client saw it).
 
@@ -235,17 +268,20 @@ class DPoPVerifier:
             raise InvalidDPoPProof("the request has more than one DPoP header", "dpop_multiple")
         proof = headers[0]
         if not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH + 64:
-            raise InvalidDPoPProof(f"the DPoP proof is longer than {MAX_PROOF_LENGTH} "
-                                   "characters", "dpop_malformed")
+            raise InvalidDPoPProof(
+                f"the DPoP proof is longer than {MAX_PROOF_LENGTH} characters", "dpop_malformed"
+            )
         proof = proof.strip(" \t")
         if len(proof) > MAX_PROOF_LENGTH:
-            raise InvalidDPoPProof(f"the DPoP proof is longer than {MAX_PROOF_LENGTH} "
-                                   "characters", "dpop_malformed")
+            raise InvalidDPoPProof(
+                f"the DPoP proof is longer than {MAX_PROOF_LENGTH} characters", "dpop_malformed"
+            )
         jws = _COMPACT_JWS.fullmatch(proof)
         if jws is None:
             # Also two headers that a server joined with a comma (RFC 9110 §5.3).
-            raise InvalidDPoPProof("the DPoP proof is not one compact JWS in base64url",
-                                   "dpop_malformed")
+            raise InvalidDPoPProof(
+                "the DPoP proof is not one compact JWS in base64url", "dpop_malformed"
+            )
         header_b64, payload_b64, signature_b64 = jws.groups()
         header = self._headers.get(header_b64)
         if header is None:
@@ -271,13 +307,15 @@ class DPoPVerifier:
             raise InvalidDPoPProof("the DPoP proof's nonce is not a string", "dpop_claims")
 
         try:
-            alg.verify(key, decode_segment(signature_b64), proof[:jws.end(2)].encode("ascii"))
+            alg.verify(key, decode_segment(signature_b64), proof[: jws.end(2)].encode("ascii"))
         except MalformedToken:
-            raise InvalidDPoPProof("the DPoP proof's signature is not canonical base64url",
-                                   "dpop_malformed") from None
+            raise InvalidDPoPProof(
+                "the DPoP proof's signature is not canonical base64url", "dpop_malformed"
+            ) from None
         except BadSignature:
-            raise InvalidDPoPProof("the DPoP proof's signature does not verify",
-                                   "dpop_bad_signature") from None
+            raise InvalidDPoPProof(
+                "the DPoP proof's signature does not verify", "dpop_bad_signature"
+            ) from None
 
         next_nonce = None
         if self.nonces is not None:
@@ -290,8 +328,7 @@ class DPoPVerifier:
         # Remembered past this clock's window by the leeway: a process sharing the
         # store whose clock is up to ``leeway`` behind accepts the iat that much longer.
         expires_at = iat + self.max_age + self.leeway
-        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], expires_at,
-                                               proof_jkt):
+        if not self.replay_store.add_if_absent(replay_hash.digest()[:16], expires_at, proof_jkt):
             raise InvalidDPoPProof("the DPoP proof was already used (jti)", "dpop_replayed")
         return DPoPProof(proof_jkt, alg.name, claims, next_nonce)
 
@@ -309,11 +346,14 @@ class DPoPVerifier:
         if alg is None:
             raise InvalidDPoPProof(
                 "the DPoP proof's algorithm is not accepted; accepted: "
-                + " ".join(self.algorithms), "dpop_algorithm")
+                + " ".join(self.algorithms),
+                "dpop_algorithm",
+            )
         if "crit" in header:
             # RFC 7515 §4.1.11: no extension is understood, so none may be critical.
-            raise InvalidDPoPProof("the DPoP proof uses a critical header extension (crit)",
-                                   "dpop_malformed")
+            raise InvalidDPoPProof(
+                "the DPoP proof uses a critical header extension (crit)", "dpop_malformed"
+            )
         try:
             canonical = thumbprint_input(header.get("jwk"), alg)
             cached = self._keys.get(canonical)
@@ -332,24 +372,28 @@ class DPoPVerifier:
             # The token's binding is unusable: the token's fault, not the proof's.
             raise InvalidToken("the access token's cnf.jkt is not a thumbprint")
         if not hmac.compare_digest(proof_jkt, token_jkt):
-            raise InvalidDPoPProof("the DPoP proof is signed with another key than the one "
-                                   "the access token is bound to (cnf.jkt)",
-                                   "dpop_key_mismatch")
+            raise InvalidDPoPProof(
+                "the DPoP proof is signed with another key than the one "
+                "the access token is bound to (cnf.jkt)",
+                "dpop_key_mismatch",
+            )
 
     def _validate_jti(self, jti: Any) -> str:
         if not isinstance(jti, str) or not jti:
             raise InvalidDPoPProof("the DPoP proof has no jti", "dpop_claims")
         if len(jti) > MAX_JTI_LENGTH:
-            raise InvalidDPoPProof(f"the DPoP proof's jti is longer than {MAX_JTI_LENGTH} "
-                                   "characters", "dpop_claims")
+            raise InvalidDPoPProof(
+                f"the DPoP proof's jti is longer than {MAX_JTI_LENGTH} characters", "dpop_claims"
+            )
         if not jti.isascii():
             try:
                 jti.encode("utf-8")
             except UnicodeEncodeError:
                 # A lone surrogate (JSON allows "\ud800", RFC 8259 §8.2) is no text
                 # to remember the proof by.
-                raise InvalidDPoPProof("the DPoP proof's jti is not Unicode text",
-                                       "dpop_claims") from None
+                raise InvalidDPoPProof(
+                    "the DPoP proof's jti is not Unicode text", "dpop_claims"
+                ) from None
         return jti
 
     def _validate_htm(self, htm: Any, method: str) -> None:
@@ -357,8 +401,7 @@ class DPoPVerifier:
         if htm != method:
             if type(htm) is not str:
                 raise InvalidDPoPProof("the DPoP proof has no htm", "dpop_claims")
-            raise InvalidDPoPProof("the DPoP proof is for another HTTP method (htm)",
-                                   "dpop_method")
+            raise InvalidDPoPProof("the DPoP proof is for another HTTP method (htm)", "dpop_method")
 
     def _validate_htu(self, htu: Any, url: str) -> None:
         if not isinstance(htu, str):
@@ -375,16 +418,14 @@ class DPoPVerifier:
         if type(iat) is not int and (type(iat) is not float or not math.isfinite(iat)):
             raise InvalidDPoPProof("the DPoP proof has no iat NumericDate", "dpop_claims")
         if iat > now + self.leeway:
-            raise InvalidDPoPProof("the DPoP proof was issued in the future (iat)",
-                                   "dpop_future")
+            raise InvalidDPoPProof("the DPoP proof was issued in the future (iat)", "dpop_future")
         if iat < now - self.max_age:
             raise InvalidDPoPProof("the DPoP proof is too old (iat)", "dpop_stale")
         return iat
 
     def _validate_ath(self, ath: Any, token_digest: bytes) -> None:
         if not isinstance(ath, str):
-            raise InvalidDPoPProof("the DPoP proof has no ath for the access token",
-                                   "dpop_claims")
+            raise InvalidDPoPProof("the DPoP proof has no ath for the access token", "dpop_claims")
         # A client sends one token with many proofs, and a cached token hands out the
         # same digest object each time: its ath is encoded once. Compared by identity,
         # so no timing says anything of another token's digest; the pair is replaced
@@ -394,19 +435,24 @@ class DPoPVerifier:
             expected = b64url_encode(token_digest)
             self._last_ath = (token_digest, expected)
         if not (ath.isascii() and hmac.compare_digest(ath, expected)):
-            raise InvalidDPoPProof("the DPoP proof is for another access token (ath)",
-                                   "dpop_token_hash")
+            raise InvalidDPoPProof(
+                "the DPoP proof is for another access token (ath)", "dpop_token_hash"
+            )
 
     def _validate_nonce(self, nonce: str | None) -> str | None:
         nonces = self.nonces
         assert nonces is not None
         if nonce is None or not nonces.check(nonce):
-            raise UseDPoPNonce("this API requires a DPoP nonce: sign a new proof with the "
-                               "nonce of the DPoP-Nonce header", nonces.issue())
+            raise UseDPoPNonce(
+                "this API requires a DPoP nonce: sign a new proof with the "
+                "nonce of the DPoP-Nonce header",
+                nonces.issue(),
+            )
         return None if nonces.is_current(nonce) else nonces.issue()
 
 
 # -- JSON and base64url (strict, as for access tokens: ._jws) -------------------------
+
 
 def _json_object(segment: str, part: str) -> dict[str, Any]:
     try:
@@ -523,9 +569,18 @@ def _remove_dot_segments(path: str) -> str:
 
 # -- making proofs (clients, the development issuer, tests) --------------------------
 
-def make_proof(private_key: Any, method: str, url: str, *, access_token: str | None = None,
-               nonce: str | None = None, iat: float | None = None, jti: str | None = None,
-               alg: str | None = None) -> str:
+
+def make_proof(
+    private_key: Any,
+    method: str,
+    url: str,
+    *,
+    access_token: str | None = None,
+    nonce: str | None = None,
+    iat: float | None = None,
+    jti: str | None = None,
+    alg: str | None = None,
+) -> str:
     """A DPoP proof (RFC 9449 §4.2) for a request of ``method`` to ``url``, signed with
     ``private_key`` (cryptography RSA, EC P-256/384/521 or Ed25519).
 
@@ -548,7 +603,8 @@ def make_proof(private_key: Any, method: str, url: str, *, access_token: str | N
         claims["nonce"] = nonce
     signing_input = ".".join(
         b64url_encode(json.dumps(part, separators=(",", ":")).encode("utf-8"))
-        for part in (header, claims))
+        for part in (header, claims)
+    )
     signature = _sign(private_key, alg, signing_input.encode("ascii"))
     return f"{signing_input}.{b64url_encode(signature)}"
 
@@ -575,8 +631,9 @@ def _sign(private_key: Any, alg: str, data: bytes) -> bytes:
     if alg.startswith("RS"):
         return private_key.sign(data, padding.PKCS1v15(), hash_)
     if alg.startswith("PS"):
-        return private_key.sign(data, padding.PSS(mgf=padding.MGF1(hash_),
-                                                  salt_length=hash_.digest_size), hash_)
+        return private_key.sign(
+            data, padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size), hash_
+        )
     size = (private_key.curve.key_size + 7) // 8
     r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hash_)))
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")

@@ -21,6 +21,7 @@
 Every exception carries ``reason``, a short stable code for logs and metrics,
 and a message fit for a developer: it never contains the token.
 """
+
 from __future__ import annotations
 
 

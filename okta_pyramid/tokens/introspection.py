@@ -59,6 +59,7 @@ The rules, and why:
   for ``failure_backoff`` seconds. So an issuer that stalls holds at most the
   call slots' threads for one timeout, never all of the server's.
 """
+
 from __future__ import annotations
 
 import base64
@@ -141,8 +142,7 @@ class AnswerStore(Protocol):
     def get(self, scope: bytes, digest: bytes) -> tuple[dict[str, Any], float] | None:
         """The answer document for a token and the time until which it may be used."""
 
-    def put(self, scope: bytes, digest: bytes, document: dict[str, Any],
-            until: float) -> None:
+    def put(self, scope: bytes, digest: bytes, document: dict[str, Any], until: float) -> None:
         """Keep ``document`` until ``until`` (a :func:`time.time` value)."""
 
 
@@ -199,9 +199,15 @@ class PrivateKeyJWT:
 
     method = "private_key_jwt"
 
-    def __init__(self, client_id: str, private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
-                 *, key_id: str | None = None, lifetime: int = ASSERTION_LIFETIME,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+        *,
+        key_id: str | None = None,
+        lifetime: int = ASSERTION_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client_id = client_id
         self.algorithm = signing_algorithm(private_key)
         self.key_id = key_id
@@ -214,8 +220,14 @@ class PrivateKeyJWT:
 
     def assertion(self, audience: str) -> str:
         now = int(self.clock())
-        claims = {"iss": self.client_id, "sub": self.client_id, "aud": audience,
-                  "iat": now, "exp": now + self.lifetime, "jti": secrets.token_urlsafe(24)}
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + self.lifetime,
+            "jti": secrets.token_urlsafe(24),
+        }
         headers = {"kid": self.key_id} if self.key_id else None
         return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
 
@@ -229,8 +241,9 @@ def signing_algorithm(key: Any) -> str:
     2048 bits), ES256/384/512 for the NIST curves; ``ValueError`` otherwise."""
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
-            raise ValueError(f"the RSA key has {key.key_size} bits; at least "
-                             f"{MIN_RSA_BITS} are needed")
+            raise ValueError(
+                f"the RSA key has {key.key_size} bits; at least {MIN_RSA_BITS} are needed"
+            )
         return "RS256"
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES:
         return _CURVES[key.curve.name]
@@ -243,8 +256,9 @@ def load_private_key(pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateK
     try:
         key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise ValueError("it is not an unencrypted PEM private key (PKCS #8, as "
-                         "`openssl genpkey` writes it)") from None
+        raise ValueError(
+            "it is not an unencrypted PEM private key (PKCS #8, as `openssl genpkey` writes it)"
+        ) from None
     signing_algorithm(key)
     return key  # type: ignore[return-value]
 
@@ -307,11 +321,15 @@ class TokenIntrospector:
         self.rules = rules
         self.cache_ttl = cache_ttl
         #: ``None`` when ``cache_ttl`` is 0: every request that needs an answer asks.
-        self.cache = (VerifiedTokenCache(cache_size, max_bytes=cache_bytes)
-                      if cache_ttl > 0 else None)
+        self.cache = (
+            VerifiedTokenCache(cache_size, max_bytes=cache_bytes) if cache_ttl > 0 else None
+        )
         #: The call slots (shared by the introspectors of a process).
-        self.slots = slots if slots is not None else CallSlots(
-            calls_for_threads(DEFAULT_SERVER_THREADS), timeout=client.http_timeout)
+        self.slots = (
+            slots
+            if slots is not None
+            else CallSlots(calls_for_threads(DEFAULT_SERVER_THREADS), timeout=client.http_timeout)
+        )
         #: Whether this endpoint answers (its calls' outcomes and durations).
         self.progress = Progress(client.http_timeout)
         self.failure_backoff = failure_backoff
@@ -350,8 +368,9 @@ class TokenIntrospector:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
         if not _B64TOKEN.fullmatch(token):
-            raise MalformedToken("the token has characters an access token cannot have "
-                                 "(RFC 6750 b64token)")
+            raise MalformedToken(
+                "the token has characters an access token cannot have (RFC 6750 b64token)"
+            )
         return self._answer(token, token_digest(token), None)
 
     def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:
@@ -362,14 +381,14 @@ class TokenIntrospector:
         # The answer may name the key the token is bound to (RFC 9449 §6.2): it
         # must be the one the signed token names.
         if answer.jkt is not None and answer.jkt != verified.jkt:
-            raise InvalidToken("the issuer binds the access token to another key "
-                               "than the token's cnf.jkt")
+            raise InvalidToken(
+                "the issuer binds the access token to another key than the token's cnf.jkt"
+            )
         return verified
 
     # -- cache and single flight ----------------------------------------------------
 
-    def _answer(self, token: str, digest: bytes, verified: VerifiedToken | None
-                ) -> VerifiedToken:
+    def _answer(self, token: str, digest: bytes, verified: VerifiedToken | None) -> VerifiedToken:
         cache = self.cache
         if cache is not None:
             cached = cache.get(digest, self.clock(), 0)
@@ -395,7 +414,8 @@ class TokenIntrospector:
             if flight is None:
                 # The leader may wait for a slot and then call: two timeouts at most.
                 flight = self._flights[digest] = _Flight(
-                    time.monotonic() + 2 * self.client.http_timeout)
+                    time.monotonic() + 2 * self.client.http_timeout
+                )
                 leader = True
             else:
                 leader = False
@@ -424,27 +444,30 @@ class TokenIntrospector:
             flight.done.wait(until - now)
         if flight.error is not None:
             if isinstance(flight.error, IntrospectionUnavailable):
-                raise IntrospectionUnavailable(flight.error.description,
-                                               flight.error.retry_after)
+                raise IntrospectionUnavailable(flight.error.description, flight.error.retry_after)
             raise self._busy()
         return _outcome(flight.result)
 
     def _busy(self) -> IntrospectionUnavailable:
         return IntrospectionUnavailable(
             "the authorization server is being asked about other tokens; try again shortly",
-            retry_after=1)
+            retry_after=1,
+        )
 
     def _stalled(self) -> IntrospectionUnavailable:
         # Not a failure of its own: the calls outstanding fail at their deadline,
         # and that pauses the calls.
         return IntrospectionUnavailable(
             "the authorization server could not confirm the token: it has stopped "
-            "answering; try again shortly", retry_after=max(1, int(self.progress.patience)))
+            "answering; try again shortly",
+            retry_after=max(1, int(self.progress.patience)),
+        )
 
     # -- one call -------------------------------------------------------------------
 
-    def _call(self, token: str, digest: bytes, verified: VerifiedToken | None
-              ) -> VerifiedToken | _Refusal:
+    def _call(
+        self, token: str, digest: bytes, verified: VerifiedToken | None
+    ) -> VerifiedToken | _Refusal:
         """Ask the issuer (the cache missed and no call for this token is under way)
         and cache what it says; ``verified``: the JWT being confirmed, if it is one."""
         if time.monotonic() < self._paused_until:
@@ -452,8 +475,9 @@ class TokenIntrospector:
         if self.progress.stalled():
             raise self._stalled()
         trusted = verified is not None or self._is_known_active(digest)
-        if not self.slots.acquire(trusted, time.monotonic() + self.client.http_timeout,
-                                  self.progress):
+        if not self.slots.acquire(
+            trusted, time.monotonic() + self.client.http_timeout, self.progress
+        ):
             raise self._stalled() if self.progress.stalled() else self._busy()
         try:
             if time.monotonic() < self._paused_until:
@@ -483,7 +507,7 @@ class TokenIntrospector:
                     del known[name]
                 if len(known) >= DEFAULT_KNOWN_ACTIVE:
                     # Still full: forget the oldest half (a dict keeps insertion order).
-                    for name in list(known)[:DEFAULT_KNOWN_ACTIVE // 2]:
+                    for name in list(known)[: DEFAULT_KNOWN_ACTIVE // 2]:
                         del known[name]
             known[digest] = min(until, self.clock() + INACTIVE_TTL)
 
@@ -497,19 +521,20 @@ class TokenIntrospector:
             progress.started()
         began = time.perf_counter()
         try:
-            endpoint = (self.endpoint
-                        or self.client.metadata(deadline=deadline).introspection_endpoint)
+            endpoint = (
+                self.endpoint or self.client.metadata(deadline=deadline).introspection_endpoint
+            )
             if endpoint is None:
-                raise FetchError("the issuer's metadata names no usable (https) "
-                                 "introspection_endpoint")
+                raise FetchError(
+                    "the issuer's metadata names no usable (https) introspection_endpoint"
+                )
             form = {"token": token, "token_type_hint": "access_token"}
             headers: dict[str, str] = {}
             self.authentication.apply(endpoint, form, headers)
             self.calls += 1
             started = time.perf_counter()
             try:
-                document = self.client.post_form(endpoint, form, headers=headers,
-                                                 deadline=deadline)
+                document = self.client.post_form(endpoint, form, headers=headers, deadline=deadline)
                 answered = True
             finally:
                 elapsed = time.perf_counter() - started
@@ -521,8 +546,10 @@ class TokenIntrospector:
             status = exc.status
             hint = ""
             if status in (400, 401, 403):
-                hint = (f" (check the introspection client id and its credentials for "
-                        f"{self.authentication.method})")
+                hint = (
+                    f" (check the introspection client id and its credentials for "
+                    f"{self.authentication.method})"
+                )
             # A refusal (4xx) answers this call only: some servers refuse a token
             # they cannot parse instead of calling it inactive, and pausing on that
             # would let anyone with junk tokens hold every other token at 503. An
@@ -536,8 +563,7 @@ class TokenIntrospector:
             took = time.perf_counter() - began
             for progress in progresses:
                 progress.finished(took if answered else None)
-        if (not isinstance(document, dict)
-                or not isinstance(document.get("active"), bool)):
+        if not isinstance(document, dict) or not isinstance(document.get("active"), bool):
             # RFC 7662 §2.2: a JSON object whose "active" is a boolean.
             self._observe(elapsed or 0.0, "failed")
             self._failed("its answer is not a JSON object with a boolean 'active'")
@@ -558,18 +584,21 @@ class TokenIntrospector:
         claims = verified.claims()
         for name in ("jti", "sub"):
             if name in document and name in claims and document[name] != claims[name]:
-                self._failed(f"its answer describes another token (its {name} is not "
-                             f"the token's)")
+                self._failed(f"its answer describes another token (its {name} is not the token's)")
                 raise self._unavailable("its answer was about another token")
 
-    def _judge(self, document: dict[str, Any], digest: bytes, *, signed: bool
-               ) -> VerifiedToken | _Refusal:
+    def _judge(
+        self, document: dict[str, Any], digest: bytes, *, signed: bool
+    ) -> VerifiedToken | _Refusal:
         """The answer's verdict; ``signed`` when the token is a JWT that passed the
         local checks (:meth:`confirm`)."""
         if document["active"] is not True:
-            return _Refusal(InactiveToken(
-                "the access token is not active (revoked, expired, or unknown to the "
-                "authorization server)"))
+            return _Refusal(
+                InactiveToken(
+                    "the access token is not active (revoked, expired, or unknown to the "
+                    "authorization server)"
+                )
+            )
         claims = {name: value for name, value in document.items() if name != "active"}
         try:
             # A JWT met okta.required_claims with its own signed claims, and had its
@@ -577,9 +606,12 @@ class TokenIntrospector:
             # as scope, cid as client_id). A token judged by the answer alone needs an
             # aud for this API, as a JWT does (RFC 9068 §4): a server may leave it out
             # for a token meant for no API in particular (Ory Hydra does).
-            self.rules.validate_claims(claims, required=() if signed else ("aud",),
-                                       required_claims=() if signed else None,
-                                       client_required=not signed)
+            self.rules.validate_claims(
+                claims,
+                required=() if signed else ("aud",),
+                required_claims=() if signed else None,
+                client_required=not signed,
+            )
             self._validate_type(claims)
         except InvalidToken as exc:
             return _Refusal(exc)
@@ -587,24 +619,32 @@ class TokenIntrospector:
         leeway = self.rules.leeway
         exp, iat, nbf = (claims.get(name) for name in ("exp", "iat", "nbf"))
         starts = max((value for value in (iat, nbf) if _is_number(value)), default=-math.inf)
-        return VerifiedToken(payload, claims, not_before=starts - leeway,
-                             not_after=exp + leeway if _is_number(exp) else math.inf,
-                             digest=digest, issuer=self.client.issuer)
+        return VerifiedToken(
+            payload,
+            claims,
+            not_before=starts - leeway,
+            not_after=exp + leeway if _is_number(exp) else math.inf,
+            digest=digest,
+            issuer=self.client.issuer,
+        )
 
     def _validate_type(self, claims: Mapping[str, Any]) -> None:
         token_type = claims.get("token_type")
-        if token_type is not None and (not isinstance(token_type, str)
-                                       or token_type.lower() not in ACCESS_TOKEN_TYPES):
+        if token_type is not None and (
+            not isinstance(token_type, str) or token_type.lower() not in ACCESS_TOKEN_TYPES
+        ):
             # A refresh token is active too, and must not open the API.
             raise InvalidToken("the token is not an access token (token_type)")
         # Keycloak's typ and Hydra's token_use were checked with the claims.
         cnf = claims.get("cnf")
         if cnf is not None and not isinstance(cnf, dict):
             raise InvalidToken("the introspection answer's cnf is not an object")
-        if isinstance(token_type, str) and token_type.lower() == "dpop" and not (
-                isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str)):
-            raise InvalidToken("the issuer calls the token DPoP-bound but names no key "
-                               "(cnf.jkt)")
+        if (
+            isinstance(token_type, str)
+            and token_type.lower() == "dpop"
+            and not (isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str))
+        ):
+            raise InvalidToken("the issuer calls the token DPoP-bound but names no key (cnf.jkt)")
 
     def _until(self, outcome: VerifiedToken | _Refusal, expires: float | None) -> float:
         """Until when ``outcome`` may be reused (a ``time.time()`` value)."""
@@ -620,8 +660,13 @@ class TokenIntrospector:
             until = min(until, outcome.not_after - self.rules.leeway)
         return until if expires is None else min(until, expires)
 
-    def _remember(self, digest: bytes, outcome: VerifiedToken | _Refusal,
-                  expires: float | None, document: dict[str, Any]) -> None:
+    def _remember(
+        self,
+        digest: bytes,
+        outcome: VerifiedToken | _Refusal,
+        expires: float | None,
+        document: dict[str, Any],
+    ) -> None:
         until = self._until(outcome, expires)
         self._keep(digest, outcome, until)
         if self.shared is None:
@@ -645,16 +690,18 @@ class TokenIntrospector:
         if cache is None or until <= now:
             return
         size = _Refusal.size if isinstance(outcome, _Refusal) else outcome.size
-        cache.put(digest, outcome, size=size, not_before=-math.inf, not_after=until,
-                  generation=0, now=now)
+        cache.put(
+            digest, outcome, size=size, not_before=-math.inf, not_after=until, generation=0, now=now
+        )
 
     # -- incidents --------------------------------------------------------------------
 
     def _unavailable(self, why: str) -> IntrospectionUnavailable:
         wait = self._paused_until - time.monotonic()
         return IntrospectionUnavailable(
-            f"the authorization server could not confirm the token: {why}; try again "
-            f"shortly", retry_after=int(wait) + 1 if wait > 0 else 1)
+            f"the authorization server could not confirm the token: {why}; try again shortly",
+            retry_after=int(wait) + 1 if wait > 0 else 1,
+        )
 
     def _failed(self, why: str) -> None:
         with self._lock:
@@ -663,8 +710,11 @@ class TokenIntrospector:
             self._paused_until = time.monotonic() + self.failure_backoff
         # One warning per incident; the token is never part of the message.
         if first:
-            log.warning("token introspection failed: %s; tokens that need it are "
-                        "answered 503 until it works again", why)
+            log.warning(
+                "token introspection failed: %s; tokens that need it are "
+                "answered 503 until it works again",
+                why,
+            )
         else:
             log.debug("token introspection failed again: %s", why)
 
@@ -677,8 +727,7 @@ class TokenIntrospector:
             if loud:
                 self._refusal_quiet_until = now + REFUSAL_LOG_INTERVAL
         if loud:
-            log.warning("token introspection refused: %s; the token is answered 503",
-                        why)
+            log.warning("token introspection refused: %s; the token is answered 503", why)
         else:
             log.debug("token introspection refused: %s", why)
 
@@ -687,8 +736,7 @@ class TokenIntrospector:
             with self._lock:
                 failures, self._failures = self._failures, 0
             if failures:
-                log.warning("token introspection works again (after %d failed call(s))",
-                            failures)
+                log.warning("token introspection works again (after %d failed call(s))", failures)
 
 
 class IntrospectingVerifier:
@@ -703,8 +751,14 @@ class IntrospectingVerifier:
     introspection of a locally checked JWT where a live token is needed.
     """
 
-    def __init__(self, verifier: AccessTokenVerifier, introspector: TokenIntrospector, *,
-                 local: bool = True, opaque: bool = False) -> None:
+    def __init__(
+        self,
+        verifier: AccessTokenVerifier,
+        introspector: TokenIntrospector,
+        *,
+        local: bool = True,
+        opaque: bool = False,
+    ) -> None:
         self.verifier = verifier
         self.introspector = introspector
         self.local = local
@@ -730,8 +784,9 @@ class IntrospectingVerifier:
             claims = _jws.unverified_claims(token)
             if claims.get("iss") != self.verifier.issuer:
                 raise InvalidIssuer("the token was issued by another authorization server")
-            self.verifier.validate_claims(claims, required=("exp",), required_claims=(),
-                                          client_required=False)
+            self.verifier.validate_claims(
+                claims, required=("exp",), required_claims=(), client_required=False
+            )
         return self.introspector.introspect(token)
 
     def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:
@@ -749,5 +804,4 @@ def _outcome(value: VerifiedToken | _Refusal) -> VerifiedToken:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -27,6 +27,7 @@ The rules, and why:
   every issuer's introspection endpoint would hand it to servers it was never meant
   for, so it goes to at most one, ``opaque``, and is refused when none is named.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,9 @@ class MultiIssuerVerifier:
     endpoint judges tokens that are not JWTs; without it they are refused.
     """
 
-    def __init__(self, judges: Mapping[str, Judge] | Iterable[Judge], *,
-                 opaque: str | None = None) -> None:
+    def __init__(
+        self, judges: Mapping[str, Judge] | Iterable[Judge], *, opaque: str | None = None
+    ) -> None:
         if isinstance(judges, Mapping):
             pairs = list(judges.items())
         else:
@@ -76,8 +78,9 @@ class MultiIssuerVerifier:
         self.judges: dict[str, Judge] = {}
         for issuer, judge in pairs:
             if _local(judge).issuer != issuer:
-                raise ValueError(f"the judge for {issuer!r} verifies tokens of "
-                                 f"{_local(judge).issuer!r}")
+                raise ValueError(
+                    f"the judge for {issuer!r} verifies tokens of {_local(judge).issuer!r}"
+                )
             if issuer in self.judges:
                 raise ValueError(f"{issuer!r} is given twice")
             self.judges[issuer] = judge
@@ -85,11 +88,12 @@ class MultiIssuerVerifier:
             raise ValueError("at least one issuer is required")
         #: Each issuer's local verifier (its keys, its cache).
         self.verifiers: dict[str, AccessTokenVerifier] = {
-            issuer: _local(judge) for issuer, judge in self.judges.items()}
-        if opaque is not None and not isinstance(self.judges.get(opaque),
-                                                 IntrospectingVerifier):
-            raise ValueError(f"opaque tokens need an issuer that introspects; {opaque!r} "
-                             f"is not one of them")
+            issuer: _local(judge) for issuer, judge in self.judges.items()
+        }
+        if opaque is not None and not isinstance(self.judges.get(opaque), IntrospectingVerifier):
+            raise ValueError(
+                f"opaque tokens need an issuer that introspects; {opaque!r} is not one of them"
+            )
         self.opaque = opaque
         leeways = {verifier.leeway for verifier in self.verifiers.values()}
         if len(leeways) != 1:
@@ -100,9 +104,15 @@ class MultiIssuerVerifier:
         # verdict. Only verified tokens are routed, so it grows only with them; it is
         # emptied when full (as the verifier's header memo is).
         self._routes: dict[bytes, AccessTokenVerifier] = {}
-        self._max_routes = max(_MIN_ROUTES, 2 * sum(
-            verifier.token_cache.max_entries for verifier in self.verifiers.values()
-            if verifier.token_cache is not None))
+        self._max_routes = max(
+            _MIN_ROUTES,
+            2
+            * sum(
+                verifier.token_cache.max_entries
+                for verifier in self.verifiers.values()
+                if verifier.token_cache is not None
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"<MultiIssuerVerifier issuers={list(self.judges)!r}>"
@@ -147,13 +157,15 @@ class MultiIssuerVerifier:
             if self.opaque is None:
                 raise MalformedToken(
                     "the token is not a JWT, and this API accepts tokens from several "
-                    "authorization servers: it cannot tell which one issued it")
+                    "authorization servers: it cannot tell which one issued it"
+                )
             return self.judges[self.opaque]
         iss = unverified_issuer(token)
         judge = self.judges.get(iss) if isinstance(iss, str) else None
         if judge is None:
-            raise InvalidIssuer("the token was issued by an authorization server this "
-                                "API does not trust")
+            raise InvalidIssuer(
+                "the token was issued by an authorization server this API does not trust"
+            )
         return judge
 
     def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:

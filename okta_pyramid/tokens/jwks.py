@@ -3,6 +3,7 @@
 The JWKS URI always comes from the issuer's metadata, never from a token:
 nothing is fetched because a token asked for it (RFC 8725 §3.10).
 """
+
 from __future__ import annotations
 
 import functools
@@ -209,7 +210,8 @@ class _Schedule:
                 # The first fetch, or the first in a forked child (threads do not
                 # survive a fork).
                 thread = self._thread = threading.Thread(
-                    target=self._run, name="okta-pyramid-fetch-watchdog", daemon=True)
+                    target=self._run, name="okta-pyramid-fetch-watchdog", daemon=True
+                )
                 thread.start()
             elif self._heap[0][2] is watchdog:
                 self._wakeup.notify()
@@ -307,10 +309,12 @@ class _FetchAdapter(HTTPAdapter):
         self.tls = tls
         super().__init__()
 
-    def build_connection_pool_key_attributes(self, request: Any, verify: Any,
-                                             cert: Any = None) -> Any:
+    def build_connection_pool_key_attributes(
+        self, request: Any, verify: Any, cert: Any = None
+    ) -> Any:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert)
+            request, verify, cert
+        )
         if self.tls is not None and host_params["scheme"] == "https":
             for name in ("ca_certs", "ca_cert_dir", "cert_file", "key_file"):
                 pool_kwargs.pop(name, None)
@@ -373,21 +377,34 @@ class IssuerClient:
         """
         return self.exchange("GET", url, deadline=deadline)
 
-    def post_form(self, url: str, form: Mapping[str, str], *,
-                  headers: Mapping[str, str] | None = None,
-                  deadline: float | None = None) -> Any:
+    def post_form(
+        self,
+        url: str,
+        form: Mapping[str, str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Any:
         """POST ``form`` (``application/x-www-form-urlencoded``) to ``url`` and parse the
         JSON answer, with the limits of :meth:`get_json`, and as strictly as a token's
         claims: no NaN or Infinity (not JSON, RFC 8259 §6), no name given twice."""
         # The answer becomes a token's claims (an introspection answer), which are
         # re-read strictly later: what passes here must pass there, and a repeated
         # "active" must not be read as its last value.
-        return self.exchange("POST", url, form=form, headers=headers, deadline=deadline,
-                             strict=True)
+        return self.exchange(
+            "POST", url, form=form, headers=headers, deadline=deadline, strict=True
+        )
 
-    def exchange(self, method: str, url: str, *, form: Mapping[str, str] | None = None,
-                 headers: Mapping[str, str] | None = None,
-                 deadline: float | None = None, strict: bool = False) -> Any:
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        strict: bool = False,
+    ) -> Any:
         """One request to the issuer, and its JSON answer: HTTP 200 only, redirects
         not followed, at most :data:`MAX_DOCUMENT_BYTES`, all of it before
         ``deadline``; with ``strict``, JSON as :func:`._jws.loads` reads it. Raises
@@ -400,9 +417,14 @@ class IssuerClient:
             raise FetchError(f"{url} not fetched: took longer than {self.http_timeout:g}s")
         session = self.session
         # Redirects are not followed: the metadata names the URLs to use.
-        request = session.prepare_request(requests.Request(
-            method, url, headers={"Accept": "application/json", **(headers or {})},
-            data=dict(form) if form is not None else None))
+        request = session.prepare_request(
+            requests.Request(
+                method,
+                url,
+                headers={"Accept": "application/json", **(headers or {})},
+                data=dict(form) if form is not None else None,
+            )
+        )
         # None, not True: the session's own verify (a CA bundle, say) then applies.
         env = session.merge_environment_settings(request.url, {}, None, None, None)
         tls = self._tls_for(env["verify"], env["cert"])
@@ -427,18 +449,31 @@ class IssuerClient:
         except (ValueError, RecursionError):
             raise FetchError(f"{url} did not return JSON") from None
 
-    def _send(self, adapter: _FetchAdapter, request: Any, env: dict[str, Any],
-              deadline: float, url: str, watchdog: _Watchdog) -> bytearray:
+    def _send(
+        self,
+        adapter: _FetchAdapter,
+        request: Any,
+        env: dict[str, Any],
+        deadline: float,
+        url: str,
+        watchdog: _Watchdog,
+    ) -> bytearray:
         """The body of a 200 answer to ``request``, or :class:`FetchError`."""
         remaining = max(0.001, deadline - time.monotonic())
         body = bytearray()
         try:
-            with adapter.send(request, stream=True, timeout=(remaining, remaining),
-                              verify=env["verify"], cert=env["cert"],
-                              proxies=env["proxies"]) as response:
+            with adapter.send(
+                request,
+                stream=True,
+                timeout=(remaining, remaining),
+                verify=env["verify"],
+                cert=env["cert"],
+                proxies=env["proxies"],
+            ) as response:
                 if response.status_code != 200:
-                    raise FetchError(f"{url} answered HTTP {response.status_code}",
-                                     status=response.status_code)
+                    raise FetchError(
+                        f"{url} answered HTTP {response.status_code}", status=response.status_code
+                    )
                 while True:
                     chunk = response.raw.read1(16384, decode_content=True)
                     if not chunk:
@@ -446,15 +481,26 @@ class IssuerClient:
                     body += chunk
                     if len(body) > MAX_DOCUMENT_BYTES:
                         raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
-                ValueError) as exc:
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            ValueError,
+        ) as exc:
             if watchdog.expired:
                 raise FetchError(f"{url} took longer than {self.http_timeout:g}s") from None
             raise _Unanswered(f"{url} could not be fetched ({type(exc).__name__})") from None
         return body
 
-    def _send_kept(self, tls: ssl.SSLContext | None, request: Any, env: dict[str, Any],
-                   deadline: float, url: str, watchdog: _Watchdog) -> bytearray:
+    def _send_kept(
+        self,
+        tls: ssl.SSLContext | None,
+        request: Any,
+        env: dict[str, Any],
+        deadline: float,
+        url: str,
+        watchdog: _Watchdog,
+    ) -> bytearray:
         for attempt in (1, 2):
             with self._kept_lock:
                 adapter = self._kept
@@ -562,8 +608,7 @@ def parse_jwks(document: Any) -> tuple[dict[str, RSAPublicKey], str]:
             log.warning("issuer key set: an RSA key has no kid; ignored")
             continue
         if kid in keys:
-            log.warning("issuer key set: key %r is listed twice; the first is used",
-                        kid[:64])
+            log.warning("issuer key set: key %r is listed twice; the first is used", kid[:64])
             continue
         if jwk.get("alg", "RS256") != "RS256":
             continue
@@ -654,7 +699,8 @@ class KeySet:
         self.refetch_cooldown = refetch_cooldown
         self.failure_backoff = (
             min(DEFAULT_FAILURE_BACKOFF, refetch_cooldown)
-            if failure_backoff is None else failure_backoff
+            if failure_backoff is None
+            else failure_backoff
         )
         self.max_waiters = max_waiters
         self._clock = clock
@@ -767,8 +813,11 @@ class KeySet:
         fetch is bringing, and the answer is "unavailable, try again".
         """
         started = self._loaded_attempt
-        return (self._last_error is None and started is not None
-                and self._clock() - started < self.refetch_cooldown)
+        return (
+            self._last_error is None
+            and started is not None
+            and self._clock() - started < self.refetch_cooldown
+        )
 
     def _fetch(self) -> None:
         self._fetch_deadline = time.monotonic() + self.client.http_timeout
@@ -783,8 +832,11 @@ class KeySet:
             answered = exc.status is not None
             self.fetch_failures += 1
             self._last_error = str(exc)
-            log.warning("could not fetch the issuer's keys: %s; keeping %d held key(s)",
-                        exc, len(self._keys))
+            log.warning(
+                "could not fetch the issuer's keys: %s; keeping %d held key(s)",
+                exc,
+                len(self._keys),
+            )
             return
         finally:
             self._attempts += 1

@@ -11,6 +11,7 @@ still gets in, and should be handed the current nonce (``DPoP-Nonce`` on the
 response, RFC 9449 §8.2) so that it never has to meet a ``use_dpop_nonce`` error
 while it keeps calling.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,13 @@ _LABEL = b"okta_pyramid DPoP nonce\x00"
 class DPoPNonces:
     """Issues and checks the nonces of one secret. Thread-safe."""
 
-    def __init__(self, secret: bytes | str | None = None, *, step: int = DEFAULT_STEP,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secret: bytes | str | None = None,
+        *,
+        step: int = DEFAULT_STEP,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if secret is None:
             # One process alone: its nonces mean nothing to another process.
             secret = secrets.token_bytes(32)
@@ -67,15 +73,19 @@ class DPoPNonces:
             return False
         encoded = nonce.encode("ascii")
         # Both comparisons always run, in constant time.
-        return (hmac.compare_digest(encoded, current.encode("ascii"))
-                | hmac.compare_digest(encoded, previous.encode("ascii")))
+        return hmac.compare_digest(encoded, current.encode("ascii")) | hmac.compare_digest(
+            encoded, previous.encode("ascii")
+        )
 
     def is_current(self, nonce: str) -> bool:
         """True if ``nonce`` is the current step's nonce; an accepted nonce that is not
         current expires when this step ends, so a fresh one should be sent."""
         current = self._nonces()[1]
-        return (isinstance(nonce, str) and nonce.isascii()
-                and hmac.compare_digest(nonce.encode("ascii"), current.encode("ascii")))
+        return (
+            isinstance(nonce, str)
+            and nonce.isascii()
+            and hmac.compare_digest(nonce.encode("ascii"), current.encode("ascii"))
+        )
 
     def expires_in(self) -> float:
         """Seconds until the current nonce stops being accepted."""

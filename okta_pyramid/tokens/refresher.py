@@ -9,6 +9,7 @@ and the keys already held keep working meanwhile (stale rather than failing).
 Each fetch ends by its deadline (``okta.http_timeout``), so a stalled issuer delays
 the next attempt, never stops the thread.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,7 @@ MIN_RETRY_DELAY = 1.0
 LISTEN_TIMEOUT = 30.0
 
 
-def wait_until_listening(url: str, timeout: float,
-                         stop: threading.Event | None = None) -> bool:
+def wait_until_listening(url: str, timeout: float, stop: threading.Event | None = None) -> bool:
     """Wait until the host and port of ``url`` accept TCP connections."""
     parts = urlsplit(url)
     address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
@@ -71,8 +71,7 @@ class KeyRefresher:
         """Start the thread (once); returns at once, without waiting for the issuer."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="okta-key-refresher",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="okta-key-refresher", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -110,8 +109,7 @@ class KeyRefresher:
                 fetched = False
             if fetched:
                 if failures:
-                    log.info("issuer's keys fetched again after %d failed attempt(s)",
-                             failures)
+                    log.info("issuer's keys fetched again after %d failed attempt(s)", failures)
                 failures = 0
             else:
                 failures += 1

@@ -10,6 +10,7 @@ in-process :class:`InMemoryReplayStore` is the default; an API served by several
 processes or hosts needs a store they share (a Redis ``SET key 1 NX PXAT ...``
 is the same operation), or a replayed proof can be accepted once per process.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -87,10 +88,14 @@ class InMemoryReplayStore:
     store that every other client needs.
     """
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, *,
-                 owner_quota: int | None = None,
-                 clock: Callable[[], float] = time.time,
-                 name: str = "DPoP replay store") -> None:
+    def __init__(
+        self,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        *,
+        owner_quota: int | None = None,
+        clock: Callable[[], float] = time.time,
+        name: str = "DPoP replay store",
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         if owner_quota is not None and owner_quota < 1:
@@ -142,17 +147,24 @@ class InMemoryReplayStore:
                     self._over_quota(owner)
                     raise ReplayQuotaExceeded(
                         "this DPoP key has sent more recent proofs than one key may; "
-                        "try again later", retry_after=math.ceil(owned[0] - now))
+                        "try again later",
+                        retry_after=math.ceil(owned[0] - now),
+                    )
             if len(expiry) >= self.max_entries:
                 wait = math.ceil(self._heap[0][0] - now)
                 if not self._warned_full:
                     # Once per episode: a flood must not become a flood of log lines.
-                    log.warning("%s full (%d entries); refusing new ones for up to %ds",
-                                self.name, self.max_entries, wait)
+                    log.warning(
+                        "%s full (%d entries); refusing new ones for up to %ds",
+                        self.name,
+                        self.max_entries,
+                        wait,
+                    )
                     self._warned_full = True
                 raise ReplayStoreFull(
                     "too many recent DPoP proofs to remember another; try again later",
-                    retry_after=wait)
+                    retry_after=wait,
+                )
             self._warned_full = False
             expiry[key] = expires_at
             if owner is not None and self.owner_quota is not None:
@@ -170,9 +182,13 @@ class InMemoryReplayStore:
         if owner not in self._warned_owners:
             if len(self._warned_owners) < 1024:
                 self._warned_owners.add(owner)
-            log.warning("%s: DPoP key %s holds %d recent proofs, its quota; refusing its "
-                        "new ones until the oldest expire", self.name, owner[:43],
-                        self.owner_quota)
+            log.warning(
+                "%s: DPoP key %s holds %d recent proofs, its quota; refusing its "
+                "new ones until the oldest expire",
+                self.name,
+                owner[:43],
+                self.owner_quota,
+            )
 
     def _purge(self, now: float) -> None:
         # A key is remembered while now <= expires_at (the last moment the proof's

@@ -20,6 +20,7 @@ The mode (``okta.dpop``) says which schemes are accepted: ``allowed`` both,
 ``required`` only ``DPoP``, ``disabled`` only ``Bearer``. A scheme that is not
 accepted raises :class:`SchemeNotAccepted`, naming the scheme to use instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,17 @@ from .dpop import DPoPProof, DPoPVerifier
 from .exceptions import InvalidToken, MalformedRequest
 from .verifier import AccessTokenVerifier, VerifiedToken
 
-__all__ = ["BEARER", "DPOP", "MODES", "BindingMismatch", "Credentials", "RequestVerifier",
-           "SchemeNotAccepted", "VerifiedRequest", "read_authorization"]
+__all__ = [
+    "BEARER",
+    "DPOP",
+    "MODES",
+    "BindingMismatch",
+    "Credentials",
+    "RequestVerifier",
+    "SchemeNotAccepted",
+    "VerifiedRequest",
+    "read_authorization",
+]
 
 BEARER = "Bearer"
 DPOP = "DPoP"
@@ -87,8 +97,9 @@ class VerifiedRequest(NamedTuple):
     proof: DPoPProof | None = None
 
 
-def read_authorization(header: str | None,
-                       schemes: Mapping[str, str] = _SCHEMES) -> Credentials | None:
+def read_authorization(
+    header: str | None, schemes: Mapping[str, str] = _SCHEMES
+) -> Credentials | None:
     """The scheme and token of an ``Authorization`` header value, or ``None`` when it
     names neither ``Bearer`` nor ``DPoP`` (or is absent).
 
@@ -111,8 +122,13 @@ class RequestVerifier:
     """Judges the credentials of a request: ``tokens`` checks the access token,
     ``dpop`` the proof (``None`` only in mode ``disabled``)."""
 
-    def __init__(self, tokens: AccessTokenVerifier, dpop: DPoPVerifier | None = None, *,
-                 mode: str = "allowed") -> None:
+    def __init__(
+        self,
+        tokens: AccessTokenVerifier,
+        dpop: DPoPVerifier | None = None,
+        *,
+        mode: str = "allowed",
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if dpop is None and mode != "disabled":
@@ -122,10 +138,14 @@ class RequestVerifier:
         self.mode = mode
         #: The schemes a request may use, in the order of a 401's challenges.
         self.schemes: tuple[str, ...] = {
-            "allowed": (BEARER, DPOP), "required": (DPOP,), "disabled": (BEARER,)}[mode]
+            "allowed": (BEARER, DPOP),
+            "required": (DPOP,),
+            "disabled": (BEARER,),
+        }[mode]
 
-    def verify(self, method: str, url: URL,
-               headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> VerifiedRequest | None:
+    def verify(
+        self, method: str, url: URL, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> VerifiedRequest | None:
         """Judge a request from its method, URL and headers (a mapping, or
         ``(name, value)`` pairs in which ``DPoP`` may repeat); ``None`` when it carries
         no ``Bearer`` or ``DPoP`` credentials.
@@ -141,8 +161,7 @@ class RequestVerifier:
             lowered = name.lower()
             if lowered == "authorization":
                 if authorization is not None:
-                    raise MalformedRequest("the request has more than one Authorization "
-                                           "header")
+                    raise MalformedRequest("the request has more than one Authorization header")
                 authorization = value
             elif lowered == "dpop":
                 dpop_headers.append(value)
@@ -151,8 +170,9 @@ class RequestVerifier:
             return None
         return self.check(credentials, method, url, dpop_headers)
 
-    def check(self, credentials: Credentials, method: str, url: URL,
-              dpop_headers: Sequence[str] = ()) -> VerifiedRequest:
+    def check(
+        self, credentials: Credentials, method: str, url: URL, dpop_headers: Sequence[str] = ()
+    ) -> VerifiedRequest:
         """Judge ``credentials`` read from a request of ``method`` to ``url`` that
         carried ``dpop_headers`` (every ``DPoP`` header value). Raises a
         :class:`~okta_pyramid.tokens.exceptions.VerificationError`."""
@@ -160,30 +180,44 @@ class RequestVerifier:
             if self.mode == "required":
                 raise SchemeNotAccepted(
                     "this API accepts only DPoP-bound access tokens: send "
-                    "'Authorization: DPoP <token>' with a DPoP proof", DPOP)
+                    "'Authorization: DPoP <token>' with a DPoP proof",
+                    DPOP,
+                )
             token = self.tokens.verify_token(credentials.token)
             if token.bound:
                 raise BindingMismatch(
                     "the access token is bound to a key (cnf): send it as "
-                    "'Authorization: DPoP <token>' with a DPoP proof" if token.jkt else
-                    "the access token is bound to a key this API cannot check (cnf "
+                    "'Authorization: DPoP <token>' with a DPoP proof"
+                    if token.jkt
+                    else "the access token is bound to a key this API cannot check (cnf "
                     "without jkt, such as a client certificate's x5t#S256)",
-                    "bound_token_as_bearer")
+                    "bound_token_as_bearer",
+                )
             return _tuple(VerifiedRequest, (token, BEARER, None))
         dpop = self.dpop
         if dpop is None:
             raise SchemeNotAccepted(
-                "this API does not accept DPoP: send 'Authorization: Bearer <token>'", BEARER)
+                "this API does not accept DPoP: send 'Authorization: Bearer <token>'", BEARER
+            )
         token = self.tokens.verify_token(credentials.token)
         if token.jkt is None:
             raise BindingMismatch(
-                "the access token is not bound to a DPoP key (no cnf.jkt)" + (
-                    "; this API needs one" if self.mode == "required"
-                    else ": send it as 'Authorization: Bearer <token>'"),
-                "unbound_token_as_dpop")
+                "the access token is not bound to a DPoP key (no cnf.jkt)"
+                + (
+                    "; this API needs one"
+                    if self.mode == "required"
+                    else ": send it as 'Authorization: Bearer <token>'"
+                ),
+                "unbound_token_as_dpop",
+            )
         # The proof check refuses every malformed proof itself (a property test holds
         # it to that), so nothing is caught here: a bug must show, not hide as a 401.
-        proof = dpop.verify(dpop_headers, method, url() if callable(url) else url,
-                            access_token=credentials.token, jkt=token.jkt,
-                            access_token_digest=token.digest)
+        proof = dpop.verify(
+            dpop_headers,
+            method,
+            url() if callable(url) else url,
+            access_token=credentials.token,
+            jkt=token.jkt,
+            access_token_digest=token.digest,
+        )
         return _tuple(VerifiedRequest, (token, DPOP, proof))

@@ -32,6 +32,7 @@ The rules, and why:
 redis-py is imported when a store is made, so this module imports without it
 (``pip install okta_pyramid[redis]``).
 """
+
 from __future__ import annotations
 
 import json
@@ -115,9 +116,12 @@ def _address(url: str) -> tuple[str, str, str, str]:
     parts = _AUTHORITY.fullmatch(authority)
     host = parts["host"] if parts else ""
     port = parts["port"] if parts and parts["port"] is not None else ""
-    return (scheme if _SCHEME.fullmatch(scheme) else "", host,
-            f":{port}" if _PORT.fullmatch(port) else "",
-            slash + path if _DATABASE.fullmatch(slash + path) else "")
+    return (
+        scheme if _SCHEME.fullmatch(scheme) else "",
+        host,
+        f":{port}" if _PORT.fullmatch(port) else "",
+        slash + path if _DATABASE.fullmatch(slash + path) else "",
+    )
 
 
 def _client(url: str, timeout: float) -> Any:
@@ -137,39 +141,57 @@ def _client(url: str, timeout: float) -> Any:
     if "@" in parts.path + parts.query + parts.fragment:
         # A "/", "?" or "#" in the password ended the authority early: redis-py
         # would read part of the password as the host, the port or the database.
-        raise ValueError("the store URL's user name or password holds a character "
-                         "that must be percent-encoded (/ as %2F, ? as %3F, # as %23, "
-                         "@ as %40)")
+        raise ValueError(
+            "the store URL's user name or password holds a character "
+            "that must be percent-encoded (/ as %2F, ? as %3F, # as %23, "
+            "@ as %40)"
+        )
     if set(options) - set(URL_OPTIONS) or (options and parts.scheme != "rediss"):
-        raise ValueError(f"a store URL may carry only {', '.join(URL_OPTIONS)}, "
-                         f"and only with rediss://")
+        raise ValueError(
+            f"a store URL may carry only {', '.join(URL_OPTIONS)}, and only with rediss://"
+        )
     # Named rather than left to redis-py's defaults (before redis-py 6 the
     # host name was not checked).
-    tls = ({"ssl_cert_reqs": "required", "ssl_check_hostname": True}
-           if parts.scheme == "rediss" else {})
+    tls = (
+        {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+        if parts.scheme == "rediss"
+        else {}
+    )
     try:
         # One immediate retry after a broken connection (Redis restarted, the
         # pool's socket is dead), none after a timeout: a slow Redis costs one
         # timeout, not several.
         return redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            retry_on_timeout=False, **tls)
+            retry_on_timeout=False,
+            **tls,
+        )
     except (ValueError, TypeError):
         # redis-py's message quotes what it could not read, which may be part of
         # the password ("redis://:secret" reads the password as the port).
-        raise ValueError(f"the store URL ({where}) is not a Redis URL: "
-                         f"redis://[[user]:password@]host:port/db, or rediss:// for "
-                         f"TLS") from None
+        raise ValueError(
+            f"the store URL ({where}) is not a Redis URL: "
+            f"redis://[[user]:password@]host:port/db, or rediss:// for "
+            f"TLS"
+        ) from None
 
 
 class RedisStore:
     """One connection pool to Redis, and the two stores that use it. Thread-safe."""
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
-                 prefix: str = PREFIX, clock: Callable[[], float] = time.time,
-                 client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
+        prefix: str = PREFIX,
+        clock: Callable[[], float] = time.time,
+        client: Any = None,
+    ) -> None:
         import redis
 
         if client is None:
@@ -226,7 +248,8 @@ class RedisStore:
     def _unavailable(self, wait: float) -> SharedStoreUnavailable:
         return SharedStoreUnavailable(
             "the shared state store is not answering; try again shortly",
-            retry_after=math.ceil(wait) if wait > 0 else 1)
+            retry_after=math.ceil(wait) if wait > 0 else 1,
+        )
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         with self._lock:
@@ -236,12 +259,20 @@ class RedisStore:
         # Once per incident; the exception's type says what kind (never its text,
         # which may quote a command's arguments).
         if first:
-            log.warning("shared store %s failed (%s on %s); requests that need it are "
-                        "answered 503 until it works again", self.address,
-                        type(exc).__name__, operation)
+            log.warning(
+                "shared store %s failed (%s on %s); requests that need it are "
+                "answered 503 until it works again",
+                self.address,
+                type(exc).__name__,
+                operation,
+            )
         else:
-            log.debug("shared store %s failed again (%s on %s)", self.address,
-                      type(exc).__name__, operation)
+            log.debug(
+                "shared store %s failed again (%s on %s)",
+                self.address,
+                type(exc).__name__,
+                operation,
+            )
 
     def _recovered(self) -> None:
         with self._lock:
@@ -301,16 +332,19 @@ class RedisAnswerStore:
             # and the call overwrites it.
             return None
         now = self.store.clock()
-        if (not isinstance(document, dict) or not isinstance(document.get("active"), bool)
-                or not isinstance(until, (int, float)) or isinstance(until, bool)
-                or not now < until <= now + MAX_ENTRY_LIFETIME):
+        if (
+            not isinstance(document, dict)
+            or not isinstance(document.get("active"), bool)
+            or not isinstance(until, (int, float))
+            or isinstance(until, bool)
+            or not now < until <= now + MAX_ENTRY_LIFETIME
+        ):
             # Not an answer this store wrote (it writes no "until" beyond the longest
             # lifetime, nor one that is not a finite number), or one past its time.
             return None
         return document, float(until)
 
-    def put(self, scope: bytes, digest: bytes, document: dict[str, Any],
-            until: float) -> None:
+    def put(self, scope: bytes, digest: bytes, document: dict[str, Any], until: float) -> None:
         """Share ``document`` until ``until`` (a ``time.time()`` value), or for
         :data:`MAX_ENTRY_LIFETIME` seconds if that is sooner."""
         now = self.store.clock()
@@ -321,5 +355,6 @@ class RedisAnswerStore:
         value = json.dumps({"until": until, "answer": document}, separators=(",", ":"))
         if len(value) > MAX_ANSWER_BYTES:
             return
-        self.store.call("set", self.store.key("introspection", scope + digest),
-                        value.encode("utf-8"), px=ttl_ms)
+        self.store.call(
+            "set", self.store.key("introspection", scope + digest), value.encode("utf-8"), px=ttl_ms
+        )

@@ -25,6 +25,7 @@ What is checked, in order (RFC 7515, RFC 7519, RFC 8725, RFC 9068):
 A token that passed all of this is remembered (:mod:`okta_pyramid.tokens.cache`), so
 the same token seen again costs a lookup plus the recheck of ``exp``/``nbf``/``iat``.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,7 @@ REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat")
 #: A ``typ`` claim (not the header's) naming another kind of token, lower case:
 #: Keycloak's ID, refresh, offline and logout tokens carry the header ``typ`` of an
 #: access token, ``JWT``, and say what they are here.
-OTHER_TOKEN_TYPS = frozenset({"refresh", "refresh_token", "offline", "id", "id_token",
-                              "logout"})
+OTHER_TOKEN_TYPS = frozenset({"refresh", "refresh_token", "offline", "id", "id_token", "logout"})
 #: ``token_use`` values of an access token: Amazon Cognito's ``access`` (its ID
 #: tokens say ``id``), Ory Hydra's ``access_token`` in introspection answers.
 ACCESS_TOKEN_USES = frozenset({"access", "access_token"})
@@ -93,12 +93,28 @@ class VerifiedToken:
     one), and what it derives from them is computed once and then shared.
     """
 
-    __slots__ = ("payload", "not_before", "not_after", "bound", "jkt", "digest", "issuer",
-                 "_claims", "_principals")
+    __slots__ = (
+        "payload",
+        "not_before",
+        "not_after",
+        "bound",
+        "jkt",
+        "digest",
+        "issuer",
+        "_claims",
+        "_principals",
+    )
 
-    def __init__(self, payload: bytes, claims: dict[str, Any], *, not_before: float,
-                 not_after: float, digest: bytes | None = None,
-                 issuer: str | None = None) -> None:
+    def __init__(
+        self,
+        payload: bytes,
+        claims: dict[str, Any],
+        *,
+        not_before: float,
+        not_after: float,
+        digest: bytes | None = None,
+        issuer: str | None = None,
+    ) -> None:
         #: The claims as the issuer signed them: a UTF-8 JSON object with no repeated
         #: names, ready to be sent as it is.
         self.payload = payload
@@ -135,8 +151,7 @@ class VerifiedToken:
         """The claims, as a new dictionary the caller may change."""
         return _jws.loads(self.payload)
 
-    def principals(self, mapping: Callable[[Mapping[str, Any]], Iterable[str]]
-                   ) -> tuple[str, ...]:
+    def principals(self, mapping: Callable[[Mapping[str, Any]], Iterable[str]]) -> tuple[str, ...]:
         """The principals ``mapping`` finds in the claims, computed once per token.
 
         The result is shared by every request that presents the token, so
@@ -190,9 +205,7 @@ class AccessTokenVerifier:
             max_waiters=key_waiters,
         )
         #: Tokens that passed every check; ``None`` when ``token_cache_size`` is 0.
-        self.token_cache = (
-            VerifiedTokenCache(token_cache_size) if token_cache_size > 0 else None
-        )
+        self.token_cache = VerifiedTokenCache(token_cache_size) if token_cache_size > 0 else None
         #: Accepted JOSE headers (their base64url text) and the key id each names.
         self._header_kids: dict[str, str] = {}
 
@@ -253,13 +266,25 @@ class AccessTokenVerifier:
         # The window mirrors _validate_exp, _validate_iat and _validate_nbf: valid
         # while max(iat, nbf) - leeway <= now < exp + leeway.
         starts = max(claims["iat"], claims.get("nbf", claims["iat"]))
-        verified = VerifiedToken(payload, claims, not_before=starts - self.leeway,
-                                 not_after=claims["exp"] + self.leeway, digest=digest,
-                                 issuer=self.issuer)
+        verified = VerifiedToken(
+            payload,
+            claims,
+            not_before=starts - self.leeway,
+            not_after=claims["exp"] + self.leeway,
+            digest=digest,
+            issuer=self.issuer,
+        )
         if cache is not None:
             # Only now, after every check passed.
-            cache.put(digest, verified, size=verified.size, not_before=verified.not_before,
-                      not_after=verified.not_after, generation=generation, now=self.clock())
+            cache.put(
+                digest,
+                verified,
+                size=verified.size,
+                not_before=verified.not_before,
+                not_after=verified.not_after,
+                generation=generation,
+                now=self.clock(),
+            )
         return verified
 
     def _kid(self, header_b64: str) -> str:
@@ -282,8 +307,9 @@ class AccessTokenVerifier:
                 f"the token's algorithm {str(alg)[:20]!r} is not accepted; expected RS256"
             )
         if "crit" in header or "b64" in header:
-            raise UnsupportedHeader("the token uses a critical header extension (crit) "
-                                    "that is not supported")
+            raise UnsupportedHeader(
+                "the token uses a critical header extension (crit) that is not supported"
+            )
         typ = header.get("typ")
         if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES):
             raise UnsupportedHeader("the token's type (typ) is not an access token")
@@ -298,7 +324,10 @@ class AccessTokenVerifier:
         self.validate_claims(claims)
 
     def validate_claims(
-        self, claims: Mapping[str, Any], *, required: Iterable[str] = REQUIRED_CLAIMS,
+        self,
+        claims: Mapping[str, Any],
+        *,
+        required: Iterable[str] = REQUIRED_CLAIMS,
         required_claims: Iterable[tuple[str, str | None]] | None = None,
         client_required: bool = True,
     ) -> None:
@@ -336,8 +365,7 @@ class AccessTokenVerifier:
         token_use = claims.get("token_use", "access")
         if not isinstance(token_use, str) or token_use not in ACCESS_TOKEN_USES:
             raise InvalidClaims("the token is not an access token (token_use)")
-        if self.client_ids and (client_required or "cid" in claims
-                                or "client_id" in claims):
+        if self.client_ids and (client_required or "cid" in claims or "client_id" in claims):
             # Okta's JWTs name the client in cid; RFC 9068 and introspection answers
             # (RFC 7662 §2.2) in client_id, which an answer may leave out.
             self._validate_cid(claims["cid"] if "cid" in claims else claims.get("client_id"))
@@ -374,8 +402,7 @@ class AccessTokenVerifier:
         if cid not in self.client_ids:
             raise InvalidClaims("the token was issued to a client that is not allowed (cid)")
 
-    def _validate_required(self, claims: Mapping[str, Any], name: str,
-                           value: str | None) -> None:
+    def _validate_required(self, claims: Mapping[str, Any], name: str, value: str | None) -> None:
         # Like assertClaims of Okta's verifiers: a policy of this API, not of RFC 7519.
         if name not in claims or claims[name] is None:
             raise RequiredClaimNotMet(f"the token has no '{name}' claim, which this API requires")
@@ -416,8 +443,10 @@ def _scalar_matches(claim: Any, value: str) -> bool:
 
 def _numeric_date(value: Any, name: str) -> float:
     # RFC 7519 §2: a NumericDate is a JSON number; booleans and strings are not.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        isinstance(value, float) and not math.isfinite(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
     ):
         raise InvalidClaims(f"the token's '{name}' claim is not a NumericDate")
     return value

@@ -1,5 +1,6 @@
 """Auditing who may call what: pviews, proutes and pyramid.debug_authorization
 show the permissions, run against the shipped development.ini."""
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,13 @@ def ini(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def script(ini: str, name: str, *args: str) -> str:
     # The app starts without reaching the issuer, so the shipped ini is enough.
-    done = subprocess.run([sys.executable, "-m", f"pyramid.scripts.{name}", ini, *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", f"pyramid.scripts.{name}", ini, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -49,29 +55,42 @@ def views_of(output: str) -> dict[str, str | None]:
     return views
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("/api/messages", {"okta_pyramid.demo.messages.list_messages": "messages.read",
-                       "okta_pyramid.demo.messages.post_message": "messages.write"}),
-    ("/api/admin", {"okta_pyramid.demo.messages.admin": "admin"}),
-    ("/api/whoami", {"okta_pyramid.demo.views.whoami": "authenticated"}),
-    ("/api/hello", {"okta_pyramid.demo.views.hello": "__no_permission_required__"}),
-])
-def test_pviews_shows_each_views_permission(ini: str, path: str,
-                                            expected: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            "/api/messages",
+            {
+                "okta_pyramid.demo.messages.list_messages": "messages.read",
+                "okta_pyramid.demo.messages.post_message": "messages.write",
+            },
+        ),
+        ("/api/admin", {"okta_pyramid.demo.messages.admin": "admin"}),
+        ("/api/whoami", {"okta_pyramid.demo.views.whoami": "authenticated"}),
+        ("/api/hello", {"okta_pyramid.demo.views.hello": "__no_permission_required__"}),
+    ],
+)
+def test_pviews_shows_each_views_permission(ini: str, path: str, expected: dict[str, str]) -> None:
     assert views_of(script(ini, "pviews", path)) == expected
 
 
 def test_proutes_lists_the_protected_routes(ini: str) -> None:
     output = script(ini, "proutes")
-    for name, pattern in [("messages", "/api/messages"), ("admin", "/api/admin"),
-                          ("whoami", "/api/whoami"), ("hello", "/api/hello")]:
+    for name, pattern in [
+        ("messages", "/api/messages"),
+        ("admin", "/api/admin"),
+        ("whoami", "/api/whoami"),
+        ("hello", "/api/hello"),
+    ]:
         assert any(line.split()[:2] == [name, pattern] for line in output.splitlines())
 
 
 def test_debug_authorization_logs_the_permission_and_principals(
-        issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture) -> None:
-    app = webtest.TestApp(main({}, **{"okta.issuer": issuer.issuer,
-                                      "pyramid.debug_authorization": "true"}))
+    issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = webtest.TestApp(
+        main({}, **{"okta.issuer": issuer.issuer, "pyramid.debug_authorization": "true"})
+    )
     caplog.set_level(logging.DEBUG, logger="okta_pyramid")
     token = issuer.mint(scp=["messages:write"], groups=["Staff"])
     app.get("/api/messages", headers={"Authorization": f"Bearer {token}"}, status=403)
@@ -83,5 +102,7 @@ def test_debug_authorization_logs_the_permission_and_principals(
     caplog.clear()
     token = issuer.mint(scp=["messages:read"])
     app.get("/api/messages", headers={"Authorization": f"Bearer {token}"}, status=200)
-    assert "ACLAllowed permission 'messages.read' via ACE ('Allow', 'scope:messages:read'" \
+    assert (
+        "ACLAllowed permission 'messages.read' via ACE ('Allow', 'scope:messages:read'"
         in caplog.text
+    )

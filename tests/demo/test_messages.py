@@ -1,4 +1,5 @@
 """The demonstration message board: body validation and its in-memory store."""
+
 from __future__ import annotations
 
 import threading
@@ -18,28 +19,33 @@ def writer(issuer: LoopbackIssuer) -> dict[str, str]:
     return {"Authorization": f"Bearer {issuer.mint(scp=['messages:write', 'messages:read'])}"}
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    (b"", "not valid JSON"),
-    (b"{not json", "not valid JSON"),
-    (b'{"text": NaN}', "not valid JSON"),
-    (b'{"text": "\xff"}', "not valid JSON"),
-    (b'"hello"', "must be a JSON object"),
-    (b'["hello"]', "must be a JSON object"),
-    (b"null", "must be a JSON object"),
-    (b"{}", "'text' is required"),
-    (b'{"txt": "hello"}', "'text' is required"),
-    (b'{"text": null}', "must be a string"),
-    (b'{"text": 42}', "must be a string"),
-    (b'{"text": ["hello"]}', "must be a string"),
-    (b'{"text": {"a": "b"}}', "must be a string"),
-    (b'{"text": ""}', "must not be empty"),
-    (b'{"text": "  \\n\\t "}', "must not be empty"),
-    (b'{"text": "' + b"x" * (MAX_TEXT_LENGTH + 1) + b'"}', f"at most {MAX_TEXT_LENGTH}"),
-])
-def test_a_bad_body_is_a_clear_400(app: webtest.TestApp, writer: dict[str, str],
-                                   body: bytes, fragment: str) -> None:
-    response = app.post("/api/messages", body, headers=writer,
-                        content_type="application/json", status=400)
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"", "not valid JSON"),
+        (b"{not json", "not valid JSON"),
+        (b'{"text": NaN}', "not valid JSON"),
+        (b'{"text": "\xff"}', "not valid JSON"),
+        (b'"hello"', "must be a JSON object"),
+        (b'["hello"]', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"{}", "'text' is required"),
+        (b'{"txt": "hello"}', "'text' is required"),
+        (b'{"text": null}', "must be a string"),
+        (b'{"text": 42}', "must be a string"),
+        (b'{"text": ["hello"]}', "must be a string"),
+        (b'{"text": {"a": "b"}}', "must be a string"),
+        (b'{"text": ""}', "must not be empty"),
+        (b'{"text": "  \\n\\t "}', "must not be empty"),
+        (b'{"text": "' + b"x" * (MAX_TEXT_LENGTH + 1) + b'"}', f"at most {MAX_TEXT_LENGTH}"),
+    ],
+)
+def test_a_bad_body_is_a_clear_400(
+    app: webtest.TestApp, writer: dict[str, str], body: bytes, fragment: str
+) -> None:
+    response = app.post(
+        "/api/messages", body, headers=writer, content_type="application/json", status=400
+    )
     assert response.json["error"] == "invalid_body"
     assert fragment in response.json["error_description"]
     assert app.get("/api/messages", headers=writer).json == {"messages": []}
@@ -51,16 +57,22 @@ def test_a_bad_body_is_a_clear_400(app: webtest.TestApp, writer: dict[str, str],
 DEPTH = 4000
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * DEPTH + b"]" * DEPTH,
-    b'{"text": ' + b"[" * DEPTH + b"]" * DEPTH + b"}",
-    b'{"a": ' * (DEPTH // 4) + b"1" + b"}" * (DEPTH // 4),
-], ids=["arrays", "arrays-in-text", "objects"])
-def test_a_deeply_nested_body_is_a_clear_400(app: webtest.TestApp, writer: dict[str, str],
-                                             body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * DEPTH + b"]" * DEPTH,
+        b'{"text": ' + b"[" * DEPTH + b"]" * DEPTH + b"}",
+        b'{"a": ' * (DEPTH // 4) + b"1" + b"}" * (DEPTH // 4),
+    ],
+    ids=["arrays", "arrays-in-text", "objects"],
+)
+def test_a_deeply_nested_body_is_a_clear_400(
+    app: webtest.TestApp, writer: dict[str, str], body: bytes
+) -> None:
     assert len(body) <= MAX_BODY_BYTES
-    response = app.post("/api/messages", body, headers=writer,
-                        content_type="application/json", status=400)
+    response = app.post(
+        "/api/messages", body, headers=writer, content_type="application/json", status=400
+    )
     assert response.json["error"] == "invalid_body"
     description = response.json["error_description"]
     assert description.startswith(("the body ", "the field 'text' "))
@@ -70,36 +82,55 @@ def test_a_deeply_nested_body_is_a_clear_400(app: webtest.TestApp, writer: dict[
 
 def test_the_longest_text_is_accepted(app: webtest.TestApp, writer: dict[str, str]) -> None:
     text = "é" * MAX_TEXT_LENGTH
-    assert app.post_json("/api/messages", {"text": text}, headers=writer,
-                         status=201).json["text"] == text
+    assert (
+        app.post_json("/api/messages", {"text": text}, headers=writer, status=201).json["text"]
+        == text
+    )
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-])
-def test_a_body_that_is_not_json_is_415(app: webtest.TestApp, writer: dict[str, str],
-                                        content_type: str) -> None:
-    response = app.post("/api/messages", b'{"text": "hi"}', headers=writer,
-                        content_type=content_type, status=415)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ],
+)
+def test_a_body_that_is_not_json_is_415(
+    app: webtest.TestApp, writer: dict[str, str], content_type: str
+) -> None:
+    response = app.post(
+        "/api/messages", b'{"text": "hi"}', headers=writer, content_type=content_type, status=415
+    )
     assert response.json["error"] == "unsupported_media_type"
 
 
 def test_json_media_types_are_accepted(app: webtest.TestApp, writer: dict[str, str]) -> None:
-    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json",
-                         "Application/JSON"):
-        app.post("/api/messages", b'{"text": "hi"}', headers=writer,
-                 content_type=content_type, status=201)
+    for content_type in (
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+        "Application/JSON",
+    ):
+        app.post(
+            "/api/messages",
+            b'{"text": "hi"}',
+            headers=writer,
+            content_type=content_type,
+            status=201,
+        )
 
 
 def test_an_oversized_body_is_413_unread(app: webtest.TestApp, writer: dict[str, str]) -> None:
     body = b'{"text": "' + b" " * MAX_BODY_BYTES + b'x"}'
-    response = app.post("/api/messages", body, headers=writer,
-                        content_type="application/json", status=413)
+    response = app.post(
+        "/api/messages", body, headers=writer, content_type="application/json", status=413
+    )
     assert response.json["error"] == "payload_too_large"
 
 
-def test_the_board_is_bounded_and_keeps_the_newest(app: webtest.TestApp,
-                                                   writer: dict[str, str]) -> None:
+def test_the_board_is_bounded_and_keeps_the_newest(
+    app: webtest.TestApp, writer: dict[str, str]
+) -> None:
     store: MessageStore = app.app.registry.message_store
     for n in range(store.capacity + 5):
         app.post_json("/api/messages", {"text": f"m{n}"}, headers=writer, status=201)

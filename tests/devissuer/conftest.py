@@ -1,5 +1,6 @@
 """Fixtures: the application with its development issuer, served by waitress on
 loopback so the resource server fetches discovery and keys from itself over HTTP."""
+
 from __future__ import annotations
 
 import base64
@@ -37,8 +38,9 @@ class DevServer:
     settings: dict[str, Any]
     app: webtest.TestApp
 
-    def token(self, client_id: str = "svc-client", secret: str = "s3cret-value",
-              scope: str = "api.read") -> str:
+    def token(
+        self, client_id: str = "svc-client", secret: str = "s3cret-value", scope: str = "api.read"
+    ) -> str:
         response = self.app.post(
             "/oauth2/default/v1/token",
             {"grant_type": "client_credentials", "scope": scope},
@@ -47,8 +49,9 @@ class DevServer:
         return response.json["access_token"]
 
     def whoami(self, token: str, status: int = 200) -> webtest.TestResponse:
-        return self.app.get("/api/whoami", headers={"Authorization": f"Bearer {token}"},
-                            status=status)
+        return self.app.get(
+            "/api/whoami", headers={"Authorization": f"Bearer {token}"}, status=status
+        )
 
 
 def dev_settings(port: int, keys_dir: Path, **extra: Any) -> dict[str, Any]:
@@ -80,18 +83,22 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
 
         # The app needs its own URL (okta.issuer) before it can be built, so the
         # server starts first and hands requests to the app once it exists.
-        server = StopableWSGIServer.create(dispatch, host="127.0.0.1",
-                                           expose_tracebacks=False, threads=4)
+        server = StopableWSGIServer.create(
+            dispatch, host="127.0.0.1", expose_tracebacks=False, threads=4
+        )
         servers.append(server)
         port = server.adj.port
         settings = dev_settings(port, tmp_path / "keys", **extra)
         holder["app"] = main({}, **settings)
         ready.set()
         # As a client of the served app would call it: from loopback, to its address.
-        app = webtest.TestApp(holder["app"], extra_environ={
-            "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": f"127.0.0.1:{port}"})
-        return DevServer(f"http://127.0.0.1:{port}", settings["okta.issuer"],
-                         tmp_path / "keys", settings, app)
+        app = webtest.TestApp(
+            holder["app"],
+            extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": f"127.0.0.1:{port}"},
+        )
+        return DevServer(
+            f"http://127.0.0.1:{port}", settings["okta.issuer"], tmp_path / "keys", settings, app
+        )
 
     yield start
     for server in servers:

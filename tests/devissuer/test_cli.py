@@ -1,4 +1,5 @@
 """``okta-pyramid-token``: user tokens and key rotation from the command line."""
+
 from __future__ import annotations
 
 import shutil
@@ -41,8 +42,18 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_mints_a_user_token_the_app_accepts(dev: DevServer, ini: Path, capsys):
-    status, out, _ = run(capsys, str(ini), "--sub", "alice@example.com",
-                         "--group", "admins", "--group", "staff", "--scope", "api.read")
+    status, out, _ = run(
+        capsys,
+        str(ini),
+        "--sub",
+        "alice@example.com",
+        "--group",
+        "admins",
+        "--group",
+        "staff",
+        "--scope",
+        "api.read",
+    )
     assert status == 0
     token = out.strip()
     assert "\n" not in token  # stdout is the token alone: TOKEN=$(okta-pyramid-token ...)
@@ -57,8 +68,9 @@ def test_mints_a_user_token_the_app_accepts(dev: DevServer, ini: Path, capsys):
     assert jwt.get_unverified_header(token)["kid"] == KeyStore(str(dev.keys_dir)).signing_key.kid
 
 
-def test_reads_the_environment_like_the_app(dev: DevServer, tmp_path: Path, capsys,
-                                            monkeypatch: pytest.MonkeyPatch):
+def test_reads_the_environment_like_the_app(
+    dev: DevServer, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
     # ${NAME} in the ini expands as the app's main() expands it: same keys folder.
     monkeypatch.setenv("DEV_KEYS", str(dev.keys_dir))
     ini = write_ini(tmp_path / "env.ini", {**dev.settings, "devissuer.keys_dir": "${DEV_KEYS}"})
@@ -69,8 +81,18 @@ def test_reads_the_environment_like_the_app(dev: DevServer, tmp_path: Path, caps
 
 
 def test_defaults_and_options(dev: DevServer, ini: Path, capsys):
-    status, out, _ = run(capsys, str(ini), "--sub", "bob@example.com", "--uid", "00ubob",
-                         "--client-id", "read-client", "--lifetime", "120")
+    status, out, _ = run(
+        capsys,
+        str(ini),
+        "--sub",
+        "bob@example.com",
+        "--uid",
+        "00ubob",
+        "--client-id",
+        "read-client",
+        "--lifetime",
+        "120",
+    )
     assert status == 0
     claims = dev.whoami(out.strip()).json
     assert claims["uid"] == "00ubob"
@@ -92,12 +114,15 @@ def test_rotate_then_the_running_app_accepts_the_new_key(dev: DevServer, ini: Pa
     dev.whoami(before)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "--sub is required"),
-    (("--sub", "a", "--scope", 'bad"scope'), "not a valid scope"),
-    (("--sub", "a", "--lifetime", "5"), "--lifetime"),
-    (("--sub", "a", "--client-id", "stranger"), "--scope is required"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "--sub is required"),
+        (("--sub", "a", "--scope", 'bad"scope'), "not a valid scope"),
+        (("--sub", "a", "--lifetime", "5"), "--lifetime"),
+        (("--sub", "a", "--client-id", "stranger"), "--scope is required"),
+    ],
+)
 def test_bad_arguments(ini: Path, capsys, args, message):
     status, out, err = run(capsys, str(ini), *args)
     assert status == 2 and out == ""
@@ -118,7 +143,14 @@ def test_refuses_a_missing_config(tmp_path, capsys):
 def test_the_console_script_is_installed(ini: Path):
     script = shutil.which("okta-pyramid-token", path=str(Path(sys.executable).parent))
     assert script, "pip install -e . installs the okta-pyramid-token command"
-    result = subprocess.run([script, str(ini), "--sub", "carol@example.com"],
-                            capture_output=True, text=True, timeout=60, check=True)
-    assert jwt.decode(result.stdout.strip(), options={"verify_signature": False})["sub"] \
+    result = subprocess.run(
+        [script, str(ini), "--sub", "carol@example.com"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert (
+        jwt.decode(result.stdout.strip(), options={"verify_signature": False})["sub"]
         == "carol@example.com"
+    )

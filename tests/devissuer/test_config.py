@@ -1,4 +1,5 @@
 """Start-up checks of the development issuer: it refuses what it cannot serve safely."""
+
 from __future__ import annotations
 
 import configparser
@@ -29,24 +30,30 @@ def settings(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("issuer", [
-    "https://dev-123456.okta.com/oauth2/default",
-    "https://example.com/oauth2/default",
-    "https://10.0.0.1/oauth2/default",
-    "https://localhost.example.com/oauth2/default",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://dev-123456.okta.com/oauth2/default",
+        "https://example.com/oauth2/default",
+        "https://10.0.0.1/oauth2/default",
+        "https://localhost.example.com/oauth2/default",
+    ],
+)
 def test_refuses_to_start_unless_the_issuer_is_loopback(tmp_path, issuer):
     with pytest.raises(ConfigurationError, match=r"^okta\.issuer: the development issuer"):
         main({}, **settings(tmp_path, **{"okta.issuer": issuer}))
     assert not (tmp_path / "keys").exists()  # no key is made for a refused issuer
 
 
-@pytest.mark.parametrize("issuer", [
-    "http://localhost:6543/oauth2/default",
-    "http://127.0.0.1:8080/oauth2/default",
-    "http://127.9.9.9/oauth2/abc",
-    "http://[::1]:6543/oauth2/default",
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://localhost:6543/oauth2/default",
+        "http://127.0.0.1:8080/oauth2/default",
+        "http://127.9.9.9/oauth2/abc",
+        "http://[::1]:6543/oauth2/default",
+    ],
+)
 def test_starts_for_a_loopback_issuer(tmp_path, issuer):
     parsed = parse_devissuer_settings(settings(tmp_path, **{"okta.issuer": issuer}))
     assert parsed.issuer == issuer
@@ -59,18 +66,21 @@ def test_logs_a_loud_warning(tmp_path, caplog):
     assert "Never include okta_pyramid.devissuer in production" in caplog.text
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("devissuer.clients", "", "is required"),
-    ("devissuer.clients", "only-an-id  secret123", "each line must be"),
-    ("devissuer.clients", "a  secret123  x\na  secret456  y", "listed twice"),
-    ("devissuer.clients", "a  short  x", "at least 8 characters"),
-    ("devissuer.clients", 'a  secret123  bad"scope', "not a valid scope"),
-    ("devissuer.token_lifetime", "soon", "whole number"),
-    ("devissuer.token_lifetime", "10", "between 60 and 86400"),
-    ("devissuer.token_lifetime", "100000", "between 60 and 86400"),
-    ("devissuer.keep_keys", "0", "between 1 and 10"),
-    ("devissuer.audience", "api://other", "not one of okta.audience"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("devissuer.clients", "", "is required"),
+        ("devissuer.clients", "only-an-id  secret123", "each line must be"),
+        ("devissuer.clients", "a  secret123  x\na  secret456  y", "listed twice"),
+        ("devissuer.clients", "a  short  x", "at least 8 characters"),
+        ("devissuer.clients", 'a  secret123  bad"scope', "not a valid scope"),
+        ("devissuer.token_lifetime", "soon", "whole number"),
+        ("devissuer.token_lifetime", "10", "between 60 and 86400"),
+        ("devissuer.token_lifetime", "100000", "between 60 and 86400"),
+        ("devissuer.keep_keys", "0", "between 1 and 10"),
+        ("devissuer.audience", "api://other", "not one of okta.audience"),
+    ],
+)
 def test_a_wrong_setting_stops_start_up_naming_the_key(tmp_path, key, value, message):
     with pytest.raises(ConfigurationError) as info:
         main({}, **settings(tmp_path, **{key: value}))
@@ -78,12 +88,15 @@ def test_a_wrong_setting_stops_start_up_naming_the_key(tmp_path, key, value, mes
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize(("key", "closest"), [
-    ("devissuer.client", "devissuer.clients"),
-    ("devissuer.token_lifetim", "devissuer.token_lifetime"),
-    ("devissuer.keydir", "devissuer.keys_dir"),
-    ("devissuer.audiance", "devissuer.audience"),
-])
+@pytest.mark.parametrize(
+    ("key", "closest"),
+    [
+        ("devissuer.client", "devissuer.clients"),
+        ("devissuer.token_lifetim", "devissuer.token_lifetime"),
+        ("devissuer.keydir", "devissuer.keys_dir"),
+        ("devissuer.audiance", "devissuer.audience"),
+    ],
+)
 def test_an_unknown_key_stops_start_up_naming_the_closest(tmp_path, key, closest):
     with pytest.raises(ConfigurationError) as info:
         main({}, **settings(tmp_path, **{key: "x"}))
@@ -109,10 +122,13 @@ def test_a_client_never_shows_its_secret():
 
 # -- a client line's dpop= option -------------------------------------------------------
 
+
 def test_a_client_line_can_require_dpop(tmp_path):
-    clients = ("plain   s3cret-value  api.read\n"
-               "bound   s3cret-value  api.read api.write  dpop=required\n"
-               "opted   s3cret-value  dpop=allowed  api.read\n")
+    clients = (
+        "plain   s3cret-value  api.read\n"
+        "bound   s3cret-value  api.read api.write  dpop=required\n"
+        "opted   s3cret-value  dpop=allowed  api.read\n"
+    )
     parsed = parse_devissuer_settings(settings(tmp_path, **{"devissuer.clients": clients}))
     assert [(c.client_id, c.dpop_required, sorted(c.scopes)) for c in parsed.clients] == [
         ("plain", False, ["api.read"]),
@@ -122,14 +138,17 @@ def test_a_client_line_can_require_dpop(tmp_path):
     assert "dpop_required=True" in repr(parsed.client("bound"))
 
 
-@pytest.mark.parametrize("line, message", [
-    ("a  secret123  x  dpop=sometimes", "dpop must be one of allowed, required"),
-    ("a  secret123  x  dpop=", "dpop must be one of"),
-    ("a  secret123  x  dpop=required  dpop=allowed", "sets the option 'dpop' twice"),
-    ("a  secret123  x  mtls=required", "unknown option 'mtls'"),
-    ("a  secret123  x=y", "has no scope"),
-    ("a  secret123  dpop=required", "has no scope"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("a  secret123  x  dpop=sometimes", "dpop must be one of allowed, required"),
+        ("a  secret123  x  dpop=", "dpop must be one of"),
+        ("a  secret123  x  dpop=required  dpop=allowed", "sets the option 'dpop' twice"),
+        ("a  secret123  x  mtls=required", "unknown option 'mtls'"),
+        ("a  secret123  x=y", "has no scope"),
+        ("a  secret123  dpop=required", "has no scope"),
+    ],
+)
 def test_a_wrong_client_option_stops_start_up(tmp_path, line, message):
     with pytest.raises(ConfigurationError) as info:
         main({}, **settings(tmp_path, **{"devissuer.clients": line}))
@@ -138,6 +157,7 @@ def test_a_wrong_client_option_stops_start_up(tmp_path, line, message):
 
 
 # -- the two ini files ------------------------------------------------------------------
+
 
 def test_production_ini_does_not_include_the_development_issuer():
     parser = configparser.RawConfigParser()

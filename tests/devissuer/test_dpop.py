@@ -1,6 +1,7 @@
 """DPoP (RFC 9449) at the development issuer's token endpoint, answered as Okta does:
 the nonce dance, proofs judged by the resource server's checker, tokens bound to
 the proof's key (``token_type`` DPoP, ``cnf.jkt``), clients that require DPoP."""
+
 from __future__ import annotations
 
 import base64
@@ -32,9 +33,16 @@ def jkt_of(key: Any) -> str:
     """RFC 7638 §3: SHA-256 over the required members, sorted, compact; computed
     here from the key's numbers, not by the code under test."""
     numbers = key.public_key().public_numbers()
-    canonical = json.dumps({"crv": "P-256", "kty": "EC", "x": b64(numbers.x.to_bytes(32, "big")),
-                            "y": b64(numbers.y.to_bytes(32, "big"))},
-                           separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": b64(numbers.x.to_bytes(32, "big")),
+            "y": b64(numbers.y.to_bytes(32, "big")),
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
     return b64(hashlib.sha256(canonical.encode()).digest())
 
 
@@ -56,8 +64,14 @@ def token_url(dev: DevServer) -> str:
     return dev.base_url + TOKEN
 
 
-def request_token(dev: DevServer, proof: str | None, *, client: str = "svc-client",
-                  secret: str = "s3cret-value", status: int | str = "*"):
+def request_token(
+    dev: DevServer,
+    proof: str | None,
+    *,
+    client: str = "svc-client",
+    secret: str = "s3cret-value",
+    status: int | str = "*",
+):
     headers = {"Authorization": basic(client, secret)}
     if proof is not None:
         headers["DPoP"] = proof
@@ -77,6 +91,7 @@ def bound_token(dev: DevServer, key, **kwargs: Any):
 
 # -- the nonce dance and the bound token ------------------------------------------------
 
+
 def test_a_proof_without_a_nonce_is_answered_use_dpop_nonce(dev: DevServer, key):
     response = request_token(dev, make_proof(key, "POST", token_url(dev)), status=400)
     assert response.json["error"] == "use_dpop_nonce"
@@ -94,22 +109,23 @@ def test_the_retry_with_the_nonce_gets_a_dpop_token_bound_to_the_key(dev: DevSer
     body = response.json
     assert body["token_type"] == "DPoP"
     assert body["scope"] == "api.read" and body["expires_in"] == 3600
-    claims = AccessTokenVerifier(dev.issuer, "api://default",
-                                 http_timeout=2).verify(body["access_token"])
+    claims = AccessTokenVerifier(dev.issuer, "api://default", http_timeout=2).verify(
+        body["access_token"]
+    )
     assert claims["cnf"] == {"jkt": jkt_of(key)}
     assert claims["cid"] == claims["sub"] == "svc-client"
 
 
 def test_a_nonce_from_another_issuer_is_not_accepted(dev: DevServer, key):
     foreign = DPoPNonces(b"another secret of 32 bytes......").issue()
-    response = request_token(dev, make_proof(key, "POST", token_url(dev), nonce=foreign),
-                             status=400)
+    response = request_token(
+        dev, make_proof(key, "POST", token_url(dev), nonce=foreign), status=400
+    )
     assert response.json["error"] == "use_dpop_nonce"
     assert response.headers["DPoP-Nonce"] != foreign
 
 
-def test_the_token_endpoints_proofs_need_a_nonce_even_when_otherwise_valid(dev: DevServer,
-                                                                            key):
+def test_the_token_endpoints_proofs_need_a_nonce_even_when_otherwise_valid(dev: DevServer, key):
     # Two valid nonce-less proofs in a row: neither is accepted.
     for _ in range(2):
         response = request_token(dev, make_proof(key, "POST", token_url(dev)), status=400)
@@ -128,8 +144,9 @@ def test_each_key_gets_its_own_binding(dev: DevServer, key):
     other = ec.generate_private_key(ec.SECP256R1())
     first = bound_token(dev, key).json["access_token"]
     second = bound_token(dev, other).json["access_token"]
-    jkts = [jwt.decode(t, options={"verify_signature": False})["cnf"]["jkt"]
-            for t in (first, second)]
+    jkts = [
+        jwt.decode(t, options={"verify_signature": False})["cnf"]["jkt"] for t in (first, second)
+    ]
     assert jkts == [jkt_of(key), jkt_of(other)]
 
 
@@ -144,11 +161,21 @@ def test_metadata_advertises_the_proof_algorithms(dev: DevServer):
     document = dev.app.get("/oauth2/default/.well-known/oauth-authorization-server").json
     # RFC 9449 §5.1; what Okta lists, and EdDSA.
     assert document["dpop_signing_alg_values_supported"] == [
-        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
-        "EdDSA"]
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    ]
 
 
 # -- proofs that are refused ------------------------------------------------------------
+
 
 def refused(response, error: str = "invalid_dpop_proof") -> None:
     assert response.status_int == 400
@@ -157,18 +184,20 @@ def refused(response, error: str = "invalid_dpop_proof") -> None:
     assert "access_token" not in response.json
 
 
-@pytest.mark.parametrize("url", [
-    "{base}/api/whoami",                                 # another endpoint of this host
-    "{base}/oauth2/default/v1/keys",                     # another endpoint of the issuer
-    "{base}/oauth2/other/v1/token",                      # another issuer's token endpoint
-    "https://{host}/oauth2/default/v1/token",            # another scheme and port
-    "http://{hostname}:1/oauth2/default/v1/token",       # another port
-    "http://example.com:{port}/oauth2/default/v1/token",  # another host
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "{base}/api/whoami",  # another endpoint of this host
+        "{base}/oauth2/default/v1/keys",  # another endpoint of the issuer
+        "{base}/oauth2/other/v1/token",  # another issuer's token endpoint
+        "https://{host}/oauth2/default/v1/token",  # another scheme and port
+        "http://{hostname}:1/oauth2/default/v1/token",  # another port
+        "http://example.com:{port}/oauth2/default/v1/token",  # another host
+    ],
+)
 def test_htu_must_be_the_token_endpoint_as_the_client_called_it(dev: DevServer, key, url):
     parts = urlsplit(dev.base_url)
-    url = url.format(base=dev.base_url, host=parts.netloc, hostname=parts.hostname,
-                     port=parts.port)
+    url = url.format(base=dev.base_url, host=parts.netloc, hostname=parts.hostname, port=parts.port)
     proof = make_proof(key, "POST", url, nonce=nonce(dev, key))
     refused(request_token(dev, proof))
 
@@ -196,16 +225,20 @@ def test_a_proof_refused_for_another_reason_is_not_used_up(dev: DevServer, key):
     # The proof is judged last, after the client and the scope: a request refused
     # for those leaves the proof usable for the corrected retry.
     proof = make_proof(key, "POST", token_url(dev), nonce=nonce(dev, key))
-    bad_scope = dev.app.post(TOKEN, {**GRANT, "scope": "api.admin"},
-                             headers={"Authorization": basic("svc-client", "s3cret-value"),
-                                      "DPoP": proof}, status=400)
+    bad_scope = dev.app.post(
+        TOKEN,
+        {**GRANT, "scope": "api.admin"},
+        headers={"Authorization": basic("svc-client", "s3cret-value"), "DPoP": proof},
+        status=400,
+    )
     assert bad_scope.json["error"] == "invalid_scope"
     request_token(dev, proof, status=200)
 
 
 def test_client_authentication_comes_before_the_proof(dev: DevServer, key):
-    response = request_token(dev, make_proof(key, "POST", token_url(dev)),
-                             secret="wrong-secret", status=401)
+    response = request_token(
+        dev, make_proof(key, "POST", token_url(dev)), secret="wrong-secret", status=401
+    )
     assert response.json["error"] == "invalid_client"
     assert "DPoP-Nonce" not in response.headers
 
@@ -220,12 +253,15 @@ def test_a_bad_signature_is_refused_and_the_proof_never_echoed(dev: DevServer, k
         assert part not in response.text
 
 
-@pytest.mark.parametrize("value", [
-    "not-a-jws",
-    "a.b.c",
-    "x" * 9000,
-    "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not-a-jws",
+        "a.b.c",
+        "x" * 9000,
+        "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.",
+    ],
+)
 def test_a_malformed_proof_is_400_invalid_dpop_proof(dev: DevServer, value):
     response = request_token(dev, value)
     refused(response)
@@ -234,12 +270,16 @@ def test_a_malformed_proof_is_400_invalid_dpop_proof(dev: DevServer, value):
 
 # Header-safe text, and text shaped like a compact JWS (three base64url-ish parts).
 _HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)
-_JWS_LIKE = st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.",
-                             max_size=120), min_size=3, max_size=3).map(".".join)
+_JWS_LIKE = st.lists(
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.", max_size=120),
+    min_size=3,
+    max_size=3,
+).map(".".join)
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=st.one_of(_HEADER_TEXT, _JWS_LIKE))
 def test_no_dpop_header_makes_the_token_endpoint_fail(dev: DevServer, value):
     response = request_token(dev, value)
@@ -254,11 +294,13 @@ def test_two_dpop_headers_are_refused(dev: DevServer, key):
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
     connection.putrequest("POST", TOKEN)
     body = b"grant_type=client_credentials&scope=api.read"
-    for name, value in (("Authorization", basic("svc-client", "s3cret-value")),
-                        ("Content-Type", "application/x-www-form-urlencoded"),
-                        ("Content-Length", str(len(body))),
-                        ("DPoP", make_proof(key, "POST", token_url(dev))),
-                        ("DPoP", make_proof(key, "POST", token_url(dev)))):
+    for name, value in (
+        ("Authorization", basic("svc-client", "s3cret-value")),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Content-Length", str(len(body))),
+        ("DPoP", make_proof(key, "POST", token_url(dev))),
+        ("DPoP", make_proof(key, "POST", token_url(dev))),
+    ):
         connection.putheader(name, value)
     connection.endheaders(body)
     response = connection.getresponse()
@@ -270,8 +312,9 @@ def test_two_dpop_headers_are_refused(dev: DevServer, key):
 
 def test_a_full_replay_store_is_503_with_retry_after(dev: DevServer, key):
     registry = dev.app.app.registry
-    registry.devissuer_dpop = DPoPVerifier(nonces=DPoPNonces(),
-                                           replay_store=InMemoryReplayStore(max_entries=1))
+    registry.devissuer_dpop = DPoPVerifier(
+        nonces=DPoPNonces(), replay_store=InMemoryReplayStore(max_entries=1)
+    )
     bound_token(dev, key)
     proof = make_proof(key, "POST", token_url(dev), nonce=nonce(dev, key))
     response = request_token(dev, proof, status=503)
@@ -281,6 +324,7 @@ def test_a_full_replay_store_is_503_with_retry_after(dev: DevServer, key):
 
 
 # -- clients that require DPoP ----------------------------------------------------------
+
 
 def test_a_client_that_requires_dpop_is_refused_without_a_proof(dpop_dev: DevServer):
     response = request_token(dpop_dev, None, client="bound-client", secret="b0und-secret")
@@ -300,6 +344,7 @@ def test_other_clients_still_get_bearer_tokens(dpop_dev: DevServer):
 
 
 # -- what the logs say ------------------------------------------------------------------
+
 
 def test_no_proof_nonce_or_token_in_the_logs(dev: DevServer, key, caplog):
     caplog.set_level(logging.DEBUG)

@@ -1,5 +1,6 @@
 """The whole DPoP round trip on one development app: a bound token from its token
 endpoint, then the API's endpoints with proofs signed by the same key."""
+
 from __future__ import annotations
 
 import pytest

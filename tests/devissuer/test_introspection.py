@@ -1,6 +1,7 @@
 """Token introspection (RFC 7662) at the development issuer, answered as an Okta
 custom authorization server answers: client authentication, ``{"active": false}``
 and nothing else for any token that is not active, Okta's members for one that is."""
+
 from __future__ import annotations
 
 import base64
@@ -32,11 +33,11 @@ INACTIVE = {"active": False}
 FORM = "application/x-www-form-urlencoded"
 
 
-def introspect(dev: DevServer, token: str, *, authorization: str | None = SVC,
-               status: int = 200, **params: str):
+def introspect(
+    dev: DevServer, token: str, *, authorization: str | None = SVC, status: int = 200, **params: str
+):
     headers = {"Authorization": authorization} if authorization else {}
-    return dev.app.post(INTROSPECT, {"token": token, **params}, headers=headers,
-                        status=status)
+    return dev.app.post(INTROSPECT, {"token": token, **params}, headers=headers, status=status)
 
 
 def factory(dev: DevServer) -> TokenFactory:
@@ -45,13 +46,13 @@ def factory(dev: DevServer) -> TokenFactory:
 
 def mint(dev: DevServer, **changes) -> str:
     """A token of this issuer's key with some claims changed (``None`` removes one)."""
-    claims = factory(dev).claims(client_id="svc-client", subject="svc-client",
-                                 scopes=["api.read"])
+    claims = factory(dev).claims(client_id="svc-client", subject="svc-client", scopes=["api.read"])
     claims.update(changes)
     return factory(dev).sign({k: v for k, v in claims.items() if v is not None})
 
 
 # -- metadata ---------------------------------------------------------------------------
+
 
 def test_metadata_names_the_introspection_and_revocation_endpoints(dev: DevServer):
     document = dev.app.get("/oauth2/default/.well-known/oauth-authorization-server").json
@@ -68,16 +69,28 @@ def test_metadata_names_the_introspection_and_revocation_endpoints(dev: DevServe
 
 # -- client authentication (RFC 7662 §2.1, RFC 6749 §2.3.1) -----------------------------
 
-@pytest.mark.parametrize("authorization, params", [
-    (basic("svc-client", "wrong-secret"), {}),
-    (basic("nobody", "s3cret-value"), {}),
-    ("Basic !!!not-base64", {}),
-    (None, {"client_id": "svc-client", "client_secret": "wrong-secret"}),
-    (None, {"client_id": "svc-client"}),
-    (None, {}),
-    ("Bearer something", {}),
-], ids=["wrong-secret", "unknown-client", "bad-base64", "form-wrong-secret",
-        "form-no-secret", "none", "bearer-instead"])
+
+@pytest.mark.parametrize(
+    "authorization, params",
+    [
+        (basic("svc-client", "wrong-secret"), {}),
+        (basic("nobody", "s3cret-value"), {}),
+        ("Basic !!!not-base64", {}),
+        (None, {"client_id": "svc-client", "client_secret": "wrong-secret"}),
+        (None, {"client_id": "svc-client"}),
+        (None, {}),
+        ("Bearer something", {}),
+    ],
+    ids=[
+        "wrong-secret",
+        "unknown-client",
+        "bad-base64",
+        "form-wrong-secret",
+        "form-no-secret",
+        "none",
+        "bearer-instead",
+    ],
+)
 def test_an_unauthenticated_caller_learns_nothing(dev: DevServer, authorization, params):
     token = dev.token()
     response = introspect(dev, token, authorization=authorization, status=401, **params)
@@ -88,15 +101,17 @@ def test_an_unauthenticated_caller_learns_nothing(dev: DevServer, authorization,
 
 
 def test_two_client_authentication_methods_are_refused(dev: DevServer):
-    response = introspect(dev, dev.token(), status=400, client_id="svc-client",
-                          client_secret="s3cret-value")
+    response = introspect(
+        dev, dev.token(), status=400, client_id="svc-client", client_secret="s3cret-value"
+    )
     assert response.json["error"] == "invalid_request"
     assert "active" not in response.json
 
 
 def test_client_secret_post_authenticates(dev: DevServer):
-    response = introspect(dev, dev.token(), authorization=None, client_id="read-client",
-                          client_secret="p@ss:w0rd!x")
+    response = introspect(
+        dev, dev.token(), authorization=None, client_id="read-client", client_secret="p@ss:w0rd!x"
+    )
     assert response.json["active"] is True
 
 
@@ -115,10 +130,16 @@ def test_the_token_parameter_is_required(dev: DevServer, body):
 
 def test_the_form_is_parsed_as_at_the_token_endpoint(dev: DevServer):
     token = dev.token()
-    for body, content_type in [(f"token={token}&token={token}", FORM),
-                               ('{"token": "x"}', "application/json")]:
-        response = dev.app.post(INTROSPECT, body, status=400, headers={
-            "Authorization": SVC, "Content-Type": content_type})
+    for body, content_type in [
+        (f"token={token}&token={token}", FORM),
+        ('{"token": "x"}', "application/json"),
+    ]:
+        response = dev.app.post(
+            INTROSPECT,
+            body,
+            status=400,
+            headers={"Authorization": SVC, "Content-Type": content_type},
+        )
         assert response.json["error"] == "invalid_request"
 
 
@@ -128,6 +149,7 @@ def test_introspection_only_accepts_post(dev: DevServer):
 
 
 # -- an active token: what Okta answers (RFC 7662 §2.2) ---------------------------------
+
 
 def test_a_clients_token_is_described_as_okta_describes_it(dev: DevServer):
     token = dev.token(scope="api.read api.write")
@@ -149,8 +171,9 @@ def test_a_clients_token_is_described_as_okta_describes_it(dev: DevServer):
 
 
 def test_a_users_token_names_the_user(dev: DevServer):
-    token = factory(dev).user_token("alice@example.com", client_id="svc-client",
-                                    scopes=["api.read"], groups=["admins", "staff"])
+    token = factory(dev).user_token(
+        "alice@example.com", client_id="svc-client", scopes=["api.read"], groups=["admins", "staff"]
+    )
     answer = introspect(dev, token).json
     assert answer["username"] == answer["sub"] == "alice@example.com"
     assert answer["uid"].startswith("00u")
@@ -181,6 +204,7 @@ def test_token_type_hints_are_ignored(dev: DevServer, hint):
 
 # -- anything else is inactive, and says nothing more -----------------------------------
 
+
 def other_key_token(dev: DevServer, tmp_path: Path, *, same_kid: bool = False) -> str:
     store = KeyStore(str(tmp_path / "other-keys"))
     other = TokenFactory(factory(dev).settings, store)
@@ -188,9 +212,12 @@ def other_key_token(dev: DevServer, tmp_path: Path, *, same_kid: bool = False) -
     if same_kid:
         # The issuer's own kid on a signature by another key.
         own_kid = factory(dev).keys.signing_key.kid
-        token = jwt.encode(jwt.decode(token, options={"verify_signature": False}),
-                           store.signing_key.private_key, algorithm="RS256",
-                           headers={"kid": own_kid, "typ": None})
+        token = jwt.encode(
+            jwt.decode(token, options={"verify_signature": False}),
+            store.signing_key.private_key,
+            algorithm="RS256",
+            headers={"kid": own_kid, "typ": None},
+        )
     return token
 
 
@@ -202,17 +229,16 @@ def signed(dev: DevServer, payload: bytes, **header) -> str:
     """``payload`` signed RS256 with this issuer's key, under its kid and ``header``
     (by hand: PyJWT would sign with whatever algorithm the header names)."""
     key = factory(dev).keys.signing_key
-    signing_input = (b64(json.dumps({"alg": "RS256", "kid": key.kid, **header}).encode())
-                     + "." + b64(payload))
-    signature = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(),
-                                     hashes.SHA256())
+    signing_input = (
+        b64(json.dumps({"alg": "RS256", "kid": key.kid, **header}).encode()) + "." + b64(payload)
+    )
+    signature = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{b64(signature)}"
 
 
 def signed_with_header(dev: DevServer, **header) -> str:
     """A token of this issuer's key, under a header the issuer never writes."""
-    claims = factory(dev).claims(client_id="svc-client", subject="svc-client",
-                                 scopes=["api.read"])
+    claims = factory(dev).claims(client_id="svc-client", subject="svc-client", scopes=["api.read"])
     return signed(dev, json.dumps(claims).encode(), **header)
 
 
@@ -220,8 +246,7 @@ def tampered(token: str) -> str:
     header, payload, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     claims["scp"] = ["api.read", "api.write"]
-    forged = base64.urlsafe_b64encode(
-        json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{header}.{forged}.{signature}"
 
 
@@ -236,8 +261,9 @@ def test_inactive_answers_say_nothing_else(dev: DevServer, tmp_path: Path):
         "signature of another token": good.rsplit(".", 1)[0] + "." + dev.token().split(".")[2],
         "another issuer's key": other_key_token(dev, tmp_path),
         "another key under our kid": other_key_token(dev, tmp_path, same_kid=True),
-        "HS256 with the kid": jwt.encode({"iss": dev.issuer}, "k" * 32, algorithm="HS256",
-                                         headers={"kid": kid}),
+        "HS256 with the kid": jwt.encode(
+            {"iss": dev.issuer}, "k" * 32, algorithm="HS256", headers={"kid": kid}
+        ),
         # The resource server refuses these, so introspection must not call them active.
         "labelled RS512": signed_with_header(dev, alg="RS512"),
         "a critical extension": signed_with_header(dev, crit=["exp"], exp=1),
@@ -277,8 +303,7 @@ def test_expiry_has_no_leeway(dev: DevServer):
     store = factory(dev).keys
 
     def judge(now: float):
-        return active_claims(token, issuer=dev.issuer, keys=store,
-                             revoked=RevokedTokens(), now=now)
+        return active_claims(token, issuer=dev.issuer, keys=store, revoked=RevokedTokens(), now=now)
 
     assert judge(claims["exp"] - 0.001)["jti"] == claims["jti"]
     with pytest.raises(ExpiredToken):
@@ -289,6 +314,7 @@ def test_expiry_has_no_leeway(dev: DevServer):
 
 # -- logs and robustness ----------------------------------------------------------------
 
+
 def test_no_token_or_secret_is_logged(dev: DevServer, caplog):
     caplog.set_level("DEBUG")
     token = dev.token()
@@ -297,8 +323,14 @@ def test_no_token_or_secret_is_logged(dev: DevServer, caplog):
     introspect(dev, token, authorization=basic("svc-client", "wrong-secret"), status=401)
     assert "token introspected: active=true" in caplog.text
     assert "token introspected: active=false reason=bad_signature" in caplog.text
-    for secret in ("s3cret-value", "wrong-secret", token, token.split(".")[1],
-                   token.split(".")[2], tampered(token).split(".")[1]):
+    for secret in (
+        "s3cret-value",
+        "wrong-secret",
+        token,
+        token.split(".")[1],
+        token.split(".")[2],
+        tampered(token).split(".")[1],
+    ):
         assert secret not in caplog.text
 
 
@@ -307,32 +339,56 @@ def test_introspection_over_http_with_curls_basic_credentials(dev: DevServer):
     token = dev.token()
     with requests.Session() as session:
         session.trust_env = False
-        answer = session.post(f"{dev.issuer}/v1/introspect", data={"token": token},
-                              auth=("svc-client", "s3cret-value"), timeout=10)
+        answer = session.post(
+            f"{dev.issuer}/v1/introspect",
+            data={"token": token},
+            auth=("svc-client", "s3cret-value"),
+            timeout=10,
+        )
     assert answer.status_code == 200
     assert answer.headers["Cache-Control"] == "no-store"
     assert answer.json()["active"] is True
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(token=st.text(max_size=300) | st.from_regex(r"[A-Za-z0-9_-]{0,40}\.[A-Za-z0-9_-]{0,40}"
-                                                    r"\.[A-Za-z0-9_-]{0,400}", fullmatch=True),
-       hint=st.text(max_size=20))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    token=st.text(max_size=300)
+    | st.from_regex(
+        r"[A-Za-z0-9_-]{0,40}\.[A-Za-z0-9_-]{0,40}"
+        r"\.[A-Za-z0-9_-]{0,400}",
+        fullmatch=True,
+    ),
+    hint=st.text(max_size=20),
+)
 def test_no_token_makes_introspection_fail(dev: DevServer, token, hint):
-    response = dev.app.post(INTROSPECT, {"token": token, "token_type_hint": hint},
-                            headers={"Authorization": SVC}, expect_errors=True)
+    response = dev.app.post(
+        INTROSPECT,
+        {"token": token, "token_type_hint": hint},
+        headers={"Authorization": SVC},
+        expect_errors=True,
+    )
     assert response.status_int in (200, 400)
     if response.status_int == 200:
         assert response.json == INACTIVE
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(claims=st.binary(max_size=200) | st.dictionaries(
-           st.sampled_from(["iss", "exp", "iat", "nbf", "jti", "cid", "sub", "scp", "cnf"]),
-           st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
-           | st.lists(st.text(max_size=5), max_size=2)).map(lambda d: json.dumps(d).encode()))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    claims=st.binary(max_size=200)
+    | st.dictionaries(
+        st.sampled_from(["iss", "exp", "iat", "nbf", "jti", "cid", "sub", "scp", "cnf"]),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(max_size=5)
+        | st.lists(st.text(max_size=5), max_size=2),
+    ).map(lambda d: json.dumps(d).encode())
+)
 def test_no_claims_signed_by_the_issuers_key_make_introspection_fail(dev: DevServer, claims):
     # Signed with the issuer's key, so every claim check runs on what was drawn.
     assert introspect(dev, signed(dev, claims)).json == INACTIVE

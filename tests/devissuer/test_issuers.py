@@ -1,5 +1,6 @@
 """The development issuer serving a second authorization server (``/oauth2/partners``),
 so that several issuers can be tried offline; ``okta-pyramid-token --issuer``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,23 +25,32 @@ PARTNERS = "api://partners"
 def two(tmp_path: Path) -> Iterator[DevServer]:
     """The app, its development issuer serving /oauth2/default and /oauth2/partners."""
     holder: dict[str, object] = {}
-    server = StopableWSGIServer.create(lambda e, s: holder["app"](e, s),  # type: ignore[operator]
-                                       host="127.0.0.1", threads=4)
+    server = StopableWSGIServer.create(
+        lambda e, s: holder["app"](e, s),  # type: ignore[operator]
+        host="127.0.0.1",
+        threads=4,
+    )
     base = f"http://127.0.0.1:{server.adj.port}"
-    settings = dev_settings(server.adj.port, tmp_path / "keys", **{
-        "okta.issuer": f"{base}/oauth2/default\n{base}/oauth2/partners {PARTNERS}"})
+    settings = dev_settings(
+        server.adj.port,
+        tmp_path / "keys",
+        **{"okta.issuer": f"{base}/oauth2/default\n{base}/oauth2/partners {PARTNERS}"},
+    )
     holder["app"] = main({}, **settings)
-    app = webtest.TestApp(holder["app"], extra_environ={
-        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": f"127.0.0.1:{server.adj.port}"})
+    app = webtest.TestApp(
+        holder["app"],
+        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": f"127.0.0.1:{server.adj.port}"},
+    )
     yield DevServer(base, f"{base}/oauth2/default", tmp_path / "keys", settings, app)
     server.shutdown()
 
 
 def client_token(dev: DevServer, path: str) -> str:
-    return dev.app.post(f"{path}/v1/token", {"grant_type": "client_credentials",
-                                             "scope": "api.read"},
-                        headers={"Authorization": basic("svc-client", "s3cret-value")}
-                        ).json["access_token"]
+    return dev.app.post(
+        f"{path}/v1/token",
+        {"grant_type": "client_credentials", "scope": "api.read"},
+        headers={"Authorization": basic("svc-client", "s3cret-value")},
+    ).json["access_token"]
 
 
 def test_each_server_has_its_metadata_keys_and_audience(two: DevServer) -> None:
@@ -51,8 +61,7 @@ def test_each_server_has_its_metadata_keys_and_audience(two: DevServer) -> None:
     default_kids = {k["kid"] for k in two.app.get("/oauth2/default/v1/keys").json["keys"]}
     partner_kids = {k["kid"] for k in two.app.get("/oauth2/partners/v1/keys").json["keys"]}
     assert default_kids.isdisjoint(partner_kids)
-    claims = jwt.decode(client_token(two, "/oauth2/partners"),
-                        options={"verify_signature": False})
+    claims = jwt.decode(client_token(two, "/oauth2/partners"), options={"verify_signature": False})
     assert (claims["iss"], claims["aud"]) == (partners, PARTNERS)
     assert (two.keys_dir / "oauth2_partners" / "keys.json").is_file()
 
@@ -63,38 +72,48 @@ def test_the_app_accepts_both_servers_tokens(two: DevServer) -> None:
 
 
 def test_the_second_server_is_guarded_too(two: DevServer) -> None:
-    response = two.app.get("/oauth2/partners/v1/keys", status=403,
-                           extra_environ={"REMOTE_ADDR": "192.0.2.1"})
+    response = two.app.get(
+        "/oauth2/partners/v1/keys", status=403, extra_environ={"REMOTE_ADDR": "192.0.2.1"}
+    )
     assert response.json["error"] == "access_denied"
 
 
 def test_nested_paths_are_refused(tmp_path: Path) -> None:
     base = "http://127.0.0.1:6543"
-    settings = dev_settings(6543, tmp_path, **{
-        "okta.issuer": f"{base}/oauth2/default\n{base}/oauth2/default/x"})
-    with pytest.raises(ConfigurationError, match=r"^okta.issuer line 2: .* one path lies "
-                                                 r"within the other"):
+    settings = dev_settings(
+        6543, tmp_path, **{"okta.issuer": f"{base}/oauth2/default\n{base}/oauth2/default/x"}
+    )
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^okta.issuer line 2: .* one path lies "
+        r"within the other",
+    ):
         parse_devissuer_servers(settings)
 
 
 def test_lines_elsewhere_are_left_to_their_issuer(tmp_path: Path) -> None:
-    settings = dev_settings(6543, tmp_path, **{
-        "okta.issuer": "http://127.0.0.1:6543/oauth2/default\n"
-                       "https://acme.okta.com/oauth2/default api://orders"})
+    settings = dev_settings(
+        6543,
+        tmp_path,
+        **{
+            "okta.issuer": "http://127.0.0.1:6543/oauth2/default\n"
+            "https://acme.okta.com/oauth2/default api://orders"
+        },
+    )
     assert [s.issuer for s in parse_devissuer_servers(settings)] == [
-        "http://127.0.0.1:6543/oauth2/default"]
+        "http://127.0.0.1:6543/oauth2/default"
+    ]
 
 
-def test_the_command_mints_for_the_server_it_names(two: DevServer, tmp_path: Path,
-                                                   capsys) -> None:
+def test_the_command_mints_for_the_server_it_names(two: DevServer, tmp_path: Path, capsys) -> None:
     ini = write_ini(tmp_path / "dev.ini", two.settings)
     for wanted in ("partners", f"{two.base_url}/oauth2/partners"):
-        status, out, _ = run(capsys, str(ini), "--sub", "bob@partner.example",
-                             "--issuer", wanted)
+        status, out, _ = run(capsys, str(ini), "--sub", "bob@partner.example", "--issuer", wanted)
         assert status == 0
         token = out.strip()
         assert jwt.decode(token, options={"verify_signature": False})["iss"] == (
-            f"{two.base_url}/oauth2/partners")
+            f"{two.base_url}/oauth2/partners"
+        )
         assert two.whoami(token).json["sub"] == "bob@partner.example"
     status, _, err = run(capsys, str(ini), "--sub", "bob", "--issuer", "nowhere")
     assert status == 2 and "--issuer: 'nowhere' is not served here" in err
@@ -105,8 +124,7 @@ def test_each_server_introspects_only_its_own_tokens(two: DevServer) -> None:
     auth = {"Authorization": basic("svc-client", "s3cret-value")}
 
     def active(path: str, token: str) -> bool:
-        return two.app.post(f"{path}/v1/introspect", {"token": token},
-                            headers=auth).json["active"]
+        return two.app.post(f"{path}/v1/introspect", {"token": token}, headers=auth).json["active"]
 
     assert active("/oauth2/partners", partner) and active("/oauth2/default", default)
     assert not active("/oauth2/partners", default)
@@ -118,8 +136,9 @@ def test_each_server_introspects_only_its_own_tokens(two: DevServer) -> None:
 
 
 @pytest.mark.parametrize("path", ["/oauth2/default", "/oauth2/partners"])
-def test_each_server_answers_a_method_its_endpoint_refuses_with_405(two: DevServer,
-                                                                   path: str) -> None:
+def test_each_server_answers_a_method_its_endpoint_refuses_with_405(
+    two: DevServer, path: str
+) -> None:
     response = two.app.post(f"{path}/v1/keys", status=405)
     assert response.headers["Allow"] == "GET, HEAD"
     assert response.json["error"] == "method_not_allowed"
@@ -129,11 +148,17 @@ def test_each_server_answers_a_method_its_endpoint_refuses_with_405(two: DevServ
     assert response.json["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize(("path", "status"), [
-    ("/oauth2/partners/nope", 404), ("/oauth2/partners/%ff", 400),
-    ("/oauth2/partners/v1/%ff%fe", 400)])
-def test_the_second_server_answers_json_for_what_no_view_handles(two: DevServer, path: str,
-                                                                 status: int) -> None:
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/oauth2/partners/nope", 404),
+        ("/oauth2/partners/%ff", 400),
+        ("/oauth2/partners/v1/%ff%fe", 400),
+    ],
+)
+def test_the_second_server_answers_json_for_what_no_view_handles(
+    two: DevServer, path: str, status: int
+) -> None:
     # Never Pyramid's text page, and never an exception escaping to the server.
     response = two.app.get(path, status=status)
     assert response.content_type == "application/json"

@@ -1,4 +1,5 @@
 """The signing keys: generated at run time, kept on disk privately, rotated."""
+
 from __future__ import annotations
 
 import stat

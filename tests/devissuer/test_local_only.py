@@ -1,5 +1,6 @@
 """The guard in front of the development issuer: only the developer's own tools on
 this machine get an answer, never a web page open in the developer's browser."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,8 +67,11 @@ def accepted_headers(p: int) -> list[dict[str, str]]:
         {"Origin": f"http://127.0.0.1:{p}"},
         # A page this app serves, calling it from the origin it was opened at.
         {"Host": f"localhost:{p}", "Origin": f"http://localhost:{p}"},
-        {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors",
-         "Origin": f"http://127.0.0.1:{p}"},
+        {
+            "Sec-Fetch-Site": "same-origin",
+            "Sec-Fetch-Mode": "cors",
+            "Origin": f"http://127.0.0.1:{p}",
+        },
         {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"},
     ]
 
@@ -97,12 +101,25 @@ def test_every_endpoint_answers_loopback_callers_only(dev: DevServer, method, pa
 
 
 @pytest.mark.parametrize("method, path", ENDPOINTS, ids=IDS)
-@pytest.mark.parametrize("header", [
-    {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-Host": "api.example.com"},
-    {"X-Forwarded-Proto": "https"}, {"Forwarded": "for=203.0.113.5"},
-    {"X-Real-IP": "203.0.113.5"}, {"Via": "1.1 proxy"}],
-    ids=["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded",
-         "x-real-ip", "via"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"X-Forwarded-For": "203.0.113.5"},
+        {"X-Forwarded-Host": "api.example.com"},
+        {"X-Forwarded-Proto": "https"},
+        {"Forwarded": "for=203.0.113.5"},
+        {"X-Real-IP": "203.0.113.5"},
+        {"Via": "1.1 proxy"},
+    ],
+    ids=[
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "forwarded",
+        "x-real-ip",
+        "via",
+    ],
+)
 def test_every_endpoint_refuses_what_a_proxy_relays(dev: DevServer, method, path, header):
     # A reverse proxy on this machine relays everyone's requests from loopback, with
     # Host set to the upstream's (nginx's default): its headers give it away.
@@ -121,8 +138,11 @@ def test_a_link_from_another_site_may_open_the_metadata(dev: DevServer):
 
 def test_the_api_is_not_guarded(dev: DevServer):
     # The guard covers the issuer's path only: the API answers browsers as before.
-    headers = {"Host": "api.example.com", "Origin": "https://evil.example",
-               "Sec-Fetch-Site": "cross-site"}
+    headers = {
+        "Host": "api.example.com",
+        "Origin": "https://evil.example",
+        "Sec-Fetch-Site": "cross-site",
+    }
     assert dev.app.get("/api/hello", headers=headers).status_int == 200
 
 
@@ -131,9 +151,16 @@ def test_dns_rebinding_over_real_http_gets_no_token(dev: DevServer):
     with requests.Session() as session:
         session.trust_env = False
         auth = ("svc-client", "s3cret-value")
-        rebound = session.post(f"{dev.base_url}{TOKEN}", data=GRANT, auth=auth, timeout=10,
-                               headers={"Host": f"rebind.attacker.example:{p}",
-                                        "Origin": f"http://rebind.attacker.example:{p}"})
+        rebound = session.post(
+            f"{dev.base_url}{TOKEN}",
+            data=GRANT,
+            auth=auth,
+            timeout=10,
+            headers={
+                "Host": f"rebind.attacker.example:{p}",
+                "Origin": f"http://rebind.attacker.example:{p}",
+            },
+        )
         assert rebound.status_code == 403
         assert "access_token" not in rebound.text
         own = session.post(f"{dev.base_url}{TOKEN}", data=GRANT, auth=auth, timeout=10)
@@ -150,8 +177,13 @@ def test_refusals_are_logged_without_credentials(dev: DevServer, caplog):
 def test_a_refused_path_cannot_forge_log_lines(dev: DevServer, caplog):
     caplog.set_level("WARNING")
     forged = "\n2026-11-30 INFO [okta_pyramid.security] token accepted"
-    call(dev, "GET", "/oauth2/default/x%0a2026-11-30%20INFO%20token%20accepted",
-         {"Origin": "https://evil.example"}, status=403)
+    call(
+        dev,
+        "GET",
+        "/oauth2/default/x%0a2026-11-30%20INFO%20token%20accepted",
+        {"Origin": "https://evil.example"},
+        status=403,
+    )
     assert [record for record in caplog.records if "refused" in record.getMessage()]
     assert all("\n" not in record.getMessage() for record in caplog.records), forged
 
@@ -165,16 +197,24 @@ def test_a_path_that_is_not_utf8_is_a_clear_400(dev: DevServer, path):
 
 def test_an_endpoint_added_later_is_guarded_too(tmp_path: Path):
     """Any view under the issuer's path passes the guard, with nothing to declare."""
-    with Configurator(settings=dev_settings(6543, tmp_path / "keys",
-                                            **{"okta.jwks_refresh_interval": "0"})) as config:
+    with Configurator(
+        settings=dev_settings(6543, tmp_path / "keys", **{"okta.jwks_refresh_interval": "0"})
+    ) as config:
         config.include("okta_pyramid")
         config.include("okta_pyramid.devissuer")
         config.add_route("devissuer.userinfo", "/oauth2/default/v1/userinfo")
-        config.add_view(lambda request: {"sub": "alice"}, route_name="devissuer.userinfo",
-                        renderer="json", permission=NO_PERMISSION_REQUIRED)
-    app = webtest.TestApp(config.make_wsgi_app(), extra_environ={
-        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:6543"})
+        config.add_view(
+            lambda request: {"sub": "alice"},
+            route_name="devissuer.userinfo",
+            renderer="json",
+            permission=NO_PERMISSION_REQUIRED,
+        )
+    app = webtest.TestApp(
+        config.make_wsgi_app(),
+        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:6543"},
+    )
     assert app.get("/oauth2/default/v1/userinfo").json == {"sub": "alice"}
-    refused = app.get("/oauth2/default/v1/userinfo",
-                      headers={"Origin": "https://evil.example"}, status=403)
+    refused = app.get(
+        "/oauth2/default/v1/userinfo", headers={"Origin": "https://evil.example"}, status=403
+    )
     assert refused.json["error"] == "access_denied"

@@ -1,6 +1,7 @@
 """Token revocation (RFC 7009) at the development issuer: a client revokes its own
 tokens, the answer never tells whether a token was valid, and a revoked token is
 inactive at introspection until it expires, when the issuer forgets it."""
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,9 @@ REVOKE = "/oauth2/default/v1/revoke"
 INACTIVE = {"active": False}
 
 
-def revoke(dev: DevServer, token: str, *, authorization: str | None = SVC,
-           status: int = 200, **params: str):
+def revoke(
+    dev: DevServer, token: str, *, authorization: str | None = SVC, status: int = 200, **params: str
+):
     headers = {"Authorization": authorization} if authorization else {}
     return dev.app.post(REVOKE, {"token": token, **params}, headers=headers, status=status)
 
@@ -32,6 +34,7 @@ def active(dev: DevServer, token: str) -> bool:
 
 
 # -- revoking ---------------------------------------------------------------------------
+
 
 def test_a_revoked_token_is_inactive_and_others_are_not(dev: DevServer):
     token, other = dev.token(), dev.token()
@@ -62,9 +65,14 @@ def test_an_inactive_or_unknown_token_is_a_silent_success(dev: DevServer):
     # RFC 7009 §2.2: 200 for an invalid token too, so the answer reveals nothing.
     now = int(time.time())
     good = dev.token()
-    for token in ("not-a-token", "a.b.c", tampered(good), mint(dev, exp=now - 1, iat=now - 9),
-                  mint(dev, iss="http://127.0.0.1:1/oauth2/default"),
-                  mint(dev, cid="read-client", exp=now - 1, iat=now - 9)):
+    for token in (
+        "not-a-token",
+        "a.b.c",
+        tampered(good),
+        mint(dev, exp=now - 1, iat=now - 9),
+        mint(dev, iss="http://127.0.0.1:1/oauth2/default"),
+        mint(dev, cid="read-client", exp=now - 1, iat=now - 9),
+    ):
         assert revoke(dev, token).body == b""
     assert len(dev.app.app.registry.devissuer_revoked) == 0
     assert active(dev, good)
@@ -80,12 +88,17 @@ def test_a_client_may_not_revoke_another_clients_token(dev: DevServer):
     assert not active(dev, token)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(token=st.text(max_size=300), hint=st.text(max_size=20))
 def test_no_token_makes_revocation_fail(dev: DevServer, token, hint):
-    response = dev.app.post(REVOKE, {"token": token, "token_type_hint": hint},
-                            headers={"Authorization": SVC}, expect_errors=True)
+    response = dev.app.post(
+        REVOKE,
+        {"token": token, "token_type_hint": hint},
+        headers={"Authorization": SVC},
+        expect_errors=True,
+    )
     assert response.status_int in (200, 400)
     if response.status_int == 200:
         assert response.body == b""
@@ -93,13 +106,18 @@ def test_no_token_makes_revocation_fail(dev: DevServer, token, hint):
 
 # -- refusals that revoke nothing -------------------------------------------------------
 
-@pytest.mark.parametrize("authorization, params", [
-    (basic("svc-client", "wrong-secret"), {}),
-    (basic("nobody", "s3cret-value"), {}),
-    (None, {"client_id": "svc-client", "client_secret": "wrong-secret"}),
-    (None, {"client_id": "svc-client"}),
-    (None, {}),
-], ids=["wrong-secret", "unknown-client", "form-wrong-secret", "form-no-secret", "none"])
+
+@pytest.mark.parametrize(
+    "authorization, params",
+    [
+        (basic("svc-client", "wrong-secret"), {}),
+        (basic("nobody", "s3cret-value"), {}),
+        (None, {"client_id": "svc-client", "client_secret": "wrong-secret"}),
+        (None, {"client_id": "svc-client"}),
+        (None, {}),
+    ],
+    ids=["wrong-secret", "unknown-client", "form-wrong-secret", "form-no-secret", "none"],
+)
 def test_revocation_needs_client_authentication(dev: DevServer, authorization, params):
     token = dev.token()
     response = revoke(dev, token, authorization=authorization, status=401, **params)
@@ -110,8 +128,7 @@ def test_revocation_needs_client_authentication(dev: DevServer, authorization, p
 
 def test_two_client_authentication_methods_are_refused(dev: DevServer):
     token = dev.token()
-    response = revoke(dev, token, status=400, client_id="svc-client",
-                      client_secret="s3cret-value")
+    response = revoke(dev, token, status=400, client_id="svc-client", client_secret="s3cret-value")
     assert response.json["error"] == "invalid_request"
     assert active(dev, token)
 
@@ -127,6 +144,7 @@ def test_revocation_only_accepts_post(dev: DevServer):
 
 
 # -- the revocation list behind the endpoint: bounded and pruned ------------------------
+
 
 def test_a_full_revocation_list_refuses_with_503_and_revokes_nothing(dev: DevServer):
     registry = dev.app.app.registry
@@ -159,6 +177,7 @@ def test_a_revoked_token_is_forgotten_once_it_has_expired(dev: DevServer):
 
 # -- logs, and the quick start's round trip over HTTP -----------------------------------
 
+
 def test_no_token_or_secret_is_logged(dev: DevServer, caplog):
     caplog.set_level("DEBUG")
     token, foreign = dev.token(), dev.token()
@@ -168,8 +187,16 @@ def test_no_token_or_secret_is_logged(dev: DevServer, caplog):
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
     assert f"token revoked: jti={jti} client_id=svc-client" in caplog.text
     assert "revocation refused: error=unauthorized_client" in caplog.text
-    for secret in ("s3cret-value", "p@ss:w0rd!x", "wrong-secret", token, foreign,
-                   token.split(".")[1], token.split(".")[2], foreign.split(".")[2]):
+    for secret in (
+        "s3cret-value",
+        "p@ss:w0rd!x",
+        "wrong-secret",
+        token,
+        foreign,
+        token.split(".")[1],
+        token.split(".")[2],
+        foreign.split(".")[2],
+    ):
         assert secret not in caplog.text
 
 
@@ -180,11 +207,11 @@ def test_get_a_token_revoke_it_and_introspection_calls_it_inactive(dev: DevServe
         session.trust_env = False
 
         def post(endpoint: str, **data: str) -> requests.Response:
-            return session.post(f"{dev.issuer}/v1/{endpoint}", data=data, auth=auth,
-                                timeout=10)
+            return session.post(f"{dev.issuer}/v1/{endpoint}", data=data, auth=auth, timeout=10)
 
-        token = post("token", grant_type="client_credentials",
-                     scope="api.write").json()["access_token"]
+        token = post("token", grant_type="client_credentials", scope="api.write").json()[
+            "access_token"
+        ]
         assert post("introspect", token=token).json()["active"] is True
         revoked = post("revoke", token=token)
         assert revoked.status_code == 200 and revoked.content == b""

@@ -1,6 +1,7 @@
 """The development issuer's revocation list: each revoked token's jti is kept until
 the token expires and no longer, the list is capped and never makes room by
 forgetting, and threads share it safely."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """The development issuer's endpoints, and its tokens judged by the resource server
 through discovery and JWKS over real HTTP."""
+
 from __future__ import annotations
 
 import base64
@@ -31,6 +32,7 @@ def header(token: str) -> dict:
 
 # -- metadata and keys ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["oauth-authorization-server", "openid-configuration"])
 def test_metadata_is_public_and_names_the_configured_issuer(dev: DevServer, name: str):
     # okta.protect_all is on: these views must still answer without a token.
@@ -57,9 +59,11 @@ def test_keys_publish_public_halves_only(dev: DevServer):
 
 # -- the token endpoint: success --------------------------------------------------------
 
+
 def test_client_credentials_with_basic_authentication(dev: DevServer):
-    response = dev.app.post(TOKEN, GRANT, headers={"Authorization": basic("svc-client",
-                                                                          "s3cret-value")})
+    response = dev.app.post(
+        TOKEN, GRANT, headers={"Authorization": basic("svc-client", "s3cret-value")}
+    )
     assert response.cache_control.no_store
     assert response.headers["Pragma"] == "no-cache"
     body = response.json
@@ -81,21 +85,33 @@ def test_client_credentials_with_basic_authentication(dev: DevServer):
 
 def test_the_form_media_type_is_case_insensitive(dev: DevServer):
     body = "grant_type=client_credentials&scope=api.read"
-    response = dev.app.post(TOKEN, body, content_type="Application/X-WWW-Form-Urlencoded",
-                            headers={"Authorization": basic("svc-client", "s3cret-value")})
+    response = dev.app.post(
+        TOKEN,
+        body,
+        content_type="Application/X-WWW-Form-Urlencoded",
+        headers={"Authorization": basic("svc-client", "s3cret-value")},
+    )
     assert response.json["token_type"] == "Bearer"
 
 
 def test_client_credentials_with_form_authentication(dev: DevServer):
-    response = dev.app.post(TOKEN, {**GRANT, "scope": "api.read api.write",
-                                    "client_id": "svc-client", "client_secret": "s3cret-value"})
+    response = dev.app.post(
+        TOKEN,
+        {
+            **GRANT,
+            "scope": "api.read api.write",
+            "client_id": "svc-client",
+            "client_secret": "s3cret-value",
+        },
+    )
     assert response.json["scope"] == "api.read api.write"
 
 
 def test_basic_credentials_are_form_urlencoded(dev: DevServer):
     # RFC 6749 §2.3.1: "p@ss:w0rd!x" travels as "p%40ss%3Aw0rd%21x" inside Basic.
-    response = dev.app.post(TOKEN, GRANT, headers={"Authorization": basic("read-client",
-                                                                          "p@ss:w0rd!x")})
+    response = dev.app.post(
+        TOKEN, GRANT, headers={"Authorization": basic("read-client", "p@ss:w0rd!x")}
+    )
     assert response.json["token_type"] == "Bearer"
 
 
@@ -107,17 +123,30 @@ def test_token_lifetime_comes_from_the_settings(serve):
 
 # -- the token endpoint: OAuth errors (RFC 6749 §5.2) -----------------------------------
 
-@pytest.mark.parametrize("headers, params", [
-    ({"Authorization": basic("svc-client", "wrong-secret")}, {}),
-    ({"Authorization": basic("nobody", "s3cret-value")}, {}),
-    ({"Authorization": "Basic !!!not-base64"}, {}),
-    ({"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}, {}),
-    ({}, {"client_id": "svc-client", "client_secret": "wrong-secret"}),
-    ({}, {"client_id": "svc-client"}),
-    ({}, {}),
-    ({"Authorization": "Bearer something"}, {}),
-], ids=["wrong-secret", "unknown-client", "bad-base64", "no-colon", "form-wrong-secret",
-        "form-no-secret", "none", "bearer-instead"])
+
+@pytest.mark.parametrize(
+    "headers, params",
+    [
+        ({"Authorization": basic("svc-client", "wrong-secret")}, {}),
+        ({"Authorization": basic("nobody", "s3cret-value")}, {}),
+        ({"Authorization": "Basic !!!not-base64"}, {}),
+        ({"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}, {}),
+        ({}, {"client_id": "svc-client", "client_secret": "wrong-secret"}),
+        ({}, {"client_id": "svc-client"}),
+        ({}, {}),
+        ({"Authorization": "Bearer something"}, {}),
+    ],
+    ids=[
+        "wrong-secret",
+        "unknown-client",
+        "bad-base64",
+        "no-colon",
+        "form-wrong-secret",
+        "form-no-secret",
+        "none",
+        "bearer-instead",
+    ],
+)
 def test_invalid_client_is_401_with_a_basic_challenge(dev: DevServer, headers, params):
     response = dev.app.post(TOKEN, {**GRANT, **params}, headers=headers, status=401)
     assert response.json["error"] == "invalid_client"
@@ -128,63 +157,99 @@ def test_invalid_client_is_401_with_a_basic_challenge(dev: DevServer, headers, p
 def test_two_client_authentication_methods_are_refused(dev: DevServer):
     # RFC 6749 §2.3: the client must not use more than one authentication method.
     response = dev.app.post(
-        TOKEN, {**GRANT, "client_id": "svc-client", "client_secret": "s3cret-value"},
-        headers={"Authorization": basic("svc-client", "s3cret-value")}, status=400)
+        TOKEN,
+        {**GRANT, "client_id": "svc-client", "client_secret": "s3cret-value"},
+        headers={"Authorization": basic("svc-client", "s3cret-value")},
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
 
 
 def test_client_id_in_the_body_must_match_basic(dev: DevServer):
-    response = dev.app.post(TOKEN, {**GRANT, "client_id": "read-client"},
-                            headers={"Authorization": basic("svc-client", "s3cret-value")},
-                            status=400)
+    response = dev.app.post(
+        TOKEN,
+        {**GRANT, "client_id": "read-client"},
+        headers={"Authorization": basic("svc-client", "s3cret-value")},
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize("params, error", [
-    ({"grant_type": "password"}, "unsupported_grant_type"),
-    ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
-    ({"grant_type": ""}, "invalid_request"),
-    ({"grant_type": None}, "invalid_request"),
-    ({"scope": None}, "invalid_scope"),
-    ({"scope": "  "}, "invalid_scope"),
-    ({"scope": "api.admin"}, "invalid_scope"),
-    ({"scope": "api.read api.admin"}, "invalid_scope"),
-], ids=["password", "code", "empty-grant", "no-grant", "no-scope", "blank-scope",
-        "unknown-scope", "one-unknown-scope"])
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"grant_type": "password"}, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
+        ({"grant_type": ""}, "invalid_request"),
+        ({"grant_type": None}, "invalid_request"),
+        ({"scope": None}, "invalid_scope"),
+        ({"scope": "  "}, "invalid_scope"),
+        ({"scope": "api.admin"}, "invalid_scope"),
+        ({"scope": "api.read api.admin"}, "invalid_scope"),
+    ],
+    ids=[
+        "password",
+        "code",
+        "empty-grant",
+        "no-grant",
+        "no-scope",
+        "blank-scope",
+        "unknown-scope",
+        "one-unknown-scope",
+    ],
+)
 def test_grant_and_scope_errors_are_400(dev: DevServer, params, error):
     form = {k: v for k, v in {**GRANT, **params}.items() if v is not None}
-    response = dev.app.post(TOKEN, form, headers={"Authorization": basic("svc-client",
-                                                                         "s3cret-value")},
-                            status=400)
+    response = dev.app.post(
+        TOKEN, form, headers={"Authorization": basic("svc-client", "s3cret-value")}, status=400
+    )
     assert response.json["error"] == error
     assert "WWW-Authenticate" not in response.headers
 
 
 def test_a_client_only_gets_its_own_scopes(dev: DevServer):
-    response = dev.app.post(TOKEN, {**GRANT, "scope": "api.write"},
-                            headers={"Authorization": basic("read-client", "p@ss:w0rd!x")},
-                            status=400)
+    response = dev.app.post(
+        TOKEN,
+        {**GRANT, "scope": "api.write"},
+        headers={"Authorization": basic("read-client", "p@ss:w0rd!x")},
+        status=400,
+    )
     assert response.json["error"] == "invalid_scope"
 
 
 def test_repeated_parameters_are_refused(dev: DevServer):
     body = "grant_type=client_credentials&scope=api.read&scope=api.write"
-    response = dev.app.post(TOKEN, body, headers={
-        "Authorization": basic("svc-client", "s3cret-value"),
-        "Content-Type": "application/x-www-form-urlencoded"}, status=400)
+    response = dev.app.post(
+        TOKEN,
+        body,
+        headers={
+            "Authorization": basic("svc-client", "s3cret-value"),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize("content_type, body", [
-    ("application/json", b'{"grant_type": "client_credentials"}'),
-    ("text/plain", b"grant_type=client_credentials"),
-    ("application/x-www-form-urlencoded", b"grant_type=\xff\xfe&scope=%ff"),
-    ("application/x-www-form-urlencoded", b"scope=" + b"a" * 20000),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b'{"grant_type": "client_credentials"}'),
+        ("text/plain", b"grant_type=client_credentials"),
+        ("application/x-www-form-urlencoded", b"grant_type=\xff\xfe&scope=%ff"),
+        ("application/x-www-form-urlencoded", b"scope=" + b"a" * 20000),
+    ],
+)
 def test_malformed_bodies_are_invalid_request(dev: DevServer, content_type, body):
-    response = dev.app.post(TOKEN, body, headers={
-        "Authorization": basic("svc-client", "s3cret-value"),
-        "Content-Type": content_type}, status=400)
+    response = dev.app.post(
+        TOKEN,
+        body,
+        headers={
+            "Authorization": basic("svc-client", "s3cret-value"),
+            "Content-Type": content_type,
+        },
+        status=400,
+    )
     assert response.json["error"] == "invalid_request"
 
 
@@ -197,16 +262,18 @@ def test_the_token_endpoint_only_accepts_post(dev: DevServer):
 def test_secrets_and_tokens_are_never_logged(dev: DevServer, caplog):
     caplog.set_level("DEBUG")
     token = dev.token()
-    dev.app.post(TOKEN, GRANT, headers={"Authorization": basic("svc-client", "wrong-secret")},
-                 status=401)
+    dev.app.post(
+        TOKEN, GRANT, headers={"Authorization": basic("svc-client", "wrong-secret")}, status=401
+    )
     dev.whoami(token)
     assert "token issued: client_id=svc-client" in caplog.text
     for secret in ("s3cret-value", "wrong-secret", token, token.split(".")[2]):
         assert secret not in caplog.text
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.binary(max_size=300), authorization=st.text(max_size=80))
 def test_no_request_makes_the_token_endpoint_fail(dev: DevServer, body, authorization):
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -218,6 +285,7 @@ def test_no_request_makes_the_token_endpoint_fail(dev: DevServer, body, authoriz
 
 # -- the resource server judges dev tokens as it judges Okta's --------------------------
 
+
 def test_whoami_accepts_a_dev_token_through_discovery_and_jwks(dev: DevServer):
     claims = dev.whoami(dev.token(scope="api.read api.write")).json
     assert claims["sub"] == "svc-client"
@@ -228,8 +296,9 @@ def test_whoami_rejects_a_token_signed_with_another_folders_key(dev: DevServer, 
     # Same issuer, same claims, but a key this issuer never published: no shortcut.
     from okta_pyramid.devissuer import TokenFactory
 
-    other = TokenFactory(dev.app.app.registry.devissuer_settings,
-                         KeyStore(str(tmp_path / "other-keys")))
+    other = TokenFactory(
+        dev.app.app.registry.devissuer_settings, KeyStore(str(tmp_path / "other-keys"))
+    )
     response = dev.whoami(other.client_token("svc-client", ["api.read"]), status=401)
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
@@ -269,6 +338,7 @@ def test_rotation_end_to_end(dev: DevServer):
 
 # -- the app fetching its own keys never starves its workers ----------------------------
 
+
 def wait_for_prefetch(dev: DevServer, timeout: float = 10) -> frozenset[str]:
     keys = dev.app.app.registry.okta_verifier.keys
     deadline = time.monotonic() + timeout
@@ -289,8 +359,9 @@ def test_a_burst_larger_than_the_worker_pool_is_answered(dev: DevServer):
     assert wait_for_prefetch(dev)
 
     def call(_: int) -> int:
-        return requests.get(f"{dev.base_url}/api/whoami", timeout=30,
-                            headers={"Authorization": f"Bearer {token}"}).status_code
+        return requests.get(
+            f"{dev.base_url}/api/whoami", timeout=30, headers={"Authorization": f"Bearer {token}"}
+        ).status_code
 
     started = time.monotonic()
     with ThreadPoolExecutor(12) as pool:

@@ -3,6 +3,7 @@
 Each rule of :mod:`okta_pyramid.tokens.cache` has a test here that fails if the rule
 is removed. Tokens come from the loopback issuer over real HTTP.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,8 +46,9 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_verifier(issuer: LoopbackIssuer, clock: Clock | None = None,
-                  **kwargs: Any) -> AccessTokenVerifier:
+def make_verifier(
+    issuer: LoopbackIssuer, clock: Clock | None = None, **kwargs: Any
+) -> AccessTokenVerifier:
     kwargs.setdefault("http_timeout", 2)
     kwargs.setdefault("leeway", LEEWAY)
     if clock is not None:
@@ -113,8 +115,7 @@ def test_a_tampered_signature_misses_the_cache(issuer: LoopbackIssuer) -> None:
 # -- the time window is rechecked on every hit ----------------------------------------
 
 
-def test_exp_is_rechecked_on_a_hit_and_the_entry_goes(issuer: LoopbackIssuer,
-                                                      clock: Clock) -> None:
+def test_exp_is_rechecked_on_a_hit_and_the_entry_goes(issuer: LoopbackIssuer, clock: Clock) -> None:
     verifier = make_verifier(issuer, clock)
     exp = int(clock.now) + 120
     token = issuer.mint(iat=int(clock.now), exp=exp)
@@ -182,17 +183,23 @@ def test_the_cache_is_emptied_when_the_key_set_changes(issuer: LoopbackIssuer) -
 # -- rejected tokens are never remembered as valid ------------------------------------
 
 
-@pytest.mark.parametrize(("claims", "error", "verifier_options"), [
-    ({"aud": "api://other"}, InvalidAudience, {}),
-    ({"iss": "https://evil.example.com/oauth2/default"}, InvalidIssuer, {}),
-    ({"exp": DROP}, InvalidClaims, {}),
-    ({"sub": 42}, InvalidClaims, {}),
-    ({"cid": "0oa-someone-else"}, InvalidClaims, {"client_ids": ["0oa-test-client"]}),
-    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, ExpiredToken, {}),
-])
-def test_a_rejected_token_is_not_cached(issuer: LoopbackIssuer, claims: dict[str, Any],
-                                        error: type[Exception],
-                                        verifier_options: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("claims", "error", "verifier_options"),
+    [
+        ({"aud": "api://other"}, InvalidAudience, {}),
+        ({"iss": "https://evil.example.com/oauth2/default"}, InvalidIssuer, {}),
+        ({"exp": DROP}, InvalidClaims, {}),
+        ({"sub": 42}, InvalidClaims, {}),
+        ({"cid": "0oa-someone-else"}, InvalidClaims, {"client_ids": ["0oa-test-client"]}),
+        ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, ExpiredToken, {}),
+    ],
+)
+def test_a_rejected_token_is_not_cached(
+    issuer: LoopbackIssuer,
+    claims: dict[str, Any],
+    error: type[Exception],
+    verifier_options: dict[str, Any],
+) -> None:
     verifier = make_verifier(issuer, **verifier_options)
     token = issuer.mint(**claims)
     for _ in range(2):
@@ -246,8 +253,9 @@ def test_bounded_by_entries_least_recently_used_first(issuer: LoopbackIssuer) ->
 def test_bounded_by_bytes() -> None:
     cache = VerifiedTokenCache(100, max_bytes=100)
     for i in range(5):
-        cache.put(bytes([i]) * 32, b"x" * 40, size=40, not_before=0, not_after=10,
-                  generation=1, now=5)
+        cache.put(
+            bytes([i]) * 32, b"x" * 40, size=40, not_before=0, not_after=10, generation=1, now=5
+        )
     assert len(cache) == 2
     assert cache.size_bytes == 80
     assert cache.get(bytes([4]) * 32, 5, 1) == b"x" * 40
@@ -314,8 +322,9 @@ def test_setting_default_and_zero() -> None:
 @pytest.mark.parametrize("value", ["-1", "lots", "1.5", "100001"])
 def test_setting_refuses_bad_values(value: str) -> None:
     with pytest.raises(ConfigurationError, match=r"^okta\.token_cache_size: "):
-        parse_settings({"okta.issuer": "https://dev-1.okta.com/oauth2/default",
-                        "okta.token_cache_size": value})
+        parse_settings(
+            {"okta.issuer": "https://dev-1.okta.com/oauth2/default", "okta.token_cache_size": value}
+        )
 
 
 def test_the_app_passes_the_setting_to_its_verifier(make_app: Any) -> None:

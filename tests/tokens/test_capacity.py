@@ -1,5 +1,6 @@
 """The limits on waiting for an authorization server: patience follows the endpoint's
 progress, and the call slots keep room for tokens that are probably genuine."""
+
 from __future__ import annotations
 
 import threading
@@ -75,8 +76,7 @@ def test_a_waiter_gets_the_slot_a_call_gives_back() -> None:
     assert slots.acquire(True, time.monotonic() + 1)
     slots.progress.started()
     got: list[bool] = []
-    waiter = threading.Thread(target=lambda: got.append(
-        slots.acquire(True, time.monotonic() + 2)))
+    waiter = threading.Thread(target=lambda: got.append(slots.acquire(True, time.monotonic() + 2)))
     waiter.start()
     time.sleep(0.1)
     slots.progress.finished(0.1)

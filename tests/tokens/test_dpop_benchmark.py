@@ -1,4 +1,5 @@
 """The DPoP benchmark runs (tiny counts: it measures nothing here, it must not rot)."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,13 @@ def test_the_dpop_benchmark_measures_every_side() -> None:
 
 
 def test_the_dpop_benchmark_runs_as_a_module() -> None:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.dpop", "--proofs", "5",
-                           "--rounds", "3"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dpop", "--proofs", "5", "--rounds", "3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ratio:" in done.stdout
 
@@ -36,9 +41,13 @@ def test_the_dpop_benchmark_runs_as_a_module() -> None:
 @pytest.mark.e2e
 def test_the_main_benchmark_reports_the_dpop_target(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--only", "dpop",
-                           "--json", str(report)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "dpop", "--json", str(report)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "a DPoP request with a cached access token" in done.stdout
     data = json.loads(report.read_text())

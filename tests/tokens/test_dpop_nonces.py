@@ -1,4 +1,5 @@
 """Stateless DPoP nonces (RFC 9449 §8, §9): an HMAC over a time step."""
+
 from __future__ import annotations
 
 import pytest
@@ -60,8 +61,9 @@ def test_a_nonce_is_header_safe_text() -> None:
     assert len(nonce) == 43 and all(c.isalnum() or c in "-_" for c in nonce)
 
 
-@pytest.mark.parametrize(("secret", "step"), [(b"short", DEFAULT_STEP), (SECRET, 0),
-                                              (SECRET, 1.5), (SECRET, True)])
+@pytest.mark.parametrize(
+    ("secret", "step"), [(b"short", DEFAULT_STEP), (SECRET, 0), (SECRET, 1.5), (SECRET, True)]
+)
 def test_weak_settings_are_refused(secret: bytes, step: object) -> None:
     with pytest.raises(ValueError):
         DPoPNonces(secret, step=step)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 """The replay store of DPoP proofs (RFC 9449 §11.1): atomic, bounded, fail-closed."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """Token introspection (RFC 7662), over real HTTP to the loopback issuer, which
 authenticates the client as strictly as Okta does."""
+
 from __future__ import annotations
 
 import logging
@@ -47,16 +48,24 @@ class Clock:
         return self.now
 
 
-def introspector(issuer: LoopbackIssuer, auth: Any = None, *, clock: Clock | None = None,
-                 http_timeout: float = 2, rules: dict[str, Any] | None = None,
-                 **options: Any) -> TokenIntrospector:
+def introspector(
+    issuer: LoopbackIssuer,
+    auth: Any = None,
+    *,
+    clock: Clock | None = None,
+    http_timeout: float = 2,
+    rules: dict[str, Any] | None = None,
+    **options: Any,
+) -> TokenIntrospector:
     clock = clock or Clock()
-    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, clock=clock,
-                                   **(rules or {}))
+    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, clock=clock, **(rules or {}))
     return TokenIntrospector(
         IssuerClient(issuer.issuer, http_timeout=http_timeout),
         auth or ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
-        rules=verifier, clock=clock, **options)
+        rules=verifier,
+        clock=clock,
+        **options,
+    )
 
 
 def calls(issuer: LoopbackIssuer) -> int:
@@ -80,8 +89,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5) -> None:
 # -- client authentication, as the server sees it ------------------------------------
 
 
-def test_client_secret_basic_form_urlencodes_the_id_and_the_secret(
-        issuer: LoopbackIssuer) -> None:
+def test_client_secret_basic_form_urlencodes_the_id_and_the_secret(issuer: LoopbackIssuer) -> None:
     issuer.add_client(ODD_ID, ODD_SECRET)
     token = issuer.opaque()
     verified = introspector(issuer, ClientSecretBasic(ODD_ID, ODD_SECRET)).introspect(token)
@@ -96,13 +104,17 @@ def test_client_secret_post(issuer: LoopbackIssuer) -> None:
     auth = ClientSecretPost(issuer.CLIENT_ID, issuer.CLIENT_SECRET)
     introspector(issuer, auth).introspect(issuer.opaque())
     [call] = issuer.introspections
-    assert (call.method, call.client_id, call.error) == \
-        ("client_secret_post", issuer.CLIENT_ID, None)
+    assert (call.method, call.client_id, call.error) == (
+        "client_secret_post",
+        issuer.CLIENT_ID,
+        None,
+    )
     assert call.authorization is None and call.token_type_hint == "access_token"
 
 
-@pytest.mark.parametrize("kty, kid", [("RSA", "client-key-1"), ("RSA", None),
-                                      ("EC", "client-key-1"), ("EC", None)])
+@pytest.mark.parametrize(
+    "kty, kid", [("RSA", "client-key-1"), ("RSA", None), ("EC", "client-key-1"), ("EC", None)]
+)
 def test_private_key_jwt(issuer: LoopbackIssuer, kty: str, kid: str | None) -> None:
     key = issuer.add_key_client(kty=kty, kid=kid)
     auth = PrivateKeyJWT(key.client_id, load_private_key(key.pem), key_id=kid)
@@ -113,8 +125,11 @@ def test_private_key_jwt(issuer: LoopbackIssuer, kty: str, kid: str | None) -> N
     check.introspect(issuer.opaque())
     first, second = issuer.introspections
     for call in (first, second):
-        assert (call.method, call.client_id, call.error) == \
-            ("private_key_jwt", key.client_id, None), call.reason
+        assert (call.method, call.client_id, call.error) == (
+            "private_key_jwt",
+            key.client_id,
+            None,
+        ), call.reason
         assert call.token_type_hint == "access_token"
         claims = call.assertion_claims
         assert claims is not None and call.assertion_header is not None
@@ -129,43 +144,55 @@ def test_private_key_jwt(issuer: LoopbackIssuer, kty: str, kid: str | None) -> N
     assert first.assertion_claims["jti"] != second.assertion_claims["jti"]  # type: ignore
 
 
-def test_secrets_and_keys_are_never_shown(issuer: LoopbackIssuer,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_and_keys_are_never_shown(
+    issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     key = issuer.add_key_client(kty="EC", kid=None)
     private_key = load_private_key(key.pem)
     d = private_key.private_numbers().private_value  # type: ignore[union-attr]
-    auths = [ClientSecretBasic(issuer.CLIENT_ID, "wrong-" + ODD_SECRET),
-             ClientSecretPost(issuer.CLIENT_ID, "wrong-" + ODD_SECRET),
-             PrivateKeyJWT("0oa-unregistered", private_key)]
+    auths = [
+        ClientSecretBasic(issuer.CLIENT_ID, "wrong-" + ODD_SECRET),
+        ClientSecretPost(issuer.CLIENT_ID, "wrong-" + ODD_SECRET),
+        PrivateKeyJWT("0oa-unregistered", private_key),
+    ]
     token = issuer.opaque()
     for auth in auths:
         assert repr(auth).startswith(f"<{type(auth).__name__} client_id=")
         with pytest.raises(IntrospectionUnavailable) as info:
             introspector(issuer, auth).introspect(token)
-        shown = [repr(auth), str(info.value), info.value.description,
-                 *(record.getMessage() for record in caplog.records)]
+        shown = [
+            repr(auth),
+            str(info.value),
+            info.value.description,
+            *(record.getMessage() for record in caplog.records),
+        ]
         for text in shown:
             assert ODD_SECRET not in text and "wrong-" not in text
             assert str(d) not in text and "PRIVATE KEY" not in text
             assert token not in text
     # The server refused each one: the refusals are why the calls failed.
     assert [call.error for call in issuer.introspections] == ["invalid_client"] * 3
-    assert any("check the introspection client id" in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        "check the introspection client id" in record.getMessage() for record in caplog.records
+    )
 
 
 # -- the client's key ------------------------------------------------------------------
 
 
 def pem(key: Any, encryption: Any = None) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             encryption or serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        encryption or serialization.NoEncryption(),
+    )
 
 
-@pytest.mark.parametrize("curve, algorithm", [(ec.SECP256R1(), "ES256"),
-                                              (ec.SECP384R1(), "ES384"),
-                                              (ec.SECP521R1(), "ES512")])
+@pytest.mark.parametrize(
+    "curve, algorithm",
+    [(ec.SECP256R1(), "ES256"), (ec.SECP384R1(), "ES384"), (ec.SECP521R1(), "ES512")],
+)
 def test_signing_algorithm_of_the_nist_curves(curve: Any, algorithm: str) -> None:
     key = ec.generate_private_key(curve)
     assert signing_algorithm(key) == algorithm
@@ -173,14 +200,21 @@ def test_signing_algorithm_of_the_nist_curves(curve: Any, algorithm: str) -> Non
     assert signing_algorithm(rsa_key(40)) == "RS256"
 
 
-@pytest.mark.parametrize("make_key, message", [
-    (lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),
-     "the RSA key has 1024 bits; at least 2048 are needed"),
-    (lambda: ec.generate_private_key(ec.SECP256K1()), "P-256, P-384 or P-521"),
-    (lambda: ed25519.Ed25519PrivateKey.generate(), "P-256, P-384 or P-521"),
-], ids=["short-rsa", "secp256k1", "ed25519"])
-def test_keys_that_cannot_sign_an_assertion_are_refused(make_key: Callable[[], Any],
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    "make_key, message",
+    [
+        (
+            lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),
+            "the RSA key has 1024 bits; at least 2048 are needed",
+        ),
+        (lambda: ec.generate_private_key(ec.SECP256K1()), "P-256, P-384 or P-521"),
+        (lambda: ed25519.Ed25519PrivateKey.generate(), "P-256, P-384 or P-521"),
+    ],
+    ids=["short-rsa", "secp256k1", "ed25519"],
+)
+def test_keys_that_cannot_sign_an_assertion_are_refused(
+    make_key: Callable[[], Any], message: str
+) -> None:
     key = make_key()
     with pytest.raises(ValueError, match=message):
         signing_algorithm(key)
@@ -192,16 +226,28 @@ def test_keys_that_cannot_sign_an_assertion_are_refused(make_key: Callable[[], A
     assert not _quotes(str(info.value), text)
 
 
-@pytest.mark.parametrize("make_pem", [
-    lambda: pem(rsa_key(40), serialization.BestAvailableEncryption(b"passphrase")),
-    lambda: b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n",
-    lambda: b"garbage",
-    lambda: b"",
-    lambda: rsa_key(40).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-], ids=["encrypted", "not-der", "garbage", "empty", "public-key"])
+@pytest.mark.parametrize(
+    "make_pem",
+    [
+        lambda: pem(rsa_key(40), serialization.BestAvailableEncryption(b"passphrase")),
+        lambda: (
+            b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
+        ),
+        lambda: b"garbage",
+        lambda: b"",
+        lambda: (
+            rsa_key(40)
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ),
+    ],
+    ids=["encrypted", "not-der", "garbage", "empty", "public-key"],
+)
 def test_a_pem_that_is_not_an_unencrypted_private_key_is_refused(
-        make_pem: Callable[[], bytes]) -> None:
+    make_pem: Callable[[], bytes],
+) -> None:
     text = make_pem()
     with pytest.raises(ValueError, match="not an unencrypted PEM private key") as info:
         load_private_key(text)
@@ -211,8 +257,11 @@ def test_a_pem_that_is_not_an_unencrypted_private_key_is_refused(
 
 def _quotes(message: str, pem_text: bytes) -> bool:
     """Whether ``message`` repeats any line of the PEM's body."""
-    lines = [line for line in pem_text.decode("latin-1").splitlines()
-             if line and not line.startswith("-----")]
+    lines = [
+        line
+        for line in pem_text.decode("latin-1").splitlines()
+        if line and not line.startswith("-----")
+    ]
     return any(line in message for line in lines)
 
 
@@ -230,10 +279,13 @@ def test_the_endpoint_comes_from_the_metadata_only(issuer: LoopbackIssuer) -> No
         other.close()
 
 
-@pytest.mark.parametrize("endpoint", [None, "http://introspect.example.com/v1/introspect",
-                                      "ftp://127.0.0.1/v1/introspect", 42])
+@pytest.mark.parametrize(
+    "endpoint",
+    [None, "http://introspect.example.com/v1/introspect", "ftp://127.0.0.1/v1/introspect", 42],
+)
 def test_no_usable_endpoint_in_the_metadata_is_unavailable(
-        issuer: LoopbackIssuer, endpoint: Any, caplog: pytest.LogCaptureFixture) -> None:
+    issuer: LoopbackIssuer, endpoint: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     issuer.metadata_overrides = {"introspection_endpoint": endpoint}
     check = introspector(issuer)
     assert check.client.metadata().introspection_endpoint is None
@@ -272,11 +324,31 @@ def test_one_deadline_covers_the_whole_call(issuer: LoopbackIssuer, mode: str) -
 # -- judging the answer --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer", [
-    {"active": "true"}, {"active": 1}, {"active": None}, {"sub": "alice@example.com"},
-    [{"active": True}], "active", True, b"<html>not json", b"",
-], ids=["string", "one", "null", "missing", "list", "json-string", "json-true",
-        "not-json", "empty"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"active": "true"},
+        {"active": 1},
+        {"active": None},
+        {"sub": "alice@example.com"},
+        [{"active": True}],
+        "active",
+        True,
+        b"<html>not json",
+        b"",
+    ],
+    ids=[
+        "string",
+        "one",
+        "null",
+        "missing",
+        "list",
+        "json-string",
+        "json-true",
+        "not-json",
+        "empty",
+    ],
+)
 def test_active_must_be_json_true_in_an_object(issuer: LoopbackIssuer, answer: Any) -> None:
     issuer.introspection_answer = answer
     with pytest.raises(IntrospectionUnavailable) as info:  # never InactiveToken, never 200
@@ -284,14 +356,19 @@ def test_active_must_be_json_true_in_an_object(issuer: LoopbackIssuer, answer: A
     assert info.value.reason == "introspection_unavailable"
 
 
-@pytest.mark.parametrize("body", [
-    b'{"active": true, "sub": "alice@example.com", "weight": NaN}',
-    b'{"active": true, "sub": "alice@example.com", "exp": Infinity}',
-    b'{"active": false, "active": true, "sub": "alice@example.com"}',
-    b'{"active": true, "aud": "api://other", "aud": "api://default"}',
-], ids=["nan", "infinity", "active-twice", "aud-twice"])
-def test_an_answer_that_is_not_strict_json_is_no_answer(issuer: LoopbackIssuer,
-                                                         body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"active": true, "sub": "alice@example.com", "weight": NaN}',
+        b'{"active": true, "sub": "alice@example.com", "exp": Infinity}',
+        b'{"active": false, "active": true, "sub": "alice@example.com"}',
+        b'{"active": true, "aud": "api://other", "aud": "api://default"}',
+    ],
+    ids=["nan", "infinity", "active-twice", "aud-twice"],
+)
+def test_an_answer_that_is_not_strict_json_is_no_answer(
+    issuer: LoopbackIssuer, body: bytes
+) -> None:
     # RFC 8259 has no NaN, and a repeated name is read one way here and another way
     # elsewhere (RFC 7159 §4): neither is an answer to act on, as in a token.
     issuer.introspection_answer = body
@@ -312,31 +389,43 @@ HOUR = 3600
 NOW = int(time.time())
 
 
-@pytest.mark.parametrize("claims, rules, error", [
-    ({"exp": NOW - HOUR, "iat": NOW - 2 * HOUR}, {}, exc.ExpiredToken),
-    ({"nbf": NOW + HOUR}, {}, exc.ImmatureToken),
-    ({"iat": NOW + HOUR, "exp": NOW + 2 * HOUR}, {}, exc.ImmatureToken),
-    ({"iss": "https://other.example.com/oauth2/default"}, {}, exc.InvalidIssuer),
-    ({"aud": "api://other"}, {}, exc.InvalidAudience),
-    ({}, {"client_ids": ["0oa-other-client"]}, exc.InvalidClaims),
-    ({}, {"required_claims": [("uid", "00u-other-user")]}, exc.RequiredClaimNotMet),
-    ({}, {"required_claims": [("groups", None)]}, exc.RequiredClaimNotMet),
-], ids=["expired", "nbf-future", "iat-future", "other-issuer", "other-audience",
-        "client-not-allowed", "required-value", "required-presence"])
+@pytest.mark.parametrize(
+    "claims, rules, error",
+    [
+        ({"exp": NOW - HOUR, "iat": NOW - 2 * HOUR}, {}, exc.ExpiredToken),
+        ({"nbf": NOW + HOUR}, {}, exc.ImmatureToken),
+        ({"iat": NOW + HOUR, "exp": NOW + 2 * HOUR}, {}, exc.ImmatureToken),
+        ({"iss": "https://other.example.com/oauth2/default"}, {}, exc.InvalidIssuer),
+        ({"aud": "api://other"}, {}, exc.InvalidAudience),
+        ({}, {"client_ids": ["0oa-other-client"]}, exc.InvalidClaims),
+        ({}, {"required_claims": [("uid", "00u-other-user")]}, exc.RequiredClaimNotMet),
+        ({}, {"required_claims": [("groups", None)]}, exc.RequiredClaimNotMet),
+    ],
+    ids=[
+        "expired",
+        "nbf-future",
+        "iat-future",
+        "other-issuer",
+        "other-audience",
+        "client-not-allowed",
+        "required-value",
+        "required-presence",
+    ],
+)
 def test_an_active_answer_is_judged_like_a_jwt(
-        issuer: LoopbackIssuer, claims: dict[str, Any], rules: dict[str, Any],
-        error: type[Exception]) -> None:
+    issuer: LoopbackIssuer, claims: dict[str, Any], rules: dict[str, Any], error: type[Exception]
+) -> None:
     issuer.introspection_answer = issuer.introspected(issuer.claims(**claims))
     with pytest.raises(error) as by_introspection:
         introspector(issuer, rules=rules).introspect(issuer.opaque())
     with pytest.raises(error) as locally:
-        AccessTokenVerifier(issuer.issuer, issuer.audience, **rules).verify(
-            issuer.mint(**claims))
+        AccessTokenVerifier(issuer.issuer, issuer.audience, **rules).verify(issuer.mint(**claims))
     assert type(by_introspection.value) is type(locally.value) is error
 
 
 def test_an_answer_without_aud_does_not_open_the_api_to_an_opaque_token(
-        issuer: LoopbackIssuer) -> None:
+    issuer: LoopbackIssuer,
+) -> None:
     # Ory Hydra leaves "aud" out of the answer for a token granted no audience
     # (omitempty): such a token was meant for no API in particular, and a JWT
     # without aud is refused too (RFC 9068 §4). A JWT that passed the local checks
@@ -351,40 +440,66 @@ def test_an_answer_without_aud_does_not_open_the_api_to_an_opaque_token(
     assert introspector(issuer).confirm(token, verified) is verified
 
 
-def test_client_ids_and_required_claims_accept_a_matching_answer(
-        issuer: LoopbackIssuer) -> None:
+def test_client_ids_and_required_claims_accept_a_matching_answer(issuer: LoopbackIssuer) -> None:
     # Okta's answer names the client in client_id (a JWT has cid).
     rules = {"client_ids": ["0oa-test-client"], "required_claims": [("uid", "00u-test-user")]}
     answer = introspector(issuer, rules=rules).introspect(issuer.opaque()).claims()
     assert answer["client_id"] == "0oa-test-client" and "cid" not in answer
 
 
-@pytest.mark.parametrize("extra", [
-    {"token_type": "refresh_token"}, {"token_type": "id_token"}, {"token_type": 7},
-    {"token_use": "refresh_token"}, {"token_use": 1}, {"typ": "Refresh"}, {"typ": "ID"},
-    {"token_type": "DPoP"}, {"token_type": "DPoP", "cnf": {"x5t#S256": "abc"}},
-    {"cnf": "jkt"},
-], ids=["refresh", "id-token", "number", "hydra-refresh", "hydra-number",
-        "keycloak-refresh", "keycloak-id", "dpop-without-cnf", "dpop-without-jkt",
-        "cnf-not-object"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"token_type": "refresh_token"},
+        {"token_type": "id_token"},
+        {"token_type": 7},
+        {"token_use": "refresh_token"},
+        {"token_use": 1},
+        {"typ": "Refresh"},
+        {"typ": "ID"},
+        {"token_type": "DPoP"},
+        {"token_type": "DPoP", "cnf": {"x5t#S256": "abc"}},
+        {"cnf": "jkt"},
+    ],
+    ids=[
+        "refresh",
+        "id-token",
+        "number",
+        "hydra-refresh",
+        "hydra-number",
+        "keycloak-refresh",
+        "keycloak-id",
+        "dpop-without-cnf",
+        "dpop-without-jkt",
+        "cnf-not-object",
+    ],
+)
 def test_an_answer_that_is_not_a_usable_access_token_is_refused(
-        issuer: LoopbackIssuer, extra: dict[str, Any]) -> None:
+    issuer: LoopbackIssuer, extra: dict[str, Any]
+) -> None:
     issuer.introspection_answer = {**issuer.introspected(issuer.claims()), **extra}
     with pytest.raises(exc.InvalidToken) as info:
         introspector(issuer).introspect(issuer.opaque())
     assert type(info.value) in (exc.InvalidToken, exc.InvalidClaims)
 
 
-@pytest.mark.parametrize("extra", [
-    {"token_type": "Bearer"}, {"token_type": "bearer"}, {"token_type": "DPoP"},
-    {"token_use": "access_token"}, {"typ": "Bearer"},
-], ids=["bearer", "lower-case", "dpop", "hydra-access-token", "keycloak-bearer"])
-def test_access_token_types_are_accepted(issuer: LoopbackIssuer,
-                                         extra: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"token_type": "Bearer"},
+        {"token_type": "bearer"},
+        {"token_type": "DPoP"},
+        {"token_use": "access_token"},
+        {"typ": "Bearer"},
+    ],
+    ids=["bearer", "lower-case", "dpop", "hydra-access-token", "keycloak-bearer"],
+)
+def test_access_token_types_are_accepted(issuer: LoopbackIssuer, extra: dict[str, Any]) -> None:
     answer = {**issuer.introspected(issuer.claims(cnf={"jkt": "thumbprint"})), **extra}
     issuer.introspection_answer = answer
-    assert introspector(issuer).introspect(issuer.opaque()).claims() == \
-        {k: v for k, v in answer.items() if k != "active"}
+    assert introspector(issuer).introspect(issuer.opaque()).claims() == {
+        k: v for k, v in answer.items() if k != "active"
+    }
 
 
 def test_cnf_jkt_in_the_answer_binds_the_token(issuer: LoopbackIssuer) -> None:
@@ -396,14 +511,19 @@ def test_cnf_jkt_in_the_answer_binds_the_token(issuer: LoopbackIssuer) -> None:
     assert (plain.bound, plain.jkt) == (False, None)
 
 
-@pytest.mark.parametrize("jwt_cnf, answer_cnf, accepted", [
-    ({"jkt": "key-a"}, {"jkt": "key-a"}, True),
-    ({"jkt": "key-a"}, None, True),
-    ({"jkt": "key-a"}, {"jkt": "key-b"}, False),
-    (None, {"jkt": "key-b"}, False),
-], ids=["same-key", "answer-names-none", "another-key", "unbound-jwt"])
+@pytest.mark.parametrize(
+    "jwt_cnf, answer_cnf, accepted",
+    [
+        ({"jkt": "key-a"}, {"jkt": "key-a"}, True),
+        ({"jkt": "key-a"}, None, True),
+        ({"jkt": "key-a"}, {"jkt": "key-b"}, False),
+        (None, {"jkt": "key-b"}, False),
+    ],
+    ids=["same-key", "answer-names-none", "another-key", "unbound-jwt"],
+)
 def test_confirm_refuses_an_answer_bound_to_another_key(
-        issuer: LoopbackIssuer, jwt_cnf: Any, answer_cnf: Any, accepted: bool) -> None:
+    issuer: LoopbackIssuer, jwt_cnf: Any, answer_cnf: Any, accepted: bool
+) -> None:
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
     token = issuer.mint(cnf=jwt_cnf) if jwt_cnf else issuer.mint()
     verified = verifier.verify_token(token)
@@ -421,10 +541,12 @@ def test_confirm_refuses_an_answer_bound_to_another_key(
             check.confirm(token, verified)
 
 
-@pytest.mark.parametrize("other", [{"jti": "AT.another-token"}, {"sub": "mallory@example.com"}],
-                         ids=["jti", "sub"])
-def test_confirm_takes_no_answer_about_another_token(issuer: LoopbackIssuer,
-                                                      other: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "other", [{"jti": "AT.another-token"}, {"sub": "mallory@example.com"}], ids=["jti", "sub"]
+)
+def test_confirm_takes_no_answer_about_another_token(
+    issuer: LoopbackIssuer, other: dict[str, str]
+) -> None:
     # An answer whose jti or sub is not the token's describes some other token (a
     # confused endpoint or cache in front of it): no word on this one, so 503.
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
@@ -487,10 +609,10 @@ def test_an_answer_is_reused(issuer: LoopbackIssuer) -> None:
     assert calls(issuer) == 2 == check.calls
 
 
-@pytest.mark.parametrize("cache_ttl, lifetime", [(30, 3600), (300, 10)],
-                         ids=["ttl", "exp"])
+@pytest.mark.parametrize("cache_ttl, lifetime", [(30, 3600), (300, 10)], ids=["ttl", "exp"])
 def test_an_answer_is_reused_for_the_ttl_and_never_past_its_exp(
-        issuer: LoopbackIssuer, cache_ttl: int, lifetime: int) -> None:
+    issuer: LoopbackIssuer, cache_ttl: int, lifetime: int
+) -> None:
     clock = Clock()
     check = introspector(issuer, clock=clock, cache_ttl=cache_ttl)
     exp = int(clock.now) + lifetime
@@ -506,10 +628,14 @@ def test_an_answer_is_reused_for_the_ttl_and_never_past_its_exp(
     assert calls(issuer) == 2
 
 
-@pytest.mark.parametrize("revoked, cache_ttl, lifetime", [(False, 300, 10), (True, 30, 600)],
-                         ids=["active-answer-without-exp", "inactive"])
+@pytest.mark.parametrize(
+    "revoked, cache_ttl, lifetime",
+    [(False, 300, 10), (True, 30, 600)],
+    ids=["active-answer-without-exp", "inactive"],
+)
 def test_confirm_keeps_an_answer_until_the_jwt_expires_and_no_longer(
-        issuer: LoopbackIssuer, revoked: bool, cache_ttl: int, lifetime: int) -> None:
+    issuer: LoopbackIssuer, revoked: bool, cache_ttl: int, lifetime: int
+) -> None:
     # An active answer never outlives the JWT, even one that names no exp; an
     # inactive answer is final, kept long past the TTL until the JWT expires.
     clock = Clock()
@@ -540,8 +666,7 @@ def test_confirm_keeps_an_answer_until_the_jwt_expires_and_no_longer(
     assert calls(issuer) == 2
 
 
-def test_an_inactive_opaque_token_is_remembered_for_inactive_ttl(
-        issuer: LoopbackIssuer) -> None:
+def test_an_inactive_opaque_token_is_remembered_for_inactive_ttl(issuer: LoopbackIssuer) -> None:
     clock = Clock()
     check = introspector(issuer, clock=clock, cache_ttl=30)
     token = issuer.opaque()
@@ -637,7 +762,8 @@ def test_requests_waiting_for_a_failed_call_fail_with_it(issuer: LoopbackIssuer)
 
 @pytest.mark.parametrize("mode", ["error", "garbage", "unauthorized", "redirect", "huge"])
 def test_a_failing_endpoint_is_unavailable_never_inactive(
-        issuer: LoopbackIssuer, mode: str) -> None:
+    issuer: LoopbackIssuer, mode: str
+) -> None:
     issuer.introspection_mode = mode
     token = issuer.opaque()
     check = introspector(issuer)
@@ -668,8 +794,9 @@ def test_calls_pause_after_a_failure(issuer: LoopbackIssuer, mode: str) -> None:
     assert calls(issuer) == 2
 
 
-def test_a_refused_call_answers_its_token_only(issuer: LoopbackIssuer,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_a_refused_call_answers_its_token_only(
+    issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
     # Some servers refuse a token they cannot read (4xx) instead of calling it
     # inactive: junk tokens must not hold every other token at 503.
     caplog.set_level(logging.DEBUG, logger="okta_pyramid.tokens.introspection")
@@ -716,6 +843,7 @@ def test_a_stalled_endpoint_holds_only_the_calls_slots(issuer: LoopbackIssuer) -
                 outcomes.append((check.introspect(token), time.monotonic() - began))
             except Exception as error:
                 outcomes.append((error, time.monotonic() - began))
+
         return run
 
     threads = [in_thread(ask(token)) for token in tokens[:2]]
@@ -746,8 +874,10 @@ def test_a_busy_endpoint_answers_every_request(issuer: LoopbackIssuer) -> None:
     check = introspector(issuer, slots=CallSlots(2, untrusted=2, timeout=2))
     tokens = [issuer.opaque(sub=f"user{number}") for number in range(12)]
     subjects: list[str] = []
-    run_together(lambda token: subjects.append(check.introspect(token).claims()["sub"]),
-                 [(token,) for token in tokens])
+    run_together(
+        lambda token: subjects.append(check.introspect(token).claims()["sub"]),
+        [(token,) for token in tokens],
+    )
     assert sorted(subjects) == sorted(f"user{number}" for number in range(12))
     assert calls(issuer) == 12
 
@@ -760,8 +890,10 @@ def test_a_slow_endpoint_is_waited_for_once_it_has_answered(issuer: LoopbackIssu
     check.introspect(issuer.opaque())
     assert check.progress.patience == pytest.approx(2.0)  # 3 x 0.7 s, at most the timeout
     answers: list[Any] = []
-    run_together(lambda token: answers.append(check.introspect(token)),
-                 [(issuer.opaque(),) for _ in range(3)])
+    run_together(
+        lambda token: answers.append(check.introspect(token)),
+        [(issuer.opaque(),) for _ in range(3)],
+    )
     assert len(answers) == 3 and calls(issuer) == 4
 
 
@@ -771,9 +903,12 @@ def test_made_up_tokens_cannot_take_the_slots_of_signed_ones(issuer: LoopbackIss
     issuer.introspection_delay = 0.6
     slots = CallSlots(4, untrusted=2, timeout=5)
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
-    check = TokenIntrospector(IssuerClient(issuer.issuer, http_timeout=5),
-                              ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
-                              rules=verifier, slots=slots)
+    check = TokenIntrospector(
+        IssuerClient(issuer.issuer, http_timeout=5),
+        ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
+        rules=verifier,
+        slots=slots,
+    )
     check.introspect(issuer.opaque())  # discovery, out of the way
     junk = [in_thread(lambda: check.introspect(issuer.opaque())) for _ in range(6)]
     wait_for(lambda: slots.in_flight == 2)
@@ -803,7 +938,8 @@ def test_a_token_the_issuer_called_active_is_trusted_next_time(issuer: LoopbackI
 
 
 def test_an_incident_is_logged_once_without_the_token(
-        issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture) -> None:
+    issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     issuer.introspection_mode = "error"
     check = introspector(issuer, failure_backoff=0)
@@ -814,8 +950,11 @@ def test_an_incident_is_logged_once_without_the_token(
     issuer.introspection_mode = "ok"
     check.introspect(tokens[0])
     check.introspect(tokens[1])
-    warnings = [record.getMessage() for record in caplog.records
-                if record.name == LOGGER and record.levelno >= logging.WARNING]
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == LOGGER and record.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 2, warnings
     assert warnings[0].startswith("token introspection failed:") and "HTTP 500" in warnings[0]
     assert warnings[1] == "token introspection works again (after 3 failed call(s))"
@@ -828,12 +967,16 @@ def test_an_incident_is_logged_once_without_the_token(
 # -- the verifier that chooses ------------------------------------------------------------
 
 
-def introspecting(issuer: LoopbackIssuer, *, local: bool = True, opaque: bool = True,
-                  **options: Any) -> tuple[IntrospectingVerifier, TokenIntrospector]:
+def introspecting(
+    issuer: LoopbackIssuer, *, local: bool = True, opaque: bool = True, **options: Any
+) -> tuple[IntrospectingVerifier, TokenIntrospector]:
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience)
-    check = TokenIntrospector(IssuerClient(issuer.issuer, http_timeout=2),
-                              ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
-                              rules=verifier, **options)
+    check = TokenIntrospector(
+        IssuerClient(issuer.issuer, http_timeout=2),
+        ClientSecretBasic(issuer.CLIENT_ID, issuer.CLIENT_SECRET),
+        rules=verifier,
+        **options,
+    )
     return IntrospectingVerifier(verifier, check, local=local, opaque=opaque), check
 
 
@@ -870,11 +1013,14 @@ def test_a_token_that_is_not_a_jwt_is_refused_without_opaque(issuer: LoopbackIss
     assert calls(issuer) == 0 == check.calls
 
 
-@pytest.mark.parametrize("claims", [{"exp": 1}, {"aud": "api://other"}, {"iss": "https://x"},
-                                    {"typ": "Refresh"}], ids=["expired", "audience", "issuer",
-                                                              "typ"])
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": 1}, {"aud": "api://other"}, {"iss": "https://x"}, {"typ": "Refresh"}],
+    ids=["expired", "audience", "issuer", "typ"],
+)
 def test_a_jwt_judged_by_introspection_alone_is_prechecked_for_free(
-        issuer: LoopbackIssuer, claims: dict[str, Any]) -> None:
+    issuer: LoopbackIssuer, claims: dict[str, Any]
+) -> None:
     # The org server's tokens cannot be verified locally, but their claims can refuse
     # them before any call: a made-up token must at least look like a live one.
     judge, check = introspecting(issuer, local=False, opaque=False)
@@ -893,12 +1039,14 @@ def test_without_local_validation_a_jwt_is_introspected(issuer: LoopbackIssuer) 
     assert issuer.hits["/oauth2/default/v1/keys"] == 0
 
 
-@pytest.mark.parametrize("token", ["abc def", "abc\u00e9", "a,b", "=abc", "abc%41",
-                                   "ab\tc", "", "a" * 16385],
-                         ids=["space", "non-ascii", "comma", "leading-padding", "percent",
-                              "tab", "empty", "too-long"])
+@pytest.mark.parametrize(
+    "token",
+    ["abc def", "abc\u00e9", "a,b", "=abc", "abc%41", "ab\tc", "", "a" * 16385],
+    ids=["space", "non-ascii", "comma", "leading-padding", "percent", "tab", "empty", "too-long"],
+)
 def test_a_token_outside_rfc6750_b64token_is_refused_without_a_call(
-        issuer: LoopbackIssuer, token: str) -> None:
+    issuer: LoopbackIssuer, token: str
+) -> None:
     judge, check = introspecting(issuer)
     with pytest.raises(exc.MalformedToken):
         judge.verify_token(token)

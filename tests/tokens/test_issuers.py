@@ -1,4 +1,5 @@
 """MultiIssuerVerifier: choosing the issuer, and the cached token's short path."""
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -23,15 +24,20 @@ def second() -> Iterator[LoopbackIssuer]:
 
 @pytest.fixture
 def verifier(issuer: LoopbackIssuer, second: LoopbackIssuer) -> MultiIssuerVerifier:
-    return MultiIssuerVerifier([
-        AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2),
-        AccessTokenVerifier(second.issuer, second.audience, http_timeout=2),
-    ])
+    return MultiIssuerVerifier(
+        [
+            AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2),
+            AccessTokenVerifier(second.issuer, second.audience, http_timeout=2),
+        ]
+    )
 
 
 def test_a_cached_token_is_found_by_its_digest_without_reading_iss(
-        verifier: MultiIssuerVerifier, issuer: LoopbackIssuer, second: LoopbackIssuer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier: MultiIssuerVerifier,
+    issuer: LoopbackIssuer,
+    second: LoopbackIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     reads: list[str] = []
     original = issuers_module.unverified_issuer
 
@@ -48,8 +54,9 @@ def test_a_cached_token_is_found_by_its_digest_without_reading_iss(
         assert reads.count(token) == 1
 
 
-def test_a_lost_route_only_costs_a_decode(verifier: MultiIssuerVerifier,
-                                          second: LoopbackIssuer) -> None:
+def test_a_lost_route_only_costs_a_decode(
+    verifier: MultiIssuerVerifier, second: LoopbackIssuer
+) -> None:
     token = second.mint()
     first = verifier.verify_token(token)
     verifier._routes.clear()
@@ -58,9 +65,12 @@ def test_a_lost_route_only_costs_a_decode(verifier: MultiIssuerVerifier,
 
 
 def test_the_route_is_bounded(issuer: LoopbackIssuer, second: LoopbackIssuer) -> None:
-    verifier = MultiIssuerVerifier([
-        AccessTokenVerifier(issuer.issuer, issuer.audience, token_cache_size=1),
-        AccessTokenVerifier(second.issuer, second.audience, token_cache_size=1)])
+    verifier = MultiIssuerVerifier(
+        [
+            AccessTokenVerifier(issuer.issuer, issuer.audience, token_cache_size=1),
+            AccessTokenVerifier(second.issuer, second.audience, token_cache_size=1),
+        ]
+    )
     verifier._max_routes = 3
     for _ in range(7):
         verifier.verify_token(issuer.mint())
@@ -68,9 +78,9 @@ def test_the_route_is_bounded(issuer: LoopbackIssuer, second: LoopbackIssuer) ->
 
 
 @pytest.mark.parametrize("token", ["a.b", "abc", "x.y.z", "e30.e30.x", "e30.W10.x"])
-def test_what_names_no_issuer_is_refused(verifier: MultiIssuerVerifier, token: str,
-                                         issuer: LoopbackIssuer,
-                                         second: LoopbackIssuer) -> None:
+def test_what_names_no_issuer_is_refused(
+    verifier: MultiIssuerVerifier, token: str, issuer: LoopbackIssuer, second: LoopbackIssuer
+) -> None:
     with pytest.raises((MalformedToken, InvalidIssuer)):
         verifier.verify_token(token)
     assert sum(issuer.hits.values()) + sum(second.hits.values()) == 0

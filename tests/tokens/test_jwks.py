@@ -1,4 +1,5 @@
 """Discovery and the key cache, over real HTTP to the loopback issuer."""
+
 from __future__ import annotations
 
 import base64
@@ -58,9 +59,18 @@ def test_metadata_issuer_must_match_exactly(issuer: LoopbackIssuer) -> None:
         IssuerClient(issuer.issuer).metadata()
 
 
-@pytest.mark.parametrize("jwks_uri", [None, 42, "ftp://x/keys", "http://evil.example.com/keys",
-                                      "/relative/keys", "https://[::1/keys",
-                                      "https://keys.example.com:99999/keys"])
+@pytest.mark.parametrize(
+    "jwks_uri",
+    [
+        None,
+        42,
+        "ftp://x/keys",
+        "http://evil.example.com/keys",
+        "/relative/keys",
+        "https://[::1/keys",
+        "https://keys.example.com:99999/keys",
+    ],
+)
 def test_metadata_needs_a_usable_jwks_uri(issuer: LoopbackIssuer, jwks_uri: Any) -> None:
     issuer.metadata_overrides = {"jwks_uri": jwks_uri}
     with pytest.raises(FetchError, match="jwks_uri"):
@@ -108,38 +118,59 @@ def test_oversized_document_is_refused(issuer: LoopbackIssuer) -> None:
 def test_unusable_keys_are_skipped() -> None:
     good = public_jwk(rsa_key(1), "good")
     weak = public_jwk(rsa_key(7, 1024), "weak")
-    keys, _ = parse_jwks({"keys": [
-        good,
-        weak,
-        {**public_jwk(rsa_key(2), "enc"), "use": "enc"},
-        {**public_jwk(rsa_key(2), "ps"), "alg": "PS256"},
-        {**public_jwk(rsa_key(2), "ops"), "key_ops": ["encrypt"]},
-        {**public_jwk(rsa_key(2), "priv"), "d": "AQAB"},
-        {**public_jwk(rsa_key(2), "good")},  # duplicate kid: the first one wins
-        {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
-        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
-        {"kty": "RSA", "kid": 7, "n": good["n"], "e": good["e"]},
-        "not a key",
-    ]})
+    keys, _ = parse_jwks(
+        {
+            "keys": [
+                good,
+                weak,
+                {**public_jwk(rsa_key(2), "enc"), "use": "enc"},
+                {**public_jwk(rsa_key(2), "ps"), "alg": "PS256"},
+                {**public_jwk(rsa_key(2), "ops"), "key_ops": ["encrypt"]},
+                {**public_jwk(rsa_key(2), "priv"), "d": "AQAB"},
+                {**public_jwk(rsa_key(2), "good")},  # duplicate kid: the first one wins
+                {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+                {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+                {"kty": "RSA", "kid": 7, "n": good["n"], "e": good["e"]},
+                "not a key",
+            ]
+        }
+    )
     assert set(keys) == {"good"}
     assert keys["good"].public_numbers() == rsa_key(1).public_key().public_numbers()
 
 
-def test_an_rsa_key_that_cannot_be_named_is_skipped_aloud(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_an_rsa_key_that_cannot_be_named_is_skipped_aloud(caplog: pytest.LogCaptureFixture) -> None:
     # Otherwise a key set whose only key has no kid would be a silent 503.
     good = public_jwk(rsa_key(1), "good")
     nameless = {k: v for k, v in public_jwk(rsa_key(2), "x").items() if k != "kid"}
-    keys, _ = parse_jwks({"keys": [good, nameless, {**public_jwk(rsa_key(2), "good")},
-                                   {**public_jwk(rsa_key(2), "enc"), "use": "enc"}]})
+    keys, _ = parse_jwks(
+        {
+            "keys": [
+                good,
+                nameless,
+                {**public_jwk(rsa_key(2), "good")},
+                {**public_jwk(rsa_key(2), "enc"), "use": "enc"},
+            ]
+        }
+    )
     assert set(keys) == {"good"}
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         "issuer key set: an RSA key has no kid; ignored",
-        "issuer key set: key 'good' is listed twice; the first is used"]
+        "issuer key set: key 'good' is listed twice; the first is used",
+    ]
 
 
-@pytest.mark.parametrize("document", [[], {"keys": {}}, {"nokeys": []}, "x", {"keys": []},
-                                      {"keys": [{**public_jwk(rsa_key(1), "k"), "alg": "RSA256"}]}])
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        {"keys": {}},
+        {"nokeys": []},
+        "x",
+        {"keys": []},
+        {"keys": [{**public_jwk(rsa_key(1), "k"), "alg": "RSA256"}]},
+    ],
+)
 def test_malformed_key_set(document: Any) -> None:
     with pytest.raises(FetchError):
         parse_jwks(document)
@@ -266,13 +297,13 @@ class FakeClock:
 
 
 def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
-        issuer: LoopbackIssuer) -> None:
+    issuer: LoopbackIssuer,
+) -> None:
     # With the default cooldown, the first fetch after start-up is "recent" for every
     # request that arrives while it is in flight: they must wait for it, not answer
     # "unknown kid" (a burst of 401s for valid tokens at every cold start).
     issuer.jwks_delay = 0.3
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30,
-                  max_waiters=8)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30, max_waiters=8)
     results: list[Any] = []
     barrier = threading.Barrier(8)
 
@@ -290,10 +321,10 @@ def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
 
 
 def test_a_made_up_kid_during_an_in_flight_fetch_does_not_fetch_again(
-        issuer: LoopbackIssuer) -> None:
+    issuer: LoopbackIssuer,
+) -> None:
     issuer.jwks_delay = 0.3
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30,
-                  max_waiters=6)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=5), refetch_cooldown=30, max_waiters=6)
     errors: list[str] = []
     barrier = threading.Barrier(6)
 
@@ -326,8 +357,9 @@ def verify_concurrently(verifier: AccessTokenVerifier, token: str, count: int) -
 
 
 def test_requests_with_a_rotated_key_share_its_fetch(issuer: LoopbackIssuer) -> None:
-    verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2,
-                                   jwks_refetch_cooldown=0.2)
+    verifier = AccessTokenVerifier(
+        issuer.issuer, issuer.audience, http_timeout=2, jwks_refetch_cooldown=0.2
+    )
     verifier.keys.max_waiters = 5
     verifier.verify(issuer.mint())
     time.sleep(0.3)  # a refetch is due again
@@ -419,8 +451,7 @@ def test_nobody_waits_on_a_fetch_past_the_deadline(issuer: LoopbackIssuer) -> No
 def test_only_a_few_requests_wait_for_a_fetch(issuer: LoopbackIssuer) -> None:
     # Each waiting request holds a server thread; the others are answered at once.
     issuer.jwks_delay = 1
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
-                  max_waiters=1)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30, max_waiters=1)
     results: list[Any] = []
     first = in_thread(lambda: results.append(keys.get("key-1")))
     wait_until_fetching(keys)
@@ -440,8 +471,7 @@ def test_everyone_waits_for_a_fetch_that_runs_its_normal_time(issuer: LoopbackIs
     # A burst of requests for keys not held yet (start-up, a rotation): however many,
     # they share the one fetch while it takes its normal time, whatever max_waiters.
     issuer.jwks_delay = 0.2
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
-                  max_waiters=1)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30, max_waiters=1)
     found: list[Any] = []
     run_together(lambda: found.append(keys.get("key-1")), [()] * 16)
     assert len(found) == 16 and issuer.hits[KEYS] == 1
@@ -450,8 +480,7 @@ def test_everyone_waits_for_a_fetch_that_runs_its_normal_time(issuer: LoopbackIs
 def test_surplus_waiters_leave_a_fetch_that_runs_long(issuer: LoopbackIssuer) -> None:
     # Once the fetch runs past its normal time (a quarter of the 2 s timeout), only
     # max_waiters requests go on waiting; the others are answered then.
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=0,
-                  max_waiters=1)
+    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=0, max_waiters=1)
     keys.refresh()
     issuer.mode = "drip_headers"
     fetch = in_thread(keys.refresh)
@@ -476,8 +505,9 @@ def test_surplus_waiters_leave_a_fetch_that_runs_long(issuer: LoopbackIssuer) ->
 
 def test_a_kid_certainly_unknown_is_401_while_a_fetch_hangs(issuer: LoopbackIssuer) -> None:
     clock = FakeClock()
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
-                  max_waiters=0, clock=clock)
+    keys = KeySet(
+        IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30, max_waiters=0, clock=clock
+    )
     keys.get("key-1")
     issuer.mode = "drip_headers"
     fetch = in_thread(keys.refresh)  # the background refresh, stalled
@@ -502,25 +532,33 @@ _ZERO_N = base64.urlsafe_b64encode(b"\0" + _N_INT.to_bytes(256, "big")).rstrip(b
 _NOT_UINT = "not a minimal base64url integer"
 
 
-@pytest.mark.parametrize(("n", "e", "reason"), [
-    pytest.param(_N, "Aw", "exponent below 65537", id="e=3"),
-    pytest.param(_N, "__8", "exponent below 65537", id="e=65535"),
-    pytest.param(_N, "AQAC", "even exponent", id="e=65538 even"),
-    pytest.param(b64url_uint(_N_INT + 1), "AQAB", "even modulus", id="even modulus"),
-    pytest.param(_ZERO_N, "AQAB", _NOT_UINT, id="n with a leading zero octet"),
-    pytest.param(_N, "AAEAAQ", _NOT_UINT, id="e with a leading zero octet"),
-    pytest.param(_N[:100] + "+" + _N[101:], "AQAB", _NOT_UINT, id="n with a + character"),
-    pytest.param(_N + "==", "AQAB", _NOT_UINT, id="n with padding"),
-    pytest.param(_N[:100] + " " + _N[100:], "AQAB", _NOT_UINT, id="n with a space"),
-    pytest.param(_N[:200] + "é" + _N[201:], "AQAB", _NOT_UINT, id="n not ASCII"),
-    pytest.param(_N[:-1] + _ALPHABET[_ALPHABET.index(_N[-1]) | 1], "AQAB", _NOT_UINT,
-                 id="n with spare bits set"),
-    pytest.param(_N, "AQAB\n", _NOT_UINT, id="e with a newline"),
-    pytest.param(_N, "", _NOT_UINT, id="e empty"),
-    pytest.param(_N, 65537, _NOT_UINT, id="e a number"),
-])
+@pytest.mark.parametrize(
+    ("n", "e", "reason"),
+    [
+        pytest.param(_N, "Aw", "exponent below 65537", id="e=3"),
+        pytest.param(_N, "__8", "exponent below 65537", id="e=65535"),
+        pytest.param(_N, "AQAC", "even exponent", id="e=65538 even"),
+        pytest.param(b64url_uint(_N_INT + 1), "AQAB", "even modulus", id="even modulus"),
+        pytest.param(_ZERO_N, "AQAB", _NOT_UINT, id="n with a leading zero octet"),
+        pytest.param(_N, "AAEAAQ", _NOT_UINT, id="e with a leading zero octet"),
+        pytest.param(_N[:100] + "+" + _N[101:], "AQAB", _NOT_UINT, id="n with a + character"),
+        pytest.param(_N + "==", "AQAB", _NOT_UINT, id="n with padding"),
+        pytest.param(_N[:100] + " " + _N[100:], "AQAB", _NOT_UINT, id="n with a space"),
+        pytest.param(_N[:200] + "é" + _N[201:], "AQAB", _NOT_UINT, id="n not ASCII"),
+        pytest.param(
+            _N[:-1] + _ALPHABET[_ALPHABET.index(_N[-1]) | 1],
+            "AQAB",
+            _NOT_UINT,
+            id="n with spare bits set",
+        ),
+        pytest.param(_N, "AQAB\n", _NOT_UINT, id="e with a newline"),
+        pytest.param(_N, "", _NOT_UINT, id="e empty"),
+        pytest.param(_N, 65537, _NOT_UINT, id="e a number"),
+    ],
+)
 def test_keys_that_are_not_sound_rsa_keys_are_refused(
-        n: str, e: Any, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    n: str, e: Any, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # RFC 7518 §6.3.1: n and e are Base64urlUInt values, minimal and unpadded.
     bad = {**public_jwk(rsa_key(2), "bad"), "n": n, "e": e}
     keys, _ = parse_jwks({"keys": [bad, public_jwk(rsa_key(1), "good")]})
@@ -540,6 +578,7 @@ def test_sound_keys_are_kept() -> None:
 
 
 # -- TLS ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def loopback_tls() -> Any:
@@ -565,8 +604,9 @@ def _trusting(ca_file: Any) -> Any:
     return session
 
 
-def test_https_fetches_share_one_tls_context(https_issuer: LoopbackIssuer,
-                                             loopback_tls: Any) -> None:
+def test_https_fetches_share_one_tls_context(
+    https_issuer: LoopbackIssuer, loopback_tls: Any
+) -> None:
     # Loading the trusted authorities costs milliseconds of CPU; requests would do it
     # for every new connection, and every fetch opens new connections.
     client = IssuerClient(https_issuer.issuer, session=_trusting(loopback_tls.ca_file))
@@ -581,8 +621,7 @@ def test_https_still_refuses_a_server_it_does_not_trust(https_issuer: LoopbackIs
         IssuerClient(https_issuer.issuer).get_json(https_issuer.jwks_uri)
 
 
-def test_https_still_checks_the_host_name(https_issuer: LoopbackIssuer,
-                                          loopback_tls: Any) -> None:
+def test_https_still_checks_the_host_name(https_issuer: LoopbackIssuer, loopback_tls: Any) -> None:
     # The certificate names 127.0.0.1 only.
     url = https_issuer.jwks_uri.replace("127.0.0.1", "localhost")
     client = IssuerClient(https_issuer.issuer, session=_trusting(loopback_tls.ca_file))
@@ -593,10 +632,14 @@ def test_https_still_checks_the_host_name(https_issuer: LoopbackIssuer,
 
 # -- kept-alive connections (introspection) ------------------------------------------
 
+
 def _post(client: IssuerClient, issuer: LoopbackIssuer) -> Any:
     credentials = base64.b64encode(f"{issuer.CLIENT_ID}:{issuer.CLIENT_SECRET}".encode())
-    return client.post_form(issuer.introspection_endpoint, {"token": issuer.mint()},
-                            headers={"Authorization": "Basic " + credentials.decode()})
+    return client.post_form(
+        issuer.introspection_endpoint,
+        {"token": issuer.mint()},
+        headers={"Authorization": "Basic " + credentials.decode()},
+    )
 
 
 def test_keep_alive_makes_one_connection_for_many_exchanges(issuer: LoopbackIssuer) -> None:
@@ -627,7 +670,8 @@ def test_the_deadline_covers_an_exchange_on_a_kept_connection(issuer: LoopbackIs
 
 
 def test_a_kept_connection_the_server_closed_is_replaced_within_the_exchange(
-        issuer: LoopbackIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer: LoopbackIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import urllib3.connectionpool
 
     client = IssuerClient(issuer.issuer, keep_alive=True)
@@ -648,10 +692,15 @@ def test_a_server_that_refuses_is_not_asked_twice() -> None:
         client.post_form(url + "/v1/introspect", {"token": "x"})
 
 
-def test_keep_alive_over_https_is_watched_too(https_issuer: LoopbackIssuer,
-                                              loopback_tls: Any) -> None:
-    client = IssuerClient(https_issuer.issuer, http_timeout=0.5, keep_alive=True,
-                          session=_trusting(loopback_tls.ca_file))
+def test_keep_alive_over_https_is_watched_too(
+    https_issuer: LoopbackIssuer, loopback_tls: Any
+) -> None:
+    client = IssuerClient(
+        https_issuer.issuer,
+        http_timeout=0.5,
+        keep_alive=True,
+        session=_trusting(loopback_tls.ca_file),
+    )
     for _ in range(3):
         assert _post(client, https_issuer)["active"] is True
     assert https_issuer.connections == 1

@@ -1,4 +1,5 @@
 """Keys are fetched in the background after start and refreshed before they go stale."""
+
 from __future__ import annotations
 
 import socket
@@ -58,8 +59,9 @@ def test_no_thread_when_the_interval_is_zero(settings) -> None:
 
 
 def keyset(issuer: LoopbackIssuer, backoff: float = 0.05) -> KeySet:
-    return KeySet(IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30,
-                  failure_backoff=backoff)
+    return KeySet(
+        IssuerClient(issuer.issuer, http_timeout=2), refetch_cooldown=30, failure_backoff=backoff
+    )
 
 
 def test_refreshes_every_interval_and_picks_up_rotation(issuer, refreshers) -> None:
@@ -90,8 +92,7 @@ def test_retries_with_backoff_until_the_issuer_is_back(issuer, refreshers) -> No
 
 def test_backoff_doubles_up_to_the_interval(issuer) -> None:
     refresher = KeyRefresher(keyset(issuer, backoff=5), interval=300)
-    assert [refresher.next_delay(n) for n in range(8)] == [
-        300, 5, 10, 20, 40, 80, 160, 300]
+    assert [refresher.next_delay(n) for n in range(8)] == [300, 5, 10, 20, 40, 80, 160, 300]
 
 
 def test_first_fetch_waits_for_a_loopback_issuer_to_listen(issuer, refreshers) -> None:
@@ -147,8 +148,9 @@ def test_thread_survives_an_unexpected_error(issuer, refreshers, monkeypatch) ->
 def test_a_stalled_issuer_does_not_stop_the_refresher(issuer, refreshers) -> None:
     # Headers that never end: each attempt is cut at the deadline and tried again.
     issuer.mode = "drip_headers"
-    keys = KeySet(IssuerClient(issuer.issuer, http_timeout=0.3), refetch_cooldown=30,
-                  failure_backoff=0.05)
+    keys = KeySet(
+        IssuerClient(issuer.issuer, http_timeout=0.3), refetch_cooldown=30, failure_backoff=0.05
+    )
     refresher = KeyRefresher(keys, interval=60)
     refreshers.append(refresher)
     refresher.start()

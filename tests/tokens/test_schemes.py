@@ -1,4 +1,5 @@
 """The request-level check without Pyramid: schemes, binding and proof in one place."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,17 +26,20 @@ from ..issuer import LoopbackIssuer
 URL = "https://api.example.com/orders"
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    (None, None),
-    ("", None),
-    ("Basic dXNlcjpwdw==", None),
-    ("Bearerabc", None),
-    ("Bearer abc", Credentials("Bearer", "abc")),
-    ("bEaReR  abc ", Credentials("Bearer", "abc")),
-    ("DPoP abc", Credentials("DPoP", "abc")),
-    ("dpop a.b.c", Credentials("DPoP", "a.b.c")),
-    ("DPoP", Credentials("DPoP", "")),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("Basic dXNlcjpwdw==", None),
+        ("Bearerabc", None),
+        ("Bearer abc", Credentials("Bearer", "abc")),
+        ("bEaReR  abc ", Credentials("Bearer", "abc")),
+        ("DPoP abc", Credentials("DPoP", "abc")),
+        ("dpop a.b.c", Credentials("DPoP", "a.b.c")),
+        ("DPoP", Credentials("DPoP", "")),
+    ],
+)
 def test_read_authorization(header: str | None, expected: Credentials | None) -> None:
     assert read_authorization(header) == expected
 
@@ -52,8 +56,10 @@ class Setup:
 
     def dpop(self, token: str | None = None, **kw: Any) -> list[tuple[str, str]]:
         token = token or self.bound
-        return [("Authorization", f"DPoP {token}"),
-                ("DPoP", make_proof(self.key, "GET", URL, access_token=token, **kw))]
+        return [
+            ("Authorization", f"DPoP {token}"),
+            ("DPoP", make_proof(self.key, "GET", URL, access_token=token, **kw)),
+        ]
 
 
 @pytest.fixture
@@ -107,8 +113,10 @@ def test_two_authorization_headers_are_a_malformed_request(setup: Setup, second:
     # Authorization appears once (RFC 9110 §11.6.2). A WSGI server joins two with a
     # comma, which is refused there; used on its own, the verifier refuses them too.
     first = ("Authorization", f"Bearer {setup.unbound}")
-    for headers in ([first, ("authorization", second.format(token=setup.unbound))],
-                    [("authorization", second.format(token=setup.unbound)), first]):
+    for headers in (
+        [first, ("authorization", second.format(token=setup.unbound))],
+        [("authorization", second.format(token=setup.unbound)), first],
+    ):
         with pytest.raises(MalformedRequest) as raised:
             setup.check.verify("GET", URL, headers)
         assert raised.value.reason == "invalid_request"
@@ -116,8 +124,10 @@ def test_two_authorization_headers_are_a_malformed_request(setup: Setup, second:
 
 def test_the_proof_must_carry_this_tokens_hash(setup: Setup, issuer: LoopbackIssuer) -> None:
     other = issuer.mint(cnf={"jkt": setup.jkt})
-    headers = [("Authorization", f"DPoP {setup.bound}"),
-               ("DPoP", make_proof(setup.key, "GET", URL, access_token=other))]
+    headers = [
+        ("Authorization", f"DPoP {setup.bound}"),
+        ("DPoP", make_proof(setup.key, "GET", URL, access_token=other)),
+    ]
     with pytest.raises(InvalidDPoPProof) as raised:
         setup.check.verify("GET", URL, headers)
     assert raised.value.reason == "dpop_token_hash"
@@ -158,13 +168,15 @@ def test_the_binding_is_read_once_per_verified_token(setup: Setup) -> None:
 
 @pytest.mark.parametrize("cache_size", [4096, 0])
 def test_the_tokens_hash_is_checked_with_and_without_the_token_cache(
-        issuer: LoopbackIssuer, cache_size: int) -> None:
+    issuer: LoopbackIssuer, cache_size: int
+) -> None:
     # A cached token hands its digest to the proof check (the cache key is the same
     # SHA-256 that ath encodes, RFC 9449 §4.2); without a cache the proof check hashes
     # the token itself. Either way a proof for another token is refused.
     setup = Setup(issuer)
-    setup.tokens = AccessTokenVerifier(issuer.issuer, issuer.audience, http_timeout=2,
-                                       token_cache_size=cache_size)
+    setup.tokens = AccessTokenVerifier(
+        issuer.issuer, issuer.audience, http_timeout=2, token_cache_size=cache_size
+    )
     setup.check = RequestVerifier(setup.tokens, DPoPVerifier())
     other = issuer.mint(cnf={"jkt": setup.jkt})
     for _ in range(2):  # the second time from the cache, when there is one
@@ -172,9 +184,14 @@ def test_the_tokens_hash_is_checked_with_and_without_the_token_cache(
         token = setup.tokens.verify_token(setup.bound)
         assert token.digest == (token_digest(setup.bound) if cache_size else None)
         with pytest.raises(InvalidDPoPProof) as raised:
-            setup.check.verify("GET", URL, [
-                ("Authorization", f"DPoP {setup.bound}"),
-                ("DPoP", make_proof(setup.key, "GET", URL, access_token=other))])
+            setup.check.verify(
+                "GET",
+                URL,
+                [
+                    ("Authorization", f"DPoP {setup.bound}"),
+                    ("DPoP", make_proof(setup.key, "GET", URL, access_token=other)),
+                ],
+            )
         assert raised.value.reason == "dpop_token_hash"
         # The other token, with a proof of its own, after this one.
         assert setup.check.verify("GET", URL, setup.dpop(other)).scheme == "DPoP"

@@ -1,4 +1,5 @@
 """okta_pyramid.tokens is usable without Pyramid: nothing in it imports the web framework."""
+
 from __future__ import annotations
 
 import subprocess
@@ -67,7 +68,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_the_verifier_works_without_pyramid() -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "verified without Pyramid"
