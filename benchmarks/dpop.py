@@ -28,8 +28,8 @@ import argparse
 import gc
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import requests
 from cryptography.hazmat.primitives import hashes
@@ -40,7 +40,6 @@ from okta_pyramid.tokens._jws import b64url_decode
 from okta_pyramid.tokens.dpop import DPoPVerifier, make_proof
 from okta_pyramid.tokens.schemes import DPOP, Credentials, RequestVerifier
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
-
 from tests.issuer import LoopbackIssuer
 
 TARGET = 1.25

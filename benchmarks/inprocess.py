@@ -15,8 +15,9 @@ import logging
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jwt
 import requests
@@ -25,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from jwt.utils import base64url_decode
 
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
-
 from tests.issuer import LoopbackIssuer
 
 from .tls import LoopbackTLS

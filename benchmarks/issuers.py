@@ -16,13 +16,13 @@ import gc
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 from okta_pyramid.tokens import AccessTokenVerifier, MultiIssuerVerifier
-
 from tests.issuer import LoopbackIssuer, SigningKey, rsa_key
 
 from .tls import LoopbackTLS, make_loopback_tls

@@ -19,9 +19,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 PERCENTILES = (50, 90, 99)
 #: One request's headers; a workload cycles through a list of them.

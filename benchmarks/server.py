@@ -12,12 +12,12 @@ import argparse
 import logging
 import sys
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import waitress
 
 from okta_pyramid import main as make_app
-
 
 #: Calibration path: /api/hello after this many microseconds of pure-Python work.
 SPIN_PATH = "/bench/spin"

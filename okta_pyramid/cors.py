@@ -7,7 +7,7 @@ because a browser never sends credentials on a preflight.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pyramid.registry import Registry
 from pyramid.request import Request

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pyramid.exceptions import ConfigurationError
 

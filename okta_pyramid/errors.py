@@ -9,8 +9,9 @@ code or scheme is a row in that table (and :data:`SCHEMES`), not a new branch.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pyramid.authorization import Deny
 from pyramid.config import Configurator

@@ -11,7 +11,8 @@ cannot answer makes the request 503, never 200. Other views keep the local check
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
@@ -24,9 +25,8 @@ from .errors import answer
 from .security import authentication, withhold_claims
 from .settings import IssuerSettings, OktaSettings
 from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
-from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .tokens.capacity import CallSlots, calls_for_threads
-from .tokens.shared import RedisStore, SharedStoreUnavailable
+from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .tokens.introspection import (
     ClientAuthentication,
     ClientSecretBasic,
@@ -36,6 +36,7 @@ from .tokens.introspection import (
     PrivateKeyJWT,
     TokenIntrospector,
 )
+from .tokens.shared import RedisStore, SharedStoreUnavailable
 
 log = logging.getLogger(__name__)
 

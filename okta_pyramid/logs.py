@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import itertools
 import json
 import logging
-import itertools
 import re
 import secrets
-from typing import Callable
+from collections.abc import Callable
 
 from pyramid.config import Configurator
 from pyramid.registry import Registry

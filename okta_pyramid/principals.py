@@ -38,7 +38,8 @@ Claim values of an unexpected JSON type are ignored, never an error.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pyramid.authorization import Authenticated
 

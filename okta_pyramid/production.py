@@ -14,7 +14,7 @@ start-up, about an audience that other APIs share.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated

@@ -9,7 +9,8 @@ import functools
 import ipaddress
 import logging
 import re
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from pyramid.authorization import ACLHelper, Everyone
@@ -39,8 +40,8 @@ from .tokens import (
 )
 from .tokens.exceptions import MalformedRequest, VerificationError
 from .tokens.introspection import IntrospectionUnavailable
-from .tokens.shared import SharedStoreUnavailable
 from .tokens.schemes import BEARER, DPOP
+from .tokens.shared import SharedStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ def _has_access_token(query: str) -> bool:
 class TokenIdentity:
     """The caller, as described by a validated access token."""
 
-    __slots__ = ("token", "principals_of", "scheme", "proof", "_claims")
+    __slots__ = ("_claims", "principals_of", "proof", "scheme", "token")
 
     def __init__(
         self,

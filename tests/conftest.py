@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import webtest
 from pyramid.config import Configurator
 
 from okta_pyramid import main
-from okta_pyramid.tokens.verifier import AccessTokenVerifier
 from okta_pyramid.tokens.refresher import KeyRefresher
+from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from .issuer import LoopbackIssuer
 from .services import RedisServer

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from okta_pyramid.tokens.verifier import VerifiedToken
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rsa_key(index: int, bits: int = 2048) -> rsa.RSAPrivateKey:
     """The same generated key for the same index for the whole run (keygen is slow)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)

@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import webob
@@ -672,7 +673,7 @@ def test_the_demo_dpop_endpoint_needs_a_dpop_bound_token(
 def test_an_acl_can_allow_only_dpop(
     config: Configurator, issuer: LoopbackIssuer, client: Client
 ) -> None:
-    from pyramid.authorization import Allow, Deny, Everyone, ALL_PERMISSIONS
+    from pyramid.authorization import ALL_PERMISSIONS, Allow, Deny, Everyone
 
     from okta_pyramid.principals import DPOP_TOKEN
 

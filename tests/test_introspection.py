@@ -5,8 +5,9 @@ against the loopback issuer's real ``/v1/introspect``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import webtest
@@ -19,7 +20,6 @@ from okta_pyramid.settings import parse_settings
 from .helpers import webtest_app
 from .issuer import DROP, LoopbackIssuer
 from .test_dpop import Client as DPoPClient
-from .test_dpop import thumbprint
 
 INTROSPECT = "/oauth2/default/v1/introspect"
 

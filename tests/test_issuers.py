@@ -4,7 +4,8 @@ issuers on loopback (discovery, keys and introspection over HTTP)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest

@@ -4,7 +4,7 @@ never names a token, a subject or a client."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import webtest

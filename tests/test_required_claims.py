@@ -3,15 +3,16 @@ start-up, enforced by the verifier."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
 from okta_pyramid import main
-from okta_pyramid.tokens.exceptions import InvalidClaims, RequiredClaimNotMet
 from okta_pyramid.settings import parse_settings
+from okta_pyramid.tokens.exceptions import InvalidClaims, RequiredClaimNotMet
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, claim_matches
 
 from .issuer import DROP, LoopbackIssuer

@@ -11,8 +11,9 @@ import subprocess
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -367,7 +368,7 @@ def test_an_answer_is_shared_no_longer_than_any_answer_is_reused(
 ) -> None:
     # The longest an introspector reuses an answer: its longest cache TTL, or an
     # hour for an inactive token whose expiry it does not know.
-    assert MAX_ENTRY_LIFETIME >= max(INACTIVE_TTL, MAX_INTROSPECTION_CACHE_TTL)
+    assert max(INACTIVE_TTL, MAX_INTROSPECTION_CACHE_TTL) <= MAX_ENTRY_LIFETIME
     # A revoked token that expires in a day is refused by its process for a day, but
     # shared, and believed by another, for MAX_ENTRY_LIFETIME at most.
     store = RedisStore(redis_url)

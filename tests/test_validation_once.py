@@ -8,14 +8,14 @@ RequestLocalCache does) and permits, views and the error views all reuse it.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import webtest
 from pyramid.config import Configurator
-from pyramid.request import Request
-
 from pyramid.interfaces import ISecurityPolicy
+from pyramid.request import Request
 
 from okta_pyramid.permissions import AUTHENTICATED, Root
 from okta_pyramid.principals import principals_for

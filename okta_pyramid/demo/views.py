@@ -13,7 +13,6 @@ from pyramid.view import view_config
 
 from ..permissions import AUTHENTICATED
 
-
 HELLO = json.dumps(
     {"message": "Hello! This endpoint is public; /api/whoami needs an access token."}
 ).encode()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
@@ -31,11 +32,11 @@ from .revocation import RevokedTokens
 from .tokens import TokenFactory
 
 __all__ = [
-    "includeme",
     "DevIssuerSettings",
     "DevServer",
     "KeyStore",
     "TokenFactory",
+    "includeme",
     "prefetch_keys",
     "token_factory",
 ]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.paster import get_appsettings
@@ -38,8 +38,8 @@ from . import token_factory
 from .config import (
     MAX_TOKEN_LIFETIME,
     MIN_TOKEN_LIFETIME,
-    is_scope_token,
     DevIssuerSettings,
+    is_scope_token,
     parse_devissuer_servers,
 )
 from .dpop import KeyFileError, key_thumbprint, load_key_file

@@ -8,8 +8,9 @@ and the development issuer must agree on it, so it is configured once.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError

@@ -31,8 +31,8 @@ __all__ = [
     "TOKEN_TYPE",
     "KeyFileError",
     "generate_key_file",
-    "load_key_file",
     "key_thumbprint",
+    "load_key_file",
     "token_endpoint_verifier",
 ]
 

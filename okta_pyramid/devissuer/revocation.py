@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..tokens.replay import InMemoryReplayStore, ReplayStoreFull
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from pyramid.authentication import extract_http_basic_credentials

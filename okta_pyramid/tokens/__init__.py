@@ -14,6 +14,7 @@ What is checked, and why, is in docs/validation.md.
 from __future__ import annotations
 
 from .capacity import CallSlots
+from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
 from .exceptions import (
     ExpiredToken,
     ImmatureToken,
@@ -31,7 +32,6 @@ from .exceptions import (
     UnsupportedHeader,
     VerificationError,
 )
-from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
 from .introspection import (
     ClientSecretBasic,
     ClientSecretPost,
@@ -46,7 +46,6 @@ from .jwks import IssuerClient, KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayQuotaExceeded, ReplayStore, ReplayStoreFull
-from .shared import RedisStore, SharedStoreUnavailable
 from .schemes import (
     BindingMismatch,
     Credentials,
@@ -55,6 +54,7 @@ from .schemes import (
     VerifiedRequest,
     read_authorization,
 )
+from .shared import RedisStore, SharedStoreUnavailable
 from .verifier import AccessTokenVerifier, VerifiedToken
 
 __all__ = [
@@ -69,8 +69,8 @@ __all__ = [
     "DPoPVerifier",
     "ExpiredToken",
     "ImmatureToken",
-    "InactiveToken",
     "InMemoryReplayStore",
+    "InactiveToken",
     "IntrospectingVerifier",
     "IntrospectionUnavailable",
     "InvalidAudience",
@@ -83,17 +83,18 @@ __all__ = [
     "IssuerUnavailable",
     "KeyRefresher",
     "KeySet",
-    "make_proof",
     "MalformedRequest",
     "MalformedToken",
     "MultiIssuerVerifier",
     "PrivateKeyJWT",
+    "RedisStore",
     "ReplayQuotaExceeded",
     "ReplayStore",
     "ReplayStoreFull",
     "RequestVerifier",
     "RequiredClaimNotMet",
     "SchemeNotAccepted",
+    "SharedStoreUnavailable",
     "TokenIntrospector",
     "UnknownKey",
     "UnsupportedAlgorithm",
@@ -102,7 +103,6 @@ __all__ = [
     "VerificationError",
     "VerifiedRequest",
     "VerifiedToken",
+    "make_proof",
     "read_authorization",
-    "RedisStore",
-    "SharedStoreUnavailable",
 ]

@@ -50,7 +50,8 @@ import math
 import re
 import secrets
 import time
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives import hashes
@@ -59,6 +60,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ._jwk import (
     ALGORITHMS as SUPPORTED_ALGORITHMS,
+)
+from ._jwk import (
     LRU,
     Algorithm,
     BadSignature,
@@ -149,7 +152,7 @@ class UseDPoPNonce(InvalidToken):
 class DPoPProof:
     """A proof that passed every check."""
 
-    __slots__ = ("jkt", "alg", "claims", "next_nonce")
+    __slots__ = ("alg", "claims", "jkt", "next_nonce")
 
     def __init__(
         self, jkt: str, alg: str, claims: dict[str, Any], next_nonce: str | None = None

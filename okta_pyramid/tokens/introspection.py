@@ -71,7 +71,8 @@ import re
 import secrets
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 from urllib.parse import quote_plus
 
 import jwt
@@ -266,7 +267,7 @@ def load_private_key(pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateK
 class _Flight:
     """One introspection call under way, which requests for the same token share."""
 
-    __slots__ = ("done", "deadline", "result", "error")
+    __slots__ = ("deadline", "done", "error", "result")
 
     def __init__(self, deadline: float) -> None:
         self.done = threading.Event()

@@ -31,7 +31,8 @@ The rules, and why:
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
 
 from . import _jws
 from .cache import token_digest

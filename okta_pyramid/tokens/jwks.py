@@ -17,8 +17,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -263,7 +264,7 @@ class _Watched:
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _watched_pool(pool: type) -> type:
     connection = type(f"Watched{pool.ConnectionCls.__name__}", (_Watched, pool.ConnectionCls), {})
     return type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": connection})

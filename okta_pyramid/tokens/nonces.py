@@ -19,7 +19,7 @@ import hmac
 import math
 import secrets
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ._jws import b64url_encode
 

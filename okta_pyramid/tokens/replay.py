@@ -18,7 +18,8 @@ import logging
 import math
 import threading
 import time
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from .exceptions import VerificationError
 

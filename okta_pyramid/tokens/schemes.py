@@ -24,7 +24,8 @@ accepted raises :class:`SchemeNotAccepted`, naming the scheme to use instead.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple, Union
 
 from .dpop import DPoPProof, DPoPVerifier
 from .exceptions import InvalidToken, MalformedRequest

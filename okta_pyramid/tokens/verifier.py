@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import requests
 
@@ -94,15 +95,15 @@ class VerifiedToken:
     """
 
     __slots__ = (
-        "payload",
-        "not_before",
-        "not_after",
-        "bound",
-        "jkt",
-        "digest",
-        "issuer",
         "_claims",
         "_principals",
+        "bound",
+        "digest",
+        "issuer",
+        "jkt",
+        "not_after",
+        "not_before",
+        "payload",
     )
 
     def __init__(

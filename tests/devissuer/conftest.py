@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest

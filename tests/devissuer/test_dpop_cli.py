@@ -4,7 +4,6 @@ run as the installed commands, as a developer runs them."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess

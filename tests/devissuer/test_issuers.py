@@ -3,8 +3,8 @@ so that several issuers can be tried offline; ``okta-pyramid-token --issuer``.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import jwt
 import pytest

@@ -35,7 +35,7 @@ def test_the_list_keeps_each_jti_until_its_expiry_only():
     assert "a" not in revoked and len(revoked) == 2
     assert revoked.revoke("d", 1040)
     clock.now = 1030
-    assert list(sorted(j for j in "abcd" if j in revoked)) == ["d"]
+    assert sorted(j for j in "abcd" if j in revoked) == ["d"]
 
 
 def test_the_list_refuses_to_make_room_by_forgetting(caplog):

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from pyramid.exceptions import ConfigurationError
 
+from okta_pyramid.settings import DEFAULT_TOKEN_CACHE_SIZE, parse_settings
+from okta_pyramid.tokens.cache import VerifiedTokenCache, token_digest
 from okta_pyramid.tokens.exceptions import (
     ExpiredToken,
     ImmatureToken,
@@ -21,8 +23,6 @@ from okta_pyramid.tokens.exceptions import (
     InvalidSignature,
     UnknownKey,
 )
-from okta_pyramid.settings import DEFAULT_TOKEN_CACHE_SIZE, parse_settings
-from okta_pyramid.tokens.cache import VerifiedTokenCache, token_digest
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from ..helpers import run_together

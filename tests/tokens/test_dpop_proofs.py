@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from okta_pyramid.tokens._jwk import der_signature
 from okta_pyramid.tokens.cache import token_digest
-from okta_pyramid.tokens.exceptions import InvalidToken
 from okta_pyramid.tokens.dpop import (
     DEFAULT_ALGORITHMS,
     MAX_JTI_LENGTH,
@@ -37,6 +36,7 @@ from okta_pyramid.tokens.dpop import (
     access_token_hash,
     make_proof,
 )
+from okta_pyramid.tokens.exceptions import InvalidToken
 
 NOW = 1_700_000_000
 URL = "https://api.example.com/api/whoami"

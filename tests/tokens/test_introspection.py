@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from okta_pyramid.tokens import exceptions as exc
+from okta_pyramid.tokens.capacity import CallSlots
 from okta_pyramid.tokens.introspection import (
     INACTIVE_TTL,
     ClientSecretBasic,
@@ -25,7 +27,6 @@ from okta_pyramid.tokens.introspection import (
     load_private_key,
     signing_algorithm,
 )
-from okta_pyramid.tokens.capacity import CallSlots
 from okta_pyramid.tokens.jwks import IssuerClient
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -180,7 +181,7 @@ def test_unknown_kid_refetch_is_rate_limited(issuer: LoopbackIssuer) -> None:
     clock = FakeClock()
     keys = KeySet(IssuerClient(issuer.issuer), refetch_cooldown=30, clock=clock)
     keys.get("key-1")
-    for second in range(0, 95):
+    for second in range(95):
         clock.now += 1
         with pytest.raises(exc.UnknownKey):
             keys.get(f"made-up-{second}")
