@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.server --issuer URL [--token-cache-size N] [--threads N]``
 prints ``LISTENING <port>`` once it accepts connections on 127.0.0.1, then
-serves until it is terminated. It is the real application (``okta_pyramid.main``)
+serves until it is terminated. It is the real application (``okta_pyramid.app.main``)
 under the real waitress server, in its own process.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import waitress
 
-from okta_pyramid import main as make_app
+from okta_pyramid.app import main as make_app
 
 #: Calibration path: /api/hello after this many microseconds of pure-Python work.
 SPIN_PATH = "/bench/spin"

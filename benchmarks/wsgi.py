@@ -16,7 +16,7 @@ from typing import Any
 
 from webob import Request
 
-from okta_pyramid import main as make_app
+from okta_pyramid.app import main as make_app
 
 from .e2e import HELLO, WHOAMI_DISTINCT, WHOAMI_REUSED
 

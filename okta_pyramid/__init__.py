@@ -1,14 +1,22 @@
-"""okta_pyramid: protect a Pyramid API with OAuth 2.0 access tokens from Okta."""
+"""okta_pyramid: protect a Pyramid API with OAuth 2.0 access tokens from Okta.
+
+``config.include("okta_pyramid")`` is the add-on; the application that
+``pserve development.ini`` serves is :mod:`okta_pyramid.app`, and the
+Pyramid-free verification core is :mod:`okta_pyramid.tokens`.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
 
-__all__ = ["includeme", "main"]
+__all__ = ["__version__", "includeme"]
+
+#: The one place the version is written (setup.cfg reads it from here).
+__version__ = "0.9.0"
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +101,7 @@ def includeme(config: Configurator) -> None:
     config.registry.okta_request_verifier = RequestVerifier(judge, dpop, mode=settings.dpop)
     config.include(".security")
     config.include(".introspection")
-    config.set_root_factory(Root)
+    _default_root_factory(config, Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)
     config.include(".errors")
@@ -101,7 +109,6 @@ def includeme(config: Configurator) -> None:
         config.include(".cors")
     if settings.console:
         config.include(".console")
-    config.include(".logs")
     if settings.environment == "production":
         config.include(".production")
     config.include(".keys")
@@ -109,28 +116,25 @@ def includeme(config: Configurator) -> None:
         config.include(".metrics")
 
 
-def main(global_config: dict[str, Any], **settings: Any):
-    """The okta_pyramid application: the add-on plus the demonstration API.
 
-    Setting values may name environment variables (``${OKTA_ISSUER}``, see
-    :mod:`okta_pyramid.environ`). Under ``pserve`` a refused configuration ends the
-    process with one log line naming the setting; called from Python, it raises
-    :class:`~pyramid.exceptions.ConfigurationError`.
-    """
-    from pyramid.config import Configurator
-    from pyramid.exceptions import ConfigurationError
+#: Actions run in ``order``; the application's own ``set_root_factory`` runs at the
+#: default order (0), so this one runs after it and sees whether it did.
+_AFTER_THE_APPLICATIONS_OWN = 1
 
-    from .environ import expand_settings
-    from .server import refuse_to_start
 
-    try:
-        with Configurator(settings=expand_settings(settings)) as config:
-            config.include(".")
-            config.include(".health")
-            config.include(".demo")
-        return config.make_wsgi_app()
-    except ConfigurationError as exc:
-        if global_config.get("__script__") == "pserve":
-            # An operator reads one line naming the setting, not a traceback.
-            refuse_to_start(exc)
-        raise
+def _default_root_factory(config: Configurator, root: type) -> None:
+    """Make ``root`` the root factory unless the application sets one of its own
+    (``Configurator(root_factory=...)`` or ``config.set_root_factory`` anywhere):
+    its resources then carry the ACLs (docs/authorization.md)."""
+    from pyramid.interfaces import IDefaultRootFactory, IRootFactory
+
+    registry = config.registry
+
+    def register() -> None:
+        if registry.queryUtility(IRootFactory) is None:
+            registry.registerUtility(root, IRootFactory)
+            registry.registerUtility(root, IDefaultRootFactory)
+
+    config.action(
+        ("okta_pyramid", "default root factory"), register, order=_AFTER_THE_APPLICATIONS_OWN
+    )

@@ -8,7 +8,7 @@ import pytest
 import webtest
 from pyramid.config import Configurator
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.tokens.refresher import KeyRefresher
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 

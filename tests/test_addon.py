@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import webtest
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IRoutesMapper, ITweens
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from okta_pyramid.permissions import AUTHENTICATED
 
+from . import tiny_app
 from .helpers import webtest_app
 from .issuer import LoopbackIssuer
 
@@ -67,3 +70,51 @@ def test_the_addon_adds_no_demo_routes(config: Configurator) -> None:
 def test_missing_issuer_stops_start_up(make_config: Callable[..., Configurator]) -> None:
     with pytest.raises(ConfigurationError, match=r"^okta\.issuer:"):
         make_config(issuer="")
+
+
+def test_an_app_that_includes_only_the_addon_gets_nothing_it_did_not_ask_for(
+    issuer: LoopbackIssuer,
+) -> None:
+    app = tiny_app.make_app(issuer.issuer, issuer.audience, own_root=True)
+    tweens = app.registry.getUtility(ITweens)
+    assert [name for name, _ in tweens.implicit() if name.startswith("okta_pyramid")] == []
+    routes = app.registry.getUtility(IRoutesMapper).get_routes()
+    assert [route.name for route in routes] == ["catalogue", "basket"]
+    client = webtest.TestApp(app)
+    public = client.get("/catalogue")
+    bought = client.get("/basket", headers={"Authorization": "Bearer " + issuer.mint()})
+    for response in (public, bought):
+        # Vary is the add-on's own business: the answer depends on the credentials.
+        assert sorted(response.headers) == ["Content-Length", "Content-Type", "Vary"]
+        assert response.headers["Vary"] == "Authorization"
+
+
+def test_the_apps_own_root_factory_decides(issuer: LoopbackIssuer) -> None:
+    token = {"Authorization": "Bearer " + issuer.mint()}
+    own = webtest.TestApp(tiny_app.make_app(issuer.issuer, issuer.audience, own_root=True))
+    assert own.get("/catalogue").json == {"root": "Shop"}
+    own.get("/basket", status=401)
+    assert own.get("/basket", headers=token).json == {"buyer": "alice@example.com"}
+    # Without one, the add-on's root applies, whose ACL grants neither permission.
+    default = webtest.TestApp(tiny_app.make_app(issuer.issuer, issuer.audience))
+    default.get("/catalogue", status=401)
+    default.get("/catalogue", headers=token, status=403)
+
+
+def test_a_root_factory_set_in_the_apps_own_include_is_kept(
+    settings: dict[str, Any],
+) -> None:
+    def resources(config: Configurator) -> None:
+        config.set_root_factory(tiny_app.Shop)
+
+    with Configurator(settings=settings) as config:
+        config.include("okta_pyramid")
+        config.include(resources)  # neither include path is a prefix of the other
+        config.add_route("catalogue", "/catalogue")
+        config.add_view(
+            lambda request: {"root": type(request.context).__name__},
+            route_name="catalogue",
+            renderer="json",
+            permission="browse",
+        )
+    assert webtest_app(config).get("/catalogue").json == {"root": "Shop"}

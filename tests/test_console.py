@@ -10,7 +10,7 @@ import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.console import ASSETS, CONTENT_SECURITY_POLICY
 from okta_pyramid.settings import parse_settings
 

@@ -38,7 +38,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress.server import create_server
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 
 from .issuer import LoopbackIssuer
 

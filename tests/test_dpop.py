@@ -823,7 +823,7 @@ def test_the_dpop_settings_reach_the_verifier(make_app: Callable[..., webtest.Te
 def test_production_warns_once_about_a_per_process_nonce_secret(
     settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from okta_pyramid import main
+    from okta_pyramid.app import main
 
     caplog.set_level(logging.WARNING)
     main(

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from okta_pyramid import main
-from okta_pyramid.environ import expand_settings, expand_value
+from okta_pyramid.app import main
+from okta_pyramid.app.environ import expand_settings, expand_value
 
 ENV = {"OKTA_ISSUER": "https://example.okta.com/oauth2/default", "EMPTY": "", "PCT": "50%"}
 

@@ -484,7 +484,7 @@ def test_a_client_secret_is_never_sent_to_the_servers_of_another_host(method: st
 
 
 def test_several_lines_from_one_environment_variable() -> None:
-    from okta_pyramid.environ import expand_settings
+    from okta_pyramid.app.environ import expand_settings
 
     lines = f"{ISSUER} api://orders\n{PARTNER_ISSUER} api://partners"
     expanded = expand_settings(

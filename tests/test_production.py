@@ -14,7 +14,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.production import check_includes
 from okta_pyramid.settings import parse_settings
 

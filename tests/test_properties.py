@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webob import Request
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.tokens.exceptions import InvalidToken
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 

@@ -10,7 +10,7 @@ import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens.exceptions import InvalidClaims, RequiredClaimNotMet
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, claim_matches

@@ -5,7 +5,7 @@ import logging
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from okta_pyramid.server import server_factory, waitress_settings
+from okta_pyramid.app.server import server_factory, waitress_settings
 
 
 def test_reads_values_from_the_environment_and_drops_empty_ones(monkeypatch) -> None:

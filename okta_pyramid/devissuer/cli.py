@@ -33,7 +33,7 @@ from pyramid.paster import get_appsettings
 from pyramid.scripts.common import parse_vars
 from pyramid.settings import aslist
 
-from ..environ import expand_settings
+from ..app.environ import expand_settings
 from . import token_factory
 from .config import (
     MAX_TOKEN_LIFETIME,

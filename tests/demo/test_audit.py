@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import webtest
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 
 from ..issuer import LoopbackIssuer
 
@@ -61,13 +61,13 @@ def views_of(output: str) -> dict[str, str | None]:
         (
             "/api/messages",
             {
-                "okta_pyramid.demo.messages.list_messages": "messages.read",
-                "okta_pyramid.demo.messages.post_message": "messages.write",
+                "okta_pyramid.app.demo.messages.list_messages": "messages.read",
+                "okta_pyramid.app.demo.messages.post_message": "messages.write",
             },
         ),
-        ("/api/admin", {"okta_pyramid.demo.messages.admin": "admin"}),
-        ("/api/whoami", {"okta_pyramid.demo.views.whoami": "authenticated"}),
-        ("/api/hello", {"okta_pyramid.demo.views.hello": "__no_permission_required__"}),
+        ("/api/admin", {"okta_pyramid.app.demo.messages.admin": "admin"}),
+        ("/api/whoami", {"okta_pyramid.app.demo.views.whoami": "authenticated"}),
+        ("/api/hello", {"okta_pyramid.app.demo.views.hello": "__no_permission_required__"}),
     ],
 )
 def test_pviews_shows_each_views_permission(ini: str, path: str, expected: dict[str, str]) -> None:

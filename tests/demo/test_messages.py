@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import webtest
 
-from okta_pyramid.demo.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
+from okta_pyramid.app.demo.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
 
 from ..helpers import run_together
 from ..issuer import LoopbackIssuer

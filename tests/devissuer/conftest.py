@@ -15,7 +15,7 @@ import pytest
 import webtest
 from webtest.http import StopableWSGIServer
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 
 CLIENTS = """
 svc-client    s3cret-value   api.read api.write

@@ -11,7 +11,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.paster import get_appsettings
 from pyramid.settings import aslist
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.devissuer.config import SETTING_NAMES, Client, parse_devissuer_settings
 
 from ..test_settings import Recording

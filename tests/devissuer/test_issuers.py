@@ -12,7 +12,7 @@ import webtest
 from pyramid.exceptions import ConfigurationError
 from webtest.http import StopableWSGIServer
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.devissuer.config import parse_devissuer_servers
 
 from .conftest import DevServer, basic, dev_settings

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from okta_pyramid import main
+from okta_pyramid.app import main
 from okta_pyramid.tokens.jwks import IssuerClient, KeySet
 from okta_pyramid.tokens.refresher import KeyRefresher, wait_until_listening
 

@@ -9,7 +9,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import exception_view_config
 
-from ..errors import add_json_error_views, json_error
+from okta_pyramid.errors import add_json_error_views, json_error
 
 log = logging.getLogger(__name__)
 

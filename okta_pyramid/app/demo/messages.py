@@ -1,6 +1,6 @@
 """The demonstration message board: reading needs scope ``messages:read``, posting
 needs ``messages:write``, ``/api/admin`` needs group ``Admins`` (see the ACL in
-:mod:`okta_pyramid.demo.resources`). Views only name the permission.
+:mod:`okta_pyramid.app.demo.resources`). Views only name the permission.
 
 Posting and ``/api/admin`` change or reveal state, so where token introspection is
 configured (development.ini) they also need a live token: a revoked token is
@@ -23,7 +23,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from ..errors import json_error
+from okta_pyramid.errors import json_error
 from .resources import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pyramid.authorization import Allow
 
-from ..permissions import DENY_BEARER_TOKENS, Root
-from ..principals import group, scope
+from okta_pyramid.permissions import DENY_BEARER_TOKENS, Root
+from okta_pyramid.principals import group, scope
 
 #: Read the message board: tokens with scope ``messages:read``.
 READ_MESSAGES = "messages.read"

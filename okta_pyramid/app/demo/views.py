@@ -11,7 +11,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from ..permissions import AUTHENTICATED
+from okta_pyramid.permissions import AUTHENTICATED
 
 HELLO = json.dumps(
     {"message": "Hello! This endpoint is public; /api/whoami needs an access token."}
