@@ -1,4 +1,5 @@
-# `make run` serves the app; `make test` runs every test; `make bench` measures;
+# `make run` serves the app; `make test` runs every test; `make lint` checks style and
+# types; `make dist` builds the sdist and the wheel; `make bench` measures;
 # `make test-all` runs every test on each supported Python the machine has (tox.ini).
 # Each builds .venv first, with the Python that PYTHON names: PYTHON=python3.13 make run.
 PYTHON ?= python3
@@ -9,7 +10,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 
-.PHONY: run test test-all test-other-pythons bench clean chromium services
+.PHONY: run test lint dist test-all test-other-pythons bench clean chromium services
 
 # pyenv's shims run only the Pythons pyenv has selected (python3.13 fails while 3.11 is
 # selected), so a Python is looked for in each pyenv version's own bin folder too.
@@ -25,7 +26,7 @@ PY_MINOR := $(subst $(space),.,$(wordlist 1,2,$(subst ., ,$(PY_VERSION))))
 # The stamp names the Python the venv was built with: naming another Python rebuilds it.
 INSTALLED := $(BIN)/.installed-python$(PY_VERSION)
 
-$(INSTALLED): setup.cfg setup.py
+$(INSTALLED): setup.cfg pyproject.toml
 	@test -n "$(PYTHON_EXE)" || { echo "PYTHON=$(PYTHON) does not run here;" \
 		"name a Python $(firstword $(SUPPORTED_PYTHONS)) or later, e.g. PYTHON=python3.12" >&2; exit 1; }
 	@if [ -e $(VENV) ] && [ "$$($(BIN)/python -c 'import platform; \
@@ -45,8 +46,27 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# PYTEST_ARGS passes options on, e.g. PYTEST_ARGS='-m "not e2e" -x'.
 test: $(INSTALLED) node_modules/.installed chromium services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (lint, then the format check) and mypy (pyproject.toml says how strict), in
+# seconds; versions pinned in the `lint` extra.
+$(BIN)/.lint-installed: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	touch $@
+
+lint: $(BIN)/.lint-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The sdist and the wheel in dist/, checked by twine (tests/test_packaging.py also
+# installs the wheel alone and serves an app with it).
+dist: $(INSTALLED)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
 
 # tox, in the venv, builds one environment per Python (.tox/py3XX) and runs the tests in
 # each; it is shown pyenv's Pythons as well, and names each Python it did not find.
@@ -97,4 +117,4 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache node_modules .tox
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache node_modules .tox dist build
