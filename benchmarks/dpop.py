@@ -185,8 +185,8 @@ def _measure(
         for name, run in runs[index % 3 :] + runs[: index % 3]:
             samples[name].append(run(batch))
     es256 = samples[ES256]
-    proof_ratios = [p / e for p, e in zip(samples[PROOF], es256)]
-    request_ratios = [r / e for r, e in zip(samples[REQUEST], es256)]
+    proof_ratios = [p / e for p, e in zip(samples[PROOF], es256, strict=True)]
+    request_ratios = [r / e for r, e in zip(samples[REQUEST], es256, strict=True)]
     return DPoPResult(
         es256_micros=statistics.median(es256),
         dpop_micros=statistics.median(samples[PROOF]),

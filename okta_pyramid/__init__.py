@@ -116,7 +116,6 @@ def includeme(config: Configurator) -> None:
         config.include(".metrics")
 
 
-
 #: Actions run in ``order``; the application's own ``set_root_factory`` runs at the
 #: default order (0), so this one runs after it and sees whether it did.
 _AFTER_THE_APPLICATIONS_OWN = 1

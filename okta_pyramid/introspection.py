@@ -49,12 +49,14 @@ LIVE_FAILURE = "okta_pyramid.live_token_failure"
 def client_authentication(settings: OktaSettings) -> ClientAuthentication:
     """The client credentials of ``okta.introspection_*``."""
     introspection = settings.introspection
-    assert introspection is not None
+    if introspection is None:
+        raise ValueError("okta.introspection_client_id: not set, so there is no client")
     if introspection.auth_method == "private_key_jwt":
         return PrivateKeyJWT(
             introspection.client_id, introspection.private_key, key_id=introspection.key_id
         )
-    assert introspection.client_secret is not None
+    if introspection.client_secret is None:
+        raise ValueError("okta.introspection_client_secret: not set")
     if introspection.auth_method == "client_secret_post":
         return ClientSecretPost(introspection.client_id, introspection.client_secret)
     return ClientSecretBasic(introspection.client_id, introspection.client_secret)

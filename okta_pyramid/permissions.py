@@ -35,10 +35,10 @@ _SCOPE_PREFIX = scope("")
 class Root:
     """Root of the resource tree: the ACL that maps principals to permissions."""
 
-    __acl__ = [
+    __acl__ = (
         (Allow, Authenticated, AUTHENTICATED),
         (Deny, Everyone, ALL_PERMISSIONS),
-    ]
+    )
 
     def __init__(self, request: object) -> None:
         self.request = request

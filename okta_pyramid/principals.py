@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 #: The principal of a request whose token is sender-constrained and came with a valid
 #: DPoP proof. An ACL that denies :data:`BEARER_TOKEN` first requires DPoP for a
 #: permission (docs/dpop.md).
-DPOP_TOKEN = "token:dpop"
+DPOP_TOKEN = "token:dpop"  # noqa: S105 - a principal's name, not a secret
 #: The principal of a request whose token was sent as ``Authorization: Bearer``.
-BEARER_TOKEN = "token:bearer"
+BEARER_TOKEN = "token:bearer"  # noqa: S105 - a principal's name, not a secret
 
 
 def user(sub: str) -> str:

@@ -37,7 +37,7 @@ DEVELOPMENT_ONLY = {
 def _development_only(name: str) -> str | None:
     name = name.strip().lstrip(".")
     for package in DEVELOPMENT_ONLY:
-        if name == package or name.startswith(package + ".") or name.startswith(package + ":"):
+        if name == package or name.startswith((package + ".", package + ":")):
             return package
     return None
 

@@ -48,5 +48,5 @@ if __name__ == "__main__":
     server = waitress.server.create_server(
         make_app(sys.argv[1], sys.argv[2], own_root=True), host="127.0.0.1", port=0
     )
-    print(f"http://127.0.0.1:{server.effective_port}", flush=True)
+    print(f"http://127.0.0.1:{server.effective_port}", flush=True)  # noqa: T201 - the test reads it
     server.run()

@@ -89,7 +89,7 @@ def _check_ports(settings: dict[str, Any]) -> None:
     if "port" in settings:
         _check_port("port", str(settings["port"]).strip())
     for address in aslist(settings.get("listen", "")):
-        host, colon, port = address.rpartition(":")
+        _host, colon, port = address.rpartition(":")
         if colon and "]" not in port:
             _check_port("listen", port)
 

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: The ``token_type`` of a DPoP-bound access token (RFC 9449 §5).
-TOKEN_TYPE = "DPoP"
+TOKEN_TYPE = "DPoP"  # noqa: S105 - a token type's name, not a secret
 #: A PEM private key is a few kilobytes at most; a larger file is not one.
 MAX_KEY_FILE_BYTES = 64 * 1024
 # RFC 7638 §3.2: the members that identify a key of each type.

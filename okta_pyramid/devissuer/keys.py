@@ -182,7 +182,8 @@ class KeyStore:
                 # Private keys must never be committed, wherever the folder is.
                 with open(ignore, "w", encoding="ascii") as out:
                     out.write("*\n")
-            handle = open(os.path.join(self.folder, LOCK_FILE), "a")
+            # Closed by the `with` below, once the open cannot fail any more.
+            handle = open(os.path.join(self.folder, LOCK_FILE), "a")  # noqa: SIM115
         except OSError as exc:
             raise KeyStoreError(f"cannot use the keys folder {self.folder}: {exc}") from None
         with handle:

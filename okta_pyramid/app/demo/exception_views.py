@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 @exception_view_config(Exception)
 def server_error(exc: Exception, request: Request) -> Response:
     # The raw PATH_INFO: decoding request.path may be what failed.
-    log.exception(
+    log.error(
         "unhandled %s on %s %r",
         type(exc).__name__,
         request.method,
         request.environ.get("PATH_INFO"),
+        exc_info=exc,  # an exception view runs after the handler: name the exception
     )
     return json_error(500, "server_error", "the server failed to answer this request")
 

@@ -24,6 +24,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from okta_pyramid.errors import json_error
+
 from .resources import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES
 
 log = logging.getLogger(__name__)

@@ -26,16 +26,16 @@ class ApiResource(Root):
     group grants which permission. The root's entries follow, ending with a deny.
     """
 
-    __acl__ = [
+    __acl__ = (
         (Allow, scope("messages:read"), READ_MESSAGES),
         (Allow, scope("messages:write"), WRITE_MESSAGES),
         (Allow, group("Admins"), ADMINISTER),
         *Root.__acl__,
-    ]
+    )
 
 
 class SenderConstrained(Root):
     """The context of the endpoints that need a DPoP-bound token: every permission is
     denied to a token sent as ``Bearer``, then the root's entries apply."""
 
-    __acl__ = [DENY_BEARER_TOKENS, *Root.__acl__]
+    __acl__ = (DENY_BEARER_TOKENS, *Root.__acl__)
