@@ -35,6 +35,7 @@ def includeme(config: Configurator) -> None:
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
     from .introspection import shared_store, tokens_judge
+    from .parts import OktaParts
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
     from .tokens import (
@@ -47,9 +48,6 @@ def includeme(config: Configurator) -> None:
     from .tokens.capacity import key_waiters_for_threads
 
     settings = parse_settings(config.get_settings())
-    config.registry.okta_settings = settings
-    #: One verifier per trusted issuer (``okta.issuer``'s lines), by issuer URL: each
-    #: with its own metadata, keys, cooldown and verified-token cache.
     verifiers = {
         line.issuer: AccessTokenVerifier(
             line.issuer,
@@ -64,12 +62,8 @@ def includeme(config: Configurator) -> None:
         )
         for line in settings.issuers
     }
-    config.registry.okta_verifiers = verifiers
-    #: The state the processes share (``okta.shared_store``); ``None``: in-process.
-    shared = config.registry.okta_shared_store = shared_store(settings)
+    shared = shared_store(settings)
     judge = tokens_judge(settings, verifiers, shared)
-    # The one verifier; with several issuers, the verifier that chooses among them.
-    config.registry.okta_verifier = next(iter(verifiers.values())) if len(verifiers) == 1 else judge
     dpop = None
     if settings.dpop != "disabled":
         nonces = None
@@ -96,9 +90,15 @@ def includeme(config: Configurator) -> None:
             nonces=nonces,
             replay_store=replays,
         )
-    #: The DPoP proof checker (``None`` when ``okta.dpop = disabled``).
-    config.registry.okta_dpop = dpop
-    config.registry.okta_request_verifier = RequestVerifier(judge, dpop, mode=settings.dpop)
+    config.registry.okta = OktaParts(
+        settings=settings,
+        verifiers=verifiers,
+        verifier=next(iter(verifiers.values())) if len(verifiers) == 1 else judge,
+        judge=judge,
+        dpop=dpop,
+        request_verifier=RequestVerifier(judge, dpop, mode=settings.dpop),
+        shared_store=shared,
+    )
     config.include(".security")
     config.include(".introspection")
     _default_root_factory(config, Root)

@@ -14,6 +14,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from .errors import json_error
+from .parts import okta_parts
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 # DPoP: the proof of a sender-constrained token (RFC 9449 §4.1).
@@ -38,7 +39,7 @@ class CORSTween:
 
     def __init__(self, handler: Callable[[Request], Response], registry: Registry) -> None:
         self.handler = handler
-        settings = registry.okta_settings
+        settings = okta_parts(registry).settings
         self.any_origin = "*" in settings.cors_allowed_origins
         self.origins = frozenset(settings.cors_allowed_origins)
         self.max_age = settings.cors_max_age

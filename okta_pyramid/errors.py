@@ -21,6 +21,7 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
 
+from .parts import okta_parts
 from .permissions import scopes_granting
 from .principals import BEARER_TOKEN
 from .security import MalformedRequest, authentication
@@ -204,11 +205,12 @@ def challenge(
 
 def answer(request: Request, failure: Exception | None, used: str | None = None) -> Response:
     """:func:`challenge` with the application's realm, schemes and DPoP algorithms."""
-    schemes = request.registry.okta_request_verifier.schemes
-    dpop = request.registry.okta_dpop
+    okta = okta_parts(request.registry)
+    schemes = okta.request_verifier.schemes
+    dpop = okta.dpop
     return challenge(
         failure,
-        realm=request.registry.okta_settings.realm,
+        realm=okta.settings.realm,
         schemes=schemes,
         used=used,
         algs=" ".join(dpop.algorithms) if dpop is not None else None,
@@ -274,11 +276,17 @@ _METHOD_ORDER = {
 }
 
 
+# Each application's table, on its registry under a name private to this module:
+# the error views also serve applications that include them without the add-on
+# (the development issuer's), so it is not one of the add-on's parts.
+_ALLOWED_METHODS = "_okta_pyramid_allowed_methods"
+
+
 def allowed_methods(registry: Registry) -> Mapping[str, tuple[str, ...] | None]:
     """Route name to the methods its views accept, ``None`` when one accepts any
     method; read once from Pyramid's introspector (views added with introspection
     off are not known, and their routes keep answering 404)."""
-    table = getattr(registry, "okta_allowed_methods", None)
+    table: Mapping[str, tuple[str, ...] | None] | None = getattr(registry, _ALLOWED_METHODS, None)
     if table is None:
         found: dict[str, set[str] | None] = {}
         for entry in registry.introspector.get_category("views", []):
@@ -291,12 +299,13 @@ def allowed_methods(registry: Registry) -> Mapping[str, tuple[str, ...] | None]:
                 found[route] = None
             else:
                 found.setdefault(route, set()).update(methods)
-        table = registry.okta_allowed_methods = {
+        table = {
             route: None
             if methods is None
             else tuple(sorted(methods, key=lambda m: (_METHOD_ORDER.get(m, len(_METHOD_ORDER)), m)))
             for route, methods in found.items()
         }
+        setattr(registry, _ALLOWED_METHODS, table)
     return table
 
 

@@ -27,6 +27,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from .parts import okta_parts
 from .tokens.jwks import KeySet
 from .tokens.refresher import KeyRefresher
 
@@ -75,14 +76,13 @@ def readyz(request: Request) -> Response:
     others' are served, but a probe asks whether this process can judge any token.
     """
     registry = request.registry
-    verifiers = registry.okta_verifiers
-    refreshers = getattr(registry, "okta_key_refreshers", {})
-    store = getattr(registry, "okta_shared_store", None)
+    okta = okta_parts(registry)
+    verifiers = okta.verifiers
+    refreshers = okta.key_refreshers
+    store = okta.shared_store
     shared = {} if store is None else {"shared_store": "ok" if store.ping() else "unavailable"}
     if len(verifiers) == 1:
-        reason, details = readiness(
-            registry.okta_verifier.keys, getattr(registry, "okta_key_refresher", None)
-        )
+        reason, details = readiness(next(iter(verifiers.values())).keys, okta.key_refresher)
         if reason is None:
             return _json(200, {"status": "ready", **details, **shared})
         return _json(

@@ -22,6 +22,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .errors import answer
+from .parts import okta_parts
 from .security import authentication, withhold_claims
 from .settings import IssuerSettings, OktaSettings
 from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
@@ -137,8 +138,9 @@ def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
     identity = verdict.identity
     if identity is None:
         return verdict.failure, True
-    judge = request.registry.okta_request_verifier.tokens
-    credentials = request.registry.okta_security_policy.reader.credentials(request)
+    okta = okta_parts(request.registry)
+    judge = okta.request_verifier.tokens
+    credentials = okta.policy.reader.credentials(request)
     try:
         judge.confirm(credentials.token, identity.token)
     except InvalidToken as exc:
@@ -165,7 +167,7 @@ def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., A
     """The view deriver of the ``require_active_token`` view option."""
     if info.exception_only:
         return view
-    settings: OktaSettings = info.registry.okta_settings
+    settings = okta_parts(info.registry).settings
     wanted = info.options.get(OPTION)
     if wanted is None:
         wanted = settings.introspect_all and _protected(info)

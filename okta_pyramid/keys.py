@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 
+from .parts import okta_parts
 from .tokens.jwks import is_loopback_host
 from .tokens.refresher import KeyRefresher
 
@@ -16,22 +17,20 @@ def includeme(config: Configurator) -> None:
     created; each is its own thread, so every issuer's keys are fetched in parallel and
     a slow or down issuer delays only its own.
 
-    Reads ``registry.okta_settings.jwks_refresh_interval``; 0 means no thread, and
-    keys are then fetched when the first token arrives.
+    Reads ``okta.jwks_refresh_interval``; 0 means no thread, and keys are then
+    fetched when the first token arrives.
     """
-    interval = config.registry.okta_settings.jwks_refresh_interval
+    okta = okta_parts(config.registry)
+    interval = okta.settings.jwks_refresh_interval
     if not interval:
         return
     refreshers: dict[str, KeyRefresher] = {}
-    for issuer, verifier in config.registry.okta_verifiers.items():
+    for issuer, verifier in okta.verifiers.items():
         # A loopback issuer usually starts alongside this app (the development issuer
         # is this very app): let it listen first rather than log a failed first fetch.
         wait_for = issuer if is_loopback_host(urlsplit(issuer).hostname) else None
         refreshers[issuer] = KeyRefresher(verifier.keys, interval, wait_for=wait_for)
-    #: Every issuer's refresher, by issuer URL.
-    config.registry.okta_key_refreshers = refreshers
-    #: The first issuer's (with one issuer, the only one).
-    config.registry.okta_key_refresher = next(iter(refreshers.values()))
+    okta.key_refreshers = refreshers
 
     def start(event: ApplicationCreated) -> None:
         for refresher in refreshers.values():

@@ -32,6 +32,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .introspection import LIVE_FAILURE
+from .parts import okta_parts
 from .tokens.introspection import IntrospectingVerifier
 from .tokens.issuers import MultiIssuerVerifier
 
@@ -113,7 +114,7 @@ class _CoreCounts:
         failures = _family("key_fetch_failures", "Fetches of the issuer's key set that failed")
         cache_hits = _family("token_cache_hits", "Tokens found in the verified-token cache")
         cache_misses = _family("token_cache_misses", "Tokens verified in full (cache misses)")
-        for issuer, verifier in registry.okta_verifiers.items():
+        for issuer, verifier in okta_parts(registry).verifiers.items():
             fetches.add_metric([issuer], verifier.keys.fetches)
             failures.add_metric([issuer], verifier.keys.fetch_failures)
             cache = verifier.token_cache
@@ -136,7 +137,7 @@ class _CoreCounts:
                 calls.add_metric([issuer], introspector.calls)
             yield hits
             yield calls
-        store = getattr(registry, "okta_shared_store", None)
+        store = okta_parts(registry).shared_store
         if store is not None:
             yield _counter(
                 "shared_store_failures",
@@ -156,11 +157,10 @@ def _family(name: str, documentation: str) -> CounterMetricFamily:
 
 def _introspectors(registry: Registry) -> list[tuple[str, Any]]:
     """``(issuer, TokenIntrospector)`` of each issuer that introspects."""
-    judge = registry.okta_request_verifier.tokens
+    okta = okta_parts(registry)
+    judge = okta.request_verifier.tokens
     judges = (
-        judge.judges
-        if isinstance(judge, MultiIssuerVerifier)
-        else {registry.okta_settings.issuer: judge}
+        judge.judges if isinstance(judge, MultiIssuerVerifier) else {okta.settings.issuer: judge}
     )
     return [
         (issuer, found.introspector)
@@ -169,9 +169,16 @@ def _introspectors(registry: Registry) -> list[tuple[str, Any]]:
     ]
 
 
+def _metrics(registry: Registry) -> Metrics:
+    metrics = okta_parts(registry).metrics
+    if metrics is None:
+        raise RuntimeError("okta_pyramid.metrics has not been included")
+    return metrics
+
+
 def metrics_view(request: Request) -> Response:
     """The application's metrics, in the Prometheus text format."""
-    response = Response(body=request.registry.okta_metrics.exposition())
+    response = Response(body=_metrics(request.registry).exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     response.cache_control = "no-store"
     return response
@@ -181,8 +188,8 @@ def metrics_tween_factory(
     handler: Callable[[Request], Response], registry: Registry
 ) -> Callable[[Request], Response]:
     """Counts each request's verdict once it has been answered."""
-    metrics: Metrics = registry.okta_metrics
-    policy = registry.okta_security_policy
+    metrics = _metrics(registry)
+    policy = okta_parts(registry).policy
 
     def metrics_tween(request: Request) -> Response:
         try:
@@ -196,7 +203,7 @@ def metrics_tween_factory(
 def includeme(config: Configurator) -> None:
     """``/metrics``, the counting tween and the introspection latency hook."""
     registry = config.registry
-    metrics = registry.okta_metrics = Metrics(registry)
+    metrics = okta_parts(config.registry).metrics = Metrics(config.registry)
     for _, introspector in _introspectors(registry):
         introspector.call_observer = metrics.observe_introspection
     config.add_tween("okta_pyramid.metrics.metrics_tween_factory")

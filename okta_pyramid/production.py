@@ -117,10 +117,10 @@ def check_public_url(settings: OktaSettings) -> None:
 
 def includeme(config: Configurator) -> None:
     check_includes(aslist(config.get_settings().get("pyramid.includes") or ""))
-    settings = getattr(config.registry, "okta_settings", None)
-    if settings is not None:
-        check_public_url(settings)
-        warn_shared_audience(settings)
+    okta = getattr(config.registry, "okta", None)
+    if okta is not None:
+        check_public_url(okta.settings)
+        warn_shared_audience(okta.settings)
 
     def check(event: ApplicationCreated) -> None:
         check_registry(event.app.registry)

@@ -21,6 +21,7 @@ from pyramid.request import Request
 from pyramid_jwt import JWTAuthenticationPolicy
 from zope.interface import implementer
 
+from .parts import okta_parts
 from .principals import BEARER_TOKEN, DPOP_TOKEN, configured_principals, principals_for
 from .principals import issuer as issuer_principal
 from .tokens import (
@@ -572,13 +573,13 @@ def _vary_on_authorization(request: Request, response: Any) -> None:
 def authentication(request: Request) -> Authentication:
     """The add-on's verdict on ``request``, whatever policy the application registered
     (its own, or one that wraps it); computed once per request."""
-    return request.registry.okta_security_policy.authenticate(request)
+    return okta_parts(request.registry).policy.authenticate(request)
 
 
 def jwt_claims(request: Request) -> dict[str, Any]:
     """pyramid_jwt's ``request.jwt_claims``: the validated claims, or ``{}`` (also when
     the scheme, the token's binding or the DPoP proof is refused)."""
-    return request.registry.okta_security_policy.reader.get_claims(request)
+    return okta_parts(request.registry).policy.reader.get_claims(request)
 
 
 class OktaRequest(Request):
@@ -594,20 +595,21 @@ class OktaRequest(Request):
 
 
 def includeme(config: Configurator) -> None:
-    """Install the security policy (and ``request.jwt_claims``) for ``registry.okta_verifier``.
+    """Install the security policy (and ``request.jwt_claims``) for ````registry.okta``.
 
     An application with its own request factory gets ``request.jwt_claims`` by
     deriving its request class from :class:`OktaRequest`.
     """
-    settings = config.registry.okta_settings
+    okta = okta_parts(config.registry)
+    settings = okta.settings
     policy = OktaSecurityPolicy(
-        config.registry.okta_verifier,
+        okta.verifier,
         realm=settings.realm,
         principals=configured_principals(settings),
-        request_verifier=config.registry.okta_request_verifier,
+        request_verifier=okta.request_verifier,
         public_url=settings.public_url,
     )
-    config.registry.okta_security_policy = policy
+    okta.security_policy = policy
     config.set_security_policy(policy)
     # An application's own set_request_factory wins over this one (Pyramid's rule
     # for actions of an included package).

@@ -12,6 +12,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRoutesMapper, ITweens
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from okta_pyramid.parts import OktaParts, okta_parts
 from okta_pyramid.permissions import AUTHENTICATED
 
 from . import tiny_app
@@ -118,3 +119,14 @@ def test_a_root_factory_set_in_the_apps_own_include_is_kept(
             permission="browse",
         )
     assert webtest_app(config).get("/catalogue").json == {"root": "Shop"}
+
+
+def test_the_addon_keeps_its_parts_in_one_typed_object(issuer: LoopbackIssuer) -> None:
+    registry = tiny_app.make_app(issuer.issuer, issuer.audience).registry
+    assert [name for name in vars(registry) if "okta" in name] == ["okta"]
+    parts = okta_parts(registry)
+    assert parts is registry.okta and isinstance(parts, OktaParts)
+    assert list(parts.verifiers) == [issuer.issuer]
+    assert parts.policy.reader is not None and parts.settings.issuer == issuer.issuer
+    with pytest.raises(LookupError, match=r'config.include\("okta_pyramid"\)'):
+        okta_parts(Configurator().registry)

@@ -263,7 +263,7 @@ def test_disabled_refuses_the_dpop_scheme(
     )
     assert app.get("/api/whoami", status=401).headers["WWW-Authenticate"] == 'Bearer realm="api"'
     app.get("/api/whoami", headers=bearer(issuer.mint()), status=200)
-    assert app.app.registry.okta_dpop is None
+    assert app.app.registry.okta.dpop is None
 
 
 @pytest.mark.parametrize(
@@ -330,7 +330,7 @@ SECRET = "a shared secret of enough bytes"
 def _freeze_nonces(app: webtest.TestApp) -> float:
     """Stops the app's nonce clock in the middle of the current step, so that no step
     ends between a nonce being made and being checked; returns that time."""
-    nonces = app.app.registry.okta_dpop.nonces
+    nonces = app.app.registry.okta.dpop.nonces
     now = (time.time() // DEFAULT_STEP + 0.5) * DEFAULT_STEP
     nonces.clock = lambda: now
     return now
@@ -384,7 +384,7 @@ def test_nonces_need_no_shared_secret_in_development(
 def test_a_full_replay_store_is_503_with_retry_after(
     app: webtest.TestApp, issuer: LoopbackIssuer, client: Client
 ) -> None:
-    app.app.registry.okta_dpop.replay_store = InMemoryReplayStore(max_entries=1)
+    app.app.registry.okta.dpop.replay_store = InMemoryReplayStore(max_entries=1)
     app.get("/api/whoami", headers=client.headers(), status=200)
     response = app.get("/api/whoami", headers=client.headers(), status=503)
     assert response.json["error"] == "temporarily_unavailable"
@@ -406,7 +406,7 @@ def test_one_key_cannot_fill_the_replay_store(
     assert 1 <= int(response.headers["Retry-After"]) <= 361  # its oldest proof's window
     assert "WWW-Authenticate" not in response.headers
     app.get("/api/whoami", headers=other.headers(), status=200)
-    assert app.app.registry.okta_dpop.replay_store.held_by(flooder.jkt) == 50
+    assert app.app.registry.okta.dpop.replay_store.held_by(flooder.jkt) == 50
 
 
 def test_many_clients_at_an_honest_rate_fill_no_quota(
@@ -811,7 +811,7 @@ def test_a_short_nonce_secret_is_refused_and_never_echoed() -> None:
 
 def test_the_dpop_settings_reach_the_verifier(make_app: Callable[..., webtest.TestApp]) -> None:
     app = make_app(dpop_algorithms="ES256 EdDSA", dpop_max_age="120", leeway="10")
-    dpop = app.app.registry.okta_dpop
+    dpop = app.app.registry.okta.dpop
     assert dpop.algorithms == ("ES256", "EdDSA") and dpop.max_age == 120 and dpop.leeway == 10
     assert (
         app.get("/api/whoami", status=401)

@@ -106,8 +106,8 @@ def test_main_reads_settings_from_the_environment(issuer, monkeypatch) -> None:
             "okta.jwks_refresh_interval": "0",
         },
     )
-    assert app.registry.okta_settings.issuer == issuer.issuer
-    assert app.registry.okta_settings.audiences == ("api://default",)
+    assert app.registry.okta.settings.issuer == issuer.issuer
+    assert app.registry.okta.settings.audiences == ("api://default",)
 
 
 def test_main_without_the_variable_raises_naming_it(monkeypatch) -> None:

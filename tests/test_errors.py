@@ -178,7 +178,7 @@ def test_a_wrapped_policy_keeps_every_answer(config: Configurator, issuer: Loopb
 def test_a_verdict_carries_the_exception_that_decided_it(
     config: Configurator, issuer: LoopbackIssuer
 ) -> None:
-    policy = config.registry.okta_security_policy
+    policy = config.registry.okta.security_policy
     request = Request.blank("/", headers=bearer(issuer.mint(exp=1)))
     verdict = policy.authenticate(request)
     assert isinstance(verdict.failure, ExpiredToken) and verdict.reason == "expired"

@@ -73,8 +73,8 @@ def test_readyz_with_the_issuer_down(make_app, issuer) -> None:
 
 def test_readyz_reports_stale_keys(settings, issuer) -> None:
     app = main({}, **{**settings, "okta.jwks_refresh_interval": "10"})
-    refresher = app.registry.okta_key_refresher
-    keys = app.registry.okta_verifier.keys
+    refresher = app.registry.okta.key_refresher
+    keys = app.registry.okta.verifier.keys
     try:
         assert wait_for(lambda: keys.loaded_at is not None)
     finally:

@@ -195,7 +195,7 @@ def test_a_key_rotation_at_one_issuer_leaves_the_other_alone(
     old_orders, partner = orders.mint(), partners.mint()
     app.get("/who", headers=bearer(old_orders))
     app.get("/who", headers=bearer(partner))
-    partner_cache = app.app.registry.okta_verifiers[partners.issuer].token_cache
+    partner_cache = app.app.registry.okta.verifiers[partners.issuer].token_cache
     partner_hits = dict(partners.hits)
 
     orders.rotate(2, keep_old=False)

@@ -602,8 +602,8 @@ def test_without_the_setting_each_process_keeps_its_own(
 ) -> None:
     app = make_app()
     registry: Any = app.app.registry
-    assert registry.okta_shared_store is None
-    assert type(registry.okta_dpop.replay_store).__name__ == "InMemoryReplayStore"
+    assert registry.okta.shared_store is None
+    assert type(registry.okta.dpop.replay_store).__name__ == "InMemoryReplayStore"
     assert "shared_store" not in app.get("/readyz", expect_errors=True).json
 
 

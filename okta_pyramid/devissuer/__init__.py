@@ -155,10 +155,11 @@ def _start_prefetch(event: ApplicationCreated) -> None:
     path (discovery and JWKS over HTTP). With the background key refresher on
     (``okta.jwks_refresh_interval``), the refresher does this and no prefetch runs.
     """
-    verifiers = getattr(event.app.registry, "okta_verifiers", None)
-    if verifiers is None:  # included without okta_pyramid: nothing to warm
+    okta = getattr(event.app.registry, "okta", None)
+    if okta is None:  # included without okta_pyramid: nothing to warm
         return
-    if getattr(event.app.registry, "okta_key_refresher", None) is not None:
+    verifiers = okta.verifiers
+    if okta.key_refresher is not None:
         return  # the background refreshers wait for the port and fetch themselves
     for server in event.app.registry.devissuer_servers:
         verifier = verifiers.get(server.settings.issuer)

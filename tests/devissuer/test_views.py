@@ -340,7 +340,7 @@ def test_rotation_end_to_end(dev: DevServer):
 
 
 def wait_for_prefetch(dev: DevServer, timeout: float = 10) -> frozenset[str]:
-    keys = dev.app.app.registry.okta_verifier.keys
+    keys = dev.app.app.registry.okta.verifier.keys
     deadline = time.monotonic() + timeout
     while not keys.kids and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -328,7 +328,7 @@ def test_setting_refuses_bad_values(value: str) -> None:
 
 
 def test_the_app_passes_the_setting_to_its_verifier(make_app: Any) -> None:
-    off = make_app(token_cache_size="0").app.registry.okta_verifier
+    off = make_app(token_cache_size="0").app.registry.okta.verifier
     assert off.token_cache is None
-    small = make_app(token_cache_size="5").app.registry.okta_verifier
+    small = make_app(token_cache_size="5").app.registry.okta.verifier
     assert small.token_cache is not None and small.token_cache.max_entries == 5

@@ -36,8 +36,8 @@ def refreshers() -> Iterator[list[KeyRefresher]]:
 
 def test_keys_are_fetched_after_start_before_any_request(settings, issuer, refreshers) -> None:
     app = main({}, **{**settings, "okta.jwks_refresh_interval": "300"})
-    refreshers.append(app.registry.okta_key_refresher)
-    keys = app.registry.okta_verifier.keys
+    refreshers.append(app.registry.okta.key_refresher)
+    keys = app.registry.okta.verifier.keys
     assert wait_for(lambda: keys.loaded_at is not None)
     assert keys.kids == {"key-1"}
     assert issuer.hits[KEYS_PATH] == 1
@@ -47,15 +47,15 @@ def test_start_does_not_wait_for_a_hanging_issuer(settings, issuer, refreshers) 
     issuer.mode = "hang"
     started = time.monotonic()
     app = main({}, **{**settings, "okta.jwks_refresh_interval": "300"})
-    refreshers.append(app.registry.okta_key_refresher)
+    refreshers.append(app.registry.okta.key_refresher)
     assert time.monotonic() - started < 2  # the issuer hangs for 30 s
-    assert app.registry.okta_key_refresher.running
+    assert app.registry.okta.key_refresher.running
     issuer.release.set()
 
 
 def test_no_thread_when_the_interval_is_zero(settings) -> None:
     app = main({}, **settings)
-    assert not hasattr(app.registry, "okta_key_refresher")
+    assert app.registry.okta.key_refresher is None
 
 
 def keyset(issuer: LoopbackIssuer, backoff: float = 0.05) -> KeySet:

@@ -24,6 +24,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from okta_pyramid.errors import json_error
+from okta_pyramid.parts import okta_parts
 
 from .resources import ADMINISTER, READ_MESSAGES, WRITE_MESSAGES
 
@@ -156,7 +157,7 @@ def admin(request: Request) -> dict[str, Any]:
 
 def includeme(config: Configurator) -> None:
     """The views that need a live token when introspection is configured."""
-    live = config.registry.okta_settings.introspection is not None
+    live = okta_parts(config.registry).settings.introspection is not None
     config.add_view(
         post_message,
         route_name="messages",
