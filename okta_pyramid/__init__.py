@@ -34,7 +34,7 @@ def includeme(config: Configurator) -> None:
     ``config.include("okta_pyramid.health")``.
     """
     # Imported here, not above: okta_pyramid.tokens must import without Pyramid.
-    from .introspection import shared_store, tokens_judge
+    from .judges import shared_store, tokens_judge
     from .parts import OktaParts
     from .permissions import AUTHENTICATED, Root
     from .settings import parse_settings
@@ -100,7 +100,7 @@ def includeme(config: Configurator) -> None:
         shared_store=shared,
     )
     config.include(".security")
-    config.include(".introspection")
+    config.include(".active_token")
     _default_root_factory(config, Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)
@@ -111,7 +111,7 @@ def includeme(config: Configurator) -> None:
         config.include(".console")
     if settings.environment == "production":
         config.include(".production")
-    config.include(".keys")
+    config.include(".key_refresh")
     if settings.metrics:
         config.include(".metrics")
 

@@ -31,7 +31,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from .introspection import LIVE_FAILURE
+from .active_token import LIVE_FAILURE
 from .parts import okta_parts
 from .tokens.introspection import IntrospectingVerifier
 from .tokens.issuers import MultiIssuerVerifier

@@ -42,7 +42,7 @@ class OktaParts:
     shared_store: RedisStore | None = None
     #: Added by ``okta_pyramid.security``.
     security_policy: OktaSecurityPolicy | None = None
-    #: One background key refresher per issuer, by issuer URL (``okta_pyramid.keys``;
+    #: One background key refresher per issuer, by issuer URL (``okta_pyramid.key_refresh``;
     #: empty when ``okta.jwks_refresh_interval = 0``).
     key_refreshers: dict[str, KeyRefresher] = field(default_factory=dict)
     #: Added by ``okta_pyramid.metrics`` when ``okta.metrics`` is on.

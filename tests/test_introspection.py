@@ -675,7 +675,7 @@ def test_the_org_server_is_refused_without_introspection() -> None:
 
 
 def test_the_org_server_is_accepted_with_introspection_and_judged_by_it_alone() -> None:
-    from okta_pyramid.introspection import token_judge
+    from okta_pyramid.judges import token_judge
     from okta_pyramid.tokens import AccessTokenVerifier
 
     settings = parse_settings(
