@@ -130,7 +130,7 @@ def _server_app(settings: DevIssuerSettings, factory: TokenFactory) -> Any:
 
 class ServersTween:
     """Hands a request under a further authorization server's path to its application
-    (whose own guard, :class:`.views.LocalOnlyTween`, judges it first)."""
+    (whose own guard, :class:`.local_only.LocalOnlyTween`, judges it first)."""
 
     def __init__(self, handler: Callable[[Request], Response], registry: Registry) -> None:
         self.handler = handler

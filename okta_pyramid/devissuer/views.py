@@ -11,27 +11,25 @@ server uses under its issuer URI:
 
 Every view is public: callers of a token endpoint authenticate as clients, not
 with an access token. Every request under the issuer's path first passes one
-guard (:class:`LocalOnlyTween`), so an endpoint added later is guarded too.
+guard (:class:`.local_only.LocalOnlyTween`), so an endpoint added later is guarded
+too.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus
 
 from pyramid.authentication import extract_http_basic_credentials
 from pyramid.config import Configurator
-from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.tweens import INGRESS, MAIN
 
 from ..errors import json_error
-from ..settings import is_loopback_host
 from ..tokens.dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce
 from ..tokens.exceptions import InvalidToken
 from ..tokens.replay import ReplayStoreFull
@@ -51,7 +49,6 @@ FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
 # Compared against when the client id is unknown, so both cases take as long.
 _NO_SECRET = b"\0" * 32
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class TokenError(Exception):
@@ -65,115 +62,6 @@ class TokenError(Exception):
         self.description = description
         self.status = status
         self.headers = headers or {}
-
-
-def _origin(scheme: str, host: str, port: int | None) -> str:
-    """The RFC 6454 §6.2 serialization: no default port, IPv6 in brackets."""
-    shown = f"[{host}]" if ":" in host else host
-    if port is None or port == DEFAULT_PORTS.get(scheme):
-        return f"{scheme}://{shown}"
-    return f"{scheme}://{shown}:{port}"
-
-
-class LocalOnlyTween:
-    """The guard in front of every endpoint of the development issuer.
-
-    Its client secret is public (it is in development.ini), so the issuer must
-    answer only this machine, and on it only the developer's own tools, never a
-    web page open in the developer's browser (whose requests also come from
-    loopback). A request is refused with 403 unless:
-
-    - it comes from a loopback address, and not through a proxy: a request that
-      carries ``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP`` or ``Via`` was relayed
-      by one, and a proxy on this machine relays the whole network's requests
-      from loopback (with ``Host`` set to the upstream's, nginx's default);
-    - its ``Host`` names the issuer's own port on the issuer's host or on a
-      loopback literal (a page that rebinds its own DNS name to 127.0.0.1 sends
-      that name: DNS rebinding);
-    - its ``Origin``, if any, is the issuer's own origin or the one the request
-      was sent to (the page is served by this app); a cross-site page, a form
-      posted from one, or a sandboxed page (``Origin: null``) is refused;
-    - its ``Sec-Fetch-Site``, if any, is not ``cross-site`` or ``same-site``,
-      except for a GET that opens a page (a link to the metadata, say).
-    """
-
-    def __init__(self, handler: Callable[[Request], Response], registry: Registry) -> None:
-        self.handler = handler
-        settings: DevIssuerSettings = registry.devissuer_settings
-        issuer = urlsplit(settings.issuer)
-        self.path = settings.path
-        self.scheme = issuer.scheme
-        self.hostname = (issuer.hostname or "").lower()
-        self.port = issuer.port or DEFAULT_PORTS[issuer.scheme]
-        self.origin = _origin(self.scheme, self.hostname, self.port)
-
-    def __call__(self, request: Request) -> Response:
-        # The WSGI path (RFC 3333: the request's bytes as latin-1), not webob's
-        # path_info, which raises on bytes that are not UTF-8: the issuer's path is
-        # ASCII, so both compare alike, and a bad path reaches the app's 400 view.
-        path = request.environ.get("PATH_INFO", "")
-        if path == self.path or path.startswith(self.path + "/"):
-            refusal = self.refusal(request)
-            if refusal is not None:
-                # repr: the path is the caller's text and must not forge log lines.
-                log.warning(
-                    "development issuer: refused %s %r: %s", request.method, path[:200], refusal
-                )
-                return json_error(
-                    403, "access_denied", f"the development issuer refuses this request: {refusal}"
-                )
-        return self.handler(request)
-
-    def refusal(self, request: Request) -> str | None:
-        """Why ``request`` must not reach the development issuer, or ``None``."""
-        if not is_loopback_host(request.remote_addr):
-            # A server reachable from elsewhere (listen = 0.0.0.0, a published
-            # container port) must not mint tokens for other machines.
-            return "it only answers callers on loopback"
-        relayed = _proxy_header(request.environ)
-        if relayed is not None:
-            return f"it does not answer through a proxy (the request carries {relayed})"
-        try:
-            # WebOb falls back to the server's own address when Host is absent.
-            host = urlsplit("//" + request.host)
-            hostname, port = (host.hostname or "").lower(), host.port
-        except ValueError:
-            return "the Host header is not host[:port]"
-        port = port if port is not None else DEFAULT_PORTS.get(request.scheme)
-        if port != self.port or not (hostname == self.hostname or is_loopback_host(hostname)):
-            return (
-                f"the Host header must name this issuer ({self.hostname}:{self.port}) "
-                f"or a loopback address on its port"
-            )
-        origin = request.headers.get("Origin")
-        if origin is not None:
-            own = _origin(request.scheme, hostname, port)
-            if origin.lower() not in (self.origin, own):
-                return f"requests from a web page are only accepted from {self.origin}"
-        site = request.headers.get("Sec-Fetch-Site", "").lower()
-        if site in ("cross-site", "same-site"):
-            opens_a_page = (
-                request.method in ("GET", "HEAD")
-                and request.headers.get("Sec-Fetch-Mode") == "navigate"
-            )
-            if not opens_a_page:
-                return f"requests from a web page are only accepted from {self.origin}"
-        return None
-
-
-#: Headers that proxies add to what they relay (RFC 7239, RFC 9110 §7.6.3, and the
-#: de facto X-Forwarded-* and X-Real-IP), by their WSGI names.
-_PROXY_HEADERS = {"HTTP_FORWARDED": "Forwarded", "HTTP_X_REAL_IP": "X-Real-IP", "HTTP_VIA": "Via"}
-
-
-def _proxy_header(environ: dict[str, Any]) -> str | None:
-    """The name of a header a proxy added to the request, or ``None``."""
-    for key in environ:
-        if key in _PROXY_HEADERS:
-            return _PROXY_HEADERS[key]
-        if key.startswith("HTTP_X_FORWARDED_"):
-            return "X-Forwarded-" + key[17:].replace("_", "-").title()
-    return None
 
 
 def metadata(request: Request) -> dict[str, Any]:
@@ -515,7 +403,7 @@ def includeme(config: Configurator) -> None:
     base = settings.path
     # Over the CORS tween, so no preflight to the issuer is answered for another origin.
     config.add_tween(
-        "okta_pyramid.devissuer.views.LocalOnlyTween",
+        "okta_pyramid.devissuer.local_only.LocalOnlyTween",
         under=("okta_pyramid.logs.RequestIdTween", INGRESS),
         over=("okta_pyramid.cors.CORSTween", MAIN),
     )
