@@ -160,7 +160,9 @@ def app_server(
     )
     stderr: list[str] = []
     # Drain stderr so a chatty server can never block on a full pipe.
-    drain = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
+    assert process.stdout is not None and process.stderr is not None  # both are pipes
+    errors = process.stderr
+    drain = threading.Thread(target=lambda: stderr.extend(errors), daemon=True)
     drain.start()
     try:
         line = process.stdout.readline()

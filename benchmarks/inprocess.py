@@ -117,7 +117,7 @@ def _peers(
         public_key.verify(signature, signing_input, pkcs1, sha256)
 
     # PyJWT is given every option explicitly, as a careful resource server would.
-    decode_options = {"require": ["exp", "iat", "iss", "aud"]}
+    decode_options: jwt.types.Options = {"require": ["exp", "iat", "iss", "aud"]}
 
     def pyjwt_preloaded(token: str) -> dict[str, Any]:
         return jwt.decode(

@@ -47,6 +47,8 @@ def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
     okta = okta_parts(request.registry)
     judge = okta.request_verifier.tokens
     credentials = okta.policy.reader.credentials(request)
+    if credentials is None:  # an identity was found, so the request had a token
+        return None, True
     try:
         judge.confirm(credentials.token, identity.token)
     except InvalidToken as exc:

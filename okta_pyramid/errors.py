@@ -295,10 +295,11 @@ def allowed_methods(registry: Registry) -> Mapping[str, tuple[str, ...] | None]:
             if route is None or view.get("exception_only"):
                 continue
             methods = _view_methods(view.get("request_methods"))
-            if methods is None or found.get(route, set()) is None:
-                found[route] = None
+            known = found.setdefault(route, set())
+            if methods is None or known is None:
+                found[route] = None  # one view takes any method: the route does too
             else:
-                found.setdefault(route, set()).update(methods)
+                known.update(methods)
         table = {
             route: None
             if methods is None

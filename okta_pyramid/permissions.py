@@ -7,7 +7,7 @@ lets a token carrying that scope read orders (docs/authorization.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pyramid.authorization import (
     ALL_PERMISSIONS,
@@ -20,22 +20,26 @@ from pyramid.authorization import (
 
 from .principals import BEARER_TOKEN, scope
 
-__all__ = ["AUTHENTICATED", "DENY_BEARER_TOKENS", "Root", "scopes_granting"]
+__all__ = ["ACE", "AUTHENTICATED", "DENY_BEARER_TOKENS", "Root", "scopes_granting"]
 
 #: Any caller with a valid access token.
 AUTHENTICATED = "authenticated"
 #: The first entry of an ACL whose permissions need a sender-constrained token: a
 #: token sent as ``Bearer`` gets none of them, and the denial is answered 401 with a
 #: ``DPoP`` challenge (RFC 9449 §7.1) rather than 403 (docs/dpop.md).
-DENY_BEARER_TOKENS = (Deny, BEARER_TOKEN, ALL_PERMISSIONS)
+DENY_BEARER_TOKENS: ACE = (Deny, BEARER_TOKEN, ALL_PERMISSIONS)
 
 _SCOPE_PREFIX = scope("")
+
+
+#: An ACL entry: ``(Allow or Deny, principal, permission or permissions)``.
+ACE = tuple[str, str, Any]
 
 
 class Root:
     """Root of the resource tree: the ACL that maps principals to permissions."""
 
-    __acl__ = (
+    __acl__: ClassVar[tuple[ACE, ...]] = (
         (Allow, Authenticated, AUTHENTICATED),
         (Deny, Everyone, ALL_PERMISSIONS),
     )

@@ -542,9 +542,9 @@ _ISSUER_PRINCIPALS: dict[str | None, tuple[str, ...]] = {None: ()}
 def _issuer_principal(token: VerifiedToken) -> tuple[str, ...]:
     """The principal of the issuer that vouched for ``token`` (none when unknown)."""
     found = _ISSUER_PRINCIPALS.get(token.issuer)
-    if found is None:
+    if found is None and token.issuer is not None:
         found = _ISSUER_PRINCIPALS[token.issuer] = (issuer_principal(token.issuer),)
-    return found
+    return found or ()
 
 
 class _NonceOnResponse:

@@ -118,6 +118,6 @@ def introspection_response(claims: dict[str, Any]) -> dict[str, Any]:
     for name in ("exp", "iat", "nbf", "sub", "aud", "iss", "jti", "uid", "groups"):
         if name in claims:
             answer[name] = claims[name]
-    if bound:
+    if isinstance(cnf, dict) and "jkt" in cnf:
         answer["cnf"] = {"jkt": cnf["jkt"]}
     return answer

@@ -6,9 +6,11 @@ do what starts here.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pyramid.authorization import Allow
 
-from okta_pyramid.permissions import DENY_BEARER_TOKENS, Root
+from okta_pyramid.permissions import ACE, DENY_BEARER_TOKENS, Root
 from okta_pyramid.principals import group, scope
 
 #: Read the message board: tokens with scope ``messages:read``.
@@ -26,7 +28,7 @@ class ApiResource(Root):
     group grants which permission. The root's entries follow, ending with a deny.
     """
 
-    __acl__ = (
+    __acl__: ClassVar[tuple[ACE, ...]] = (
         (Allow, scope("messages:read"), READ_MESSAGES),
         (Allow, scope("messages:write"), WRITE_MESSAGES),
         (Allow, group("Admins"), ADMINISTER),
@@ -38,4 +40,4 @@ class SenderConstrained(Root):
     """The context of the endpoints that need a DPoP-bound token: every permission is
     denied to a token sent as ``Bearer``, then the root's entries apply."""
 
-    __acl__ = (DENY_BEARER_TOKENS, *Root.__acl__)
+    __acl__: ClassVar[tuple[ACE, ...]] = (DENY_BEARER_TOKENS, *Root.__acl__)
