@@ -67,50 +67,6 @@ DPOP_REPLAY_KEY_SHARE = 8
 #: proof must name is then built from the request's Host, on the operator's word.
 PUBLIC_URL_FROM_PROXY = "from-proxy"
 
-#: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
-#: start-up: a misspelt key would otherwise leave its default silently in force.
-SETTING_NAMES = frozenset(
-    {
-        "okta.issuer",
-        "okta.audience",
-        "okta.client_ids",
-        "okta.leeway",
-        "okta.http_timeout",
-        "okta.jwks_refetch_cooldown",
-        "okta.jwks_refresh_interval",
-        "okta.protect_all",
-        "okta.cors_allowed_origins",
-        "okta.cors_max_age",
-        "okta.realm",
-        "okta.console",
-        "okta.environment",
-        "okta.groups_claim",
-        "okta.required_claims",
-        "okta.principals_callback",
-        "okta.token_cache_size",
-        "okta.dpop",
-        "okta.dpop_algorithms",
-        "okta.dpop_max_age",
-        "okta.dpop_nonce",
-        "okta.dpop_nonce_secret",
-        "okta.dpop_replay_store_size",
-        "okta.dpop_replay_key_quota",
-        "okta.public_url",
-        "okta.introspection_client_id",
-        "okta.introspection_auth_method",
-        "okta.introspection_client_secret",
-        "okta.introspection_private_key",
-        "okta.introspection_key_id",
-        "okta.introspection_cache_ttl",
-        "okta.introspection_endpoint",
-        "okta.introspect_all",
-        "okta.shared_store",
-        "okta.shared_store_timeout",
-        "okta.metrics",
-        "okta.server_threads",
-    }
-)
-
 # An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
 _OKTA_SERVER_PATH = re.compile(r"/oauth2/[^/]+/?")
 
@@ -343,50 +299,224 @@ def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
     return value
 
 
-def _number(
-    settings: Mapping[str, Any],
-    name: str,
-    default: float,
-    *,
-    minimum: float,
-    maximum: float | None = None,
-    integer: bool = False,
-    unit: str = "seconds",
-) -> float:
-    key = PREFIX + name
-    raw = settings.get(key)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return default
-    try:
-        value = int(str(raw).strip()) if integer else float(str(raw).strip())
-    except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise ConfigurationError(f"{key}: must be {kind} of {unit}, got {raw!r}") from None
-    if value != value or value < minimum or (maximum is not None and value > maximum):
-        upper = f" and at most {maximum:g}" if maximum is not None else ""
-        raise ConfigurationError(f"{key}: must be at least {minimum:g}{upper} {unit}, got {raw!r}")
+# -- reading one key ------------------------------------------------------------------
+
+#: Converts the value of ``key`` (``values.settings.get(key)``, ``None`` when unset)
+#: into what the parser keeps, the default when unset, or raises ConfigurationError
+#: naming ``key``.
+Convert = Callable[["Values", str], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``okta.*`` key, declared once: its name and how its value is read."""
+
+    #: The key without its prefix: ``leeway`` for ``okta.leeway``.
+    name: str
+    #: Reads, checks and converts the value; holds the default.
+    convert: Convert
+    #: ``True``: :class:`OktaSettings` has a field of this name, which takes the value
+    #: as is. ``False``: the value is a part of the issuers or of introspection,
+    #: assembled by :func:`parse_settings`.
+    is_field: bool = True
+
+    @property
+    def key(self) -> str:
+        return PREFIX + self.name
+
+
+class Values:
+    """The ``okta.*`` values of one settings mapping, each converted by its
+    :class:`Setting` on first use and kept: a key is checked once, however many
+    parts of the parser need it."""
+
+    def __init__(self, settings: Mapping[str, Any], table: Mapping[str, Setting]) -> None:
+        self.settings = settings
+        self._table = table
+        self._converted: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._converted:
+            setting = self._table[name]
+            self._converted[name] = setting.convert(self, setting.key)
+        return self._converted[name]
+
+
+def text(raw: Any) -> str | None:
+    """A value without its surrounding spaces; ``None`` when unset or blank."""
+    value = str(raw).strip() if raw is not None else ""
+    return value or None
+
+
+def optional_text(values: Values, key: str) -> str | None:
+    return text(values.settings.get(key))
+
+
+def words(values: Values, key: str) -> tuple[str, ...]:
+    """Words separated by spaces or line breaks; none when unset."""
+    return tuple(aslist(values.settings.get(key) or ""))
+
+
+def check_one_word(value: str, key: str, what: str) -> str:
+    if len(value.split()) != 1 or not value.isprintable():
+        raise ConfigurationError(f"{key}: must be one {what}, got {value[:40]!r}")
     return value
 
 
-def _boolean(settings: Mapping[str, Any], name: str, default: bool) -> bool:
-    key = PREFIX + name
-    raw = settings.get(key)
+@dataclass(frozen=True)
+class OneWord:
+    """One word, such as an id; ``None`` when unset."""
+
+    #: What the word is, for the message: ``client id``.
+    what: str
+
+    def __call__(self, values: Values, key: str) -> str | None:
+        value = text(values.settings.get(key))
+        return None if value is None else check_one_word(value, key, self.what)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number of ``unit`` from ``minimum`` to ``maximum``; ``default`` when unset."""
+
+    default: float
+    minimum: float
+    maximum: float | None = None
+    #: A whole number, returned as an ``int``.
+    integer: bool = False
+    unit: str = "seconds"
+
+    def __call__(self, values: Values, key: str) -> float:
+        value = self._read(values.settings.get(key), key)
+        return int(value) if self.integer else value
+
+    def _read(self, raw: Any, key: str) -> float:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return self.default
+        try:
+            value = int(str(raw).strip()) if self.integer else float(str(raw).strip())
+        except ValueError:
+            kind = "a whole number" if self.integer else "a number"
+            raise ConfigurationError(f"{key}: must be {kind} of {self.unit}, got {raw!r}") from None
+        maximum = self.maximum
+        if value != value or value < self.minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum:g}" if maximum is not None else ""
+            raise ConfigurationError(
+                f"{key}: must be at least {self.minimum:g}{upper} {self.unit}, got {raw!r}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Boolean:
+    """true or false, as Pyramid spells them (yes, on, 1...); ``default`` when unset."""
+
+    default: bool
+
+    def __call__(self, values: Values, key: str) -> bool:
+        raw = values.settings.get(key)
+        if raw is None or raw == "":
+            return self.default
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in truthy:
+            return True
+        if word in falsey:
+            return False
+        raise ConfigurationError(f"{key}: must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class ClaimName:
+    """The name of one claim; ``default`` when unset."""
+
+    default: str
+
+    def __call__(self, values: Values, key: str) -> str:
+        value = str(values.settings.get(key) or "").strip() or self.default
+        if len(value.split()) != 1 or not value.isprintable():
+            raise ConfigurationError(f"{key}: must be one claim name, got {value!r}")
+        return value
+
+
+def required_claims(values: Values, key: str) -> tuple[tuple[str, str | None], ...]:
+    """One per line, ``name`` or ``name = value``."""
+    raw = values.settings.get(key) or ""
+    lines = raw if isinstance(raw, (list, tuple)) else aslist(raw, flatten=False)
+    return tuple(_requirement(key, str(line)) for line in lines)
+
+
+def dotted_callable(values: Values, key: str) -> Callable[..., Any] | None:
+    """A callable, or its dotted name; ``None`` when unset."""
+    raw = values.settings.get(key)
     if raw is None or raw == "":
-        return default
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in truthy:
-        return True
-    if text in falsey:
-        return False
-    raise ConfigurationError(f"{key}: must be true or false, got {raw!r}")
+        return None
+    try:
+        value = DottedNameResolver().maybe_resolve(raw.strip() if isinstance(raw, str) else raw)
+    except (ImportError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"{key}: cannot import {raw!r} ({exc}); give a dotted name such as "
+            f"myapp.security.principals or myapp.security:principals"
+        ) from None
+    if not callable(value):
+        raise ConfigurationError(f"{key}: {raw!r} is not callable")
+    return value
 
 
-def _origins(settings: Mapping[str, Any]) -> tuple[str, ...]:
-    key = PREFIX + "cors_allowed_origins"
+# -- the keys that need more than a kind of value -----------------------------------
+
+
+def _issuer_lines(values: Values, key: str) -> list[str]:
+    """``okta.issuer``: one trusted authorization server a line; required."""
+    raw = values.settings.get(key) or ""
+    lines = raw if isinstance(raw, (list, tuple)) else str(raw).splitlines()
+    lines = [str(line).strip() for line in lines if str(line).strip()]
+    if not lines:
+        raise ConfigurationError(
+            "okta.issuer: is required; set it to your authorization server's "
+            "issuer URI, e.g. https://dev-123456.okta.com/oauth2/default"
+        )
+    return lines
+
+
+def _environment(values: Values, key: str) -> str:
+    """``development`` (the default) or ``production``."""
+    environment = str(values.settings.get(key) or "development").strip()
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"okta.environment: must be development or production, got {environment!r}"
+        )
+    return environment
+
+
+def _realm(values: Values, key: str) -> str:
+    """The realm of the challenges; ``api`` by default."""
+    realm = str(values.settings.get(key) or "api")
+    if '"' in realm or "\\" in realm or not realm.isprintable():
+        raise ConfigurationError(
+            f"okta.realm: must be printable text without quotes or backslashes, got {realm!r}"
+        )
+    return realm
+
+
+_REFRESH_INTERVAL = Number(DEFAULT_JWKS_REFRESH_INTERVAL, minimum=0, maximum=86400)
+
+
+def _refresh_interval(values: Values, key: str) -> float:
+    """Seconds between background key refreshes: 0 (off), or 10 and more."""
+    refresh = _REFRESH_INTERVAL(values, key)
+    if 0 < refresh < 10:
+        raise ConfigurationError(
+            f"okta.jwks_refresh_interval: must be 0 (off) or at least 10 seconds, "
+            f"got {values.settings.get(key)!r}"
+        )
+    return refresh
+
+
+def _origins(values: Values, key: str) -> tuple[str, ...]:
     origins = []
-    for origin in aslist(settings.get(key) or ""):
+    for origin in aslist(values.settings.get(key) or ""):
         if origin == "*":
             origins.append(origin)
             continue
@@ -412,52 +542,16 @@ def _origins(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def _claim_name(settings: Mapping[str, Any], name: str, default: str) -> str:
-    key = PREFIX + name
-    value = str(settings.get(key) or "").strip() or default
-    if len(value.split()) != 1 or not value.isprintable():
-        raise ConfigurationError(f"{key}: must be one claim name, got {value!r}")
-    return value
-
-
-def _required_claims(settings: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...]:
-    """``okta.required_claims``: one per line, ``name`` or ``name = value``."""
-    key = PREFIX + "required_claims"
-    raw = settings.get(key) or ""
-    lines = raw if isinstance(raw, (list, tuple)) else aslist(raw, flatten=False)
-    return tuple(_requirement(key, str(line)) for line in lines)
-
-
-def _callable(settings: Mapping[str, Any], name: str) -> Callable[..., Any] | None:
-    key = PREFIX + name
-    raw = settings.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = DottedNameResolver().maybe_resolve(raw.strip() if isinstance(raw, str) else raw)
-    except (ImportError, ValueError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"{key}: cannot import {raw!r} ({exc}); give a dotted name such as "
-            f"myapp.security.principals or myapp.security:principals"
-        ) from None
-    if not callable(value):
-        raise ConfigurationError(f"{key}: {raw!r} is not callable")
-    return value
-
-
-def _dpop_mode(settings: Mapping[str, Any]) -> str:
-    key = PREFIX + "dpop"
-    mode = str(settings.get(key) or "allowed").strip().lower()
+def _dpop_mode(values: Values, key: str) -> str:
+    raw = values.settings.get(key)
+    mode = str(raw or "allowed").strip().lower()
     if mode not in DPOP_MODES:
-        raise ConfigurationError(
-            f"{key}: must be one of {', '.join(DPOP_MODES)}, got {settings.get(key)!r}"
-        )
+        raise ConfigurationError(f"{key}: must be one of {', '.join(DPOP_MODES)}, got {raw!r}")
     return mode
 
 
-def _dpop_algorithms(settings: Mapping[str, Any]) -> tuple[str, ...]:
-    key = PREFIX + "dpop_algorithms"
-    names = tuple(dict.fromkeys(aslist(settings.get(key) or "")))
+def _dpop_algorithms(values: Values, key: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(aslist(values.settings.get(key) or "")))
     for name in names:
         if name not in DPOP_ALGORITHMS:
             raise ConfigurationError(
@@ -467,12 +561,10 @@ def _dpop_algorithms(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return names or DEFAULT_DPOP_ALGORITHMS
 
 
-def _nonce_secret(settings: Mapping[str, Any]) -> str | None:
-    key = PREFIX + "dpop_nonce_secret"
-    raw = settings.get(key)
-    if raw is None or not str(raw).strip():
+def _nonce_secret(values: Values, key: str) -> str | None:
+    secret = text(values.settings.get(key))
+    if secret is None:
         return None
-    secret = str(raw).strip()
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
         # Never quote it: it is a secret, however wrong.
         raise ConfigurationError(
@@ -482,9 +574,17 @@ def _nonce_secret(settings: Mapping[str, Any]) -> str | None:
     return secret
 
 
-def _public_url(settings: Mapping[str, Any]) -> str | None:
-    key = PREFIX + "public_url"
-    raw = str(settings.get(key) or "").strip()
+def _replay_key_quota(values: Values, key: str) -> int:
+    """At most the whole replay store; by default a share of it."""
+    size = values["dpop_replay_store_size"]
+    quota = Number(
+        max(1, size // DPOP_REPLAY_KEY_SHARE), minimum=1, maximum=size, integer=True, unit="proofs"
+    )
+    return int(quota(values, key))
+
+
+def _public_url(values: Values, key: str) -> str | None:
+    raw = str(values.settings.get(key) or "").strip()
     if not raw or raw.lower() == PUBLIC_URL_FROM_PROXY:
         return None
     parts = split_url(raw, key)
@@ -509,52 +609,38 @@ def _public_url_from_proxy(settings: Mapping[str, Any]) -> bool:
     return str(settings.get(PREFIX + "public_url") or "").strip().lower() == (PUBLIC_URL_FROM_PROXY)
 
 
-def _replay_store(settings: Mapping[str, Any]) -> tuple[int, int]:
-    """``okta.dpop_replay_store_size`` and ``okta.dpop_replay_key_quota``."""
-    size = int(
-        _number(
-            settings,
-            "dpop_replay_store_size",
-            DEFAULT_DPOP_REPLAY_STORE_SIZE,
-            minimum=MIN_DPOP_REPLAY_STORE_SIZE,
-            maximum=MAX_DPOP_REPLAY_STORE_SIZE,
-            integer=True,
-            unit="proofs",
+def _auth_method(values: Values, key: str) -> str:
+    raw = values.settings.get(key)
+    method = (text(raw) or "client_secret_basic").lower()
+    if method not in INTROSPECTION_AUTH_METHODS:
+        raise ConfigurationError(
+            f"okta.introspection_auth_method: must be one of "
+            f"{', '.join(INTROSPECTION_AUTH_METHODS)}, got {raw!r}"
         )
-    )
-    quota = int(
-        _number(
-            settings,
-            "dpop_replay_key_quota",
-            max(1, size // DPOP_REPLAY_KEY_SHARE),
-            minimum=1,
-            maximum=size,
-            integer=True,
-            unit="proofs",
+    return method
+
+
+def _introspection_endpoint(values: Values, key: str) -> str | None:
+    endpoint = text(values.settings.get(key))
+    if endpoint is not None:
+        check_issuer_url(endpoint, "okta.introspection_endpoint")
+    return endpoint
+
+
+def _metrics(values: Values, key: str) -> bool:
+    enabled = Boolean(False)(values, key)
+    if enabled and importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigurationError(
+            "okta.metrics: needs prometheus_client, which is not installed: pip install "
+            "'okta_pyramid[metrics]'"
         )
-    )
-    return size, quota
+    return enabled
 
 
-def _text(settings: Mapping[str, Any], name: str) -> str | None:
-    raw = settings.get(PREFIX + name)
-    value = str(raw).strip() if raw is not None else ""
-    return value or None
-
-
-def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
+def _introspection(values: Values) -> IntrospectionSettings | None:
     """The ``okta.introspection_*`` settings, or ``None`` when introspection is off."""
-    client_id = _text(settings, "introspection_client_id")
-    cache_ttl = int(
-        _number(
-            settings,
-            "introspection_cache_ttl",
-            DEFAULT_INTROSPECTION_CACHE_TTL,
-            minimum=0,
-            maximum=MAX_INTROSPECTION_CACHE_TTL,
-            integer=True,
-        )
-    )
+    cache_ttl = values["introspection_cache_ttl"]
+    client_id = values["introspection_client_id"]
     if client_id is None:
         # A setting that shows an intent to introspect, without the client to do it
         # (production.ini's defaults for the others mean nothing yet).
@@ -566,11 +652,11 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
             "introspect_all",
             "introspection_endpoint",
         ):
-            value = _text(settings, name)
+            value = text(values.settings.get(PREFIX + name))
             if (
                 value is None
                 or (name == "introspection_auth_method" and value.lower() == "client_secret_basic")
-                or (name == "introspect_all" and not _boolean(settings, name, False))
+                or (name == "introspect_all" and not values[name])
             ):
                 continue
             raise ConfigurationError(
@@ -578,20 +664,10 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
                 f"okta.introspection_client_id to the client the API introspects as"
             )
         return None
-    if len(client_id.split()) != 1 or not client_id.isprintable():
-        raise ConfigurationError(
-            f"okta.introspection_client_id: must be one client id, got {client_id[:40]!r}"
-        )
-    method = (_text(settings, "introspection_auth_method") or "client_secret_basic").lower()
-    if method not in INTROSPECTION_AUTH_METHODS:
-        raise ConfigurationError(
-            f"okta.introspection_auth_method: must be one of "
-            f"{', '.join(INTROSPECTION_AUTH_METHODS)}, got "
-            f"{settings.get(PREFIX + 'introspection_auth_method')!r}"
-        )
-    secret = _text(settings, "introspection_client_secret")
-    key_path = _text(settings, "introspection_private_key")
-    key_id = _text(settings, "introspection_key_id")
+    method = values["introspection_auth_method"]
+    secret = values["introspection_client_secret"]
+    key_path = values["introspection_private_key"]
+    key_id = values["introspection_key_id"]
     private_key = None
     if method == "private_key_jwt":
         if secret is not None:
@@ -606,10 +682,8 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
                 "client's PEM private key file"
             )
         private_key = _private_key(key_path)
-        if key_id is not None and (len(key_id.split()) != 1 or not key_id.isprintable()):
-            raise ConfigurationError(
-                f"okta.introspection_key_id: must be one key id, got {key_id[:40]!r}"
-            )
+        if key_id is not None:
+            check_one_word(key_id, "okta.introspection_key_id", "key id")
     else:
         for name, value in (
             ("introspection_private_key", key_path),
@@ -626,9 +700,6 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
                 f"okta.introspection_auth_method = {method}; in production.ini it comes "
                 f"from OKTA_INTROSPECTION_CLIENT_SECRET"
             )
-    endpoint = _text(settings, "introspection_endpoint")
-    if endpoint is not None:
-        check_issuer_url(endpoint, "okta.introspection_endpoint")
     return IntrospectionSettings(
         client_id=client_id,
         auth_method=method,
@@ -636,14 +707,13 @@ def _introspection(settings: Mapping[str, Any]) -> IntrospectionSettings | None:
         private_key=private_key,
         key_id=key_id,
         cache_ttl=cache_ttl,
-        endpoint=endpoint,
+        endpoint=values["introspection_endpoint"],
     )
 
 
-def _shared_store(settings: Mapping[str, Any]) -> str | None:
+def _shared_store(values: Values, key: str) -> str | None:
     """The ``okta.shared_store`` Redis URL, or ``None``."""
-    key = PREFIX + "shared_store"
-    raw = _text(settings, "shared_store")
+    raw = text(values.settings.get(key))
     if raw is None:
         return None
     parts = split_url(raw, key)
@@ -669,7 +739,7 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
     # redis-py lets a URL option win over what the store sets: a timeout, the
     # database, certificate checks (ssl_cert_reqs=none). Only TLS's files may be named.
     options = parse_qs(parts.query, keep_blank_values=True)
-    for name, values in options.items():
+    for name, files in options.items():
         if name not in SHARED_STORE_URL_OPTIONS:
             named = name if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) else "an option"
             raise ConfigurationError(
@@ -680,7 +750,7 @@ def _shared_store(settings: Mapping[str, Any]) -> str | None:
             )
         if parts.scheme != "rediss":
             raise ConfigurationError(f"{key}: {name} is an option of TLS: use rediss://")
-        if len(values) != 1 or not os.path.isfile(values[0]) or not os.access(values[0], os.R_OK):
+        if len(files) != 1 or not os.path.isfile(files[0]) or not os.access(files[0], os.R_OK):
             raise ConfigurationError(f"{key}: {name} must name one readable file")
     _client_certificate(
         key, options.get("ssl_certfile", [None])[0], options.get("ssl_keyfile", [None])[0]
@@ -745,16 +815,6 @@ def _client_certificate(key: str, certfile: str | None, keyfile: str | None) -> 
         ) from None
 
 
-def _metrics(settings: Mapping[str, Any]) -> bool:
-    enabled = _boolean(settings, "metrics", False)
-    if enabled and importlib.util.find_spec("prometheus_client") is None:
-        raise ConfigurationError(
-            "okta.metrics: needs prometheus_client, which is not installed: pip install "
-            "'okta_pyramid[metrics]'"
-        )
-    return enabled
-
-
 def _private_key(path: str) -> Any:
     key = PREFIX + "introspection_private_key"
     try:
@@ -790,12 +850,6 @@ ISSUER_OPTIONS = ("client_ids", "require", "opaque")
 # https://api.example.com/?v=1 is not mistaken for one. Any bare name counts, so a
 # misspelt option (client-ids=, OPAQUE=) is refused rather than taken for an audience.
 _OPTION = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)=(.*)")
-
-
-def _issuer_lines(settings: Mapping[str, Any]) -> list[str]:
-    raw = settings.get(PREFIX + "issuer") or ""
-    lines = raw if isinstance(raw, (list, tuple)) else str(raw).splitlines()
-    return [str(line).strip() for line in lines if str(line).strip()]
 
 
 def _requirement(key: str, text: str) -> tuple[str, str | None]:
@@ -935,27 +989,117 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
     )
 
 
+# -- the keys -----------------------------------------------------------------------
+
+#: Every ``okta.*`` key, declared once. The settings that are fields of
+#: :class:`OktaSettings` are converted in this order: with several mistakes, the
+#: first one met is the one reported.
+SETTINGS: tuple[Setting, ...] = (
+    # The trusted issuers, one a line, and what their tokens must say.
+    Setting("issuer", _issuer_lines, is_field=False),
+    Setting("audience", words, is_field=False),
+    Setting("client_ids", words, is_field=False),
+    Setting("required_claims", required_claims, is_field=False),
+    # Token introspection (docs/introspection.md): on with a client id.
+    Setting("introspection_client_id", OneWord("client id"), is_field=False),
+    Setting("introspection_auth_method", _auth_method, is_field=False),
+    Setting("introspection_client_secret", optional_text, is_field=False),
+    Setting("introspection_private_key", optional_text, is_field=False),
+    Setting("introspection_key_id", optional_text, is_field=False),
+    Setting(
+        "introspection_cache_ttl",
+        Number(
+            DEFAULT_INTROSPECTION_CACHE_TTL,
+            minimum=0,
+            maximum=MAX_INTROSPECTION_CACHE_TTL,
+            integer=True,
+        ),
+        is_field=False,
+    ),
+    Setting("introspection_endpoint", _introspection_endpoint, is_field=False),
+    # The fields of OktaSettings.
+    Setting("environment", _environment),
+    Setting("protect_all", Boolean(True)),
+    Setting("realm", _realm),
+    Setting("jwks_refresh_interval", _refresh_interval),
+    Setting(
+        "dpop_replay_store_size",
+        Number(
+            DEFAULT_DPOP_REPLAY_STORE_SIZE,
+            minimum=MIN_DPOP_REPLAY_STORE_SIZE,
+            maximum=MAX_DPOP_REPLAY_STORE_SIZE,
+            unit="proofs",
+            integer=True,
+        ),
+    ),
+    Setting("dpop_replay_key_quota", _replay_key_quota),
+    Setting("groups_claim", ClaimName(DEFAULT_GROUPS_CLAIM)),
+    Setting("principals_callback", dotted_callable),
+    Setting("leeway", Number(DEFAULT_LEEWAY, minimum=0, maximum=MAX_LEEWAY, integer=True)),
+    Setting("http_timeout", Number(DEFAULT_HTTP_TIMEOUT, minimum=0.1, maximum=60)),
+    Setting("jwks_refetch_cooldown", Number(DEFAULT_JWKS_REFETCH_COOLDOWN, minimum=0)),
+    Setting("cors_allowed_origins", _origins),
+    Setting("cors_max_age", Number(DEFAULT_CORS_MAX_AGE, minimum=0, maximum=86400, integer=True)),
+    Setting("console", Boolean(False)),
+    Setting(
+        "token_cache_size",
+        Number(
+            DEFAULT_TOKEN_CACHE_SIZE,
+            minimum=0,
+            maximum=MAX_TOKEN_CACHE_SIZE,
+            unit="tokens",
+            integer=True,
+        ),
+    ),
+    Setting("dpop", _dpop_mode),
+    Setting("dpop_algorithms", _dpop_algorithms),
+    Setting(
+        "dpop_max_age",
+        Number(DEFAULT_DPOP_MAX_AGE, minimum=1, maximum=MAX_DPOP_MAX_AGE, integer=True),
+    ),
+    Setting("dpop_nonce", Boolean(False)),
+    Setting("dpop_nonce_secret", _nonce_secret),
+    Setting("public_url", _public_url),
+    Setting("introspect_all", Boolean(False)),
+    Setting("shared_store", _shared_store),
+    Setting(
+        "shared_store_timeout",
+        Number(DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01, maximum=MAX_SHARED_STORE_TIMEOUT),
+    ),
+    Setting("metrics", _metrics),
+    Setting(
+        "server_threads",
+        Number(
+            DEFAULT_SERVER_THREADS,
+            minimum=1,
+            maximum=MAX_SERVER_THREADS,
+            unit="threads",
+            integer=True,
+        ),
+    ),
+)
+
+#: The table by name.
+TABLE: Mapping[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+#: Every ``okta.*`` key the add-on reads. Any other key under the prefix is refused at
+#: start-up: a misspelt key would otherwise leave its default silently in force.
+SETTING_NAMES = frozenset(setting.key for setting in SETTINGS)
+
+
 def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
     """Validate the ``okta.*`` keys of a Pyramid settings mapping."""
     refuse_unknown_keys(settings, PREFIX, SETTING_NAMES)
-    lines = _issuer_lines(settings)
-    if not lines:
-        raise ConfigurationError(
-            "okta.issuer: is required; set it to your authorization server's "
-            "issuer URI, e.g. https://dev-123456.okta.com/oauth2/default"
-        )
-    introspection = _introspection(settings)
-    environment = str(settings.get(PREFIX + "environment") or "development").strip()
-    if environment not in ENVIRONMENTS:
-        raise ConfigurationError(
-            f"okta.environment: must be development or production, got {environment!r}"
-        )
+    values = Values(settings, TABLE)
+    lines = values["issuer"]
+    introspection = _introspection(values)
+    # Checked in this order: the environment, then what the lines take by default.
     defaults = _IssuerDefaults(
-        audiences=tuple(aslist(settings.get(PREFIX + "audience") or "")),
-        client_ids=tuple(aslist(settings.get(PREFIX + "client_ids") or "")),
-        required_claims=_required_claims(settings),
+        production=values["environment"] == "production",
+        audiences=values["audience"],
+        client_ids=values["client_ids"],
+        required_claims=values["required_claims"],
         introspection=introspection is not None,
-        production=environment == "production",
     )
     # With one line, messages name the key alone, as they always have.
     keys = (
@@ -964,13 +1108,13 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         else [f"okta.issuer line {number}" for number in range(1, len(lines) + 1)]
     )
     issuers: list[IssuerSettings] = []
-    for key, line in zip(keys, lines):
+    for key, line in zip(keys, lines, strict=True):
         parsed = _issuer_line(line, key, defaults)
         for earlier in issuers:
             if earlier.issuer == parsed.issuer:
                 raise ConfigurationError(f"{key}: {parsed.issuer} is listed twice")
         issuers.append(parsed)
-    opaque = [key for key, parsed in zip(keys, issuers) if parsed.opaque]
+    opaque = [key for key, parsed in zip(keys, issuers, strict=True) if parsed.opaque]
     if len(opaque) > 1:
         # An opaque token says nothing of its issuer: it may be sent to one only.
         raise ConfigurationError(
@@ -995,108 +1139,15 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
                 f"endpoint and useless at any other"
             )
     first = issuers[0]
-
-    protect_all = _boolean(settings, "protect_all", True)
-
-    realm = str(settings.get(PREFIX + "realm") or "api")
-    if '"' in realm or "\\" in realm or not realm.isprintable():
-        raise ConfigurationError(
-            f"okta.realm: must be printable text without quotes or backslashes, got {realm!r}"
-        )
-
-    refresh = _number(
-        settings, "jwks_refresh_interval", DEFAULT_JWKS_REFRESH_INTERVAL, minimum=0, maximum=86400
-    )
-    if 0 < refresh < 10:
-        raise ConfigurationError(
-            f"okta.jwks_refresh_interval: must be 0 (off) or at least 10 seconds, "
-            f"got {settings.get(PREFIX + 'jwks_refresh_interval')!r}"
-        )
-
-    replay_size, replay_quota = _replay_store(settings)
+    fields = {setting.name: values[setting.name] for setting in SETTINGS if setting.is_field}
     return OktaSettings(
-        groups_claim=_claim_name(settings, "groups_claim", DEFAULT_GROUPS_CLAIM),
-        required_claims=first.required_claims,
-        principals_callback=_callable(settings, "principals_callback"),
         issuer=first.issuer,
         audiences=first.audiences,
         client_ids=first.client_ids,
-        leeway=int(
-            _number(settings, "leeway", DEFAULT_LEEWAY, minimum=0, maximum=MAX_LEEWAY, integer=True)
-        ),
-        http_timeout=_number(
-            settings, "http_timeout", DEFAULT_HTTP_TIMEOUT, minimum=0.1, maximum=60
-        ),
-        jwks_refetch_cooldown=_number(
-            settings, "jwks_refetch_cooldown", DEFAULT_JWKS_REFETCH_COOLDOWN, minimum=0
-        ),
-        protect_all=protect_all,
-        cors_allowed_origins=_origins(settings),
-        cors_max_age=int(
-            _number(
-                settings,
-                "cors_max_age",
-                DEFAULT_CORS_MAX_AGE,
-                minimum=0,
-                maximum=86400,
-                integer=True,
-            )
-        ),
-        realm=realm,
-        console=_boolean(settings, "console", False),
-        jwks_refresh_interval=refresh,
-        environment=environment,
-        token_cache_size=int(
-            _number(
-                settings,
-                "token_cache_size",
-                DEFAULT_TOKEN_CACHE_SIZE,
-                minimum=0,
-                maximum=MAX_TOKEN_CACHE_SIZE,
-                integer=True,
-                unit="tokens",
-            )
-        ),
-        dpop=_dpop_mode(settings),
-        dpop_algorithms=_dpop_algorithms(settings),
-        dpop_max_age=int(
-            _number(
-                settings,
-                "dpop_max_age",
-                DEFAULT_DPOP_MAX_AGE,
-                minimum=1,
-                maximum=MAX_DPOP_MAX_AGE,
-                integer=True,
-            )
-        ),
-        dpop_nonce=_boolean(settings, "dpop_nonce", False),
-        dpop_nonce_secret=_nonce_secret(settings),
-        dpop_replay_store_size=replay_size,
-        dpop_replay_key_quota=replay_quota,
-        public_url=_public_url(settings),
-        public_url_from_proxy=_public_url_from_proxy(settings),
-        introspection=introspection,
-        introspect_all=_boolean(settings, "introspect_all", False),
+        required_claims=first.required_claims,
         org_server=first.org_server,
         issuers=tuple(issuers),
-        shared_store=_shared_store(settings),
-        shared_store_timeout=_number(
-            settings,
-            "shared_store_timeout",
-            DEFAULT_SHARED_STORE_TIMEOUT,
-            minimum=0.01,
-            maximum=MAX_SHARED_STORE_TIMEOUT,
-        ),
-        metrics=_metrics(settings),
-        server_threads=int(
-            _number(
-                settings,
-                "server_threads",
-                DEFAULT_SERVER_THREADS,
-                minimum=1,
-                maximum=MAX_SERVER_THREADS,
-                integer=True,
-                unit="threads",
-            )
-        ),
+        introspection=introspection,
+        public_url_from_proxy=_public_url_from_proxy(settings),
+        **fields,
     )
