@@ -844,8 +844,6 @@ class _IssuerDefaults:
     production: bool
 
 
-#: The options of an ``okta.issuer`` line (``name=value`` fields after the URL).
-ISSUER_OPTIONS = ("client_ids", "require", "opaque")
 # A field is an option when a bare name precedes its "="; an audience such as
 # https://api.example.com/?v=1 is not mistaken for one. Any bare name counts, so a
 # misspelt option (client-ids=, OPAQUE=) is refused rather than taken for an audience.
@@ -880,9 +878,49 @@ def _looks_like_okta_issuer(text: str) -> bool:
     )
 
 
+@dataclass
+class _Line:
+    """One ``okta.issuer`` line as its fields are read: what it says so far."""
+
+    key: str
+    issuer: str
+    org_server: bool
+    defaults: _IssuerDefaults
+    audiences: list[str]
+    client_ids: tuple[str, ...]
+    required: list[tuple[str, str | None]]
+    opaque: bool = False
+    #: The options given so far.
+    seen: set[str] = field(default_factory=set)
+
+
 def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettings:
     """One line of ``okta.issuer``: ``ISSUER [AUDIENCE ...] [option=value ...]``."""
     issuer, *fields = line.split()
+    parsed = _Line(
+        key=key,
+        issuer=issuer,
+        org_server=_issuer(issuer, key, defaults),
+        defaults=defaults,
+        audiences=[],
+        client_ids=defaults.client_ids,
+        required=list(defaults.required_claims),
+    )
+    for text in fields:
+        _field(parsed, text)
+    # The org authorization server cannot be given an audience: its tokens carry the org's.
+    return IssuerSettings(
+        issuer=issuer,
+        audiences=_audiences(parsed),
+        client_ids=parsed.client_ids,
+        required_claims=tuple(parsed.required),
+        org_server=parsed.org_server and defaults.introspection,
+        opaque=parsed.opaque,
+    )
+
+
+def _issuer(issuer: str, key: str, defaults: _IssuerDefaults) -> bool:
+    """Check the issuer URI that starts a line; whether it is Okta's org server."""
     if issuer.count("://") > 1:
         # "A,B" (a list written the usual way) would start as one URL that no iss is.
         raise ConfigurationError(
@@ -892,101 +930,164 @@ def _issuer_line(line: str, key: str, defaults: _IssuerDefaults) -> IssuerSettin
     org_server = is_org_server(issuer, key)
     if not defaults.introspection:
         check_not_org_server(issuer, key)
-    if org_server and urlsplit(issuer).path:
-        parts = urlsplit(issuer)
+    if org_server:
+        _check_bare_org_url(issuer, key)
+    else:
+        check_no_trailing_slash(issuer, key)
+    return org_server
+
+
+def _check_bare_org_url(issuer: str, key: str) -> None:
+    parts = urlsplit(issuer)
+    if parts.path:
         raise ConfigurationError(
             f"{key}: the Okta org authorization server's issuer is the bare org URL "
             f"(the iss of its tokens): write {parts.scheme}://{parts.netloc}"
         )
-    if not org_server:
-        check_no_trailing_slash(issuer, key)
-    audiences: list[str] = []
-    client_ids = defaults.client_ids
-    required = list(defaults.required_claims)
-    opaque = False
-    seen: set[str] = set()
-    for field_ in fields:
-        option = _OPTION.fullmatch(field_)
-        if option is None:
-            if field_.startswith(("#", ";")):
-                # An ini value has no inline comments: its words would be audiences.
-                raise ConfigurationError(
-                    f"{key}: {field_[:40]!r} starts a comment, but an ini value has none: "
-                    f"every word after it would be an audience; put the comment on a "
-                    f"line of its own"
-                )
-            if _looks_like_okta_issuer(field_):
-                raise ConfigurationError(
-                    f"{key}: {field_[:200]!r} after the issuer looks like another issuer "
-                    f"URI, not an audience; put each issuer on a line of its own"
-                )
-            audiences.append(field_)
-            continue
-        name, value = option.groups()
-        if name not in ISSUER_OPTIONS:
-            close = difflib.get_close_matches(name.lower().replace("-", "_"), ISSUER_OPTIONS, n=1)
-            hint = (
-                f"did you mean {close[0]}?"
-                if close
-                else (f"the options are {', '.join(ISSUER_OPTIONS)}")
-            )
-            raise ConfigurationError(
-                f"{key}: {name[:40]!r} is not an option of an issuer line; {hint}"
-            )
-        if name != "require" and name in seen:
-            raise ConfigurationError(f"{key}: the option {name} is given twice")
-        seen.add(name)
-        if name == "client_ids":
-            client_ids = tuple(filter(None, value.split(",")))
-            if not client_ids:
-                raise ConfigurationError(
-                    f"{key}: client_ids= needs one or more client ids, separated by commas"
-                )
-        elif name == "require":
-            required.append(_requirement(key, value))
-        else:
-            if value.lower() not in truthy:
-                raise ConfigurationError(
-                    f"{key}: opaque= takes only true (leave it out otherwise), got {value[:20]!r}"
-                )
-            if not defaults.introspection:
-                raise ConfigurationError(
-                    f"{key}: opaque=true needs token introspection: set "
-                    f"okta.introspection_client_id and its credentials"
-                )
-            if org_server:
-                # Its access tokens are JWTs; what it issues otherwise (refresh
-                # tokens) introspects as active but must not open the API.
-                raise ConfigurationError(
-                    f"{key}: opaque=true: the Okta org authorization server's access "
-                    f"tokens are JWTs; leave opaque= out of this line"
-                )
-            opaque = True
-    audiences = audiences or list(defaults.audiences)
-    if not audiences and defaults.production:
-        # The default, api://default, is shared by every API on Okta's default
-        # authorization server (RFC 9068 §4, RFC 8707): production must choose.
-        where = (
-            f"the org authorization server's tokens have {issuer}"
-            if org_server
-            else "in the Admin Console: Security > API > Authorization Servers, column Audience"
-        )
-        line_hint = "" if key == "okta.issuer" else f" (or after the issuer on {key})"
+
+
+def _field(line: _Line, text: str) -> None:
+    """A field after the issuer: an option (``name=value``), else an audience."""
+    option = _OPTION.fullmatch(text)
+    if option is None:
+        line.audiences.append(_audience(text, line.key))
+        return
+    name, value = option.groups()
+    _check_option(line, name)
+    _OPTIONS[name](line, value)
+
+
+def _audience(text: str, key: str) -> str:
+    if text.startswith(("#", ";")):
+        # An ini value has no inline comments: its words would be audiences.
         raise ConfigurationError(
-            f"okta.audience: is required when okta.environment = production{line_hint}; "
-            f"set it to the audience your authorization server puts in this API's "
-            f"tokens ({where})"
+            f"{key}: {text[:40]!r} starts a comment, but an ini value has none: "
+            f"every word after it would be an audience; put the comment on a "
+            f"line of its own"
         )
-    # The org authorization server cannot be given an audience: its tokens carry the org's.
-    return IssuerSettings(
-        issuer=issuer,
-        audiences=tuple(dict.fromkeys(audiences))
-        or ((issuer,) if org_server else (DEFAULT_AUDIENCE,)),
-        client_ids=client_ids,
-        required_claims=tuple(required),
-        org_server=org_server and defaults.introspection,
-        opaque=opaque,
+    if _looks_like_okta_issuer(text):
+        raise ConfigurationError(
+            f"{key}: {text[:200]!r} after the issuer looks like another issuer "
+            f"URI, not an audience; put each issuer on a line of its own"
+        )
+    return text
+
+
+def _check_option(line: _Line, name: str) -> None:
+    """Refuse an option that does not exist, or that is given twice."""
+    if name not in ISSUER_OPTIONS:
+        close = difflib.get_close_matches(name.lower().replace("-", "_"), ISSUER_OPTIONS, n=1)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else (f"the options are {', '.join(ISSUER_OPTIONS)}")
+        )
+        raise ConfigurationError(
+            f"{line.key}: {name[:40]!r} is not an option of an issuer line; {hint}"
+        )
+    if name not in _REPEATABLE_OPTIONS and name in line.seen:
+        raise ConfigurationError(f"{line.key}: the option {name} is given twice")
+    line.seen.add(name)
+
+
+def _client_ids_option(line: _Line, value: str) -> None:
+    """``client_ids=a,b``: this issuer's clients, instead of okta.client_ids."""
+    line.client_ids = tuple(filter(None, value.split(",")))
+    if not line.client_ids:
+        raise ConfigurationError(
+            f"{line.key}: client_ids= needs one or more client ids, separated by commas"
+        )
+
+
+def _require_option(line: _Line, value: str) -> None:
+    """``require=name`` or ``require=name=value``: a claim, besides okta.required_claims."""
+    line.required.append(_requirement(line.key, value))
+
+
+def _opaque_option(line: _Line, value: str) -> None:
+    """``opaque=true``: tokens that are not JWTs are introspected at this issuer."""
+    key = line.key
+    if value.lower() not in truthy:
+        raise ConfigurationError(
+            f"{key}: opaque= takes only true (leave it out otherwise), got {value[:20]!r}"
+        )
+    if not line.defaults.introspection:
+        raise ConfigurationError(
+            f"{key}: opaque=true needs token introspection: set "
+            f"okta.introspection_client_id and its credentials"
+        )
+    if line.org_server:
+        # Its access tokens are JWTs; what it issues otherwise (refresh
+        # tokens) introspects as active but must not open the API.
+        raise ConfigurationError(
+            f"{key}: opaque=true: the Okta org authorization server's access "
+            f"tokens are JWTs; leave opaque= out of this line"
+        )
+    line.opaque = True
+
+
+#: The options of an ``okta.issuer`` line (``name=value`` fields after the URL), and
+#: what each does to the line.
+_OPTIONS: dict[str, Callable[[_Line, str], None]] = {
+    "client_ids": _client_ids_option,
+    "require": _require_option,
+    "opaque": _opaque_option,
+}
+ISSUER_OPTIONS = tuple(_OPTIONS)
+#: The options a line may give more than once.
+_REPEATABLE_OPTIONS = frozenset({"require"})
+
+
+def _audiences(line: _Line) -> tuple[str, ...]:
+    """The line's audiences, else okta.audience's, else the default."""
+    audiences = line.audiences or list(line.defaults.audiences)
+    if not audiences and line.defaults.production:
+        _refuse_default_audience(line)
+    return tuple(dict.fromkeys(audiences)) or (
+        (line.issuer,) if line.org_server else (DEFAULT_AUDIENCE,)
     )
+
+
+def _refuse_default_audience(line: _Line) -> None:
+    # The default, api://default, is shared by every API on Okta's default
+    # authorization server (RFC 9068 §4, RFC 8707): production must choose.
+    where = (
+        f"the org authorization server's tokens have {line.issuer}"
+        if line.org_server
+        else "in the Admin Console: Security > API > Authorization Servers, column Audience"
+    )
+    line_hint = "" if line.key == "okta.issuer" else f" (or after the issuer on {line.key})"
+    raise ConfigurationError(
+        f"okta.audience: is required when okta.environment = production{line_hint}; "
+        f"set it to the audience your authorization server puts in this API's "
+        f"tokens ({where})"
+    )
+
+
+def _parse_issuers(lines: list[str], defaults: _IssuerDefaults) -> tuple[IssuerSettings, ...]:
+    """Every line of ``okta.issuer``; an issuer may be listed once, and only one line
+    may take opaque tokens."""
+    # With one line, messages name the key alone, as they always have.
+    keys = (
+        ["okta.issuer"]
+        if len(lines) == 1
+        else [f"okta.issuer line {number}" for number in range(1, len(lines) + 1)]
+    )
+    issuers: list[IssuerSettings] = []
+    for key, line in zip(keys, lines, strict=True):
+        parsed = _issuer_line(line, key, defaults)
+        for earlier in issuers:
+            if earlier.issuer == parsed.issuer:
+                raise ConfigurationError(f"{key}: {parsed.issuer} is listed twice")
+        issuers.append(parsed)
+    opaque = [key for key, parsed in zip(keys, issuers, strict=True) if parsed.opaque]
+    if len(opaque) > 1:
+        # An opaque token says nothing of its issuer: it may be sent to one only.
+        raise ConfigurationError(
+            f"{opaque[1]}: opaque=true is also set on {opaque[0]}; tokens that are not "
+            f"JWTs can be introspected at one authorization server only"
+        )
+    return tuple(issuers)
 
 
 # -- the keys -----------------------------------------------------------------------
@@ -1101,26 +1202,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         required_claims=values["required_claims"],
         introspection=introspection is not None,
     )
-    # With one line, messages name the key alone, as they always have.
-    keys = (
-        ["okta.issuer"]
-        if len(lines) == 1
-        else [f"okta.issuer line {number}" for number in range(1, len(lines) + 1)]
-    )
-    issuers: list[IssuerSettings] = []
-    for key, line in zip(keys, lines, strict=True):
-        parsed = _issuer_line(line, key, defaults)
-        for earlier in issuers:
-            if earlier.issuer == parsed.issuer:
-                raise ConfigurationError(f"{key}: {parsed.issuer} is listed twice")
-        issuers.append(parsed)
-    opaque = [key for key, parsed in zip(keys, issuers, strict=True) if parsed.opaque]
-    if len(opaque) > 1:
-        # An opaque token says nothing of its issuer: it may be sent to one only.
-        raise ConfigurationError(
-            f"{opaque[1]}: opaque=true is also set on {opaque[0]}; tokens that are not "
-            f"JWTs can be introspected at one authorization server only"
-        )
+    issuers = _parse_issuers(lines, defaults)
     if introspection is not None and introspection.endpoint is not None and len(issuers) > 1:
         raise ConfigurationError(
             "okta.introspection_endpoint: names one server's endpoint, and okta.issuer "
@@ -1146,7 +1228,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         client_ids=first.client_ids,
         required_claims=first.required_claims,
         org_server=first.org_server,
-        issuers=tuple(issuers),
+        issuers=issuers,
         introspection=introspection,
         public_url_from_proxy=_public_url_from_proxy(settings),
         **fields,
