@@ -642,27 +642,7 @@ def _introspection(values: Values) -> IntrospectionSettings | None:
     cache_ttl = values["introspection_cache_ttl"]
     client_id = values["introspection_client_id"]
     if client_id is None:
-        # A setting that shows an intent to introspect, without the client to do it
-        # (production.ini's defaults for the others mean nothing yet).
-        for name in (
-            "introspection_client_secret",
-            "introspection_private_key",
-            "introspection_key_id",
-            "introspection_auth_method",
-            "introspect_all",
-            "introspection_endpoint",
-        ):
-            value = text(values.settings.get(PREFIX + name))
-            if (
-                value is None
-                or (name == "introspection_auth_method" and value.lower() == "client_secret_basic")
-                or (name == "introspect_all" and not values[name])
-            ):
-                continue
-            raise ConfigurationError(
-                f"okta.{name}: is set, but introspection is off: set "
-                f"okta.introspection_client_id to the client the API introspects as"
-            )
+        _refuse_introspection_settings(values)
         return None
     method = values["introspection_auth_method"]
     secret = values["introspection_client_secret"]
@@ -670,36 +650,9 @@ def _introspection(values: Values) -> IntrospectionSettings | None:
     key_id = values["introspection_key_id"]
     private_key = None
     if method == "private_key_jwt":
-        if secret is not None:
-            raise ConfigurationError(
-                "okta.introspection_client_secret: is not used with private_key_jwt; "
-                "remove it (the private key proves the client's identity)"
-            )
-        if key_path is None:
-            raise ConfigurationError(
-                "okta.introspection_private_key: is required with "
-                "okta.introspection_auth_method = private_key_jwt; give the path of the "
-                "client's PEM private key file"
-            )
-        private_key = _private_key(key_path)
-        if key_id is not None:
-            check_one_word(key_id, "okta.introspection_key_id", "key id")
+        private_key = _private_key_jwt(secret, key_path, key_id)
     else:
-        for name, value in (
-            ("introspection_private_key", key_path),
-            ("introspection_key_id", key_id),
-        ):
-            if value is not None:
-                raise ConfigurationError(
-                    f"okta.{name}: is only used with okta.introspection_auth_method = "
-                    f"private_key_jwt (now {method})"
-                )
-        if secret is None:
-            raise ConfigurationError(
-                f"okta.introspection_client_secret: is required with "
-                f"okta.introspection_auth_method = {method}; in production.ini it comes "
-                f"from OKTA_INTROSPECTION_CLIENT_SECRET"
-            )
+        _client_secret_method(method, secret, key_path, key_id)
     return IntrospectionSettings(
         client_id=client_id,
         auth_method=method,
@@ -709,6 +662,93 @@ def _introspection(values: Values) -> IntrospectionSettings | None:
         cache_ttl=cache_ttl,
         endpoint=values["introspection_endpoint"],
     )
+
+
+def _refuse_introspection_settings(values: Values) -> None:
+    """A setting that shows an intent to introspect, without the client to do it
+    (production.ini's defaults for the others mean nothing yet)."""
+    for name in (
+        "introspection_client_secret",
+        "introspection_private_key",
+        "introspection_key_id",
+        "introspection_auth_method",
+        "introspect_all",
+        "introspection_endpoint",
+    ):
+        value = text(values.settings.get(PREFIX + name))
+        if (
+            value is None
+            or (name == "introspection_auth_method" and value.lower() == "client_secret_basic")
+            or (name == "introspect_all" and not values[name])
+        ):
+            continue
+        raise ConfigurationError(
+            f"okta.{name}: is set, but introspection is off: set "
+            f"okta.introspection_client_id to the client the API introspects as"
+        )
+
+
+def _private_key_jwt(secret: str | None, key_path: str | None, key_id: str | None) -> Any:
+    """The client's private key, for okta.introspection_auth_method = private_key_jwt."""
+    if secret is not None:
+        raise ConfigurationError(
+            "okta.introspection_client_secret: is not used with private_key_jwt; "
+            "remove it (the private key proves the client's identity)"
+        )
+    if key_path is None:
+        raise ConfigurationError(
+            "okta.introspection_private_key: is required with "
+            "okta.introspection_auth_method = private_key_jwt; give the path of the "
+            "client's PEM private key file"
+        )
+    private_key = _private_key(key_path)
+    if key_id is not None:
+        check_one_word(key_id, "okta.introspection_key_id", "key id")
+    return private_key
+
+
+def _client_secret_method(
+    method: str, secret: str | None, key_path: str | None, key_id: str | None
+) -> None:
+    """Check the settings of client_secret_basic and client_secret_post."""
+    for name, value in (
+        ("introspection_private_key", key_path),
+        ("introspection_key_id", key_id),
+    ):
+        if value is not None:
+            raise ConfigurationError(
+                f"okta.{name}: is only used with okta.introspection_auth_method = "
+                f"private_key_jwt (now {method})"
+            )
+    if secret is None:
+        raise ConfigurationError(
+            f"okta.introspection_client_secret: is required with "
+            f"okta.introspection_auth_method = {method}; in production.ini it comes "
+            f"from OKTA_INTROSPECTION_CLIENT_SECRET"
+        )
+
+
+def _check_introspection_issuers(
+    introspection: IntrospectionSettings | None, issuers: tuple[IssuerSettings, ...]
+) -> None:
+    """Refuse introspection settings that cannot serve every issuer."""
+    if introspection is not None and introspection.endpoint is not None and len(issuers) > 1:
+        raise ConfigurationError(
+            "okta.introspection_endpoint: names one server's endpoint, and okta.issuer "
+            "has several lines; leave it out (each issuer's metadata names its own)"
+        )
+    if introspection is not None and introspection.client_secret is not None:
+        hosts = sorted({(urlsplit(line.issuer).hostname or "") for line in issuers})
+        if len(hosts) > 1:
+            # Every line's issuer is asked about its tokens with the one client: a
+            # secret belongs to one server and must not be shown to the others.
+            raise ConfigurationError(
+                f"okta.introspection_auth_method: {introspection.auth_method} would send "
+                f"the introspection client secret to the authorization servers of "
+                f"{len(hosts)} hosts ({', '.join(hosts)}); list the issuers of one host "
+                f"only, or use private_key_jwt, whose assertion is made for each "
+                f"endpoint and useless at any other"
+            )
 
 
 def _shared_store(values: Values, key: str) -> str | None:
@@ -736,6 +776,19 @@ def _shared_store(values: Values, key: str) -> str | None:
         )
     if parts.fragment:
         raise ConfigurationError(f"{key}: must not contain a fragment, got {shown!r}")
+    options = _url_options(parts, key)
+    _client_certificate(
+        key, options.get("ssl_certfile", [None])[0], options.get("ssl_keyfile", [None])[0]
+    )
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigurationError(
+            f"{key}: needs redis-py, which is not installed: pip install 'okta_pyramid[redis]'"
+        )
+    return raw
+
+
+def _url_options(parts: SplitResult, key: str) -> dict[str, list[str]]:
+    """The options of the store's URL: only the files of TLS, each readable."""
     # redis-py lets a URL option win over what the store sets: a timeout, the
     # database, certificate checks (ssl_cert_reqs=none). Only TLS's files may be named.
     options = parse_qs(parts.query, keep_blank_values=True)
@@ -752,14 +805,7 @@ def _shared_store(values: Values, key: str) -> str | None:
             raise ConfigurationError(f"{key}: {name} is an option of TLS: use rediss://")
         if len(files) != 1 or not os.path.isfile(files[0]) or not os.access(files[0], os.R_OK):
             raise ConfigurationError(f"{key}: {name} must name one readable file")
-    _client_certificate(
-        key, options.get("ssl_certfile", [None])[0], options.get("ssl_keyfile", [None])[0]
-    )
-    if importlib.util.find_spec("redis") is None:
-        raise ConfigurationError(
-            f"{key}: needs redis-py, which is not installed: pip install 'okta_pyramid[redis]'"
-        )
-    return raw
+    return options
 
 
 class _PassPhraseAsked(Exception):
@@ -1203,23 +1249,7 @@ def parse_settings(settings: Mapping[str, Any]) -> OktaSettings:
         introspection=introspection is not None,
     )
     issuers = _parse_issuers(lines, defaults)
-    if introspection is not None and introspection.endpoint is not None and len(issuers) > 1:
-        raise ConfigurationError(
-            "okta.introspection_endpoint: names one server's endpoint, and okta.issuer "
-            "has several lines; leave it out (each issuer's metadata names its own)"
-        )
-    if introspection is not None and introspection.client_secret is not None:
-        hosts = sorted({(urlsplit(line.issuer).hostname or "") for line in issuers})
-        if len(hosts) > 1:
-            # Every line's issuer is asked about its tokens with the one client: a
-            # secret belongs to one server and must not be shown to the others.
-            raise ConfigurationError(
-                f"okta.introspection_auth_method: {introspection.auth_method} would send "
-                f"the introspection client secret to the authorization servers of "
-                f"{len(hosts)} hosts ({', '.join(hosts)}); list the issuers of one host "
-                f"only, or use private_key_jwt, whose assertion is made for each "
-                f"endpoint and useless at any other"
-            )
+    _check_introspection_issuers(introspection, issuers)
     first = issuers[0]
     fields = {setting.name: values[setting.name] for setting in SETTINGS if setting.is_field}
     return OktaSettings(
