@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import ipaddress
 import os
 import re
 import ssl
@@ -37,6 +36,70 @@ from ..tokens.schemes import MODES as DPOP_MODES
 from ..tokens.shared import DEFAULT_TIMEOUT as DEFAULT_SHARED_STORE_TIMEOUT
 from ..tokens.shared import URL_OPTIONS as SHARED_STORE_URL_OPTIONS
 from ..tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
+from .urls import (
+    OKTA_DOMAINS,
+    check_issuer_url,
+    check_no_trailing_slash,
+    check_not_org_server,
+    display_url,
+    is_org_server,
+    looks_like_okta_issuer,
+    split_url,
+)
+
+# What okta_pyramid.settings offers, as it did when it was one module.
+__all__ = [
+    "DEFAULT_AUDIENCE",
+    "DEFAULT_CORS_MAX_AGE",
+    "DEFAULT_DPOP_ALGORITHMS",
+    "DEFAULT_DPOP_MAX_AGE",
+    "DEFAULT_DPOP_REPLAY_STORE_SIZE",
+    "DEFAULT_GROUPS_CLAIM",
+    "DEFAULT_HTTP_TIMEOUT",
+    "DEFAULT_INTROSPECTION_CACHE_TTL",
+    "DEFAULT_JWKS_REFETCH_COOLDOWN",
+    "DEFAULT_JWKS_REFRESH_INTERVAL",
+    "DEFAULT_LEEWAY",
+    "DEFAULT_SERVER_THREADS",
+    "DEFAULT_SHARED_STORE_TIMEOUT",
+    "DEFAULT_TOKEN_CACHE_SIZE",
+    "DPOP_ALGORITHMS",
+    "DPOP_MODES",
+    "DPOP_REPLAY_KEY_SHARE",
+    "ENVIRONMENTS",
+    "INTROSPECTION_AUTH_METHODS",
+    "ISSUER_OPTIONS",
+    "MAX_DPOP_MAX_AGE",
+    "MAX_DPOP_REPLAY_STORE_SIZE",
+    "MAX_INTROSPECTION_CACHE_TTL",
+    "MAX_LEEWAY",
+    "MAX_PRIVATE_KEY_BYTES",
+    "MAX_SERVER_THREADS",
+    "MAX_SHARED_STORE_TIMEOUT",
+    "MAX_TOKEN_CACHE_SIZE",
+    "MIN_DPOP_REPLAY_STORE_SIZE",
+    "MIN_SECRET_BYTES",
+    "OKTA_DOMAINS",
+    "PREFIX",
+    "PUBLIC_URL_FROM_PROXY",
+    "SETTINGS",
+    "SETTING_NAMES",
+    "SHARED_STORE_URL_OPTIONS",
+    "IntrospectionSettings",
+    "IssuerSettings",
+    "OktaSettings",
+    "Setting",
+    "check_issuer_url",
+    "check_no_trailing_slash",
+    "check_not_org_server",
+    "display_url",
+    "is_loopback_host",
+    "is_org_server",
+    "load_private_key",
+    "parse_settings",
+    "refuse_unknown_keys",
+    "split_url",
+]
 
 PREFIX = "okta."
 
@@ -44,8 +107,6 @@ MAX_LEEWAY = 300
 DEFAULT_CORS_MAX_AGE = 600
 DEFAULT_JWKS_REFRESH_INTERVAL = 300.0
 ENVIRONMENTS = ("development", "production")
-# Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
-OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")
 DEFAULT_GROUPS_CLAIM = "groups"
 MAX_TOKEN_CACHE_SIZE = 100_000
 #: A proof older than this is refused whatever okta.dpop_max_age says: the replay
@@ -66,9 +127,6 @@ DPOP_REPLAY_KEY_SHARE = 8
 #: ``okta.public_url``'s value for "the proxy sets the Host header": the URL a DPoP
 #: proof must name is then built from the request's Host, on the operator's word.
 PUBLIC_URL_FROM_PROXY = "from-proxy"
-
-# An issuer path of the shape Okta gives custom authorization servers: /oauth2/<id>.
-_OKTA_SERVER_PATH = re.compile(r"/oauth2/[^/]+/?")
 
 
 @dataclass(frozen=True)
@@ -181,11 +239,6 @@ class IntrospectionSettings:
     endpoint: str | None = None
 
 
-def _is_okta_host(host: str | None) -> bool:
-    host = (host or "").lower()
-    return any(host == domain or host.endswith("." + domain) for domain in OKTA_DOMAINS)
-
-
 def refuse_unknown_keys(settings: Mapping[str, Any], prefix: str, known: Collection[str]) -> None:
     """Refuse a key under ``prefix`` that is not in ``known``, naming the closest one."""
     for key in sorted(k for k in settings if isinstance(k, str) and k.startswith(prefix)):
@@ -194,109 +247,6 @@ def refuse_unknown_keys(settings: Mapping[str, Any], prefix: str, known: Collect
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f"did you mean {close[0]}?" if close else "remove it or correct its name"
         raise ConfigurationError(f"{key}: is not a setting of okta_pyramid; {hint}")
-
-
-def display_url(parts: SplitResult) -> str:
-    """The URL without its user info, so a password never reaches a message."""
-    netloc = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=netloc).geturl()
-
-
-def split_url(value: str, key: str) -> SplitResult:
-    """``urlsplit(value)``, refusing (without quoting it) a URL whose host or port
-    cannot be read, such as an unclosed IPv6 bracket or a port beyond 65535."""
-    if any(c.isspace() or not c.isprintable() for c in value):
-        # urlsplit would silently drop tabs and line breaks.
-        raise ConfigurationError(
-            f"{key}: must be one URL, with no spaces, line breaks or control characters inside"
-        )
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
-        host = parts.netloc.rpartition("@")[2]
-        if host.startswith("["):
-            # Python 3.11+ refuses a bracketed host that is not an IPv6 address;
-            # 3.10's urlsplit does not, so check it the same way on every Python.
-            ipaddress.IPv6Address(host[1 : host.index("]")].partition("%")[0])
-    except ValueError:
-        raise ConfigurationError(
-            f"{key}: is not a valid URL: its host or port cannot be read (an IPv6 "
-            f"address goes in brackets, [::1]; a port is a number up to 65535)"
-        ) from None
-    return parts
-
-
-def check_issuer_url(value: str, key: str = "okta.issuer") -> str:
-    """Return the issuer URL if it is absolute https (http only on loopback)."""
-    parts = split_url(value, key)
-    if "@" in parts.netloc:
-        raise ConfigurationError(
-            f"{key}: must not contain user info (user:password@); an issuer URI never has it"
-        )
-    shown = display_url(parts)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(
-            f"{key}: must be an absolute https URL such as "
-            f"https://dev-123456.okta.com/oauth2/default, got {shown!r}"
-        )
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigurationError(
-            f"{key}: must use https; plain http is only accepted for a loopback "
-            f"host (localhost, 127.0.0.0/8, ::1), got {shown!r}"
-        )
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ConfigurationError(f"{key}: must not contain a query or fragment, got {shown!r}")
-    return value
-
-
-def check_no_trailing_slash(value: str, key: str = "okta.issuer") -> str:
-    """Refuse an Okta issuer written with a trailing slash.
-
-    Okta issuer URIs never end with ``/``, and the ``iss`` claim and the metadata's
-    ``issuer`` are compared exactly (RFC 9068 §4, RFC 8414 §3.3), so with the slash
-    every token would fail. Other issuers may end with one (Auth0's do), so only an
-    issuer shaped like Okta's (an Okta host, or a ``/oauth2/<id>`` path) is refused.
-    """
-    parts = urlsplit(value)
-    if not parts.path.endswith("/"):
-        return value
-    if _is_okta_host(parts.hostname) or _OKTA_SERVER_PATH.fullmatch(parts.path):
-        raise ConfigurationError(
-            f"{key}: must not end with '/': Okta issuer URIs have none and the iss "
-            f"claim is compared exactly, so every token would fail; write "
-            f"{display_url(parts).rstrip('/')}"
-        )
-    return value
-
-
-def is_org_server(value: str, key: str = "okta.issuer") -> bool:
-    """Whether ``value`` is an Okta *org* authorization server (``https://<org>.okta.com``)."""
-    parts = split_url(value, key)
-    # Its issuer is the bare org URL; its endpoints live under /oauth2/v1.
-    return parts.path.strip("/") in ("", "oauth2", "oauth2/v1") and _is_okta_host(parts.hostname)
-
-
-def check_not_org_server(value: str, key: str = "okta.issuer") -> str:
-    """Refuse the Okta *org* authorization server (``https://<org>.okta.com``) where
-    its tokens would have to be validated locally.
-
-    Its access tokens are meant for Okta's own APIs: Okta does not let anyone else
-    validate them (their keys are not for resource servers), so an API checking
-    them locally would refuse every token. Introspection (RFC 7662) is the one way
-    to accept them; otherwise use a custom authorization server, whose issuer has an
-    ``/oauth2/<id>`` path such as ``.../oauth2/default``.
-    """
-    if is_org_server(value, key):
-        parts = split_url(value, key)
-        org = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-        raise ConfigurationError(
-            f"{key}: {display_url(parts)} is the Okta org authorization server, whose "
-            f"access tokens cannot be validated by a resource server: use a custom "
-            f"authorization server such as {org}/oauth2/default, or accept the org's "
-            f"tokens by introspection (set okta.introspection_client_id and its "
-            f"credentials, see docs/introspection.md)"
-        )
-    return value
 
 
 # -- reading one key ------------------------------------------------------------------
@@ -912,18 +862,6 @@ def _requirement(key: str, text: str) -> tuple[str, str | None]:
     return name, value if equals else None
 
 
-def _looks_like_okta_issuer(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return False
-    return (
-        parts.scheme == "https"
-        and _is_okta_host(parts.hostname)
-        and bool(_OKTA_SERVER_PATH.fullmatch(parts.path))
-    )
-
-
 @dataclass
 class _Line:
     """One ``okta.issuer`` line as its fields are read: what it says so far."""
@@ -1011,7 +949,7 @@ def _audience(text: str, key: str) -> str:
             f"every word after it would be an audience; put the comment on a "
             f"line of its own"
         )
-    if _looks_like_okta_issuer(text):
+    if looks_like_okta_issuer(text):
         raise ConfigurationError(
             f"{key}: {text[:200]!r} after the issuer looks like another issuer "
             f"URI, not an audience; put each issuer on a line of its own"
