@@ -195,6 +195,7 @@ def _public_url(values: Values, key: str) -> str | None:
 
 
 def public_url_from_proxy(settings: Mapping[str, Any]) -> bool:
+    """``okta.public_url = from-proxy``: the operator vouches for the Host header."""
     return str(settings.get(PREFIX + "public_url") or "").strip().lower() == (PUBLIC_URL_FROM_PROXY)
 
 
@@ -210,8 +211,9 @@ def _metrics(values: Values, key: str) -> bool:
 
 # -- the keys -----------------------------------------------------------------------
 
-#: Every ``okta.*`` key, declared once. The settings that are fields of
-#: :class:`OktaSettings` are converted in this order: with several mistakes, the
+#: Every ``okta.*`` key, declared once. The keys that are not fields are read as
+#: parse_settings assembles the issuers and introspection from them; then the fields
+#: of :class:`OktaSettings` are converted in this order. With several mistakes, the
 #: first one met is the one reported.
 SETTINGS: tuple[Setting, ...] = (
     # The trusted issuers, one a line, and what their tokens must say.
