@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from pyramid.exceptions import ConfigurationError
 
 from okta_pyramid.settings import (
+    ISSUER_OPTIONS,
     SETTING_NAMES,
+    SETTINGS,
     OktaSettings,
     is_loopback_host,
     parse_settings,
@@ -147,6 +151,49 @@ def test_setting_names_are_exactly_the_keys_read() -> None:
     assert {key for key in settings.read if key.startswith("okta.")} == SETTING_NAMES
 
 
+def test_each_key_is_declared_once_in_the_table() -> None:
+    names = [setting.name for setting in SETTINGS]
+    assert len(names) == len(set(names))
+    assert {setting.key for setting in SETTINGS} == SETTING_NAMES
+
+
+def test_every_field_comes_from_the_table_or_from_the_issuers() -> None:
+    # A field is a key's value as is, or what parse_settings assembles from several.
+    assembled = {
+        "issuer",
+        "audiences",
+        "client_ids",
+        "required_claims",
+        "org_server",
+        "issuers",
+        "introspection",
+        "public_url_from_proxy",
+    }
+    from_table = {setting.name for setting in SETTINGS if setting.is_field}
+    assert from_table.isdisjoint(assembled)
+    assert {field.name for field in dataclasses.fields(OktaSettings)} == from_table | assembled
+
+
+@pytest.mark.parametrize(
+    ("values", "first"),
+    [
+        ({"okta.leeway": "x", "okta.http_timeout": "x"}, "okta.leeway:"),
+        ({"okta.server_threads": "0", "okta.protect_all": "maybe"}, "okta.protect_all:"),
+        ({"okta.issuer": "ftp://x.example.com", "okta.leeway": "x"}, "okta.issuer:"),
+        (
+            {"okta.environment": "staging", "okta.introspection_cache_ttl": "x"},
+            "okta.introspection_",
+        ),
+    ],
+)
+def test_with_several_mistakes_the_first_checked_is_reported(
+    values: dict[str, str], first: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"okta.issuer": ISSUER, **values})
+    assert str(info.value).startswith(first)
+
+
 @pytest.mark.parametrize(
     ("key", "closest"),
     [
@@ -179,6 +226,16 @@ def test_other_prefixes_are_left_to_their_owners() -> None:
 
 
 # -- the issuer URL -----------------------------------------------------------------
+
+
+def test_an_issuer_option_with_no_close_name_lists_the_options() -> None:
+    assert ISSUER_OPTIONS == ("client_ids", "require", "opaque")
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({"okta.issuer": f"{ISSUER} zzz=1"})
+    assert str(info.value) == (
+        "okta.issuer: 'zzz' is not an option of an issuer line; "
+        "the options are client_ids, require, opaque"
+    )
 
 
 @pytest.mark.parametrize(
