@@ -160,7 +160,8 @@ def app_server(
     )
     stderr: list[str] = []
     # Drain stderr so a chatty server can never block on a full pipe.
-    assert process.stdout is not None and process.stderr is not None  # both are pipes
+    assert process.stdout is not None  # a pipe
+    assert process.stderr is not None  # a pipe
     errors = process.stderr
     drain = threading.Thread(target=lambda: stderr.extend(errors), daemon=True)
     drain.start()
