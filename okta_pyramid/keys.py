@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 
-from .tokens.jwks import is_loopback_host
 from .tokens.refresher import KeyRefresher
+from .tokens.urls import is_loopback_host
 
 
 def includeme(config: Configurator) -> None:

@@ -14,6 +14,7 @@ What is checked, and why, is in docs/validation.md.
 from __future__ import annotations
 
 from .capacity import CallSlots
+from .discovery import IssuerClient
 from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
 from .exceptions import (
     ExpiredToken,
@@ -42,7 +43,7 @@ from .introspection import (
     TokenIntrospector,
 )
 from .issuers import MultiIssuerVerifier
-from .jwks import IssuerClient, KeySet
+from .jwks import KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayQuotaExceeded, ReplayStore, ReplayStoreFull

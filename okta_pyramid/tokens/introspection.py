@@ -82,6 +82,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from . import _jws
 from .cache import VerifiedTokenCache, token_digest
 from .capacity import DEFAULT_SERVER_THREADS, CallSlots, Progress, calls_for_threads
+from .discovery import IssuerClient
 from .exceptions import (
     ImmatureToken,
     InvalidIssuer,
@@ -89,7 +90,8 @@ from .exceptions import (
     IssuerUnavailable,
     MalformedToken,
 )
-from .jwks import MIN_RSA_BITS, FetchError, IssuerClient
+from .fetch import FetchError
+from .jwks import MIN_RSA_BITS
 from .shared import SharedStoreUnavailable
 from .verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier, VerifiedToken
 

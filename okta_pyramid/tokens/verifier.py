@@ -39,6 +39,7 @@ import requests
 
 from . import _jws
 from .cache import VerifiedTokenCache, token_digest
+from .discovery import IssuerClient
 from .exceptions import (
     ExpiredToken,
     ImmatureToken,
@@ -51,13 +52,8 @@ from .exceptions import (
     UnsupportedAlgorithm,
     UnsupportedHeader,
 )
-from .jwks import (
-    DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_JWKS_REFETCH_COOLDOWN,
-    DEFAULT_MAX_WAITERS,
-    IssuerClient,
-    KeySet,
-)
+from .fetch import DEFAULT_HTTP_TIMEOUT
+from .jwks import DEFAULT_JWKS_REFETCH_COOLDOWN, DEFAULT_MAX_WAITERS, KeySet
 
 #: Okta's default authorization server gives its tokens this audience.
 DEFAULT_AUDIENCE = "api://default"

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from okta_pyramid.tokens import exceptions as exc
 from okta_pyramid.tokens.capacity import CallSlots
+from okta_pyramid.tokens.discovery import IssuerClient
 from okta_pyramid.tokens.introspection import (
     INACTIVE_TTL,
     ClientSecretBasic,
@@ -27,7 +28,6 @@ from okta_pyramid.tokens.introspection import (
     load_private_key,
     signing_algorithm,
 )
-from okta_pyramid.tokens.jwks import IssuerClient
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
 from ..helpers import run_together

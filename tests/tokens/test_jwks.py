@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from okta_pyramid.tokens import exceptions as exc
-from okta_pyramid.tokens.jwks import (
-    MAX_DOCUMENT_BYTES,
-    FetchError,
-    IssuerClient,
-    KeySet,
-    discovery_urls,
-    parse_jwks,
-)
+from okta_pyramid.tokens.discovery import IssuerClient, discovery_urls
+from okta_pyramid.tokens.fetch import MAX_DOCUMENT_BYTES, FetchError
+from okta_pyramid.tokens.jwks import KeySet, parse_jwks
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from ..helpers import run_together
