@@ -75,6 +75,7 @@ from ._jws import b64url_encode, decode_json_object, decode_segment
 from .exceptions import InvalidToken, MalformedToken
 from .nonces import DPoPNonces
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
+from .urls import split_authority
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -476,9 +477,6 @@ _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^?#]*)(?:[?#].*)?", r
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _PCT_LOWER = re.compile(r"%[0-9a-f]{2}")
 _PATH = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
-_REG_NAME = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+")
-_IP_LITERAL = re.compile(r"\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]")
-_PORT = re.compile(r"[0-9]*")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Characters a path may hold as they are; the rest is percent-encoded on the request's side.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
@@ -525,20 +523,7 @@ def normalize_url(url: str, *, lenient: bool = False) -> str:
     default_port = _DEFAULT_PORTS.get(scheme)
     if default_port is None:
         raise ValueError("not an http or https URL")
-    if authority.startswith("["):
-        host, _, port = authority.partition("]")
-        host += "]"
-        if port and not port.startswith(":"):
-            raise ValueError("not a host")
-        port = port[1:]
-        if _IP_LITERAL.fullmatch(host) is None:
-            raise ValueError("not an IP literal")
-    else:
-        host, _, port = authority.partition(":")
-        if _REG_NAME.fullmatch(host) is None:
-            raise ValueError("not a host")
-    if _PORT.fullmatch(port) is None or (port and int(port) > 65535):
-        raise ValueError("not a port")
+    host, port = split_authority(authority)
     port = str(int(port)) if port else ""
     host = _PCT_LOWER.sub(lambda m: m.group(0).upper(), _PCT.sub(_percent, host).lower())
     if _PATH.fullmatch(path) is None:
