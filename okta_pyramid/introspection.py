@@ -24,7 +24,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from .errors import answer
 from .security import authentication, withhold_claims
 from .settings import IssuerSettings, OktaSettings
-from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
+from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier, TokenJudge
 from .tokens.capacity import CallSlots, calls_for_threads
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .tokens.introspection import (
@@ -112,7 +112,7 @@ def tokens_judge(
     settings: OktaSettings,
     verifiers: Mapping[str, AccessTokenVerifier],
     shared: RedisStore | None = None,
-) -> AccessTokenVerifier | IntrospectingVerifier | MultiIssuerVerifier:
+) -> TokenJudge:
     """What judges a request's token: :func:`token_judge` of the one issuer, or, with
     several (``okta.issuer`` lines), a :class:`MultiIssuerVerifier` choosing among
     theirs by the token's ``iss``; opaque tokens go to the line marked ``opaque``."""

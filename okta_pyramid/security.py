@@ -23,7 +23,6 @@ from zope.interface import implementer
 from .principals import BEARER_TOKEN, DPOP_TOKEN, configured_principals, principals_for
 from .principals import issuer as issuer_principal
 from .tokens import (
-    AccessTokenVerifier,
     Credentials,
     DPoPProof,
     DPoPVerifier,
@@ -33,6 +32,7 @@ from .tokens import (
     ReplayStoreFull,
     RequestVerifier,
     SchemeNotAccepted,
+    TokenJudge,
     VerifiedRequest,
     VerifiedToken,
     read_authorization,
@@ -65,7 +65,7 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def __init__(
         self,
-        verifier: AccessTokenVerifier,
+        verifier: TokenJudge,
         *,
         http_header: str = "Authorization",
         auth_type: str = "Bearer",
@@ -394,7 +394,7 @@ class OktaSecurityPolicy:
 
     def __init__(
         self,
-        verifier: AccessTokenVerifier,
+        verifier: TokenJudge,
         *,
         realm: str = "api",
         principals: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,

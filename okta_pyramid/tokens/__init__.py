@@ -43,6 +43,7 @@ from .introspection import (
     TokenIntrospector,
 )
 from .issuers import MultiIssuerVerifier
+from .judge import TokenJudge
 from .jwks import KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
@@ -97,6 +98,7 @@ __all__ = [
     "SchemeNotAccepted",
     "SharedStoreUnavailable",
     "TokenIntrospector",
+    "TokenJudge",
     "UnknownKey",
     "UnsupportedAlgorithm",
     "UnsupportedHeader",

@@ -29,7 +29,8 @@ from typing import NamedTuple, Union
 
 from .dpop import DPoPProof, DPoPVerifier
 from .exceptions import InvalidToken, MalformedRequest
-from .verifier import AccessTokenVerifier, VerifiedToken
+from .judge import TokenJudge
+from .verifier import VerifiedToken
 
 __all__ = [
     "BEARER",
@@ -125,7 +126,7 @@ class RequestVerifier:
 
     def __init__(
         self,
-        tokens: AccessTokenVerifier,
+        tokens: TokenJudge,
         dpop: DPoPVerifier | None = None,
         *,
         mode: str = "allowed",
