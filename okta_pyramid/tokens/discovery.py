@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import requests
@@ -41,7 +41,7 @@ def discovery_urls(issuer: str) -> list[str]:
     return urls
 
 
-def _allowed_url(url: Any, issuer: str) -> bool:
+def _allowed_url(url: Any, issuer: str) -> TypeGuard[str]:
     if not isinstance(url, str):
         return False
     try:

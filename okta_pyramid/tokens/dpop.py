@@ -79,6 +79,7 @@ from .urls import split_authority
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "SUPPORTED_ALGORITHMS",
     "DPoPNonces",
     "DPoPProof",
     "DPoPVerifier",
@@ -174,11 +175,13 @@ class DPoPProof:
 
     @property
     def jti(self) -> str:
-        return self.claims["jti"]
+        jti: str = self.claims["jti"]
+        return jti
 
     @property
     def iat(self) -> float:
-        return self.claims["iat"]
+        iat: float = self.claims["iat"]
+        return iat
 
 
 class _Header(NamedTuple):
@@ -597,7 +600,11 @@ def make_proof(
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
-_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
 
 
 def _default_alg(private_key: Any) -> str:
@@ -613,15 +620,19 @@ def _default_alg(private_key: Any) -> str:
 def _sign(private_key: Any, alg: str, data: bytes) -> bytes:
     if alg not in SUPPORTED_ALGORITHMS:
         raise ValueError(f"{alg!r} is not a DPoP algorithm")
+    signature: bytes
     if alg == "EdDSA":
-        return private_key.sign(data)
+        signature = private_key.sign(data)
+        return signature
     hash_ = _HASHES[alg[2:]]()
     if alg.startswith("RS"):
-        return private_key.sign(data, padding.PKCS1v15(), hash_)
+        signature = private_key.sign(data, padding.PKCS1v15(), hash_)
+        return signature
     if alg.startswith("PS"):
-        return private_key.sign(
+        signature = private_key.sign(
             data, padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size), hash_
         )
+        return signature
     size = (private_key.curve.key_size + 7) // 8
     r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hash_)))
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")

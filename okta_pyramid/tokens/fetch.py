@@ -15,11 +15,12 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
 import requests
 import urllib3
-from requests.adapters import DEFAULT_CA_BUNDLE_PATH, HTTPAdapter
+from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util.ssl_ import create_urllib3_context
 
 from . import _jws
@@ -163,7 +164,9 @@ class _Watched:
     connection an earlier exchange opened, when it is used again."""
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
+        # (The ignore: a mix-in's super() is the urllib3 connection class that
+        # follows it in the MRO, which mypy cannot see from here.)
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         watchdog = getattr(_exchange, "watchdog", None)
         if watchdog is not None:
             watchdog.watch(sock)
@@ -174,11 +177,11 @@ class _Watched:
         watchdog = getattr(_exchange, "watchdog", None)
         if sock is not None and watchdog is not None:
             watchdog.watch(sock)
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+        return super().request(*args, **kwargs)  # type: ignore[misc]  # as in _new_conn
 
 
 @functools.cache
-def _watched_pool(pool: type) -> type:
+def _watched_pool(pool: type[Any]) -> type[Any]:
     connection = type(f"Watched{pool.ConnectionCls.__name__}", (_Watched, pool.ConnectionCls), {})
     return type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": connection})
 
@@ -191,7 +194,7 @@ def _watch_pools(manager: Any) -> Any:
     return manager
 
 
-def tls_context(verify: bool | str, cert: Any = None) -> ssl.SSLContext:
+def tls_context(verify: Literal[True] | str, cert: Any = None) -> ssl.SSLContext:
     """The TLS settings requests would apply for ``verify`` and ``cert``, as one
     context: the trusted authorities (requests' bundle, or the file or folder
     ``verify`` names) and the client certificate. Loading a bundle of authorities
@@ -337,7 +340,8 @@ class Fetcher:
             )
         )
         # None, not True: the session's own verify (a CA bundle, say) then applies.
-        env = session.merge_environment_settings(request.url, {}, None, None, None)
+        # (prepare_request always sets the URL; typeshed allows None.)
+        env = session.merge_environment_settings(cast(str, request.url), {}, None, None, None)
         tls = self._tls_for(env["verify"], env["cert"])
         watchdog = _exchange.watchdog = _Watchdog(deadline)
         try:
@@ -414,11 +418,13 @@ class Fetcher:
     ) -> bytearray:
         for attempt in (1, 2):
             with self._kept_lock:
-                adapter = self._kept
-                reused = adapter is not None and adapter.tls is tls
-                if not reused:
-                    if adapter is not None:
-                        adapter.close()
+                kept = self._kept
+                reused = kept is not None and kept.tls is tls
+                if kept is not None and reused:
+                    adapter = kept
+                else:
+                    if kept is not None:
+                        kept.close()
                     adapter = self._kept = _FetchAdapter(tls)
             try:
                 return self._send(adapter, request, env, deadline, url, watchdog)

@@ -72,7 +72,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import quote_plus
 
 import jwt
@@ -806,5 +806,5 @@ def _outcome(value: VerifiedToken | _Refusal) -> VerifiedToken:
     return value  # type: ignore[return-value]
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import requests
 
@@ -146,7 +146,8 @@ class VerifiedToken:
 
     def claims(self) -> dict[str, Any]:
         """The claims, as a new dictionary the caller may change."""
-        return _jws.loads(self.payload)
+        claims: dict[str, Any] = _jws.loads(self.payload)
+        return claims
 
     def principals(self, mapping: Callable[[Mapping[str, Any]], Iterable[str]]) -> tuple[str, ...]:
         """The principals ``mapping`` finds in the claims, computed once per token.
@@ -227,7 +228,7 @@ class AccessTokenVerifier:
         digest = None
         if cache is not None:
             digest = token_digest(token)
-            cached = cache.get(digest, self.clock(), self.keys.generation)
+            cached: VerifiedToken | None = cache.get(digest, self.clock(), self.keys.generation)
             if cached is not None:
                 return cached  # the cache rechecked the time window
         return self.verify_new(token, digest)
@@ -238,7 +239,8 @@ class AccessTokenVerifier:
         cache = self.token_cache
         if cache is None:
             return None
-        return cache.get(digest, self.clock(), self.keys.generation)
+        cached: VerifiedToken | None = cache.get(digest, self.clock(), self.keys.generation)
+        return cached
 
     def verify_new(self, token: str, digest: bytes | None) -> VerifiedToken:
         """Verify ``token`` in full, without asking the cache first (the caller did,
@@ -274,7 +276,7 @@ class AccessTokenVerifier:
         if cache is not None:
             # Only now, after every check passed.
             cache.put(
-                digest,
+                cast(bytes, digest),  # computed above whenever there is a cache
                 verified,
                 size=verified.size,
                 not_before=verified.not_before,
