@@ -72,7 +72,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeGuard
+from typing import Any, NoReturn, Protocol, TypeGuard, cast
 from urllib.parse import quote_plus
 
 import jwt
@@ -262,8 +262,8 @@ def load_private_key(pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateK
         raise ValueError(
             "it is not an unencrypted PEM private key (PKCS #8, as `openssl genpkey` writes it)"
         ) from None
-    signing_algorithm(key)
-    return key  # type: ignore[return-value]
+    signing_algorithm(key)  # refuses every other kind of key
+    return cast("rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey", key)
 
 
 class _Flight:
@@ -288,7 +288,7 @@ class _Refusal:
         self.cls = type(error)
         self.description = error.description
 
-    def raise_(self) -> None:
+    def raise_(self) -> NoReturn:
         raise self.cls(self.description)
 
 
@@ -803,7 +803,7 @@ class IntrospectingVerifier:
 def _outcome(value: VerifiedToken | _Refusal) -> VerifiedToken:
     if isinstance(value, _Refusal):
         value.raise_()
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
