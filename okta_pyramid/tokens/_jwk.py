@@ -324,7 +324,9 @@ class LRU(Generic[K, V]):
         # an entry evicted between the two calls only misses its move to the end.
         value = self._entries.get(key)
         if value is not None:
-            try:
+            # try costs nothing when nothing is raised; suppress() would build an
+            # object on every DPoP request.
+            try:  # noqa: SIM105
                 self._entries.move_to_end(key)
             except KeyError:
                 pass

@@ -69,9 +69,7 @@ class Progress:
     with the seconds it took when an answer came, ``None`` when none did).
     """
 
-    def __init__(
-        self, timeout: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
         self.clock = clock
         self._recent: collections.deque[float] = collections.deque(maxlen=RECENT_ANSWERS)

@@ -104,7 +104,7 @@ class IssuerClient(Fetcher):
                 raise
             self._metadata = self._check_metadata(url, document)
             return self._metadata
-        assert last is not None
+        assert last is not None  # noqa: S101  # discovery_urls never returns an empty list
         raise FetchError(f"no metadata found for issuer {self.issuer} (last: {last})")
 
     def _check_metadata(self, url: str, document: Any) -> IssuerMetadata:

@@ -448,7 +448,7 @@ class DPoPVerifier:
 
     def _validate_nonce(self, nonce: str | None) -> str | None:
         nonces = self.nonces
-        assert nonces is not None
+        assert nonces is not None  # noqa: S101  # called only when nonces are required
         if nonce is None or not nonces.check(nonce):
             raise UseDPoPNonce(
                 "this API requires a DPoP nonce: sign a new proof with the "

@@ -5,6 +5,7 @@ a size cap, no redirects, one TLS context per client.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import itertools
@@ -152,10 +153,8 @@ _SCHEDULE = _Schedule()
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed by the other side
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by the other side
 
 
 class _Watched:

@@ -63,6 +63,7 @@ The rules, and why:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -681,11 +682,10 @@ class TokenIntrospector:
             # for it the answer is live, reused no longer than an active one.
             until = min(until, now + self.cache_ttl)
         if until > now:
-            try:
+            # The answer stands if the store fails (it logged its failure); others
+            # ask again.
+            with contextlib.suppress(SharedStoreUnavailable):
                 self.shared.put(self._scope, digest, document, until)
-            except SharedStoreUnavailable:
-                # The answer stands; the store logged its failure. Others ask again.
-                pass
 
     def _keep(self, digest: bytes, outcome: VerifiedToken | _Refusal, until: float) -> None:
         cache = self.cache

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 from . import _jws
 from .cache import token_digest
@@ -45,7 +45,7 @@ __all__ = ["MultiIssuerVerifier", "unverified_issuer"]
 log = logging.getLogger(__name__)
 
 #: What judges one issuer's tokens: the local verifier, or it with introspection.
-Judge = Union[AccessTokenVerifier, IntrospectingVerifier]
+Judge: TypeAlias = AccessTokenVerifier | IntrospectingVerifier
 #: Digests remembered in the route when no verifier has a cache to size it by.
 _MIN_ROUTES = 1024
 

@@ -332,9 +332,9 @@ class AccessTokenVerifier:
     ) -> None:
         """Check ``claims`` as a token's: the names in ``required`` must be present;
         ``iss``, ``aud``, ``exp``, ``iat`` and ``nbf`` are checked when present, then
-        the claim types, the kind of token (``typ``, ``token_use``), the client (``okta.client_ids``; with ``client_required``
-        false, only when the claims name one) and ``required_claims`` (the
-        verifier's own unless given).
+        the claim types, the kind of token (``typ``, ``token_use``), the client
+        (``okta.client_ids``; with ``client_required`` false, only when the claims
+        name one) and ``required_claims`` (the verifier's own unless given).
 
         An introspection answer (RFC 7662 §2.2) goes through the same rules with
         nothing ``required``: it may leave out what a JWT must carry.
