@@ -26,14 +26,16 @@ from .security import authentication, withhold_claims
 from .settings import IssuerSettings, OktaSettings
 from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier, TokenJudge
 from .tokens.capacity import CallSlots, calls_for_threads
-from .tokens.exceptions import InvalidToken, IssuerUnavailable
-from .tokens.introspection import (
+from .tokens.client_auth import (
     ClientAuthentication,
     ClientSecretBasic,
     ClientSecretPost,
+    PrivateKeyJWT,
+)
+from .tokens.exceptions import InvalidToken, IssuerUnavailable
+from .tokens.introspection import (
     IntrospectingVerifier,
     IntrospectionUnavailable,
-    PrivateKeyJWT,
     TokenIntrospector,
 )
 from .tokens.shared import RedisStore, SharedStoreUnavailable

@@ -23,13 +23,13 @@ from pyramid.path import DottedNameResolver
 from pyramid.settings import aslist, falsey, truthy
 
 from .tokens.capacity import DEFAULT_SERVER_THREADS
+from .tokens.client_auth import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
+from .tokens.client_auth import load_private_key
 from .tokens.dpop import DEFAULT_ALGORITHMS as DEFAULT_DPOP_ALGORITHMS
 from .tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
 from .tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
 from .tokens.fetch import DEFAULT_HTTP_TIMEOUT
-from .tokens.introspection import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
 from .tokens.introspection import DEFAULT_CACHE_TTL as DEFAULT_INTROSPECTION_CACHE_TTL
-from .tokens.introspection import load_private_key
 from .tokens.jwks import DEFAULT_JWKS_REFETCH_COOLDOWN
 from .tokens.nonces import MIN_SECRET_BYTES
 from .tokens.replay import DEFAULT_MAX_ENTRIES as DEFAULT_DPOP_REPLAY_STORE_SIZE

@@ -14,6 +14,7 @@ What is checked, and why, is in docs/validation.md.
 from __future__ import annotations
 
 from .capacity import CallSlots
+from .client_auth import ClientSecretBasic, ClientSecretPost, PrivateKeyJWT
 from .discovery import IssuerClient
 from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
 from .exceptions import (
@@ -34,12 +35,9 @@ from .exceptions import (
     VerificationError,
 )
 from .introspection import (
-    ClientSecretBasic,
-    ClientSecretPost,
     InactiveToken,
     IntrospectingVerifier,
     IntrospectionUnavailable,
-    PrivateKeyJWT,
     TokenIntrospector,
 )
 from .issuers import MultiIssuerVerifier

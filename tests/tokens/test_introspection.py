@@ -15,18 +15,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from okta_pyramid.tokens import exceptions as exc
 from okta_pyramid.tokens.capacity import CallSlots
+from okta_pyramid.tokens.client_auth import (
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJWT,
+    load_private_key,
+    signing_algorithm,
+)
 from okta_pyramid.tokens.discovery import IssuerClient
 from okta_pyramid.tokens.introspection import (
     INACTIVE_TTL,
-    ClientSecretBasic,
-    ClientSecretPost,
     InactiveToken,
     IntrospectingVerifier,
     IntrospectionUnavailable,
-    PrivateKeyJWT,
     TokenIntrospector,
-    load_private_key,
-    signing_algorithm,
 )
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
