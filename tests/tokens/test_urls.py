@@ -1,10 +1,10 @@
-"""The one RFC 3986 authority parser, and the loopback test."""
+"""The one RFC 3986 authority parser, URL normalization, and the loopback test."""
 
 from __future__ import annotations
 
 import pytest
 
-from okta_pyramid.tokens.urls import is_loopback_host, split_authority
+from okta_pyramid.tokens.urls import is_loopback_host, normalize_url, split_authority
 
 
 @pytest.mark.parametrize(
@@ -98,3 +98,40 @@ def test_anything_else_is_refused_with_the_part_at_fault(authority: str, why: st
 )
 def test_is_loopback_host(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("url", "normalized"),
+    [
+        ("HTTPS://API.Example.COM", "https://api.example.com/"),
+        ("https://api.example.com:443/x?q#f", "https://api.example.com/x"),
+        ("https://api.example.com:00443/x", "https://api.example.com/x"),
+        ("http://api.example.com:8080/x", "http://api.example.com:8080/x"),
+        ("https://a%7e%41b.example/%7Ex/%2f", "https://a~ab.example/~x/%2F"),
+        ("https://[2001:DB8::1]:443/a/./b/../c", "https://[2001:db8::1]/a/c"),
+    ],
+)
+def test_normalize_url(url: str, normalized: str) -> None:
+    assert normalize_url(url) == normalized
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("/x", "not an absolute URL with an authority"),
+        ("ftp://api.example.com/x", "not an http or https URL"),
+        ("https://user@api.example.com/x", "not a host"),
+        ("https://[::1/x", "not an IP literal"),
+        ("https://api.example.com:99999/x", "not a port"),
+        ("https://api.example.com/a b", "the path holds characters a URI cannot"),
+    ],
+)
+def test_normalize_url_refuses_what_is_no_http_url(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=f"^{why}$"):
+        normalize_url(url)
+
+
+def test_a_lenient_path_is_percent_encoded() -> None:
+    assert normalize_url("https://api.example.com/caf\u00e9", lenient=True) == (
+        "https://api.example.com/caf%C3%A9"
+    )
