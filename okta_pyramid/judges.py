@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .settings import IssuerSettings, OktaSettings
-from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier
+from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier, TokenJudge
 from .tokens.capacity import CallSlots, calls_for_threads
-from .tokens.introspection import (
+from .tokens.client_auth import (
     ClientAuthentication,
     ClientSecretBasic,
     ClientSecretPost,
-    IntrospectingVerifier,
     PrivateKeyJWT,
-    TokenIntrospector,
 )
+from .tokens.introspection import IntrospectingVerifier, TokenIntrospector
 from .tokens.shared import RedisStore
 
 
@@ -90,7 +89,7 @@ def tokens_judge(
     settings: OktaSettings,
     verifiers: Mapping[str, AccessTokenVerifier],
     shared: RedisStore | None = None,
-) -> AccessTokenVerifier | IntrospectingVerifier | MultiIssuerVerifier:
+) -> TokenJudge:
     """What judges a request's token: :func:`token_judge` of the one issuer, or, with
     several (``okta.issuer`` lines), a :class:`MultiIssuerVerifier` choosing among
     theirs by the token's ``iss``; opaque tokens go to the line marked ``opaque``."""

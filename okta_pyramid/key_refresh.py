@@ -8,8 +8,8 @@ from pyramid.config import Configurator
 from pyramid.events import ApplicationCreated
 
 from .parts import okta_parts
-from .tokens.jwks import is_loopback_host
 from .tokens.refresher import KeyRefresher
+from .tokens.urls import is_loopback_host
 
 
 def includeme(config: Configurator) -> None:

@@ -6,7 +6,6 @@ permissions, and :mod:`okta_pyramid.errors` turns a verdict into an HTTP answer.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -25,7 +24,6 @@ from .parts import okta_parts
 from .principals import BEARER_TOKEN, DPOP_TOKEN, configured_principals, principals_for
 from .principals import issuer as issuer_principal
 from .tokens import (
-    AccessTokenVerifier,
     Credentials,
     DPoPProof,
     DPoPVerifier,
@@ -35,6 +33,7 @@ from .tokens import (
     ReplayStoreFull,
     RequestVerifier,
     SchemeNotAccepted,
+    TokenJudge,
     VerifiedRequest,
     VerifiedToken,
     read_authorization,
@@ -43,6 +42,7 @@ from .tokens.exceptions import MalformedRequest, VerificationError
 from .tokens.introspection import IntrospectionUnavailable
 from .tokens.schemes import BEARER, DPOP
 from .tokens.shared import SharedStoreUnavailable
+from .tokens.urls import split_authority
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class BearerTokenReader(JWTAuthenticationPolicy):
 
     def __init__(
         self,
-        verifier: AccessTokenVerifier,
+        verifier: TokenJudge,
         *,
         http_header: str = "Authorization",
         auth_type: str = "Bearer",
@@ -295,43 +295,13 @@ def _malformed(credentials: Credentials) -> MalformedRequest | None:
     )
 
 
-# RFC 3986 §3.2.2: reg-name, which an IPv4address also matches; never empty in an
-# http(s) URI (RFC 9110 §4.2.1). ASCII classes only: no other character is a host's.
-_REG_NAME = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
-_IPV_FUTURE = re.compile(r"[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
-# RFC 3986 §3.2.3 port = *DIGIT, held to TCP's range (five digits, then the value).
-_PORT = re.compile(r"[0-9]{1,5}")
-
-
 @functools.lru_cache(maxsize=256)
 def _is_authority(authority: str) -> bool:
-    """Whether ``authority`` is an RFC 3986 ``host [ ":" port ]`` without userinfo:
-    a reg-name or IPv4 address, or an IPv6 address or IPvFuture in brackets, and a
-    port from 0 to 65535 (cached: a server sees the same few Host values)."""
-    if authority.startswith("["):
-        literal, bracket, port = authority[1:].partition("]")
-        if not bracket or not _is_ip_literal(literal):
-            return False
-        if port:
-            if port[0] != ":":
-                return False
-            port = port[1:]
-    else:
-        host, _, port = authority.partition(":")
-        if _REG_NAME.fullmatch(host) is None:
-            return False
-    return not port or (_PORT.fullmatch(port) is not None and int(port) <= 65535)
-
-
-def _is_ip_literal(literal: str) -> bool:
-    # IPv6address or IPvFuture; RFC 3986 has no zone identifier ("%eth0"), which
-    # Python's ipaddress would accept.
-    if _IPV_FUTURE.fullmatch(literal) is not None:
-        return True
-    if "%" in literal or not literal.isascii():
-        return False
+    """Whether ``authority`` is an RFC 3986 ``host [ ":" port ]`` without userinfo
+    (:func:`~okta_pyramid.tokens.urls.split_authority`; cached: a server sees the
+    same few Host values)."""
     try:
-        ipaddress.IPv6Address(literal)
+        split_authority(authority)
     except ValueError:
         return False
     return True
@@ -425,7 +395,7 @@ class OktaSecurityPolicy:
 
     def __init__(
         self,
-        verifier: AccessTokenVerifier,
+        verifier: TokenJudge,
         *,
         realm: str = "api",
         principals: Callable[[Mapping[str, Any]], Iterable[str]] = principals_for,

@@ -22,7 +22,8 @@ import sys
 from collections.abc import Sequence
 
 from ..tokens._jwk import public_jwk
-from ..tokens.dpop import make_proof, normalize_url
+from ..tokens.dpop import make_proof
+from ..tokens.urls import normalize_url
 from .dpop import KeyFileError, generate_key_file, key_thumbprint, load_key_file
 
 __all__ = ["main"]

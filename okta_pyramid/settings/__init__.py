@@ -13,19 +13,21 @@ and :mod:`.shared_store` the rules of those keys, :mod:`.urls` the URL checks.
 from __future__ import annotations
 
 from ..tokens.capacity import DEFAULT_SERVER_THREADS
+from ..tokens.client_auth import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
+from ..tokens.client_auth import load_private_key
 from ..tokens.dpop import DEFAULT_ALGORITHMS as DEFAULT_DPOP_ALGORITHMS
 from ..tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
 from ..tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
-from ..tokens.introspection import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
+from ..tokens.fetch import DEFAULT_HTTP_TIMEOUT
 from ..tokens.introspection import DEFAULT_CACHE_TTL as DEFAULT_INTROSPECTION_CACHE_TTL
-from ..tokens.introspection import load_private_key
-from ..tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN, is_loopback_host
+from ..tokens.jwks import DEFAULT_JWKS_REFETCH_COOLDOWN
 from ..tokens.nonces import MIN_SECRET_BYTES
 from ..tokens.replay import DEFAULT_MAX_ENTRIES as DEFAULT_DPOP_REPLAY_STORE_SIZE
 from ..tokens.replay import MIN_ENTRIES as MIN_DPOP_REPLAY_STORE_SIZE
 from ..tokens.schemes import MODES as DPOP_MODES
 from ..tokens.shared import DEFAULT_TIMEOUT as DEFAULT_SHARED_STORE_TIMEOUT
 from ..tokens.shared import URL_OPTIONS as SHARED_STORE_URL_OPTIONS
+from ..tokens.urls import is_loopback_host
 from ..tokens.verifier import DEFAULT_AUDIENCE, DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
 from .introspection import MAX_PRIVATE_KEY_BYTES
 from .issuer_lines import ISSUER_OPTIONS

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from pyramid.exceptions import ConfigurationError
 
-from ..tokens.introspection import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
-from ..tokens.introspection import load_private_key
+from ..tokens.client_auth import AUTH_METHODS as INTROSPECTION_AUTH_METHODS
+from ..tokens.client_auth import load_private_key
 from .model import IntrospectionSettings, IssuerSettings
 from .urls import check_issuer_url
 from .values import PREFIX, Values, check_one_word, text

@@ -14,8 +14,9 @@ from ..tokens.capacity import DEFAULT_SERVER_THREADS
 from ..tokens.dpop import DEFAULT_ALGORITHMS as DEFAULT_DPOP_ALGORITHMS
 from ..tokens.dpop import DEFAULT_MAX_AGE as DEFAULT_DPOP_MAX_AGE
 from ..tokens.dpop import SUPPORTED_ALGORITHMS as DPOP_ALGORITHMS
+from ..tokens.fetch import DEFAULT_HTTP_TIMEOUT
 from ..tokens.introspection import DEFAULT_CACHE_TTL as DEFAULT_INTROSPECTION_CACHE_TTL
-from ..tokens.jwks import DEFAULT_HTTP_TIMEOUT, DEFAULT_JWKS_REFETCH_COOLDOWN
+from ..tokens.jwks import DEFAULT_JWKS_REFETCH_COOLDOWN
 from ..tokens.nonces import MIN_SECRET_BYTES
 from ..tokens.replay import DEFAULT_MAX_ENTRIES as DEFAULT_DPOP_REPLAY_STORE_SIZE
 from ..tokens.replay import MIN_ENTRIES as MIN_DPOP_REPLAY_STORE_SIZE

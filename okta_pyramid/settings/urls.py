@@ -8,7 +8,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from pyramid.exceptions import ConfigurationError
 
-from ..tokens.jwks import is_loopback_host
+from ..tokens.urls import is_loopback_host
 
 # Hosts of Okta-run orgs; an issuer at the root of one is the org authorization server.
 OKTA_DOMAINS = ("okta.com", "oktapreview.com", "okta-emea.com", "okta-gov.com", "okta.mil")

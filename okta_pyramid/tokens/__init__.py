@@ -14,6 +14,8 @@ What is checked, and why, is in docs/validation.md.
 from __future__ import annotations
 
 from .capacity import CallSlots
+from .client_auth import ClientSecretBasic, ClientSecretPost, PrivateKeyJWT
+from .discovery import IssuerClient
 from .dpop import DPoPProof, DPoPVerifier, InvalidDPoPProof, UseDPoPNonce, make_proof
 from .exceptions import (
     ExpiredToken,
@@ -33,16 +35,14 @@ from .exceptions import (
     VerificationError,
 )
 from .introspection import (
-    ClientSecretBasic,
-    ClientSecretPost,
     InactiveToken,
     IntrospectingVerifier,
     IntrospectionUnavailable,
-    PrivateKeyJWT,
     TokenIntrospector,
 )
 from .issuers import MultiIssuerVerifier
-from .jwks import IssuerClient, KeySet
+from .judge import TokenJudge
+from .jwks import KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
 from .replay import InMemoryReplayStore, ReplayQuotaExceeded, ReplayStore, ReplayStoreFull
@@ -96,6 +96,7 @@ __all__ = [
     "SchemeNotAccepted",
     "SharedStoreUnavailable",
     "TokenIntrospector",
+    "TokenJudge",
     "UnknownKey",
     "UnsupportedAlgorithm",
     "UnsupportedHeader",

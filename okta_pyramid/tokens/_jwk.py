@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -218,7 +218,8 @@ def thumbprint_input(jwk: Any, alg: Algorithm) -> str:
     else:
         if jwk.get("crv") != alg.crv:
             raise UnacceptableKey(f"the jwk header's curve is not {alg.crv}, as {alg.name} needs")
-        size = _CURVES[alg.crv][1] if alg.kty == "EC" else 32
+        # An EC algorithm always names its curve (crv is None only for RSA).
+        size = _CURVES[cast(str, alg.crv)][1] if alg.kty == "EC" else 32
         if len(_member(jwk, "x")) != size:
             raise UnacceptableKey("the jwk header's x is not the size of the curve's coordinates")
         members = {"crv": alg.crv, "kty": alg.kty, "x": jwk["x"]}
@@ -323,7 +324,9 @@ class LRU(Generic[K, V]):
         # an entry evicted between the two calls only misses its move to the end.
         value = self._entries.get(key)
         if value is not None:
-            try:
+            # try costs nothing when nothing is raised; suppress() would build an
+            # object on every DPoP request.
+            try:  # noqa: SIM105
                 self._entries.move_to_end(key)
             except KeyError:
                 pass

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -98,7 +99,8 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
 # The decoder's scanner, called directly: ``decode`` wraps it in two whitespace
 # matches and two Python calls, which cost as much as scanning a small object.
-_scan_once = _DECODER.scan_once
+# (An attribute JSONDecoder.__init__ sets, which typeshed does not declare.)
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def loads(data: bytes) -> Any:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = [
     "DEFAULT_SERVER_THREADS",
@@ -68,7 +69,7 @@ class Progress:
     with the seconds it took when an answer came, ``None`` when none did).
     """
 
-    def __init__(self, timeout: float, *, clock=time.monotonic) -> None:
+    def __init__(self, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
         self.clock = clock
         self._recent: collections.deque[float] = collections.deque(maxlen=RECENT_ANSWERS)
@@ -132,7 +133,7 @@ class CallSlots:
         *,
         untrusted: int | None = None,
         timeout: float = 5.0,
-        clock=time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if calls < 1:
             raise ValueError("calls must be at least 1")

@@ -20,7 +20,7 @@ What :meth:`DPoPVerifier.verify` checks, cheapest first (RFC 9449 §4.3, §7.1):
 3. the key's RFC 7638 SHA-256 thumbprint equals the token's ``cnf.jkt`` (when given);
 4. the claims: a JSON object without repeated names; ``jti`` a string of at most
    :data:`MAX_JTI_LENGTH` characters; ``htm`` the request method; ``htu`` the request
-   URL, query and fragment ignored, both normalized (:func:`normalize_url`); ``iat``
+   URL, query and fragment ignored, both normalized (:func:`~.urls.normalize_url`); ``iat``
    no older than ``max_age`` and no more than ``leeway`` in the future; ``ath`` the
    base64url SHA-256 of the access token (when one is given);
 5. the signature, with the proof's own key;
@@ -52,7 +52,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -75,9 +74,11 @@ from ._jws import b64url_encode, decode_json_object, decode_segment
 from .exceptions import InvalidToken, MalformedToken
 from .nonces import DPoPNonces
 from .replay import InMemoryReplayStore, ReplayStore, ReplayStoreFull
+from .urls import normalize_url
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "SUPPORTED_ALGORITHMS",
     "DPoPNonces",
     "DPoPProof",
     "DPoPVerifier",
@@ -88,7 +89,6 @@ __all__ = [
     "UseDPoPNonce",
     "access_token_hash",
     "make_proof",
-    "normalize_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -173,11 +173,13 @@ class DPoPProof:
 
     @property
     def jti(self) -> str:
-        return self.claims["jti"]
+        jti: str = self.claims["jti"]
+        return jti
 
     @property
     def iat(self) -> float:
-        return self.claims["iat"]
+        iat: float = self.claims["iat"]
+        return iat
 
 
 class _Header(NamedTuple):
@@ -444,7 +446,7 @@ class DPoPVerifier:
 
     def _validate_nonce(self, nonce: str | None) -> str | None:
         nonces = self.nonces
-        assert nonces is not None
+        assert nonces is not None  # noqa: S101  # called only when nonces are required
         if nonce is None or not nonces.check(nonce):
             raise UseDPoPNonce(
                 "this API requires a DPoP nonce: sign a new proof with the "
@@ -469,19 +471,7 @@ def access_token_hash(access_token: str) -> str:
     return b64url_encode(hashlib.sha256(access_token.encode("utf-8")).digest())
 
 
-# -- htu: RFC 3986 §6.2.2 and §6.2.3 -------------------------------------------------
-
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
-_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^?#]*)(?:[?#].*)?", re.S)
-_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
-_PCT_LOWER = re.compile(r"%[0-9a-f]{2}")
-_PATH = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*")
-_REG_NAME = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+")
-_IP_LITERAL = re.compile(r"\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]")
-_PORT = re.compile(r"[0-9]*")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-# Characters a path may hold as they are; the rest is percent-encoded on the request's side.
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+# -- htu: compared once normalized (RFC 3986 §6.2.2 and §6.2.3, .urls) --------------
 
 
 def _without_query(url: str) -> str:
@@ -497,77 +487,6 @@ def _normalized(url: str, lenient: bool) -> str | None:
         return normalize_url(url, lenient=lenient)
     except ValueError:
         return None
-
-
-def _percent(match: re.Match[str]) -> str:
-    char = chr(int(match.group(1), 16))
-    return char if char in _UNRESERVED else "%" + match.group(1).upper()
-
-
-def normalize_url(url: str, *, lenient: bool = False) -> str:
-    """The http(s) ``url`` without query and fragment, normalized as RFC 3986 §6.2.2
-    and §6.2.3 do: scheme and host in lower case, percent-encoded unreserved
-    characters decoded and other percent-encodings in upper case, dot segments
-    removed, an empty path made ``/``, the scheme's default port (or an empty
-    port) removed.
-
-    Raises :class:`ValueError` for anything that is not an absolute http(s) URL with
-    a host, for characters a URI cannot hold, and so for userinfo (the host grammar
-    has no ``@``; RFC 9110 §4.2.4 deprecates userinfo in http(s) URIs).
-    ``lenient`` percent-encodes (as UTF-8) such characters in the path instead: for
-    the request's own URL, which the server rebuilt from raw bytes.
-    """
-    parts = _URL.fullmatch(url)
-    if parts is None:
-        raise ValueError("not an absolute URL with an authority")
-    scheme, authority, path = parts.groups()
-    scheme = scheme.lower()
-    default_port = _DEFAULT_PORTS.get(scheme)
-    if default_port is None:
-        raise ValueError("not an http or https URL")
-    if authority.startswith("["):
-        host, _, port = authority.partition("]")
-        host += "]"
-        if port and not port.startswith(":"):
-            raise ValueError("not a host")
-        port = port[1:]
-        if _IP_LITERAL.fullmatch(host) is None:
-            raise ValueError("not an IP literal")
-    else:
-        host, _, port = authority.partition(":")
-        if _REG_NAME.fullmatch(host) is None:
-            raise ValueError("not a host")
-    if _PORT.fullmatch(port) is None or (port and int(port) > 65535):
-        raise ValueError("not a port")
-    port = str(int(port)) if port else ""
-    host = _PCT_LOWER.sub(lambda m: m.group(0).upper(), _PCT.sub(_percent, host).lower())
-    if _PATH.fullmatch(path) is None:
-        if not lenient:
-            raise ValueError("the path holds characters a URI cannot")
-        path = quote(path, safe=_PATH_SAFE)
-        if _PATH.fullmatch(path) is None:
-            raise ValueError("the path holds a stray %")
-    path = _remove_dot_segments(_PCT.sub(_percent, path)) or "/"
-    netloc = host if port in ("", default_port) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{path}"
-
-
-def _remove_dot_segments(path: str) -> str:
-    # RFC 3986 §5.2.4, for the absolute path (or empty path) of a URL with authority.
-    if "." not in path:
-        return path
-    segments = path.split("/")
-    out: list[str] = []
-    for segment in segments[1:]:
-        if segment == "..":
-            if out:
-                out.pop()
-        elif segment != ".":
-            out.append(segment)
-    result = "/" + "/".join(out)
-    if segments[-1] in (".", "..") and not result.endswith("/"):
-        result += "/"
-    return result
 
 
 # -- making proofs (clients, the development issuer, tests) --------------------------
@@ -612,7 +531,11 @@ def make_proof(
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
-_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
 
 
 def _default_alg(private_key: Any) -> str:
@@ -628,15 +551,19 @@ def _default_alg(private_key: Any) -> str:
 def _sign(private_key: Any, alg: str, data: bytes) -> bytes:
     if alg not in SUPPORTED_ALGORITHMS:
         raise ValueError(f"{alg!r} is not a DPoP algorithm")
+    signature: bytes
     if alg == "EdDSA":
-        return private_key.sign(data)
+        signature = private_key.sign(data)
+        return signature
     hash_ = _HASHES[alg[2:]]()
     if alg.startswith("RS"):
-        return private_key.sign(data, padding.PKCS1v15(), hash_)
+        signature = private_key.sign(data, padding.PKCS1v15(), hash_)
+        return signature
     if alg.startswith("PS"):
-        return private_key.sign(
+        signature = private_key.sign(
             data, padding.PSS(mgf=padding.MGF1(hash_), salt_length=hash_.digest_size), hash_
         )
+        return signature
     size = (private_key.curve.key_size + 7) // 8
     r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hash_)))
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 from . import _jws
 from .cache import token_digest
@@ -45,7 +45,7 @@ __all__ = ["MultiIssuerVerifier", "unverified_issuer"]
 log = logging.getLogger(__name__)
 
 #: What judges one issuer's tokens: the local verifier, or it with introspection.
-Judge = Union[AccessTokenVerifier, IntrospectingVerifier]
+Judge: TypeAlias = AccessTokenVerifier | IntrospectingVerifier
 #: Digests remembered in the route when no verifier has a cache to size it by.
 _MIN_ROUTES = 1024
 
@@ -130,12 +130,15 @@ class MultiIssuerVerifier:
         if verifier is not None:
             cache = verifier.token_cache
             # AccessTokenVerifier.cached_token, inlined: this is every request's path.
-            cached = cache.get(digest, verifier.clock(), verifier.keys.generation)  # type: ignore[union-attr]
-            if cached is not None:
-                return cached
+            # (The ignore: only verifiers with a cache are routed.)
+            found: VerifiedToken | None = cache.get(  # type: ignore[union-attr]
+                digest, verifier.clock(), verifier.keys.generation
+            )
+            if found is not None:
+                return found
         judge = self.judge_for(token)
         verifier = _local(judge)
-        if judge is verifier:
+        if not isinstance(judge, IntrospectingVerifier):
             # The route may have been emptied while the token stayed in the cache.
             verified = verifier.cached_token(digest) or verifier.verify_new(token, digest)
             cached = verifier.token_cache is not None

@@ -85,7 +85,8 @@ class KeyRefresher:
         if failures == 0:
             return self.interval
         base = max(MIN_RETRY_DELAY, self.keys.failure_backoff)
-        return min(self.interval, base * 2 ** min(failures - 1, 16))
+        delay: float = min(self.interval, base * 2 ** min(failures - 1, 16))
+        return delay
 
     def _run(self) -> None:
         if self.wait_for is not None:

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple, Union
+from typing import NamedTuple, TypeAlias
 
 from .dpop import DPoPProof, DPoPVerifier
 from .exceptions import InvalidToken, MalformedRequest
-from .verifier import AccessTokenVerifier, VerifiedToken
+from .judge import TokenJudge
+from .verifier import VerifiedToken
 
 __all__ = [
     "BEARER",
@@ -54,7 +55,7 @@ MODES = ("allowed", "required", "disabled")
 _SCHEMES = {"bearer": BEARER, "dpop": DPOP}
 
 #: The request URL, or a function that builds it (only DPoP requests need it).
-URL = Union[str, Callable[[], str]]
+URL: TypeAlias = str | Callable[[], str]
 # Every request with a token builds these tuples: tuple.__new__ skips the Python-level
 # __new__ that NamedTuple adds (half the cost on the cached-token path).
 _tuple = tuple.__new__
@@ -125,7 +126,7 @@ class RequestVerifier:
 
     def __init__(
         self,
-        tokens: AccessTokenVerifier,
+        tokens: TokenJudge,
         dpop: DPoPVerifier | None = None,
         *,
         mode: str = "allowed",

@@ -48,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ._jws import loads
 from .exceptions import VerificationError
+from .urls import split_authority
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,6 @@ class SharedStoreUnavailable(VerificationError):
 
 # What an address may show: a scheme, a host name or IP address, a port, a database.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}")
-_AUTHORITY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(?::(?P<port>.*))?")
-_PORT = re.compile(r"[0-9]{1,5}")
 _DATABASE = re.compile(r"/[0-9]{0,5}")
 
 
@@ -114,13 +113,14 @@ def _address(url: str) -> tuple[str, str, str, str]:
         scheme, rest = "", url
     rest = re.split(r"[?#]", rest.rpartition("@")[2], maxsplit=1)[0]
     authority, slash, path = rest.partition("/")
-    parts = _AUTHORITY.fullmatch(authority)
-    host = parts["host"] if parts else ""
-    port = parts["port"] if parts and parts["port"] is not None else ""
+    try:
+        host, port = split_authority(authority)
+    except ValueError:
+        host = port = ""
     return (
         scheme if _SCHEME.fullmatch(scheme) else "",
         host,
-        f":{port}" if _PORT.fullmatch(port) else "",
+        f":{port}" if port else "",
         slash + path if _DATABASE.fullmatch(slash + path) else "",
     )
 

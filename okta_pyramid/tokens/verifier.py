@@ -33,12 +33,13 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import requests
 
 from . import _jws
 from .cache import VerifiedTokenCache, token_digest
+from .discovery import IssuerClient
 from .exceptions import (
     ExpiredToken,
     ImmatureToken,
@@ -51,13 +52,8 @@ from .exceptions import (
     UnsupportedAlgorithm,
     UnsupportedHeader,
 )
-from .jwks import (
-    DEFAULT_HTTP_TIMEOUT,
-    DEFAULT_JWKS_REFETCH_COOLDOWN,
-    DEFAULT_MAX_WAITERS,
-    IssuerClient,
-    KeySet,
-)
+from .fetch import DEFAULT_HTTP_TIMEOUT
+from .jwks import DEFAULT_JWKS_REFETCH_COOLDOWN, DEFAULT_MAX_WAITERS, KeySet
 
 #: Okta's default authorization server gives its tokens this audience.
 DEFAULT_AUDIENCE = "api://default"
@@ -150,7 +146,8 @@ class VerifiedToken:
 
     def claims(self) -> dict[str, Any]:
         """The claims, as a new dictionary the caller may change."""
-        return _jws.loads(self.payload)
+        claims: dict[str, Any] = _jws.loads(self.payload)
+        return claims
 
     def principals(self, mapping: Callable[[Mapping[str, Any]], Iterable[str]]) -> tuple[str, ...]:
         """The principals ``mapping`` finds in the claims, computed once per token.
@@ -231,7 +228,7 @@ class AccessTokenVerifier:
         digest = None
         if cache is not None:
             digest = token_digest(token)
-            cached = cache.get(digest, self.clock(), self.keys.generation)
+            cached: VerifiedToken | None = cache.get(digest, self.clock(), self.keys.generation)
             if cached is not None:
                 return cached  # the cache rechecked the time window
         return self.verify_new(token, digest)
@@ -242,7 +239,8 @@ class AccessTokenVerifier:
         cache = self.token_cache
         if cache is None:
             return None
-        return cache.get(digest, self.clock(), self.keys.generation)
+        cached: VerifiedToken | None = cache.get(digest, self.clock(), self.keys.generation)
+        return cached
 
     def verify_new(self, token: str, digest: bytes | None) -> VerifiedToken:
         """Verify ``token`` in full, without asking the cache first (the caller did,
@@ -278,7 +276,7 @@ class AccessTokenVerifier:
         if cache is not None:
             # Only now, after every check passed.
             cache.put(
-                digest,
+                cast(bytes, digest),  # computed above whenever there is a cache
                 verified,
                 size=verified.size,
                 not_before=verified.not_before,
@@ -334,9 +332,9 @@ class AccessTokenVerifier:
     ) -> None:
         """Check ``claims`` as a token's: the names in ``required`` must be present;
         ``iss``, ``aud``, ``exp``, ``iat`` and ``nbf`` are checked when present, then
-        the claim types, the kind of token (``typ``, ``token_use``), the client (``okta.client_ids``; with ``client_required``
-        false, only when the claims name one) and ``required_claims`` (the
-        verifier's own unless given).
+        the claim types, the kind of token (``typ``, ``token_use``), the client
+        (``okta.client_ids``; with ``client_required`` false, only when the claims
+        name one) and ``required_claims`` (the verifier's own unless given).
 
         An introspection answer (RFC 7662 §2.2) goes through the same rules with
         nothing ``required``: it may leave out what a JWT must carry.

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from okta_pyramid.devissuer import prefetch_keys
 from okta_pyramid.devissuer.keys import KeyStore
-from okta_pyramid.tokens.jwks import IssuerClient
+from okta_pyramid.tokens.discovery import IssuerClient
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from ..issuer import unreachable_url

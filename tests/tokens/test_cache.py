@@ -298,7 +298,7 @@ def test_concurrent_use_keeps_it_consistent(issuer: LoopbackIssuer) -> None:
             for i in range(200):
                 token = tokens[(i * 7 + offset) % len(tokens)]
                 assert verifier.verify(token)["iss"] == issuer.issuer
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001  # reported below
             errors.append(exc)
 
     run_together(work, [(n,) for n in range(4)])

@@ -22,7 +22,7 @@ def test_the_dpop_benchmark_measures_every_side() -> None:
     assert low <= result.request_ratio <= high
     # The target is judged on the whole request: the cached token and the proof.
     assert result.met == (result.request_ratio <= 1.25)
-    [(goal, measured, target, met)] = result.targets()
+    [(_goal, measured, target, met)] = result.targets()
     assert measured == result.request_ratio and target == "<= 1.25" and met == result.met
 
 

@@ -475,7 +475,7 @@ def test_the_declared_key_type_and_curve_are_checked_not_inferred(keys: dict[str
 
 
 def test_an_rsa_key_shorter_than_2048_bits_is_refused() -> None:
-    short = rsa.generate_private_key(65537, 1024)
+    short = rsa.generate_private_key(65537, 1024)  # noqa: S505  # too short, on purpose
     refused(verifier(), proof(short, "RS256"), "dpop_key")
 
 

@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from okta_pyramid.tokens import exceptions as exc
-from okta_pyramid.tokens.jwks import (
-    MAX_DOCUMENT_BYTES,
-    FetchError,
-    IssuerClient,
-    KeySet,
-    discovery_urls,
-    parse_jwks,
-)
+from okta_pyramid.tokens.discovery import IssuerClient, discovery_urls
+from okta_pyramid.tokens.fetch import MAX_DOCUMENT_BYTES, FetchError
+from okta_pyramid.tokens.jwks import KeySet, parse_jwks
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from ..helpers import run_together
@@ -350,7 +345,7 @@ def verify_concurrently(verifier: AccessTokenVerifier, token: str, count: int) -
         try:
             verifier.verify(token)
             outcomes.append("ok")
-        except Exception as exc:  # reported in the assertion
+        except Exception as exc:  # noqa: BLE001  # reported in the assertion
             outcomes.append(type(exc).__name__)
 
     run_together(work, [()] * count, timeout=10)

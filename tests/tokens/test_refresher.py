@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from okta_pyramid.app import main
-from okta_pyramid.tokens.jwks import IssuerClient, KeySet
+from okta_pyramid.tokens.discovery import IssuerClient
+from okta_pyramid.tokens.jwks import KeySet
 from okta_pyramid.tokens.refresher import KeyRefresher, wait_until_listening
 
 from ..issuer import LoopbackIssuer
