@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
@@ -26,6 +26,7 @@ from .parts import okta_parts
 from .security import authentication, withhold_claims
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .tokens.introspection import IntrospectionUnavailable
+from .tokens.judge import LiveTokenJudge
 from .tokens.shared import SharedStoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
     if identity is None:
         return verdict.failure, True
     okta = okta_parts(request.registry)
-    judge = okta.request_verifier.tokens
+    # A live view is only configured with introspection on (require_active_token
+    # refuses otherwise), and then the judge is one that confirms.
+    judge = cast(LiveTokenJudge, okta.request_verifier.tokens)
     credentials = okta.policy.reader.credentials(request)
     if credentials is None:  # an identity was found, so the request had a token
         return None, True

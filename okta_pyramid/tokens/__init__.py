@@ -41,7 +41,7 @@ from .introspection import (
     TokenIntrospector,
 )
 from .issuers import MultiIssuerVerifier
-from .judge import TokenJudge
+from .judge import LiveTokenJudge, TokenJudge
 from .jwks import KeySet
 from .nonces import DPoPNonces
 from .refresher import KeyRefresher
@@ -83,6 +83,7 @@ __all__ = [
     "IssuerUnavailable",
     "KeyRefresher",
     "KeySet",
+    "LiveTokenJudge",
     "MalformedRequest",
     "MalformedToken",
     "MultiIssuerVerifier",

@@ -232,14 +232,16 @@ class _FetchAdapter(HTTPAdapter):
             request, verify, cert
         )
         if self.tls is not None and host_params["scheme"] == "https":
+            kwargs = cast("dict[str, Any]", pool_kwargs)  # a TypedDict: no pop by a variable
             for name in ("ca_certs", "ca_cert_dir", "cert_file", "key_file"):
-                pool_kwargs.pop(name, None)
-            pool_kwargs["ssl_context"] = self.tls
+                kwargs.pop(name, None)
+            kwargs["ssl_context"] = self.tls
         return host_params, pool_kwargs
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         if self.tls is None or not url.lower().startswith("https"):
-            super().cert_verify(conn, url, verify, cert)
+            # types-requests leaves cert_verify unannotated.
+            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
         # else: the context carries the authorities and the client certificate.
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -367,7 +369,7 @@ class Fetcher:
         self,
         adapter: _FetchAdapter,
         request: Any,
-        env: dict[str, Any],
+        env: Mapping[str, Any],
         deadline: float,
         url: str,
         watchdog: _Watchdog,
@@ -410,7 +412,7 @@ class Fetcher:
         self,
         tls: ssl.SSLContext | None,
         request: Any,
-        env: dict[str, Any],
+        env: Mapping[str, Any],
         deadline: float,
         url: str,
         watchdog: _Watchdog,

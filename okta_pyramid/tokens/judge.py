@@ -13,7 +13,7 @@ from typing import Protocol
 
 from .verifier import VerifiedToken
 
-__all__ = ["TokenJudge"]
+__all__ = ["LiveTokenJudge", "TokenJudge"]
 
 
 class TokenJudge(Protocol):
@@ -27,4 +27,15 @@ class TokenJudge(Protocol):
 
     def verify_token(self, token: str) -> VerifiedToken:
         """The token, judged; or a :class:`~.exceptions.VerificationError`."""
+        ...
+
+
+class LiveTokenJudge(TokenJudge, Protocol):
+    """A judge that can also ask the issuer whether a token is still active
+    (introspection, RFC 7662): :class:`~.introspection.IntrospectingVerifier` and
+    :class:`~.issuers.MultiIssuerVerifier`."""
+
+    def confirm(self, token: str, verified: VerifiedToken) -> VerifiedToken:
+        """``verified``, once the issuer has said ``token`` is active; or a
+        :class:`~.exceptions.VerificationError`."""
         ...
