@@ -21,9 +21,10 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from .bearer import withhold_claims
 from .errors import answer
 from .parts import okta_parts
-from .security import authentication, withhold_claims
+from .security import authentication
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
 from .tokens.introspection import IntrospectionUnavailable
 from .tokens.judge import LiveTokenJudge

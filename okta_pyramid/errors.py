@@ -24,7 +24,7 @@ from pyramid.response import Response
 from .parts import okta_parts
 from .permissions import scopes_granting
 from .principals import BEARER_TOKEN
-from .security import MalformedRequest, authentication
+from .security import authentication
 from .tokens import (
     InvalidDPoPProof,
     InvalidToken,
@@ -34,6 +34,7 @@ from .tokens import (
     SchemeNotAccepted,
     UseDPoPNonce,
 )
+from .tokens.exceptions import MalformedRequest
 from .tokens.shared import SharedStoreUnavailable
 
 # RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.

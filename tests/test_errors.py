@@ -16,8 +16,9 @@ from zope.interface import implementer
 from okta_pyramid import errors
 from okta_pyramid.errors import ANSWERS, Answer, InsufficientScope, challenge
 from okta_pyramid.permissions import AUTHENTICATED
-from okta_pyramid.security import MalformedRequest, OktaRequest
+from okta_pyramid.security import OktaRequest
 from okta_pyramid.tokens import ExpiredToken, InvalidToken, IssuerUnavailable
+from okta_pyramid.tokens.exceptions import MalformedRequest
 
 from .helpers import BOTH_CHALLENGES, webtest_app
 from .issuer import LoopbackIssuer

@@ -9,13 +9,10 @@ from pyramid.request import Request
 from pyramid.testing import DummyRequest
 from zope.interface.verify import verifyClass
 
-from okta_pyramid.security import (
-    BearerTokenReader,
-    MalformedRequest,
-    OktaSecurityPolicy,
-    TokenIdentity,
-)
+from okta_pyramid.bearer import BearerTokenReader
+from okta_pyramid.security import OktaSecurityPolicy, TokenIdentity
 from okta_pyramid.tokens import AccessTokenVerifier, InvalidToken, VerifiedToken
+from okta_pyramid.tokens.exceptions import MalformedRequest
 
 from .issuer import LoopbackIssuer, verified_token
 
