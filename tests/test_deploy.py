@@ -23,13 +23,11 @@ from benchmarks.tls import make_loopback_tls
 from okta_pyramid.tokens import make_proof
 
 from .issuer import LoopbackIssuer
-from .services import RedisServer, free_port, program, wait_for_port
+from .services import ROOT, RedisServer, Server, free_port, program, wait_for_port, wait_ready
 from .test_dpop import Client as DPoPClient
-from .test_pserve import Server, pserve, wait_ready  # noqa: F401 - pserve is a fixture
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 TTL = 2
 
