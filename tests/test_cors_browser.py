@@ -16,7 +16,6 @@ browser never sent (a cached preflight) from one whose answer it withheld.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -40,6 +39,7 @@ from waitress.server import create_server
 
 from okta_pyramid import main
 
+from .helpers import b64url
 from .issuer import LoopbackIssuer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -432,8 +432,7 @@ def jwk_thumbprint(jwk: dict[str, str]) -> str:
     canonical = json.dumps(
         {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
     )
-    digest = hashlib.sha256(canonical.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return b64url(hashlib.sha256(canonical.encode()).digest())
 
 
 def browser_dpop_key(browser: Any, page_origin: str) -> str:

@@ -22,9 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.tls import make_loopback_tls
 from okta_pyramid.tokens import make_proof
 
+from .helpers import DPoPClient
 from .issuer import LoopbackIssuer
 from .services import ROOT, RedisServer, Server, free_port, program, wait_for_port, wait_ready
-from .test_dpop import Client as DPoPClient
 
 pytestmark = pytest.mark.e2e
 

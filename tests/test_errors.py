@@ -19,12 +19,8 @@ from okta_pyramid.permissions import AUTHENTICATED
 from okta_pyramid.security import MalformedRequest, OktaRequest
 from okta_pyramid.tokens import ExpiredToken, InvalidToken, IssuerUnavailable
 
-from .helpers import BOTH_CHALLENGES, webtest_app
+from .helpers import BOTH_CHALLENGES, bearer, webtest_app
 from .issuer import LoopbackIssuer
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from pyramid.exceptions import ConfigurationError
 
 from okta_pyramid.settings import parse_settings
 
+from .helpers import DPoPClient, bearer
 from .issuer import LoopbackIssuer
-from .test_dpop import Client as DPoPClient
 
 
 def samples(app: webtest.TestApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -36,10 +36,6 @@ def value(found: dict, name: str, **labels: str) -> float:
         for (sample_name, sample_labels), sample in found.items()
         if sample_name == name and labels.items() <= dict(sample_labels).items()
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_off_by_default(make_app: Callable[..., webtest.TestApp]) -> None:
