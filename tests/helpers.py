@@ -123,6 +123,16 @@ class DPoPClient:
         }
 
 
+def metric_value(found: Mapping[tuple[str, tuple], float], name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` that carry ``labels`` (and maybe others), in
+    ``found``: samples by (name, sorted label pairs), as read from ``/metrics``."""
+    return sum(
+        sample
+        for (sample_name, sample_labels), sample in found.items()
+        if sample_name == name and labels.items() <= dict(sample_labels).items()
+    )
+
+
 # -- stand-ins ---------------------------------------------------------------------------
 
 
