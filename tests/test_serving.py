@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import configparser
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +13,9 @@ import requests
 
 from .helpers import BOTH_CHALLENGES
 from .issuer import LoopbackIssuer
+from .services import PSERVE, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -51,9 +42,8 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
     path = tmp_path / "test.ini"
     with path.open("w") as handle:
         ini.write(handle)
-    pserve = Path(sys.executable).with_name("pserve")
     process = subprocess.Popen(
-        [str(pserve), str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [PSERVE, str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     handle = Server(base, process)
