@@ -64,16 +64,20 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
 
 def test_pserve_development_ini(server: Server, issuer: LoopbackIssuer) -> None:
     served = server.base
-    assert requests.get(served + "/api/hello").status_code == 200
-    denied = requests.get(served + "/api/whoami")
+    assert requests.get(served + "/api/hello", timeout=10).status_code == 200
+    denied = requests.get(served + "/api/whoami", timeout=10)
     assert denied.status_code == 401
     assert denied.headers["WWW-Authenticate"] == BOTH_CHALLENGES
     token = issuer.mint()
-    response = requests.get(served + "/api/whoami", headers={"Authorization": f"Bearer {token}"})
+    response = requests.get(
+        served + "/api/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     assert response.status_code == 200
     assert response.json()["sub"] == "alice@example.com"
     expired = requests.get(
-        served + "/api/whoami", headers={"Authorization": f"Bearer {issuer.mint(exp=1000)}"}
+        served + "/api/whoami",
+        headers={"Authorization": f"Bearer {issuer.mint(exp=1000)}"},
+        timeout=10,
     )
     assert expired.status_code == 401
     assert "expired" in expired.headers["WWW-Authenticate"]
@@ -91,6 +95,6 @@ def test_waitress_never_answers_500_to_odd_requests(server: Server) -> None:
         {"Authorization": "Bearer \x7f"},
     ]
     for headers in odd:
-        response = requests.get(served + "/api/whoami", headers=headers)
+        response = requests.get(served + "/api/whoami", headers=headers, timeout=10)
         assert 400 <= response.status_code < 500, headers
         assert "Traceback" not in response.text
