@@ -145,7 +145,7 @@ def test_no_token_or_key_in_logs_on_any_rejection(make_app, issuer, caplog, log_
         if re.search(r"^(token|request) (rejected|not judged): ", line["message"])
     ]
     assert len(verdicts) == len(responses)
-    for line, (name, response) in zip(verdicts, responses.items()):
+    for line, (name, response) in zip(verdicts, responses.items(), strict=True):
         assert "client=192.0.2.7" in line["message"], name
         assert re.search(r"reason=[a-z_]+", line["message"]), name
         assert line["request_id"] == response.headers["X-Request-ID"], name
