@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import webob
@@ -634,7 +634,10 @@ def test_an_acl_can_allow_only_dpop(
     from okta_pyramid.principals import DPOP_TOKEN
 
     class Payments:
-        __acl__ = [(Allow, DPOP_TOKEN, "pay"), (Deny, Everyone, ALL_PERMISSIONS)]
+        __acl__: ClassVar[list[tuple[str, str, Any]]] = [
+            (Allow, DPOP_TOKEN, "pay"),
+            (Deny, Everyone, ALL_PERMISSIONS),
+        ]
 
         def __init__(self, request: Any) -> None:
             pass

@@ -3,6 +3,7 @@ answers, and what happens when Redis is gone or slow."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -146,10 +147,8 @@ class ReplyLosingProxy:
     def close(self) -> None:
         self._closed = True
         for sock in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         for thread in self._threads:
             thread.join(5)
