@@ -77,7 +77,7 @@ def test_serves_with_the_issuer_up(pserve, issuer) -> None:
         if line["message"].startswith("okta.audience: is api://default")
     ]
     assert warning["level"] == "WARNING" and "okta.client_ids" in warning["message"]
-    print(f"pserve start to ready: {startup:.2f}s")
+    print(f"pserve start to ready: {startup:.2f}s")  # noqa: T201 - a measurement, seen with -s
 
 
 def test_authorization_settings_come_from_the_environment(pserve, issuer) -> None:
@@ -429,4 +429,4 @@ def test_a_revoked_token_is_refused_within_the_introspection_ttl(
     assert server.get("/api/whoami", headers=auth).status_code == 200
     server.stop()
     assert not any(token in line or "BEGIN" in line for line in server.lines)
-    print(f"revoked token refused after {refused_after:.2f}s (TTL {ttl}s)")
+    print(f"revoked token refused after {refused_after:.2f}s (TTL {ttl}s)")  # noqa: T201 - seen with -s
