@@ -13,7 +13,7 @@ from okta_pyramid.tokens.refresher import KeyRefresher
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
 from .issuer import LoopbackIssuer
-from .services import RedisServer
+from .services import RedisServer, Server
 
 
 @pytest.fixture(autouse=True)
@@ -121,3 +121,20 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def pserve() -> Iterator[Callable[..., Server]]:
+    """Start `pserve production.ini` with environment variables (``OKTA_ISSUER=...``);
+    every process started is stopped after the test."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = Server.launch(**env)
+        started.append(server)
+        server.wait_serving()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

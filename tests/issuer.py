@@ -211,8 +211,8 @@ class LoopbackIssuer:
     has not been revoked. ``introspection_answer`` (a JSON value, raw ``bytes``, or a
     callable ``(token, call)`` returning either) replaces that judgement, and
     ``introspection_mode`` (the modes above, and ``huge``: a body over 1 MiB,
-    ``unauthorized``: HTTP 401, ``rate_limited``: HTTP 429) and ``introspection_delay`` make the endpoint fail or
-    slow while discovery and keys still answer.
+    ``unauthorized``: HTTP 401, ``rate_limited``: HTTP 429) and ``introspection_delay``
+    make the endpoint fail or slow while discovery and keys still answer.
     """
 
     audience = "api://default"

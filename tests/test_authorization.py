@@ -8,14 +8,10 @@ from typing import Any
 import pytest
 import webtest
 
-from .helpers import BOTH_CHALLENGES
+from .helpers import BOTH_CHALLENGES, bearer
 from .issuer import LoopbackIssuer
 
 AppFactory = Callable[..., webtest.TestApp]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(params=["true", "false"], ids=["protect_all", "opt_in"])

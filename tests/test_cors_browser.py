@@ -16,7 +16,6 @@ browser never sent (a cached preflight) from one whose answer it withheld.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -40,6 +39,7 @@ from waitress.server import create_server
 
 from okta_pyramid.app import main
 
+from .helpers import b64url
 from .issuer import LoopbackIssuer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -133,7 +133,7 @@ class Served:
     """A WSGI application served by waitress in a background thread."""
 
     def __init__(self, app: Callable[..., Any], sock: socket.socket) -> None:
-        self.url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         self.server = create_server(app, sockets=[sock], threads=4)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -162,7 +162,7 @@ class Site:
 def site() -> Iterator[Site]:
     issuer = LoopbackIssuer()
     api_sock, console_sock, elsewhere_sock = (listening_socket() for _ in range(3))
-    console_origin = "http://127.0.0.1:%d" % console_sock.getsockname()[1]
+    console_origin = f"http://127.0.0.1:{console_sock.getsockname()[1]}"
     common = {
         "okta.issuer": issuer.issuer,
         "okta.audience": issuer.audience,
@@ -257,7 +257,7 @@ class Console:
         return {
             "state": status.get_attribute("data-state"),
             "status": status.text,
-            "headers": dict(zip(texts[::2], texts[1::2])),
+            "headers": dict(zip(texts[::2], texts[1::2], strict=True)),
             "body": self.driver.find_element(By.ID, "body").get_attribute("textContent"),
         }
 
@@ -432,8 +432,7 @@ def jwk_thumbprint(jwk: dict[str, str]) -> str:
     canonical = json.dumps(
         {k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True
     )
-    digest = hashlib.sha256(canonical.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return b64url(hashlib.sha256(canonical.encode()).digest())
 
 
 def browser_dpop_key(browser: Any, page_origin: str) -> str:

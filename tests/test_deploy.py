@@ -22,14 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.tls import make_loopback_tls
 from okta_pyramid.tokens import make_proof
 
+from .helpers import DPoPClient, metric_value
 from .issuer import LoopbackIssuer
-from .services import RedisServer, free_port, program, wait_for_port
-from .test_dpop import Client as DPoPClient
-from .test_pserve import Server, pserve, wait_ready  # noqa: F401 - pserve is a fixture
+from .services import ROOT, RedisServer, Server, free_port, program, wait_for_port, wait_ready
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 TTL = 2
 
@@ -181,15 +179,6 @@ def deployment(
             assert "Traceback" not in process.stderr
 
 
-def value(found: dict, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` that carry ``labels`` (and maybe others)."""
-    return sum(
-        sample
-        for (sample_name, sample_labels), sample in found.items()
-        if sample_name == name and labels.items() <= dict(sample_labels).items()
-    )
-
-
 def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) -> None:
     client = DPoPClient(deployment.issuer)
     url = deployment.url + "/api/whoami"
@@ -224,8 +213,8 @@ def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) 
     assert plain.status_code == 308
     assert plain.headers["Location"] == "https://127.0.0.1/api/whoami"
     found = deployment.metrics()
-    assert value(found, "okta_pyramid_tokens_accepted_total", scheme="DPoP") == 1
-    assert value(found, "okta_pyramid_dpop_replays_refused_total") == 3
+    assert metric_value(found, "okta_pyramid_tokens_accepted_total", scheme="DPoP") == 1
+    assert metric_value(found, "okta_pyramid_dpop_replays_refused_total") == 3
 
 
 def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(deployment: Deployment) -> None:
@@ -259,8 +248,8 @@ def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(deployment: 
         == 401
     )
     found = deployment.metrics()
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="inactive") >= 3
-    assert value(found, "okta_pyramid_introspection_cache_hits_total", cache="shared") >= 1
+    assert metric_value(found, "okta_pyramid_tokens_refused_total", reason="inactive") >= 3
+    assert metric_value(found, "okta_pyramid_introspection_cache_hits_total", cache="shared") >= 1
 
 
 def test_one_process_or_redis_down(deployment: Deployment) -> None:
@@ -301,8 +290,11 @@ def test_one_process_or_redis_down(deployment: Deployment) -> None:
         deployment.direct(deployment.processes[1], "GET", "/readyz").json()["shared_store"] == "ok"
     )
     found = deployment.metrics()
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="shared_store_unavailable") >= 1
-    assert value(found, "okta_pyramid_shared_store_failures_total") >= 1
+    assert (
+        metric_value(found, "okta_pyramid_tokens_refused_total", reason="shared_store_unavailable")
+        >= 1
+    )
+    assert metric_value(found, "okta_pyramid_shared_store_failures_total") >= 1
     logs = deployment.processes[1].lines
     assert any("shared store redis://127.0.0.1" in line and "failed" in line for line in logs)
     assert not any(token in line or client.token in line for line in logs)

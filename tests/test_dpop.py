@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import webob
 import webtest
-from cryptography.hazmat.primitives.asymmetric import ec
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from waitress.proxy_headers import proxy_headers_middleware
@@ -22,64 +19,21 @@ from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens import DPoPNonces, InMemoryReplayStore, make_proof
 from okta_pyramid.tokens.nonces import DEFAULT_STEP
 
-from .helpers import BOTH_CHALLENGES, webtest_app
+from .helpers import BOTH_CHALLENGES, WHOAMI_URL, DPoPClient, b64url, bearer, webtest_app
 from .issuer import LoopbackIssuer
 
-URL = "http://localhost/api/whoami"
 ALGS = 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"'
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def thumbprint(key: ec.EllipticCurvePrivateKey) -> str:
-    """RFC 7638 SHA-256 thumbprint of a P-256 key, written out here on purpose."""
-    numbers = key.public_key().public_numbers()
-    canonical = json.dumps(
-        {
-            "crv": "P-256",
-            "kty": "EC",
-            "x": b64url(numbers.x.to_bytes(32, "big")),
-            "y": b64url(numbers.y.to_bytes(32, "big")),
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    return b64url(hashlib.sha256(canonical.encode()).digest())
-
-
-class Client:
-    """A DPoP client: a key, a token bound to it, and proofs on demand."""
-
-    def __init__(self, issuer: LoopbackIssuer, **claims: Any) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.jkt = thumbprint(self.key)
-        self.token = issuer.mint(cnf={"jkt": self.jkt}, **claims)
-
-    def headers(
-        self, url: str = URL, method: str = "GET", *, token: str | None = None, **proof: Any
-    ) -> dict[str, str]:
-        token = token or self.token
-        return {
-            "Authorization": f"DPoP {token}",
-            "DPoP": make_proof(self.key, method, url, access_token=token, **proof),
-        }
-
-
 @pytest.fixture
-def client(issuer: LoopbackIssuer) -> Client:
-    return Client(issuer)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def client(issuer: LoopbackIssuer) -> DPoPClient:
+    return DPoPClient(issuer)
 
 
 # -- allowed (the default) -------------------------------------------------------------
 
 
-def test_a_bound_token_with_its_proof_gets_in(app: webtest.TestApp, client: Client) -> None:
+def test_a_bound_token_with_its_proof_gets_in(app: webtest.TestApp, client: DPoPClient) -> None:
     response = app.get("/api/whoami", headers=client.headers())
     assert response.json["sub"] == "alice@example.com"
     assert response.json["cnf"] == {"jkt": client.jkt}
@@ -94,7 +48,7 @@ def test_an_unbound_bearer_token_still_gets_in(
 
 @pytest.mark.parametrize("mode", ["allowed", "required", "disabled"])
 def test_a_bound_token_sent_as_bearer_is_refused_in_every_mode(
-    make_app: Callable[..., webtest.TestApp], client: Client, mode: str
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient, mode: str
 ) -> None:
     # RFC 9449 §7.2: a stolen bound token replayed as a bearer token must not work.
     response = make_app(dpop=mode).get("/api/whoami", headers=bearer(client.token), status=401)
@@ -104,7 +58,7 @@ def test_a_bound_token_sent_as_bearer_is_refused_in_every_mode(
 
 
 def test_a_bound_token_as_bearer_is_challenged_in_bearer(
-    app: webtest.TestApp, client: Client
+    app: webtest.TestApp, client: DPoPClient
 ) -> None:
     response = app.get("/api/whoami", headers=bearer(client.token), status=401)
     assert response.headers["WWW-Authenticate"].startswith(
@@ -126,7 +80,7 @@ def test_a_token_with_any_cnf_is_not_a_bearer_token(
 
 
 def test_an_unbound_token_sent_as_dpop_is_refused(
-    app: webtest.TestApp, issuer: LoopbackIssuer, client: Client
+    app: webtest.TestApp, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     token = issuer.mint()
     response = app.get("/api/whoami", headers=client.headers(token=token), status=401)
@@ -138,7 +92,7 @@ def test_an_unbound_token_sent_as_dpop_is_refused(
 
 
 def test_a_cnf_jkt_that_is_not_a_string_is_the_tokens_fault(
-    app: webtest.TestApp, issuer: LoopbackIssuer, client: Client
+    app: webtest.TestApp, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     token = issuer.mint(cnf={"jkt": 42})
     response = app.get("/api/whoami", headers=client.headers(token=token), status=401)
@@ -160,7 +114,7 @@ def test_no_credentials_are_challenged_with_both_schemes(app: webtest.TestApp) -
     ],
 )
 def test_a_bad_proof_is_invalid_dpop_proof_in_the_dpop_challenge(
-    app: webtest.TestApp, client: Client, change: dict[str, Any], reason: str
+    app: webtest.TestApp, client: DPoPClient, change: dict[str, Any], reason: str
 ) -> None:
     response = app.get("/api/whoami", headers=client.headers(**change), status=401)
     assert response.json["error"] == "invalid_dpop_proof"
@@ -171,21 +125,23 @@ def test_a_bad_proof_is_invalid_dpop_proof_in_the_dpop_challenge(
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_a_dpop_request_without_a_proof_is_refused(app: webtest.TestApp, client: Client) -> None:
+def test_a_dpop_request_without_a_proof_is_refused(
+    app: webtest.TestApp, client: DPoPClient
+) -> None:
     response = app.get("/api/whoami", headers={"Authorization": f"DPoP {client.token}"}, status=401)
     assert response.json["error"] == "invalid_dpop_proof"
 
 
 def test_a_proof_for_another_key_is_refused(
-    app: webtest.TestApp, issuer: LoopbackIssuer, client: Client
+    app: webtest.TestApp, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
-    other = Client(issuer)
+    other = DPoPClient(issuer)
     headers = client.headers()
-    headers["DPoP"] = make_proof(other.key, "GET", URL, access_token=client.token)
+    headers["DPoP"] = make_proof(other.key, "GET", WHOAMI_URL, access_token=client.token)
     assert app.get("/api/whoami", headers=headers, status=401).json["error"] == "invalid_dpop_proof"
 
 
-def test_a_proof_is_used_once(app: webtest.TestApp, client: Client) -> None:
+def test_a_proof_is_used_once(app: webtest.TestApp, client: DPoPClient) -> None:
     headers = client.headers()
     app.get("/api/whoami", headers=headers, status=200)
     again = app.get("/api/whoami", headers=headers, status=401)
@@ -194,7 +150,7 @@ def test_a_proof_is_used_once(app: webtest.TestApp, client: Client) -> None:
 
 
 def test_insufficient_scope_for_a_dpop_request_is_in_the_dpop_challenge(
-    app: webtest.TestApp, client: Client
+    app: webtest.TestApp, client: DPoPClient
 ) -> None:
     response = app.get(
         "/api/messages", headers=client.headers("http://localhost/api/messages"), status=403
@@ -209,18 +165,18 @@ def test_insufficient_scope_for_a_dpop_request_is_in_the_dpop_challenge(
 def test_a_dpop_client_with_the_scope_reads_messages(
     app: webtest.TestApp, issuer: LoopbackIssuer
 ) -> None:
-    client = Client(issuer, scp=["messages:read"])
+    client = DPoPClient(issuer, scp=["messages:read"])
     app.get("/api/messages", headers=client.headers("http://localhost/api/messages"), status=200)
 
 
-def test_the_scheme_name_is_case_insensitive(app: webtest.TestApp, client: Client) -> None:
+def test_the_scheme_name_is_case_insensitive(app: webtest.TestApp, client: DPoPClient) -> None:
     headers = client.headers()
     headers["Authorization"] = "dpop " + client.token
     app.get("/api/whoami", headers=headers, status=200)
 
 
 def test_a_dpop_token_that_is_not_a_b64token_is_a_bad_request(
-    app: webtest.TestApp, client: Client
+    app: webtest.TestApp, client: DPoPClient
 ) -> None:
     headers = client.headers()
     headers["Authorization"] = "DPoP a b"
@@ -235,7 +191,7 @@ def test_a_dpop_token_that_is_not_a_b64token_is_a_bad_request(
 
 
 def test_required_refuses_bearer_with_a_dpop_challenge(
-    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer, client: Client
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     app = make_app(dpop="required")
     response = app.get("/api/whoami", headers=bearer(issuer.mint()), status=401)
@@ -252,7 +208,7 @@ def test_required_refuses_bearer_with_a_dpop_challenge(
 
 
 def test_disabled_refuses_the_dpop_scheme(
-    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer, client: Client
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     app = make_app(dpop="disabled")
     response = app.get("/api/whoami", headers=client.headers(), status=401)
@@ -298,7 +254,7 @@ def test_disabled_refuses_a_malformed_dpop_header_for_its_scheme(
 
 
 def test_a_token_in_the_query_of_a_dpop_request_is_refused_in_the_dpop_challenge(
-    app: webtest.TestApp, client: Client
+    app: webtest.TestApp, client: DPoPClient
 ) -> None:
     response = app.get("/api/whoami?access_token=x", headers=client.headers(), status=400)
     assert response.json["error"] == "invalid_request"
@@ -337,7 +293,7 @@ def _freeze_nonces(app: webtest.TestApp) -> float:
 
 
 def test_nonces_the_client_retries_with_the_one_it_was_given(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     app = make_app(dpop_nonce="true", dpop_nonce_secret=SECRET)
     now = _freeze_nonces(app)
@@ -354,7 +310,7 @@ def test_nonces_the_client_retries_with_the_one_it_was_given(
 
 
 def test_a_nonce_about_to_expire_is_replaced_on_a_success(
-    make_config: Callable[..., Configurator], client: Client
+    make_config: Callable[..., Configurator], client: DPoPClient
 ) -> None:
     config = make_config(dpop_nonce="true", dpop_nonce_secret=SECRET)
     config.add_route("cacheable", "/cacheable")
@@ -371,7 +327,7 @@ def test_a_nonce_about_to_expire_is_replaced_on_a_success(
 
 
 def test_nonces_need_no_shared_secret_in_development(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     app = make_app(dpop_nonce="true")
     nonce = app.get("/api/whoami", headers=client.headers(), status=401).headers["DPoP-Nonce"]
@@ -382,7 +338,7 @@ def test_nonces_need_no_shared_secret_in_development(
 
 
 def test_a_full_replay_store_is_503_with_retry_after(
-    app: webtest.TestApp, issuer: LoopbackIssuer, client: Client
+    app: webtest.TestApp, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     app.app.registry.okta.dpop.replay_store = InMemoryReplayStore(max_entries=1)
     app.get("/api/whoami", headers=client.headers(), status=200)
@@ -398,7 +354,7 @@ def test_one_key_cannot_fill_the_replay_store(
     # The holder of one bound token sends proofs as fast as it can: its surplus is
     # refused (429, when to retry), and every other key goes on as before.
     app = make_app(dpop_replay_store_size="1000", dpop_replay_key_quota="50")
-    flooder, other = Client(issuer), Client(issuer)
+    flooder, other = DPoPClient(issuer), DPoPClient(issuer)
     for _ in range(50):
         app.get("/api/whoami", headers=flooder.headers(), status=200)
     response = app.get("/api/whoami", headers=flooder.headers(), status=429)
@@ -417,10 +373,10 @@ def test_many_clients_at_an_honest_rate_fill_no_quota(
     from .helpers import run_together
 
     app = make_app()
-    clients = [Client(issuer) for _ in range(16)]
+    clients = [DPoPClient(issuer) for _ in range(16)]
     statuses: list[int] = []
 
-    def calls(client: Client) -> None:
+    def calls(client: DPoPClient) -> None:
         for _ in range(25):
             statuses.append(
                 app.get("/api/whoami", headers=client.headers(), expect_errors=True).status_int
@@ -450,7 +406,7 @@ def test_the_replay_store_sizes_are_checked() -> None:
 
 
 def test_public_url_replaces_scheme_host_and_script_name(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     app = make_app(public_url="https://api.example.com/orders-api/")
     environ = {"SCRIPT_NAME": "/internal"}
@@ -470,7 +426,7 @@ def test_public_url_replaces_scheme_host_and_script_name(
 
 
 def test_without_public_url_the_request_url_counts_with_its_script_name(
-    app: webtest.TestApp, client: Client
+    app: webtest.TestApp, client: DPoPClient
 ) -> None:
     environ = {"SCRIPT_NAME": "/mount", "wsgi.url_scheme": "https", "HTTP_HOST": "api.test"}
     app.get(
@@ -515,7 +471,7 @@ def _url_built_for(environ: dict[str, str]) -> str:
     ],
 )
 def test_a_host_that_is_not_host_port_refuses_the_dpop_request(
-    app: webtest.TestApp, client: Client, host: str
+    app: webtest.TestApp, client: DPoPClient, host: str
 ) -> None:
     # RFC 3986 §3.2.2 and §3.2.3; the proof repeats the URL the server would build.
     environ = {"HTTP_HOST": host}
@@ -553,7 +509,7 @@ def test_a_host_that_is_not_host_port_refuses_the_dpop_request(
     ],
 )
 def test_a_host_port_of_any_rfc_3986_form_is_accepted(
-    app: webtest.TestApp, client: Client, host: str
+    app: webtest.TestApp, client: DPoPClient, host: str
 ) -> None:
     environ = {"HTTP_HOST": host}
     app.get(
@@ -565,7 +521,7 @@ def test_a_host_port_of_any_rfc_3986_form_is_accepted(
 
 
 def test_without_a_host_header_the_server_name_is_checked(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     app = make_app()
     inner = app.app
@@ -593,7 +549,7 @@ def test_without_a_host_header_the_server_name_is_checked(
 
 
 def test_a_trusted_proxys_forwarded_host_is_checked_too(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     # Waitress (trusted_proxy) copies X-Forwarded-Host into Host without checking it.
     app = make_app()
@@ -637,7 +593,7 @@ def test_a_bearer_request_does_not_need_a_valid_host(
 
 
 def test_with_public_url_the_host_header_is_not_used(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     app = make_app(public_url="https://api.example.com")
     app.get(
@@ -648,7 +604,7 @@ def test_with_public_url_the_host_header_is_not_used(
     )
 
 
-def test_the_path_is_compared_percent_encoded(app: webtest.TestApp, client: Client) -> None:
+def test_the_path_is_compared_percent_encoded(app: webtest.TestApp, client: DPoPClient) -> None:
     app.get("/api/%77hoami", status=200, headers=client.headers("http://localhost/api/whoami"))
 
 
@@ -656,7 +612,7 @@ def test_the_path_is_compared_percent_encoded(app: webtest.TestApp, client: Clie
 
 
 def test_the_demo_dpop_endpoint_needs_a_dpop_bound_token(
-    app: webtest.TestApp, issuer: LoopbackIssuer, client: Client
+    app: webtest.TestApp, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     url = "http://localhost/api/dpop"
     answer = app.get("/api/dpop", headers=client.headers(url), status=200)
@@ -671,14 +627,17 @@ def test_the_demo_dpop_endpoint_needs_a_dpop_bound_token(
 
 
 def test_an_acl_can_allow_only_dpop(
-    config: Configurator, issuer: LoopbackIssuer, client: Client
+    config: Configurator, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     from pyramid.authorization import ALL_PERMISSIONS, Allow, Deny, Everyone
 
     from okta_pyramid.principals import DPOP_TOKEN
 
     class Payments:
-        __acl__ = [(Allow, DPOP_TOKEN, "pay"), (Deny, Everyone, ALL_PERMISSIONS)]
+        __acl__: ClassVar[list[tuple[str, str, Any]]] = [
+            (Allow, DPOP_TOKEN, "pay"),
+            (Deny, Everyone, ALL_PERMISSIONS),
+        ]
 
         def __init__(self, request: Any) -> None:
             pass
@@ -694,7 +653,7 @@ def test_an_acl_can_allow_only_dpop(
 
 
 def test_request_jwt_claims_of_a_dpop_request_check_the_proof_once(
-    config: Configurator, issuer: LoopbackIssuer, client: Client
+    config: Configurator, issuer: LoopbackIssuer, client: DPoPClient
 ) -> None:
     config.add_route("claims", "/claims")
     config.add_view(
@@ -713,7 +672,7 @@ def test_request_jwt_claims_of_a_dpop_request_check_the_proof_once(
 
 
 def test_cors_allows_the_dpop_header_and_exposes_the_nonce(
-    make_app: Callable[..., webtest.TestApp], client: Client
+    make_app: Callable[..., webtest.TestApp], client: DPoPClient
 ) -> None:
     origin = "https://spa.example.com"
     app = make_app(cors_allowed_origins=origin)
@@ -736,7 +695,7 @@ def test_cors_allows_the_dpop_header_and_exposes_the_nonce(
 
 
 def test_refusals_log_the_reason_and_never_the_proof_or_token(
-    app: webtest.TestApp, client: Client, caplog: pytest.LogCaptureFixture
+    app: webtest.TestApp, client: DPoPClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     headers = client.headers()
@@ -856,7 +815,7 @@ def test_production_warns_once_about_a_per_process_nonce_secret(
 
 
 def test_a_proof_the_checker_cannot_judge_is_refused_not_a_500(
-    app: webtest.TestApp, client: Client, caplog: pytest.LogCaptureFixture
+    app: webtest.TestApp, client: DPoPClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Found by the property test: an "alg" that is a JSON array.
     header = b64url(json.dumps({"typ": "dpop+jwt", "alg": ["ES256"]}).encode())

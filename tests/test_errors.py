@@ -20,12 +20,8 @@ from okta_pyramid.security import OktaRequest
 from okta_pyramid.tokens import ExpiredToken, InvalidToken, IssuerUnavailable
 from okta_pyramid.tokens.exceptions import MalformedRequest
 
-from .helpers import BOTH_CHALLENGES, webtest_app
+from .helpers import BOTH_CHALLENGES, bearer, webtest_app
 from .issuer import LoopbackIssuer
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize(

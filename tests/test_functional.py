@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 import webtest
 
-from .helpers import BOTH_CHALLENGES
+from .helpers import BOTH_CHALLENGES, b64url, bearer
 from .issuer import LoopbackIssuer, SigningKey, rsa_key, unreachable_url
 
 AppFactory = Callable[..., webtest.TestApp]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(params=[True, False], ids=["protect_all", "per_view"])
@@ -139,21 +135,15 @@ def test_rejected_token_is_401_invalid_token(
 
 
 def test_common_attacks_are_401(app: webtest.TestApp, issuer: LoopbackIssuer) -> None:
-    import base64
-    import json
-
-    def b64(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
     attacker = SigningKey("key-1", rsa_key(9))
     header, _, signature = issuer.mint().split(".")
     attacks = {
-        "alg none": f"{b64({'alg': 'none', 'kid': 'key-1'})}.{b64(issuer.claims())}.",
+        "alg none": f"{b64url({'alg': 'none', 'kid': 'key-1'})}.{b64url(issuer.claims())}.",
         "foreign key, known kid": issuer.mint(key=attacker),
         "embedded jwk": issuer.mint(key=attacker, headers={"jwk": {"kty": "RSA"}}),
         "jku": issuer.mint(key=attacker, headers={"jku": issuer.base_url + "/evil"}),
         "x5u": issuer.mint(key=attacker, headers={"x5u": issuer.base_url + "/evil"}),
-        "tampered payload": f"{header}.{b64(issuer.claims(sub='root'))}.{signature}",
+        "tampered payload": f"{header}.{b64url(issuer.claims(sub='root'))}.{signature}",
         "unknown kid": issuer.mint(headers={"kid": "nope"}),
         "crit": issuer.mint(headers={"crit": ["exp"]}),
         "garbage": "not-a-jwt",
@@ -169,11 +159,7 @@ def test_common_attacks_are_401(app: webtest.TestApp, issuer: LoopbackIssuer) ->
 @pytest.mark.parametrize("alg", ['", error="insufficient_scope', "\u2603", "a\\b", "x\r\ny"])
 def test_challenge_cannot_be_injected_through_the_token(app: webtest.TestApp, alg: str) -> None:
     # The description quotes the token's alg; RFC 6750 §3 limits its characters.
-    import base64
-    import json
-
-    header = base64.urlsafe_b64encode(json.dumps({"alg": alg, "kid": "k"}).encode())
-    token = header.rstrip(b"=").decode() + ".e30.c2ln"
+    token = b64url({"alg": alg, "kid": "k"}) + ".e30.c2ln"
     response = app.get("/api/whoami", headers=bearer(token), status=401)
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.count('error="') == 1 and challenge.count('"') == 6

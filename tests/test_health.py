@@ -10,8 +10,7 @@ from pyramid.config import Configurator
 
 from okta_pyramid.app import main
 
-from .helpers import webtest_app
-from .tokens.test_refresher import wait_for
+from .helpers import wait_for, webtest_app
 
 
 @pytest.mark.parametrize("protect_all", ["true", "false"])

@@ -17,9 +17,8 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from okta_pyramid.settings import parse_settings
 
-from .helpers import webtest_app
+from .helpers import DPoPClient, bearer, webtest_app
 from .issuer import DROP, LoopbackIssuer
-from .test_dpop import Client as DPoPClient
 
 INTROSPECT = "/oauth2/default/v1/introspect"
 
@@ -64,10 +63,6 @@ def live_app(
     make_config: Callable[..., Configurator], live_settings: dict[str, str]
 ) -> webtest.TestApp:
     return _views(make_config(**live_settings))
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def introspected(issuer: LoopbackIssuer) -> int:

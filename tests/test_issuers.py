@@ -19,7 +19,7 @@ from okta_pyramid.principals import issuer as issuer_principal
 from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens import make_proof
 
-from .helpers import webtest_app
+from .helpers import bearer, thumbprint, webtest_app
 from .issuer import LoopbackIssuer, SigningKey, rsa_key
 
 ORDERS = "api://orders"
@@ -142,10 +142,6 @@ def build(
     return factory
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def total_hits(*servers: LoopbackIssuer) -> int:
     return sum(sum(server.hits.values()) for server in servers)
 
@@ -236,8 +232,6 @@ def test_an_acl_can_deny_one_issuers_callers(build, orders, partners) -> None:
 def test_dpop_bound_tokens_of_each_issuer(build, orders, partners) -> None:
     app = build()
     key = ec.generate_private_key(ec.SECP256R1())
-    from .test_dpop import thumbprint
-
     for server in (orders, partners):
         token = server.mint(cnf={"jkt": thumbprint(key)})
         proof = make_proof(key, "GET", "http://localhost/who", access_token=token)

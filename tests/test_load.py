@@ -15,7 +15,7 @@ import requests
 
 from .helpers import run_together
 from .issuer import LoopbackIssuer, SigningKey, rsa_key
-from .test_pserve import Server, pserve, wait_ready  # noqa: F401 - pserve is a fixture
+from .services import Server, wait_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import io
@@ -12,22 +11,16 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from okta_pyramid.logs import JSONFormatter
 
+from .helpers import b64url
 from .issuer import DROP, LoopbackIssuer, SigningKey, rsa_key
 
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def b64(data: bytes | dict[str, Any]) -> str:
-    if isinstance(data, dict):
-        data = json.dumps(data).encode()
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def hs256_with_public_key(issuer: LoopbackIssuer) -> str:
@@ -37,9 +30,9 @@ def hs256_with_public_key(issuer: LoopbackIssuer) -> str:
         .private_key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    signing_input = f"{b64({'alg': 'HS256', 'kid': 'key-1'})}.{b64(issuer.claims())}"
+    signing_input = f"{b64url({'alg': 'HS256', 'kid': 'key-1'})}.{b64url(issuer.claims())}"
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
+    return f"{signing_input}.{b64url(mac)}"
 
 
 def rejected_tokens(issuer: LoopbackIssuer) -> dict[str, str]:
@@ -51,14 +44,14 @@ def rejected_tokens(issuer: LoopbackIssuer) -> dict[str, str]:
     return {
         "not_a_jwt": "not-a-jwt-at-all-but-long-enough",
         "garbage_segments": "Zm9vYmFy.YmF6cXV4.c2lnbmF0dXJl",
-        "alg_none": f"{b64({'alg': 'none', 'kid': 'key-1'})}.{payload}.",
+        "alg_none": f"{b64url({'alg': 'none', 'kid': 'key-1'})}.{payload}.",
         "hs256_public_key": hs256_with_public_key(issuer),
         "crit": issuer.mint(headers={"crit": ["exp"], "exp": 1}),
         "typ_id_token": issuer.mint(headers={"typ": "JOSE+JSON"}),
-        "no_kid": f"{b64({'alg': 'RS256'})}.{payload}.{signature}",
+        "no_kid": f"{b64url({'alg': 'RS256'})}.{payload}.{signature}",
         "unknown_kid": issuer.mint(key=SigningKey("key-unknown", rsa_key(1))),
         "foreign_key": issuer.mint(key=foreign),
-        "tampered": f"{header}.{b64(issuer.claims(sub='mallory'))}.{signature}",
+        "tampered": f"{header}.{b64url(issuer.claims(sub='mallory'))}.{signature}",
         "embedded_jwk": issuer.mint(key=foreign, headers={"jwk": foreign.jwk}),
         "expired": issuer.mint(exp=now - 3600, iat=now - 7200),
         "not_yet_valid": issuer.mint(nbf=now + 3600),
@@ -152,7 +145,7 @@ def test_no_token_or_key_in_logs_on_any_rejection(make_app, issuer, caplog, log_
         if re.search(r"^(token|request) (rejected|not judged): ", line["message"])
     ]
     assert len(verdicts) == len(responses)
-    for line, (name, response) in zip(verdicts, responses.items()):
+    for line, (name, response) in zip(verdicts, responses.items(), strict=True):
         assert "client=192.0.2.7" in line["message"], name
         assert re.search(r"reason=[a-z_]+", line["message"]), name
         assert line["request_id"] == response.headers["X-Request-ID"], name

@@ -6,28 +6,22 @@ so each refusal is shown here, with a plain HTTP client and PyJWT.
 
 from __future__ import annotations
 
-import base64
 import socket
 import time
 import uuid
 from typing import Any
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
+from .helpers import basic
 from .issuer import DROP, JWT_BEARER, ClientKey, LoopbackIssuer, SigningKey, public_jwk, rsa_key
 
 ODD_ID = "0oa:odd%id+x y"
 ODD_SECRET = "s:e%cr+et w/rd"
-
-
-def basic(client_id: str, secret: str) -> str:
-    """The Authorization value of RFC 6749 §2.3.1: each part form-urlencoded first."""
-    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}"
-    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def assertion(

@@ -13,8 +13,8 @@ from pyramid.exceptions import ConfigurationError
 
 from okta_pyramid.settings import parse_settings
 
+from .helpers import DPoPClient, bearer, metric_value
 from .issuer import LoopbackIssuer
-from .test_dpop import Client as DPoPClient
 
 
 def samples(app: webtest.TestApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -27,19 +27,6 @@ def samples(app: webtest.TestApp) -> dict[tuple[str, tuple[tuple[str, str], ...]
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
     }
-
-
-def value(found: dict, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` that carry ``labels`` (and maybe others)."""
-    return sum(
-        sample
-        for (sample_name, sample_labels), sample in found.items()
-        if sample_name == name and labels.items() <= dict(sample_labels).items()
-    )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_off_by_default(make_app: Callable[..., webtest.TestApp]) -> None:
@@ -63,17 +50,17 @@ def test_counts_what_happened(
     app.get("/api/whoami", headers=headers, status=401)  # the same proof again
     app.get("/api/hello")  # no token: not counted
     found = samples(app)
-    assert value(found, "okta_pyramid_tokens_accepted_total", scheme="Bearer") == 3
-    assert value(found, "okta_pyramid_tokens_accepted_total", scheme="DPoP") == 1
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="wrong_audience") == 1
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="malformed") == 1
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="dpop_replayed") == 1
-    assert value(found, "okta_pyramid_dpop_replays_refused_total") == 1
-    assert value(found, "okta_pyramid_key_fetches_total") == 1
-    assert value(found, "okta_pyramid_key_fetches_total", issuer=issuer.issuer) == 1
-    assert value(found, "okta_pyramid_key_fetch_failures_total") == 0
+    assert metric_value(found, "okta_pyramid_tokens_accepted_total", scheme="Bearer") == 3
+    assert metric_value(found, "okta_pyramid_tokens_accepted_total", scheme="DPoP") == 1
+    assert metric_value(found, "okta_pyramid_tokens_refused_total", reason="wrong_audience") == 1
+    assert metric_value(found, "okta_pyramid_tokens_refused_total", reason="malformed") == 1
+    assert metric_value(found, "okta_pyramid_tokens_refused_total", reason="dpop_replayed") == 1
+    assert metric_value(found, "okta_pyramid_dpop_replays_refused_total") == 1
+    assert metric_value(found, "okta_pyramid_key_fetches_total") == 1
+    assert metric_value(found, "okta_pyramid_key_fetches_total", issuer=issuer.issuer) == 1
+    assert metric_value(found, "okta_pyramid_key_fetch_failures_total") == 0
     # Three requests with one token: verified once, then found in the cache.
-    assert value(found, "okta_pyramid_token_cache_hits_total") >= 2
+    assert metric_value(found, "okta_pyramid_token_cache_hits_total") >= 2
     text = app.get("/metrics").text
     for secret in (
         token,
@@ -109,18 +96,18 @@ def test_introspection_and_the_shared_store(
     issuer.revoke(revoked)
     app.post_json("/api/messages", {"text": "hi"}, headers=bearer(revoked), status=401)
     found = samples(app)
-    assert value(found, "okta_pyramid_introspection_calls_total") == 2
-    assert value(found, "okta_pyramid_introspection_seconds_count", outcome="active") == 1
-    assert value(found, "okta_pyramid_introspection_seconds_count", outcome="inactive") == 1
-    assert value(found, "okta_pyramid_introspection_cache_hits_total", cache="process") == 1
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="inactive") == 1
-    assert value(found, "okta_pyramid_shared_store_failures_total") == 0
+    assert metric_value(found, "okta_pyramid_introspection_calls_total") == 2
+    assert metric_value(found, "okta_pyramid_introspection_seconds_count", outcome="active") == 1
+    assert metric_value(found, "okta_pyramid_introspection_seconds_count", outcome="inactive") == 1
+    assert metric_value(found, "okta_pyramid_introspection_cache_hits_total", cache="process") == 1
+    assert metric_value(found, "okta_pyramid_tokens_refused_total", reason="inactive") == 1
+    assert metric_value(found, "okta_pyramid_shared_store_failures_total") == 0
     # The other application counts for itself: its own registry.
     found = samples(other)
-    assert value(found, "okta_pyramid_introspection_calls_total") == 0
-    assert value(found, "okta_pyramid_introspection_cache_hits_total", cache="shared") == 1
-    assert value(found, "okta_pyramid_tokens_accepted_total", scheme="Bearer") == 1
-    assert value(found, "okta_pyramid_tokens_refused_total", reason="inactive") == 0
+    assert metric_value(found, "okta_pyramid_introspection_calls_total") == 0
+    assert metric_value(found, "okta_pyramid_introspection_cache_hits_total", cache="shared") == 1
+    assert metric_value(found, "okta_pyramid_tokens_accepted_total", scheme="Bearer") == 1
+    assert metric_value(found, "okta_pyramid_tokens_refused_total", reason="inactive") == 0
 
 
 def test_the_setting() -> None:

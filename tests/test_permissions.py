@@ -3,7 +3,7 @@ names the scopes that would have granted it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import webtest
@@ -22,7 +22,7 @@ class Reports:
     """A child of the root: its ACL adds to the root's through the lineage."""
 
     __name__ = "reports"
-    __acl__ = [
+    __acl__: ClassVar[list[tuple[str, str, Any]]] = [
         (Deny, scope("reports:banned"), ALL_PERMISSIONS),
         (Allow, scope("reports:read"), "view_reports"),
         (Allow, scope("reports:admin"), "view_reports"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +18,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from .services import ROOT, free_port
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
 COLLECTION = ROOT / "postman" / "okta_pyramid.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "dev_issuer.postman_environment.json"
 START_TIMEOUT = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

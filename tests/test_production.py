@@ -18,6 +18,8 @@ from okta_pyramid.app import main
 from okta_pyramid.production import check_includes
 from okta_pyramid.settings import parse_settings
 
+from .helpers import thumbprint
+
 
 @pytest.fixture
 def settings(settings: dict[str, str]) -> dict[str, str]:
@@ -289,8 +291,6 @@ def test_from_proxy_trusts_the_host_for_htu(settings, issuer) -> None:
 
     from okta_pyramid.tokens import make_proof
     from okta_pyramid.tokens.dpop import access_token_hash  # noqa: F401 - documents ath
-
-    from .test_dpop import thumbprint
 
     key = ec.generate_private_key(ec.SECP256R1())
     token = issuer.mint(cnf={"jkt": thumbprint(key)})

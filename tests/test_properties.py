@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 from typing import Any
 
@@ -19,17 +19,18 @@ from okta_pyramid.app import main
 from okta_pyramid.tokens.exceptions import InvalidToken
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
+from .helpers import b64url
 from .issuer import LoopbackIssuer
 
 # Header values a WSGI server can deliver: latin-1 text without CR/LF.
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=300)
-b64url = st.binary(max_size=200).map(lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode())
+b64url_text = st.binary(max_size=200).map(b64url)
 # A header we accept, so the payload and signature bytes reach the key and signature checks.
-GOOD_HEADER = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"key-1"}').rstrip(b"=").decode()
+GOOD_HEADER = b64url(b'{"alg":"RS256","kid":"key-1"}')
 tokenish = st.one_of(
-    st.builds(lambda b, c: f"{GOOD_HEADER}.{b}.{c}", b64url, b64url),
+    st.builds(lambda b, c: f"{GOOD_HEADER}.{b}.{c}", b64url_text, b64url_text),
     st.text(max_size=300),
-    st.builds(lambda a, b, c: f"{a}.{b}.{c}", b64url, b64url, b64url),
+    st.builds(lambda a, b, c: f"{a}.{b}.{c}", b64url_text, b64url_text, b64url_text),
     st.builds(
         lambda a, b, c: f"{a}.{b}.{c}",
         st.text(max_size=40),
@@ -75,10 +76,8 @@ def test_any_bearer_token_is_a_4xx(wsgi_app: Any, token: str) -> None:
 @given(token=tokenish)
 def test_verifier_raises_only_invalid_token(module_issuer: LoopbackIssuer, token: str) -> None:
     verifier = AccessTokenVerifier(module_issuer.issuer)
-    try:
+    with contextlib.suppress(InvalidToken):
         verifier.verify(token)
-    except InvalidToken:
-        pass
 
 
 @PROFILE
@@ -104,25 +103,21 @@ def test_any_query_string_is_never_a_5xx(wsgi_app: Any, raw: bytes) -> None:
 DPOP_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _jwk() -> dict[str, Any]:
     numbers = DPOP_KEY.public_key().public_numbers()
     return {
         "kty": "EC",
         "crv": "P-256",
-        "x": _b64(numbers.x.to_bytes(32, "big")),
-        "y": _b64(numbers.y.to_bytes(32, "big")),
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
     }
 
 
 def _signed(header: dict[str, Any], claims: Any) -> str:
     """A proof with exactly these header and claims, truly signed with DPOP_KEY."""
-    signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
     r, s = decode_dss_signature(DPOP_KEY.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-    return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 json_value = st.recursive(

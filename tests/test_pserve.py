@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,108 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from okta_pyramid.tokens import DPoPVerifier, make_proof
 
 from .issuer import DROP, LoopbackIssuer, unreachable_url
+from .services import PSERVE, ROOT, Server, environment, wait_ready
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
-PSERVE = str(Path(sys.executable).with_name("pserve"))
-SERVING = re.compile(r"Serving on (http://127\.0\.0\.1:\d+)")
-
-
-def environment(**values: str) -> dict[str, str]:
-    """This process's environment without deployment variables, plus ``values``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OKTA_", "WAITRESS_"))}
-    # The port is chosen when the server starts, so no public URL can be given before;
-    # the tests call each process directly, so its Host is the URL they call.
-    env.update(
-        {
-            "WAITRESS_LISTEN": "127.0.0.1:0",
-            "PYTHONUNBUFFERED": "1",
-            "OKTA_PUBLIC_URL": "from-proxy",
-            **values,
-        }
-    )
-    # The loopback issuer must be reached directly even where an HTTP proxy is set.
-    for name in ("NO_PROXY", "no_proxy"):
-        env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1", "localhost"]))
-    return env
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen
-    url: str = ""
-    lines: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def stop(self) -> None:
-        """End the server and collect all it wrote."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait(10)
-        if self.reader is not None:
-            self.reader.join(10)
-        self.process.stderr.close()
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
-
-    def get(self, path: str, **kw) -> requests.Response:
-        with requests.Session() as session:
-            session.trust_env = False  # straight to the server, never via a proxy
-            return session.get(self.url + path, timeout=10, **kw)
-
-
-def _drain(server: Server, ready: threading.Event) -> None:
-    for raw in server.process.stderr:
-        line = raw.rstrip("\n")
-        server.lines.append(line)
-        match = SERVING.search(line)
-        if match:
-            server.url = match.group(1)
-            ready.set()
-    ready.set()
-
-
-@pytest.fixture
-def pserve() -> Iterator:
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        process = subprocess.Popen(
-            [PSERVE, "production.ini"],
-            cwd=ROOT,
-            env=environment(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        server = Server(process)
-        started.append(server)
-        ready = threading.Event()
-        server.reader = threading.Thread(target=_drain, args=(server, ready), daemon=True)
-        server.reader.start()
-        ready.wait(30)
-        assert server.url, f"pserve did not start:\n{server.stderr}"
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-def wait_ready(server: Server, timeout: float = 10) -> requests.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = server.get("/readyz")
-        if response.status_code == 200 or time.monotonic() > deadline:
-            return response
-        time.sleep(0.05)
 
 
 def test_serves_with_the_issuer_up(pserve, issuer) -> None:
@@ -181,7 +77,7 @@ def test_serves_with_the_issuer_up(pserve, issuer) -> None:
         if line["message"].startswith("okta.audience: is api://default")
     ]
     assert warning["level"] == "WARNING" and "okta.client_ids" in warning["message"]
-    print(f"pserve start to ready: {startup:.2f}s")
+    print(f"pserve start to ready: {startup:.2f}s")  # noqa: T201 - a measurement, seen with -s
 
 
 def test_authorization_settings_come_from_the_environment(pserve, issuer) -> None:
@@ -533,4 +429,4 @@ def test_a_revoked_token_is_refused_within_the_introspection_ttl(
     assert server.get("/api/whoami", headers=auth).status_code == 200
     server.stop()
     assert not any(token in line or "BEGIN" in line for line in server.lines)
-    print(f"revoked token refused after {refused_after:.2f}s (TTL {ttl}s)")
+    print(f"revoked token refused after {refused_after:.2f}s (TTL {ttl}s)")  # noqa: T201 - seen with -s

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import configparser
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +13,9 @@ import requests
 
 from .helpers import BOTH_CHALLENGES
 from .issuer import LoopbackIssuer
+from .services import PSERVE, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -51,9 +42,8 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
     path = tmp_path / "test.ini"
     with path.open("w") as handle:
         ini.write(handle)
-    pserve = Path(sys.executable).with_name("pserve")
     process = subprocess.Popen(
-        [str(pserve), str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [PSERVE, str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     handle = Server(base, process)
@@ -74,16 +64,20 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
 
 def test_pserve_development_ini(server: Server, issuer: LoopbackIssuer) -> None:
     served = server.base
-    assert requests.get(served + "/api/hello").status_code == 200
-    denied = requests.get(served + "/api/whoami")
+    assert requests.get(served + "/api/hello", timeout=10).status_code == 200
+    denied = requests.get(served + "/api/whoami", timeout=10)
     assert denied.status_code == 401
     assert denied.headers["WWW-Authenticate"] == BOTH_CHALLENGES
     token = issuer.mint()
-    response = requests.get(served + "/api/whoami", headers={"Authorization": f"Bearer {token}"})
+    response = requests.get(
+        served + "/api/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     assert response.status_code == 200
     assert response.json()["sub"] == "alice@example.com"
     expired = requests.get(
-        served + "/api/whoami", headers={"Authorization": f"Bearer {issuer.mint(exp=1000)}"}
+        served + "/api/whoami",
+        headers={"Authorization": f"Bearer {issuer.mint(exp=1000)}"},
+        timeout=10,
     )
     assert expired.status_code == 401
     assert "expired" in expired.headers["WWW-Authenticate"]
@@ -101,6 +95,6 @@ def test_waitress_never_answers_500_to_odd_requests(server: Server) -> None:
         {"Authorization": "Bearer \x7f"},
     ]
     for headers in odd:
-        response = requests.get(served + "/api/whoami", headers=headers)
+        response = requests.get(served + "/api/whoami", headers=headers, timeout=10)
         assert 400 <= response.status_code < 500, headers
         assert "Traceback" not in response.text

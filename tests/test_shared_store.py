@@ -3,6 +3,7 @@ answers, and what happens when Redis is gone or slow."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -40,10 +41,9 @@ from okta_pyramid.tokens import (
 from okta_pyramid.tokens.introspection import INACTIVE_TTL
 from okta_pyramid.tokens.shared import MAX_ENTRY_LIFETIME, display_address
 
+from .helpers import WHOAMI_URL, DPoPClient
 from .issuer import LoopbackIssuer
 from .services import RedisServer, free_port, program, wait_for_port
-from .test_dpop import URL
-from .test_dpop import Client as DPoPClient
 
 
 def introspector(
@@ -147,10 +147,8 @@ class ReplyLosingProxy:
     def close(self) -> None:
         self._closed = True
         for sock in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         for thread in self._threads:
             thread.join(5)
@@ -228,10 +226,10 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
 ) -> None:
     client = DPoPClient(issuer)
     first, second = (DPoPVerifier(replay_store=RedisStore(redis_url).replays) for _ in range(2))
-    proof = make_proof(client.key, "GET", URL, jti="the-jti-of-one-proof")
-    assert first.verify(proof, "GET", URL).jkt == client.jkt
+    proof = make_proof(client.key, "GET", WHOAMI_URL, jti="the-jti-of-one-proof")
+    assert first.verify(proof, "GET", WHOAMI_URL).jkt == client.jkt
     with pytest.raises(InvalidDPoPProof) as refused:
-        second.verify(proof, "GET", URL)
+        second.verify(proof, "GET", WHOAMI_URL)
     assert refused.value.reason == "dpop_replayed"
     # In Redis: a prefixed digest, never the proof, its jti or its key (the value is
     # random: the writer's own mark).
@@ -239,7 +237,7 @@ def test_a_replayed_proof_is_refused_by_the_other_process(
     assert key.startswith(b"okta_pyramid:dpop:") and len(value) == 16
     assert b"the-jti" not in key and client.jkt.encode() not in key
     # Each process alone (the in-process default) would accept it again.
-    assert DPoPVerifier().verify(proof, "GET", URL)
+    assert DPoPVerifier().verify(proof, "GET", WHOAMI_URL)
 
 
 def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
@@ -262,12 +260,12 @@ def test_a_proof_is_remembered_while_a_process_whose_clock_is_behind_accepts_it(
         clock=behind,
         replay_store=RedisStore(redis_url, clock=behind).replays,
     )
-    proof = make_proof(client.key, "GET", URL, iat=time.time())
-    assert first.verify(proof, "GET", URL)
+    proof = make_proof(client.key, "GET", WHOAMI_URL, iat=time.time())
+    assert first.verify(proof, "GET", WHOAMI_URL)
     time.sleep(max_age + skew / 2)
     # The first process's window has ended; the second's has not: still a replay.
     with pytest.raises(InvalidDPoPProof) as refused:
-        second.verify(proof, "GET", URL)
+        second.verify(proof, "GET", WHOAMI_URL)
     assert refused.value.reason == "dpop_replayed"
 
 

@@ -8,7 +8,7 @@ RequestLocalCache does) and permits, views and the error views all reuse it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ from .issuer import LoopbackIssuer
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every AccessTokenVerifier.verify_token call, through which ``verify`` goes too
     (the real method still runs)."""
     seen: list[str] = []
@@ -38,7 +38,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return real(self, token)
 
     monkeypatch.setattr(AccessTokenVerifier, "verify_token", counting)
-    yield seen
+    return seen
 
 
 def busy_view(request: Request) -> dict[str, Any]:

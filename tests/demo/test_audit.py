@@ -3,6 +3,7 @@ show the permissions, run against the shipped development.ini."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import subprocess
@@ -46,7 +47,7 @@ def views_of(output: str) -> dict[str, str | None]:
     views: dict[str, str | None] = {}
     current = None
     lines = [line.strip() for line in output.splitlines()]
-    for previous, line in zip(lines, lines[1:]):
+    for previous, line in itertools.pairwise(lines):
         if previous == "-----" and line:
             current = line
             views[current] = None

@@ -3,13 +3,10 @@ loopback so the resource server fetches discovery and keys from itself over HTTP
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import pytest
 import webtest
@@ -17,56 +14,7 @@ from webtest.http import StopableWSGIServer
 
 from okta_pyramid.app import main
 
-CLIENTS = """
-svc-client    s3cret-value   api.read api.write
-read-client   p@ss:w0rd!x    api.read
-"""
-
-
-def basic(client_id: str, secret: str) -> str:
-    """An Authorization header value for client authentication (RFC 6749 §2.3.1)."""
-    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
-
-
-@dataclass
-class DevServer:
-    """The app, served on ``base_url`` and wrapped in WebTest as ``app``."""
-
-    base_url: str
-    issuer: str
-    keys_dir: Path
-    settings: dict[str, Any]
-    app: webtest.TestApp
-
-    def token(
-        self, client_id: str = "svc-client", secret: str = "s3cret-value", scope: str = "api.read"
-    ) -> str:
-        response = self.app.post(
-            "/oauth2/default/v1/token",
-            {"grant_type": "client_credentials", "scope": scope},
-            headers={"Authorization": basic(client_id, secret)},
-        )
-        return response.json["access_token"]
-
-    def whoami(self, token: str, status: int = 200) -> webtest.TestResponse:
-        return self.app.get(
-            "/api/whoami", headers={"Authorization": f"Bearer {token}"}, status=status
-        )
-
-
-def dev_settings(port: int, keys_dir: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "pyramid.includes": "okta_pyramid.devissuer",
-        "okta.issuer": f"http://127.0.0.1:{port}/oauth2/default",
-        "okta.audience": "api://default",
-        "okta.http_timeout": "2",
-        # Every unknown kid may refetch, so a rotation is seen at once in tests.
-        "okta.jwks_refetch_cooldown": "0",
-        "devissuer.clients": CLIENTS,
-        "devissuer.keys_dir": str(keys_dir),
-        **extra,
-    }
+from .helpers import DevServer, dev_settings
 
 
 @pytest.fixture

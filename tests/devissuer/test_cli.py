@@ -10,21 +10,12 @@ from pathlib import Path
 import jwt
 import pytest
 
-from okta_pyramid.devissuer import cli
 from okta_pyramid.devissuer.keys import KeyStore
 from okta_pyramid.devissuer.tokens import user_id
 
-from .conftest import DevServer
+from .helpers import DevServer, run_cli, write_ini
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_ini(path: Path, settings: dict[str, str]) -> Path:
-    lines = ["[app:main]", "use = egg:okta_pyramid"]
-    for key, value in settings.items():
-        lines.append(f"{key} = " + str(value).replace("\n", "\n    "))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture
@@ -32,17 +23,8 @@ def ini(dev: DevServer, tmp_path: Path) -> Path:
     return write_ini(tmp_path / "dev.ini", dev.settings)
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        status = cli.main(list(args))
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 def test_mints_a_user_token_the_app_accepts(dev: DevServer, ini: Path, capsys):
-    status, out, _ = run(
+    status, out, _ = run_cli(
         capsys,
         str(ini),
         "--sub",
@@ -74,14 +56,14 @@ def test_reads_the_environment_like_the_app(
     # ${NAME} in the ini expands as the app's main() expands it: same keys folder.
     monkeypatch.setenv("DEV_KEYS", str(dev.keys_dir))
     ini = write_ini(tmp_path / "env.ini", {**dev.settings, "devissuer.keys_dir": "${DEV_KEYS}"})
-    status, out, _ = run(capsys, str(ini), "--sub", "carol@example.com")
+    status, out, _ = run_cli(capsys, str(ini), "--sub", "carol@example.com")
     assert status == 0
     assert dev.whoami(out.strip()).json["sub"] == "carol@example.com"
     assert not (tmp_path / "${DEV_KEYS}").exists()
 
 
 def test_defaults_and_options(dev: DevServer, ini: Path, capsys):
-    status, out, _ = run(
+    status, out, _ = run_cli(
         capsys,
         str(ini),
         "--sub",
@@ -104,11 +86,11 @@ def test_defaults_and_options(dev: DevServer, ini: Path, capsys):
 
 def test_rotate_then_the_running_app_accepts_the_new_key(dev: DevServer, ini: Path, capsys):
     before = dev.token()
-    status, out, err = run(capsys, str(ini), "--rotate")
+    status, out, err = run_cli(capsys, str(ini), "--rotate")
     assert status == 0 and out == ""
     new_kid = KeyStore(str(dev.keys_dir)).signing_key.kid
     assert new_kid in err
-    status, out, _ = run(capsys, str(ini), "--sub", "alice@example.com")
+    status, out, _ = run_cli(capsys, str(ini), "--sub", "alice@example.com")
     assert jwt.get_unverified_header(out.strip())["kid"] == new_kid
     dev.whoami(out.strip())
     dev.whoami(before)
@@ -124,19 +106,19 @@ def test_rotate_then_the_running_app_accepts_the_new_key(dev: DevServer, ini: Pa
     ],
 )
 def test_bad_arguments(ini: Path, capsys, args, message):
-    status, out, err = run(capsys, str(ini), *args)
+    status, out, err = run_cli(capsys, str(ini), *args)
     assert status == 2 and out == ""
     assert message in err
 
 
 def test_refuses_a_config_without_the_development_issuer(capsys):
-    status, out, err = run(capsys, str(ROOT / "production.ini"), "--sub", "a")
+    status, out, err = run_cli(capsys, str(ROOT / "production.ini"), "--sub", "a")
     assert status == 2 and out == ""
     assert "does not include okta_pyramid.devissuer" in err
 
 
 def test_refuses_a_missing_config(tmp_path, capsys):
-    status, _, err = run(capsys, str(tmp_path / "nope.ini"), "--sub", "a")
+    status, _, err = run_cli(capsys, str(tmp_path / "nope.ini"), "--sub", "a")
     assert status == 2 and "cannot read" in err
 
 

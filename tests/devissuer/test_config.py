@@ -14,8 +14,8 @@ from pyramid.settings import aslist
 from okta_pyramid.app import main
 from okta_pyramid.devissuer.config import SETTING_NAMES, Client, parse_devissuer_settings
 
-from ..test_settings import Recording
-from .conftest import CLIENTS
+from ..helpers import Recording
+from .helpers import CLIENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 

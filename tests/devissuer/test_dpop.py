@@ -4,12 +4,9 @@ the proof's key (``token_type`` DPoP, ``cnf.jkt``), clients that require DPoP.""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.client
 import json
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -22,32 +19,17 @@ from okta_pyramid.tokens.dpop import DPoPVerifier, InMemoryReplayStore, make_pro
 from okta_pyramid.tokens.nonces import DPoPNonces
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
-from .conftest import CLIENTS, DevServer, basic
-
-TOKEN = "/oauth2/default/v1/token"
-GRANT = {"grant_type": "client_credentials", "scope": "api.read"}
-DPOP_CLIENTS = CLIENTS + "bound-client  b0und-secret  api.read  dpop=required\n"
-
-
-def jkt_of(key: Any) -> str:
-    """RFC 7638 §3: SHA-256 over the required members, sorted, compact; computed
-    here from the key's numbers, not by the code under test."""
-    numbers = key.public_key().public_numbers()
-    canonical = json.dumps(
-        {
-            "crv": "P-256",
-            "kty": "EC",
-            "x": b64(numbers.x.to_bytes(32, "big")),
-            "y": b64(numbers.y.to_bytes(32, "big")),
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    return b64(hashlib.sha256(canonical.encode()).digest())
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+from ..helpers import basic, thumbprint
+from .helpers import (
+    DPOP_CLIENTS,
+    GRANT,
+    TOKEN,
+    DevServer,
+    bound_token,
+    nonce,
+    request_token,
+    token_url,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,35 +40,6 @@ def key() -> ec.EllipticCurvePrivateKey:
 @pytest.fixture
 def dpop_dev(serve) -> DevServer:
     return serve(**{"devissuer.clients": DPOP_CLIENTS})
-
-
-def token_url(dev: DevServer) -> str:
-    return dev.base_url + TOKEN
-
-
-def request_token(
-    dev: DevServer,
-    proof: str | None,
-    *,
-    client: str = "svc-client",
-    secret: str = "s3cret-value",
-    status: int | str = "*",
-):
-    headers = {"Authorization": basic(client, secret)}
-    if proof is not None:
-        headers["DPoP"] = proof
-    return dev.app.post(TOKEN, GRANT, headers=headers, status=status)
-
-
-def nonce(dev: DevServer, key) -> str:
-    """The first leg of the dance: a proof without a nonce, answered with one."""
-    response = request_token(dev, make_proof(key, "POST", token_url(dev)), status=400)
-    return response.headers["DPoP-Nonce"]
-
-
-def bound_token(dev: DevServer, key, **kwargs: Any):
-    proof = make_proof(key, "POST", token_url(dev), nonce=nonce(dev, key))
-    return request_token(dev, proof, status=200, **kwargs)
 
 
 # -- the nonce dance and the bound token ------------------------------------------------
@@ -112,7 +65,7 @@ def test_the_retry_with_the_nonce_gets_a_dpop_token_bound_to_the_key(dev: DevSer
     claims = AccessTokenVerifier(dev.issuer, "api://default", http_timeout=2).verify(
         body["access_token"]
     )
-    assert claims["cnf"] == {"jkt": jkt_of(key)}
+    assert claims["cnf"] == {"jkt": thumbprint(key)}
     assert claims["cid"] == claims["sub"] == "svc-client"
 
 
@@ -147,7 +100,7 @@ def test_each_key_gets_its_own_binding(dev: DevServer, key):
     jkts = [
         jwt.decode(t, options={"verify_signature": False})["cnf"]["jkt"] for t in (first, second)
     ]
-    assert jkts == [jkt_of(key), jkt_of(other)]
+    assert jkts == [thumbprint(key), thumbprint(other)]
 
 
 def test_an_rsa_proof_binds_too(dev: DevServer):
@@ -336,7 +289,7 @@ def test_a_client_that_requires_dpop_gets_a_bound_token_with_one(dpop_dev: DevSe
     body = bound_token(dpop_dev, key, client="bound-client", secret="b0und-secret").json
     assert body["token_type"] == "DPoP"
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert claims["cnf"] == {"jkt": jkt_of(key)} and claims["cid"] == "bound-client"
+    assert claims["cnf"] == {"jkt": thumbprint(key)} and claims["cid"] == "bound-client"
 
 
 def test_other_clients_still_get_bearer_tokens(dpop_dev: DevServer):

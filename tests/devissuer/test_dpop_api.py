@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from okta_pyramid.tokens import make_proof
 
-from .conftest import DevServer
-from .test_dpop import DPOP_CLIENTS, bound_token, jkt_of
+from ..helpers import thumbprint
+from .helpers import DPOP_CLIENTS, DevServer, bound_token
 
 
 @pytest.mark.parametrize("path", ["/api/whoami", "/api/dpop"])
@@ -24,7 +24,7 @@ def test_a_token_bound_at_the_issuer_opens_the_api_with_proofs(serve, path: str)
     answer = dev.app.get(path, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
     assert answer.status_int == 200
     if path == "/api/dpop":
-        assert answer.json["jkt"] == jkt_of(key)
+        assert answer.json["jkt"] == thumbprint(key)
     # Sent as a bearer token, the bound token is refused (RFC 9449 §7.2).
     refused = dev.whoami(token, status=401)
     assert refused.json["error"] == "invalid_token"

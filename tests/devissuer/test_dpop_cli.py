@@ -17,9 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from okta_pyramid.tokens.dpop import DPoPVerifier, access_token_hash
 
-from .conftest import DevServer, basic
-from .test_cli import write_ini
-from .test_dpop import TOKEN, jkt_of
+from ..helpers import basic, thumbprint
+from .helpers import TOKEN, DevServer, write_ini
 
 # Every test here runs the installed commands as separate processes.
 pytestmark = pytest.mark.e2e
@@ -66,7 +65,7 @@ def test_keygen_writes_a_p256_key_readable_by_its_owner_only(tmp_path: Path):
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     # The key is never printed; its thumbprint is.
     assert "PRIVATE" not in result.stderr and path.read_text().splitlines()[1] not in result.stderr
-    assert jkt_of(key) in result.stderr
+    assert thumbprint(key) in result.stderr
 
 
 def test_keygen_is_0600_whatever_the_umask(tmp_path: Path):
@@ -99,7 +98,7 @@ def test_proof_prints_a_proof_the_resource_servers_checker_accepts(key_file: Pat
     proof = result.stdout.strip()
     assert result.stdout == proof + "\n" and result.stderr == ""
     checked = DPoPVerifier().verify(
-        [proof], "GET", url, access_token="tok.en.x", jkt=jkt_of(private_key(key_file))
+        [proof], "GET", url, access_token="tok.en.x", jkt=thumbprint(private_key(key_file))
     )
     assert checked.claims["htu"] == url  # the query is not part of htu
     assert checked.claims["ath"] == access_token_hash("tok.en.x")
@@ -183,7 +182,8 @@ def test_a_key_file_that_cannot_sign_is_refused_without_showing_it(
             serialization.BestAvailableEncryption(b"pass-phrase"),
         )
     elif content == "rsa1024":
-        content = rsa.generate_private_key(65537, 1024).private_bytes(
+        # Too weak on purpose: the command must refuse it.
+        content = rsa.generate_private_key(65537, 1024).private_bytes(  # noqa: S505
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
@@ -206,7 +206,7 @@ def test_jwk_prints_the_public_half_and_its_thumbprint(key_file: Path):
     jwk = json.loads(dpop("jwk", "--key", key_file).stdout)
     assert set(jwk) == {"kty", "crv", "x", "y"}  # never "d"
     assert jwk["kty"] == "EC" and jwk["crv"] == "P-256"
-    assert dpop("jwk", "--key", key_file, "--thumbprint").stdout == jkt_of(key) + "\n"
+    assert dpop("jwk", "--key", key_file, "--thumbprint").stdout == thumbprint(key) + "\n"
 
 
 # -- with the development issuer --------------------------------------------------------
@@ -250,7 +250,7 @@ def test_okta_pyramid_token_binds_a_user_token_to_a_key(
     )
     token = result.stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["cnf"] == {"jkt": jkt_of(private_key(key_file))}
+    assert claims["cnf"] == {"jkt": thumbprint(private_key(key_file))}
     assert claims["sub"] == "alice@example.com"
 
 

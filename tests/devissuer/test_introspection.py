@@ -4,7 +4,6 @@ and nothing else for any token that is not active, Okta's members for one that i
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
@@ -23,32 +22,22 @@ from okta_pyramid.devissuer.keys import KeyStore
 from okta_pyramid.devissuer.revocation import RevokedTokens
 from okta_pyramid.tokens.exceptions import ExpiredToken, ImmatureToken
 
-from .conftest import DevServer, basic
-from .test_dpop import DPOP_CLIENTS, bound_token, jkt_of
+from ..helpers import b64url, basic, thumbprint
+from .helpers import (
+    DPOP_CLIENTS,
+    INACTIVE,
+    INTROSPECT,
+    READER,
+    SVC,
+    DevServer,
+    bound_token,
+    factory,
+    introspect,
+    mint,
+    tampered,
+)
 
-INTROSPECT = "/oauth2/default/v1/introspect"
-SVC = basic("svc-client", "s3cret-value")
-READER = basic("read-client", "p@ss:w0rd!x")
-INACTIVE = {"active": False}
 FORM = "application/x-www-form-urlencoded"
-
-
-def introspect(
-    dev: DevServer, token: str, *, authorization: str | None = SVC, status: int = 200, **params: str
-):
-    headers = {"Authorization": authorization} if authorization else {}
-    return dev.app.post(INTROSPECT, {"token": token, **params}, headers=headers, status=status)
-
-
-def factory(dev: DevServer) -> TokenFactory:
-    return dev.app.app.registry.devissuer_tokens
-
-
-def mint(dev: DevServer, **changes) -> str:
-    """A token of this issuer's key with some claims changed (``None`` removes one)."""
-    claims = factory(dev).claims(client_id="svc-client", subject="svc-client", scopes=["api.read"])
-    claims.update(changes)
-    return factory(dev).sign({k: v for k, v in claims.items() if v is not None})
 
 
 # -- metadata ---------------------------------------------------------------------------
@@ -194,7 +183,7 @@ def test_a_dpop_bound_token_is_of_type_dpop_with_its_key(serve):
     answer = introspect(dev, token).json
     assert answer["active"] is True
     assert answer["token_type"] == "DPoP"
-    assert answer["cnf"] == {"jkt": jkt_of(key)}
+    assert answer["cnf"] == {"jkt": thumbprint(key)}
 
 
 @pytest.mark.parametrize("hint", ["access_token", "refresh_token", "id_token", "no-such-hint"])
@@ -221,33 +210,23 @@ def other_key_token(dev: DevServer, tmp_path: Path, *, same_kid: bool = False) -
     return token
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def signed(dev: DevServer, payload: bytes, **header) -> str:
     """``payload`` signed RS256 with this issuer's key, under its kid and ``header``
     (by hand: PyJWT would sign with whatever algorithm the header names)."""
     key = factory(dev).keys.signing_key
     signing_input = (
-        b64(json.dumps({"alg": "RS256", "kid": key.kid, **header}).encode()) + "." + b64(payload)
+        b64url(json.dumps({"alg": "RS256", "kid": key.kid, **header}).encode())
+        + "."
+        + b64url(payload)
     )
     signature = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{b64(signature)}"
+    return f"{signing_input}.{b64url(signature)}"
 
 
 def signed_with_header(dev: DevServer, **header) -> str:
     """A token of this issuer's key, under a header the issuer never writes."""
     claims = factory(dev).claims(client_id="svc-client", subject="svc-client", scopes=["api.read"])
     return signed(dev, json.dumps(claims).encode(), **header)
-
-
-def tampered(token: str) -> str:
-    header, payload, signature = token.split(".")
-    claims = jwt.decode(token, options={"verify_signature": False})
-    claims["scp"] = ["api.read", "api.write"]
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{header}.{forged}.{signature}"
 
 
 def test_inactive_answers_say_nothing_else(dev: DevServer, tmp_path: Path):

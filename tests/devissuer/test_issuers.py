@@ -15,8 +15,8 @@ from webtest.http import StopableWSGIServer
 from okta_pyramid.app import main
 from okta_pyramid.devissuer.config import parse_devissuer_servers
 
-from .conftest import DevServer, basic, dev_settings
-from .test_cli import run, write_ini
+from ..helpers import basic
+from .helpers import DevServer, dev_settings, run_cli, write_ini
 
 PARTNERS = "api://partners"
 
@@ -108,14 +108,16 @@ def test_lines_elsewhere_are_left_to_their_issuer(tmp_path: Path) -> None:
 def test_the_command_mints_for_the_server_it_names(two: DevServer, tmp_path: Path, capsys) -> None:
     ini = write_ini(tmp_path / "dev.ini", two.settings)
     for wanted in ("partners", f"{two.base_url}/oauth2/partners"):
-        status, out, _ = run(capsys, str(ini), "--sub", "bob@partner.example", "--issuer", wanted)
+        status, out, _ = run_cli(
+            capsys, str(ini), "--sub", "bob@partner.example", "--issuer", wanted
+        )
         assert status == 0
         token = out.strip()
         assert jwt.decode(token, options={"verify_signature": False})["iss"] == (
             f"{two.base_url}/oauth2/partners"
         )
         assert two.whoami(token).json["sub"] == "bob@partner.example"
-    status, _, err = run(capsys, str(ini), "--sub", "bob", "--issuer", "nowhere")
+    status, _, err = run_cli(capsys, str(ini), "--sub", "bob", "--issuer", "nowhere")
     assert status == 2 and "--issuer: 'nowhere' is not served here" in err
 
 

@@ -11,10 +11,9 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from .conftest import DevServer, basic, dev_settings
+from ..helpers import basic
+from .helpers import GRANT, TOKEN, DevServer, dev_settings
 
-TOKEN = "/oauth2/default/v1/token"
-GRANT = {"grant_type": "client_credentials", "scope": "api.read"}
 ENDPOINTS = [
     ("GET", "/oauth2/default/.well-known/oauth-authorization-server"),
     ("GET", "/oauth2/default/.well-known/openid-configuration"),

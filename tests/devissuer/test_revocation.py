@@ -14,12 +14,10 @@ from hypothesis import strategies as st
 
 from okta_pyramid.devissuer.revocation import RevokedTokens
 
-from .conftest import DevServer, basic
-from .test_introspection import READER, SVC, introspect, mint, tampered
-from .test_revocation_list import Clock
+from ..helpers import Clock, basic
+from .helpers import INACTIVE, READER, SVC, DevServer, introspect, mint, tampered
 
 REVOKE = "/oauth2/default/v1/revoke"
-INACTIVE = {"active": False}
 
 
 def revoke(

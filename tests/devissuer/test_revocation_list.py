@@ -12,13 +12,7 @@ import pytest
 
 from okta_pyramid.devissuer.revocation import RevocationListFull, RevokedTokens
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import Clock
 
 
 def test_the_list_keeps_each_jti_until_its_expiry_only():

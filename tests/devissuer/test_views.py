@@ -19,11 +19,9 @@ from okta_pyramid.devissuer.keys import KeyStore
 from okta_pyramid.tokens.discovery import IssuerClient
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
 
+from ..helpers import basic
 from ..issuer import unreachable_url
-from .conftest import DevServer, basic
-
-TOKEN = "/oauth2/default/v1/token"
-GRANT = {"grant_type": "client_credentials", "scope": "api.read"}
+from .helpers import GRANT, TOKEN, DevServer
 
 
 def header(token: str) -> dict:
