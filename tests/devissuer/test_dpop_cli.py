@@ -183,7 +183,7 @@ def test_a_key_file_that_cannot_sign_is_refused_without_showing_it(
         )
     elif content == "rsa1024":
         # Too weak on purpose: the command must refuse it.
-        content = rsa.generate_private_key(65537, 1024).private_bytes(  # noqa: S505
+        content = rsa.generate_private_key(65537, 1024).private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),

@@ -15,13 +15,7 @@ from okta_pyramid.tokens.capacity import (
     key_waiters_for_threads,
 )
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import Clock
 
 
 def test_sizes_keep_one_thread_free() -> None:
@@ -31,7 +25,7 @@ def test_sizes_keep_one_thread_free() -> None:
 
 
 def test_patience_is_a_quarter_of_the_timeout_or_three_slowest_answers() -> None:
-    progress = Progress(4.0, clock=Clock())
+    progress = Progress(4.0, clock=Clock(1000.0))
     assert progress.patience == 1.0
     for seconds in (0.1, 0.5, 0.2):
         progress.started()
@@ -43,7 +37,7 @@ def test_patience_is_a_quarter_of_the_timeout_or_three_slowest_answers() -> None
 
 
 def test_stalled_only_while_calls_are_outstanding_and_unanswered() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     progress = Progress(4.0, clock=clock)
     assert not progress.stalled() and progress.stalled_at() == float("inf")
     progress.started()

@@ -6,15 +6,9 @@ import pytest
 
 from okta_pyramid.tokens.nonces import DEFAULT_STEP, DPoPNonces
 
+from ..helpers import Clock
+
 SECRET = b"a shared secret of 32 bytes!!!!!"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_nonce_lives_its_step_and_the_next() -> None:

@@ -38,17 +38,15 @@ from okta_pyramid.tokens.dpop import (
 )
 from okta_pyramid.tokens.exceptions import InvalidToken
 
+from ..helpers import Clock, b64url
+
 NOW = 1_700_000_000
 URL = "https://api.example.com/api/whoami"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def uint(value: int, size: int | None = None) -> str:
-    return b64(value.to_bytes(size or (value.bit_length() + 7) // 8, "big"))
+    return b64url(value.to_bytes(size or (value.bit_length() + 7) // 8, "big"))
 
 
 # -- keys (module-wide: RSA generation is slow) -------------------------------------
@@ -96,7 +94,7 @@ def jwk_of(key: Any) -> dict[str, Any]:
     return {
         "kty": "OKP",
         "crv": "Ed25519",
-        "x": b64(public.public_bytes(Encoding.Raw, PublicFormat.Raw)),
+        "x": b64url(public.public_bytes(Encoding.Raw, PublicFormat.Raw)),
     }
 
 
@@ -116,11 +114,11 @@ def signature(key: Any, alg: str, data: bytes) -> bytes:
 def signed(key: Any, header_b64: str, payload_b64: str, alg: str) -> str:
     """A compact JWS over exactly these two (already encoded) parts."""
     signing_input = f"{header_b64}.{payload_b64}"
-    return f"{signing_input}.{b64(signature(key, alg, signing_input.encode('ascii')))}"
+    return f"{signing_input}.{b64url(signature(key, alg, signing_input.encode('ascii')))}"
 
 
 def encode(value: Any) -> str:
-    return b64(json.dumps(value).encode("utf-8"))
+    return b64url(json.dumps(value).encode("utf-8"))
 
 
 def header_for(key: Any, alg: str, **changes: Any) -> dict[str, Any]:
@@ -136,7 +134,7 @@ def claims_for(jti: str = "jti-1", **changes: Any) -> dict[str, Any]:
         "htm": "GET",
         "htu": URL,
         "iat": NOW,
-        "ath": b64(hashlib.sha256(TOKEN.encode()).digest()),
+        "ath": b64url(hashlib.sha256(TOKEN.encode()).digest()),
     }
     claims.update(changes)
     return {name: value for name, value in claims.items() if value is not None}
@@ -217,7 +215,7 @@ def test_the_result_carries_the_thumbprint_a_bound_token_names(
     key = keys[KEY_OF_ALG[alg]]
     jwk = jwk_of(key)
     required = {name: jwk[name] for name in ("crv", "e", "kty", "n", "x", "y") if name in jwk}
-    expected = b64(
+    expected = b64url(
         hashlib.sha256(
             json.dumps(required, separators=(",", ":"), sort_keys=True).encode()
         ).digest()
@@ -333,7 +331,7 @@ def test_header_and_claims_must_be_json_objects_without_repeated_names(
             text = json.dumps(header_for(key, "ES256"))[:-1] + ', "typ": "dpop+jwt"}'
         else:
             text = json.dumps(claims_for())[:-1] + ', "htm": "POST"}'
-    raw = b64(text.encode("latin-1"))
+    raw = b64url(text.encode("latin-1"))
     head, payload = encode(header_for(key, "ES256")), encode(claims_for())
     value = (
         signed(key, raw, payload, "ES256") if part == "header" else signed(key, head, raw, "ES256")
@@ -346,7 +344,7 @@ def test_the_same_members_once_each_are_accepted(keys: dict[str, Any]) -> None:
     key = keys["P-256"]
     text = json.dumps(claims_for())
     verifier().verify(
-        [signed(key, encode(header_for(key, "ES256")), b64(text.encode()), "ES256")], "GET", URL
+        [signed(key, encode(header_for(key, "ES256")), b64url(text.encode()), "ES256")], "GET", URL
     )
 
 
@@ -475,7 +473,7 @@ def test_the_declared_key_type_and_curve_are_checked_not_inferred(keys: dict[str
 
 
 def test_an_rsa_key_shorter_than_2048_bits_is_refused() -> None:
-    short = rsa.generate_private_key(65537, 1024)  # noqa: S505  # too short, on purpose
+    short = rsa.generate_private_key(65537, 1024)  # too short, on purpose
     refused(verifier(), proof(short, "RS256"), "dpop_key")
 
 
@@ -485,7 +483,10 @@ def test_rsa_members_with_leading_zero_octets_are_refused(keys: dict[str, Any]) 
     numbers = key.public_key().public_numbers()
     # The same numbers, spelled with one more octet: RFC 7518 §6.3.1 wants the shortest.
     for name, value in (("n", numbers.n), ("e", numbers.e)):
-        spelled = {**jwk, name: b64(b"\x00" + value.to_bytes((value.bit_length() + 7) // 8, "big"))}
+        spelled = {
+            **jwk,
+            name: b64url(b"\x00" + value.to_bytes((value.bit_length() + 7) // 8, "big")),
+        }
         refused(verifier(), _with_jwk(key, "RS256", spelled), "dpop_key")
 
 
@@ -506,9 +507,9 @@ def test_coordinates_must_be_exactly_the_curves_size(
     # One leading zero octet more: the same point, not the size RFC 7518 §6.2.1.2 asks.
     for name in ("x", "y") if "y" in jwk else ("x",):
         value = base64.urlsafe_b64decode(jwk[name] + "==")
-        longer = {**jwk, name: b64(b"\x00" + value)}
+        longer = {**jwk, name: b64url(b"\x00" + value)}
         refused(verifier(), _with_jwk(key, alg, longer), "dpop_key")
-        shorter = {**jwk, name: b64(value[1:])}
+        shorter = {**jwk, name: b64url(value[1:])}
         refused(verifier(), _with_jwk(key, alg, shorter), "dpop_key")
 
 
@@ -619,7 +620,7 @@ def test_an_ecdsa_signature_must_be_raw_r_and_s_of_the_curves_size(keys: dict[st
     head, payload, _ = proof(key).split(".")
     data = f"{head}.{payload}".encode()
     der = key.sign(data, ec.ECDSA(hashes.SHA256()))
-    refused(verifier(), f"{head}.{payload}.{b64(der)}", "dpop_bad_signature")
+    refused(verifier(), f"{head}.{payload}.{b64url(der)}", "dpop_bad_signature")
     r, s = decode_dss_signature(der)
     # Other lengths, some of which would still spell r and s if split leniently.
     for raw in (
@@ -627,9 +628,9 @@ def test_an_ecdsa_signature_must_be_raw_r_and_s_of_the_curves_size(keys: dict[st
         r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x00",
         r.to_bytes(32, "big") + s.to_bytes(33, "big"),
     ):
-        refused(verifier(), f"{head}.{payload}.{b64(raw)}", "dpop_bad_signature")
+        refused(verifier(), f"{head}.{payload}.{b64url(raw)}", "dpop_bad_signature")
     verifier().verify(
-        [f"{head}.{payload}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"], "GET", URL
+        [f"{head}.{payload}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"], "GET", URL
     )
 
 
@@ -680,13 +681,13 @@ def test_pss_must_use_a_salt_as_long_as_the_hash(keys: dict[str, Any]) -> None:
     head, payload = encode(header_for(key, "PS256")), encode(claims_for())
     data = f"{head}.{payload}".encode()
     sig = key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 64), hashes.SHA256())
-    refused(verifier(), f"{head}.{payload}.{b64(sig)}", "dpop_bad_signature")
+    refused(verifier(), f"{head}.{payload}.{b64url(sig)}", "dpop_bad_signature")
 
 
 def test_an_rsa_signature_must_be_as_long_as_the_modulus(keys: dict[str, Any]) -> None:
     key = keys["RSA"]
     head, payload, sig = proof(key, "RS256").split(".")
-    longer = b64(b"\x00" + base64.urlsafe_b64decode(sig + "=="))
+    longer = b64url(b"\x00" + base64.urlsafe_b64decode(sig + "=="))
     refused(verifier(), f"{head}.{payload}.{longer}", "dpop_bad_signature")
 
 
@@ -825,8 +826,8 @@ def test_the_window_settings_are_checked(options: dict[str, Any]) -> None:
     [
         (None, "dpop_claims"),
         (7, "dpop_claims"),
-        (b64(hashlib.sha256(b"another token").digest()), "dpop_token_hash"),
-        (b64(hashlib.sha256(TOKEN.encode()).digest()) + "A", "dpop_token_hash"),
+        (b64url(hashlib.sha256(b"another token").digest()), "dpop_token_hash"),
+        (b64url(hashlib.sha256(TOKEN.encode()).digest()) + "A", "dpop_token_hash"),
         ("é" * 43, "dpop_token_hash"),
     ],
 )
@@ -888,14 +889,6 @@ def test_a_token_binding_that_is_not_a_thumbprint_is_the_tokens_fault(
 
 
 # -- nonces -----------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_without_a_nonce_the_client_is_told_which_to_use(keys: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ and beyond; the request-level check relies on this (it catches nothing else).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import Any
@@ -27,6 +26,8 @@ from okta_pyramid.tokens.dpop import (
     UseDPoPNonce,
 )
 
+from ..helpers import b64url
+
 NOW = 1_700_000_000
 URL = "https://api.example.com/api/whoami"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
@@ -34,18 +35,14 @@ KEY = ec.generate_private_key(ec.SECP256R1())
 NONCES = DPoPNonces(b"a nonce secret of 32 bytes......", clock=lambda: NOW)
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 _POINT = KEY.public_key().public_numbers()
 GOOD_JWK = {
     "kty": "EC",
     "crv": "P-256",
-    "x": b64(_POINT.x.to_bytes(32, "big")),
-    "y": b64(_POINT.y.to_bytes(32, "big")),
+    "x": b64url(_POINT.x.to_bytes(32, "big")),
+    "y": b64url(_POINT.y.to_bytes(32, "big")),
 }
-JKT = b64(
+JKT = b64url(
     hashlib.sha256(json.dumps(GOOD_JWK, separators=(",", ":"), sort_keys=True).encode()).digest()
 )
 GOOD_HEADER = {"typ": "dpop+jwt", "alg": "ES256", "jwk": GOOD_JWK}
@@ -54,7 +51,7 @@ GOOD_CLAIMS = {
     "htm": "GET",
     "htu": URL,
     "iat": NOW,
-    "ath": b64(hashlib.sha256(TOKEN.encode()).digest()),
+    "ath": b64url(hashlib.sha256(TOKEN.encode()).digest()),
     "nonce": NONCES.issue(),
 }
 
@@ -97,9 +94,9 @@ claims = members(GOOD_CLAIMS, ("exp", "cnf")) | json_value
 
 
 def signed(header: Any, claims: Any) -> str:
-    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
     r, s = decode_dss_signature(KEY.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 VERIFIERS = [DPoPVerifier(clock=lambda: NOW), DPoPVerifier(clock=lambda: NOW, nonces=NONCES)]

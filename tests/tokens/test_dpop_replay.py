@@ -15,13 +15,7 @@ from okta_pyramid.tokens.replay import (
     ReplayStoreFull,
 )
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import Clock
 
 
 def test_the_in_memory_store_is_a_replay_store() -> None:

@@ -32,23 +32,13 @@ from okta_pyramid.tokens.introspection import (
 )
 from okta_pyramid.tokens.verifier import AccessTokenVerifier, VerifiedToken
 
-from ..helpers import run_together
+from ..helpers import Clock, run_together, wait_for
 from ..issuer import DROP, LoopbackIssuer, rsa_key
 
 INTROSPECT = "/oauth2/default/v1/introspect"
 ODD_ID = "0oa:odd%id+x y/~"
 ODD_SECRET = "s:e%cr+et w/rd&="
 LOGGER = "okta_pyramid.tokens.introspection"
-
-
-class Clock:
-    """The time the introspector and its claim rules see, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def introspector(
@@ -60,7 +50,7 @@ def introspector(
     rules: dict[str, Any] | None = None,
     **options: Any,
 ) -> TokenIntrospector:
-    clock = clock or Clock()
+    clock = clock or Clock(time.time())
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, clock=clock, **(rules or {}))
     return TokenIntrospector(
         IssuerClient(issuer.issuer, http_timeout=http_timeout),
@@ -80,13 +70,6 @@ def in_thread(target: Callable[[], Any]) -> threading.Thread:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "the condition never held"
-        time.sleep(0.005)
 
 
 # -- client authentication, as the server sees it ------------------------------------
@@ -209,7 +192,7 @@ def test_signing_algorithm_of_the_nist_curves(curve: Any, algorithm: str) -> Non
     [
         (
             # A short key, on purpose: it must be refused.
-            lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),  # noqa: S505
+            lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),
             "the RSA key has 1024 bits; at least 2048 are needed",
         ),
         (lambda: ec.generate_private_key(ec.SECP256K1()), "P-256, P-384 or P-521"),
@@ -618,7 +601,7 @@ def test_an_answer_is_reused(issuer: LoopbackIssuer) -> None:
 def test_an_answer_is_reused_for_the_ttl_and_never_past_its_exp(
     issuer: LoopbackIssuer, cache_ttl: int, lifetime: int
 ) -> None:
-    clock = Clock()
+    clock = Clock(time.time())
     check = introspector(issuer, clock=clock, cache_ttl=cache_ttl)
     exp = int(clock.now) + lifetime
     until = min(clock.now + cache_ttl, exp)
@@ -643,7 +626,7 @@ def test_confirm_keeps_an_answer_until_the_jwt_expires_and_no_longer(
 ) -> None:
     # An active answer never outlives the JWT, even one that names no exp; an
     # inactive answer is final, kept long past the TTL until the JWT expires.
-    clock = Clock()
+    clock = Clock(time.time())
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, clock=clock)
     check = introspector(issuer, clock=clock, cache_ttl=cache_ttl)
     token = issuer.mint(exp=int(clock.now) + lifetime)
@@ -672,7 +655,7 @@ def test_confirm_keeps_an_answer_until_the_jwt_expires_and_no_longer(
 
 
 def test_an_inactive_opaque_token_is_remembered_for_inactive_ttl(issuer: LoopbackIssuer) -> None:
-    clock = Clock()
+    clock = Clock(time.time())
     check = introspector(issuer, clock=clock, cache_ttl=30)
     token = issuer.opaque()
     issuer.revoke(token)
@@ -690,7 +673,7 @@ def test_an_inactive_opaque_token_is_remembered_for_inactive_ttl(issuer: Loopbac
 
 def test_a_token_not_valid_yet_is_asked_again_once_it_is(issuer: LoopbackIssuer) -> None:
     # Unlike an inactive answer, "not yet" is not final.
-    clock = Clock()
+    clock = Clock(time.time())
     check = introspector(issuer, clock=clock, cache_ttl=30)
     token = issuer.opaque(nbf=int(clock.now) + 120)
     with pytest.raises(exc.ImmatureToken):
@@ -753,7 +736,7 @@ def test_requests_waiting_for_a_failed_call_fail_with_it(issuer: LoopbackIssuer)
     def ask() -> None:
         try:
             check.introspect(token)
-        except Exception as error:  # noqa: BLE001  # every failure is what is counted
+        except Exception as error:  # every failure is what is counted
             errors.append(error)
 
     run_together(ask, [()] * 5)
@@ -846,13 +829,13 @@ def test_a_stalled_endpoint_holds_only_the_calls_slots(issuer: LoopbackIssuer) -
             began = time.monotonic()
             try:
                 outcomes.append((check.introspect(token), time.monotonic() - began))
-            except Exception as error:  # noqa: BLE001  # the outcome is what is asserted
+            except Exception as error:  # the outcome is what is asserted
                 outcomes.append((error, time.monotonic() - began))
 
         return run
 
     threads = [in_thread(ask(token)) for token in tokens[:2]]
-    wait_for(lambda: calls(issuer) == 2)
+    assert wait_for(lambda: calls(issuer) == 2)
     threads += [in_thread(ask(token)) for token in tokens[2:]]
     for thread in threads[2:]:
         thread.join(5)
@@ -916,7 +899,7 @@ def test_made_up_tokens_cannot_take_the_slots_of_signed_ones(issuer: LoopbackIss
     )
     check.introspect(issuer.opaque())  # discovery, out of the way
     junk = [in_thread(lambda: check.introspect(issuer.opaque())) for _ in range(6)]
-    wait_for(lambda: slots.in_flight == 2)
+    assert wait_for(lambda: slots.in_flight == 2)
     time.sleep(0.1)
     assert slots.in_flight == 2  # the other four opaque tokens wait
     signed = [issuer.mint() for _ in range(2)]
@@ -935,7 +918,7 @@ def test_a_token_the_issuer_called_active_is_trusted_next_time(issuer: LoopbackI
     check.introspect(token)
     issuer.introspection_delay = 0.5
     hold = in_thread(lambda: check.introspect(issuer.opaque()))  # takes the untrusted slot
-    wait_for(lambda: slots.in_flight == 1)
+    assert wait_for(lambda: slots.in_flight == 1)
     began = time.monotonic()
     check.introspect(token)  # known active: the trusted slot, at once
     assert time.monotonic() - began < 0.9

@@ -307,7 +307,7 @@ def test_misses_during_an_in_flight_fetch_share_it_with_a_real_cooldown(
         barrier.wait()
         try:
             results.append(keys.get("key-1"))
-        except Exception as exc:  # noqa: BLE001 - the assertion below shows which
+        except Exception as exc:
             results.append(exc)
 
     run_together(worker, [()] * 8)
@@ -328,7 +328,7 @@ def test_a_made_up_kid_during_an_in_flight_fetch_does_not_fetch_again(
         barrier.wait()
         try:
             keys.get(kid)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(type(exc).__name__)
 
     run_together(worker, [(f"made-up-{i}",) for i in range(5)] + [("key-1",)])
@@ -345,7 +345,7 @@ def verify_concurrently(verifier: AccessTokenVerifier, token: str, count: int) -
         try:
             verifier.verify(token)
             outcomes.append("ok")
-        except Exception as exc:  # noqa: BLE001  # reported in the assertion
+        except Exception as exc:  # reported in the assertion
             outcomes.append(type(exc).__name__)
 
     run_together(work, [()] * count, timeout=10)

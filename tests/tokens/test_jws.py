@@ -7,7 +7,6 @@ duplicate names, spare bits, typ, crit), which PyJWS does not look at.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from okta_pyramid.tokens import AccessTokenVerifier, InvalidToken, _jws
 
+from ..helpers import b64url
 from ..issuer import LoopbackIssuer
 
 PROFILE = settings(
@@ -28,10 +28,6 @@ ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # Characters a mutation may bring in: base64url, the standard alphabet's, padding,
 # separators, whitespace and a non-ASCII letter.
 NOISE = ALPHABET + "+/=. \t\n%é"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +141,8 @@ def test_a_token_signed_with_any_header(
     # refuses the token.
     if payload is None:
         payload = json.dumps(module_issuer.claims()).encode()
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload)}"
-    text = f"{signing_input}.{b64(module_issuer.signature(signing_input.encode()))}"
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(payload)}"
+    text = f"{signing_input}.{b64url(module_issuer.signature(signing_input.encode()))}"
     assert_refused_as_pyjws_does(module_issuer, module_verifier, text)
 
 

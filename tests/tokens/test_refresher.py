@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +13,10 @@ from okta_pyramid.tokens.discovery import IssuerClient
 from okta_pyramid.tokens.jwks import KeySet
 from okta_pyramid.tokens.refresher import KeyRefresher, wait_until_listening
 
+from ..helpers import wait_for
 from ..issuer import LoopbackIssuer
 
 KEYS_PATH = "/oauth2/default/v1/keys"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 @pytest.fixture

@@ -16,16 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from okta_pyramid.tokens import exceptions as exc
 from okta_pyramid.tokens.verifier import MAX_TOKEN_LENGTH, AccessTokenVerifier
 
+from ..helpers import b64url
 from ..issuer import DROP, LoopbackIssuer, SigningKey, public_jwk, rsa_key
 
 
-def b64(data: Any) -> str:
-    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def forge(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"sig") -> str:
-    return f"{b64(header)}.{b64(claims)}.{b64(signature)}"
+    return f"{b64url(header)}.{b64url(claims)}.{b64url(signature)}"
 
 
 def test_valid_token_returns_its_claims(
@@ -95,7 +91,7 @@ def test_non_finite_dates_are_refused(
     issuer: LoopbackIssuer, verifier: AccessTokenVerifier
 ) -> None:
     # Python's json accepts these; JSON (RFC 8259) does not.
-    payload = b64(issuer.claims()).encode()
+    payload = b64url(issuer.claims()).encode()
     for bad in (b'"exp": Infinity', b'"exp": NaN'):
         claims = (
             json.dumps(issuer.claims())
@@ -103,7 +99,7 @@ def test_non_finite_dates_are_refused(
             .replace(b'"exp": ' + str(issuer.claims()["exp"]).encode(), bad)
         )
         token = issuer.sign(claims)
-        assert b64(claims).encode() != payload
+        assert b64url(claims).encode() != payload
         with pytest.raises(exc.MalformedToken):
             verifier.verify(token)
     huge = issuer.sign(
@@ -124,7 +120,7 @@ def test_client_id_allowlist(issuer: LoopbackIssuer) -> None:
 
 
 def test_alg_none_is_refused(issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
-    token = f"{b64({'alg': 'none', 'kid': 'key-1'})}.{b64(issuer.claims())}."
+    token = f"{b64url({'alg': 'none', 'kid': 'key-1'})}.{b64url(issuer.claims())}."
     with pytest.raises(exc.UnsupportedAlgorithm):
         verifier.verify(token)
     assert issuer.hits == {}  # refused before any key was looked up
@@ -139,12 +135,12 @@ def test_hs256_keyed_with_the_public_key_is_refused(
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     header = {"alg": "HS256", "kid": "key-1", "typ": "JWT"}
-    signing_input = f"{b64(header)}.{b64(issuer.claims())}".encode()
+    signing_input = f"{b64url(header)}.{b64url(issuer.claims())}".encode()
     import hmac
 
     signature = hmac.new(pem, signing_input, hashlib.sha256).digest()
     with pytest.raises(exc.UnsupportedAlgorithm):
-        verifier.verify(f"{signing_input.decode()}.{b64(signature)}")
+        verifier.verify(f"{signing_input.decode()}.{b64url(signature)}")
 
 
 @pytest.mark.parametrize(
@@ -206,7 +202,7 @@ def test_foreign_key_with_a_known_kid_is_refused(
 
 def test_tampered_payload_is_refused(issuer: LoopbackIssuer, verifier: AccessTokenVerifier) -> None:
     header, _, signature = issuer.mint().split(".")
-    tampered = b64(issuer.claims(sub="admin@example.com"))
+    tampered = b64url(issuer.claims(sub="admin@example.com"))
     with pytest.raises(exc.InvalidSignature):
         verifier.verify(f"{header}.{tampered}.{signature}")
 
@@ -344,7 +340,7 @@ def test_a_segment_of_impossible_length_is_malformed(
     assert len(parts[part]) % 4 == 1
     if part < 2:  # signed as it is, so that the signature is not what refuses it
         signing_input = f"{parts[0]}.{parts[1]}".encode()
-        parts[2] = b64(issuer.signature(signing_input))
+        parts[2] = b64url(issuer.signature(signing_input))
     with pytest.raises(exc.MalformedToken, match="base64url"):
         verifier.verify(".".join(parts))
 
@@ -368,7 +364,7 @@ def test_malformed_segments(
     if isinstance(claims, bytes):  # a correctly signed token with a broken payload
         token = issuer.sign(claims)
     else:
-        token = f"{b64(header)}.{b64(claims)}.{b64(b'x')}"
+        token = f"{b64url(header)}.{b64url(claims)}.{b64url(b'x')}"
     with pytest.raises(exc.InvalidToken):
         verifier.verify(token)
 
@@ -443,7 +439,7 @@ def test_spare_bits_give_no_second_spelling(
         parts = list(segments)
         parts[index] = respelled
         if index < 2:  # signed as it is, so that the signature is not what refuses it
-            parts[2] = b64(issuer.signature(f"{parts[0]}.{parts[1]}".encode()))
+            parts[2] = b64url(issuer.signature(f"{parts[0]}.{parts[1]}".encode()))
         with pytest.raises(exc.MalformedToken, match="base64url"):
             verifier.verify(".".join(parts))
 
@@ -486,8 +482,8 @@ def sign_raw(
     size = (numbers.public_numbers.n.bit_length() + 7) // 8
     padded = b"\x00\x01" + b"\xff" * (size - len(encoded_message) - 3) + b"\x00" + encoded_message
     signature = pow(int.from_bytes(padded, "big"), numbers.d, numbers.public_numbers.n)
-    signing_input = f"{b64(header)}.{b64(payload)}"
-    return f"{signing_input}.{b64(signature.to_bytes(size, 'big'))}"
+    signing_input = f"{b64url(header)}.{b64url(payload)}"
+    return f"{signing_input}.{b64url(signature.to_bytes(size, 'big'))}"
 
 
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -500,7 +496,7 @@ def test_the_signature_is_rsassa_pkcs1_v1_5_with_sha256(
     # SHA-256 of the signing input, and to nothing else.
     header = {"alg": "RS256", "kid": "key-1"}
     payload = json.dumps(issuer.claims()).encode()
-    signing_input = f"{b64(header)}.{b64(payload)}".encode()
+    signing_input = f"{b64url(header)}.{b64url(payload)}".encode()
     digest = hashlib.sha256(signing_input).digest()
     assert verifier.verify(sign_raw(issuer, header, payload, SHA256_DIGEST_INFO + digest))
     for forged in (
@@ -518,10 +514,10 @@ def test_an_rs512_signature_under_an_rs256_header_is_refused(
     issuer: LoopbackIssuer, verifier: AccessTokenVerifier
 ) -> None:
     header = {"alg": "RS256", "kid": "key-1"}
-    signing_input = f"{b64(header)}.{b64(issuer.claims())}".encode()
+    signing_input = f"{b64url(header)}.{b64url(issuer.claims())}".encode()
     signature = issuer.keys[0].private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA512())
     with pytest.raises(exc.InvalidSignature):
-        verifier.verify(f"{signing_input.decode()}.{b64(signature)}")
+        verifier.verify(f"{signing_input.decode()}.{b64url(signature)}")
 
 
 @pytest.mark.parametrize("part", ["claims", "header"])
@@ -536,10 +532,10 @@ def test_duplicate_names_are_refused(
         claims = claims[:-1] + b', "sub": "root@example.com"}'
     else:
         header = b'{"alg": "RS256", "kid": "key-1", "kid": "key-1"}'
-    signing_input = f"{b64(header)}.{b64(claims)}".encode()
+    signing_input = f"{b64url(header)}.{b64url(claims)}".encode()
     signature = issuer.signature(signing_input)
     with pytest.raises(exc.MalformedToken, match="twice"):
-        verifier.verify(f"{signing_input.decode()}.{b64(signature)}")
+        verifier.verify(f"{signing_input.decode()}.{b64url(signature)}")
 
 
 def test_duplicate_names_inside_a_claim_are_refused(
