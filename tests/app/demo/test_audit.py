@@ -15,9 +15,9 @@ import webtest
 
 from okta_pyramid.app import main
 
-from ..issuer import LoopbackIssuer
+from ...issuer import LoopbackIssuer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import webtest
 
 from okta_pyramid.app.demo.messages import MAX_BODY_BYTES, MAX_TEXT_LENGTH, MessageStore
 
-from ..helpers import run_together
-from ..issuer import LoopbackIssuer
+from ...helpers import run_together
+from ...issuer import LoopbackIssuer
 
 
 @pytest.fixture
