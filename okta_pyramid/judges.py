@@ -1,16 +1,26 @@
-"""What judges a token, built from the ``okta.*`` settings: each issuer's verifier
+"""What judges a token, built from the ``okta.*`` settings: each issuer's verifier,
 with token introspection (RFC 7662) where it is configured, the judge that chooses
-among several issuers, and the shared store. The add-on's ``includeme`` calls
-these once; nothing here runs per request.
+among several issuers, the DPoP proof checker (RFC 9449) and the shared store.
+:meth:`.parts.OktaParts.from_settings` calls these once; nothing here runs per
+request.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from .settings import IssuerSettings, OktaSettings
-from .tokens import AccessTokenVerifier, IssuerClient, MultiIssuerVerifier, TokenJudge
-from .tokens.capacity import CallSlots, calls_for_threads
+from .tokens import (
+    AccessTokenVerifier,
+    DPoPNonces,
+    DPoPVerifier,
+    InMemoryReplayStore,
+    IssuerClient,
+    MultiIssuerVerifier,
+    TokenJudge,
+)
+from .tokens.capacity import CallSlots, calls_for_threads, key_waiters_for_threads
 from .tokens.client_auth import (
     ClientAuthentication,
     ClientSecretBasic,
@@ -19,6 +29,58 @@ from .tokens.client_auth import (
 )
 from .tokens.introspection import IntrospectingVerifier, TokenIntrospector
 from .tokens.shared import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+def verifiers(settings: OktaSettings) -> dict[str, AccessTokenVerifier]:
+    """One verifier per trusted issuer (``okta.issuer``'s lines), by issuer URL: each
+    with its own metadata, keys, cooldown and verified-token cache."""
+    return {
+        line.issuer: AccessTokenVerifier(
+            line.issuer,
+            line.audiences,
+            client_ids=line.client_ids,
+            leeway=settings.leeway,
+            http_timeout=settings.http_timeout,
+            jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
+            required_claims=line.required_claims,
+            token_cache_size=settings.token_cache_size,
+            key_waiters=key_waiters_for_threads(settings.server_threads),
+        )
+        for line in settings.issuers
+    }
+
+
+def dpop_verifier(settings: OktaSettings, shared: RedisStore | None) -> DPoPVerifier | None:
+    """The DPoP proof checker (``None`` when ``okta.dpop = disabled``), with its
+    replay store: the shared one, or one in this process with a quota per key."""
+    if settings.dpop == "disabled":
+        return None
+    nonces = None
+    if settings.dpop_nonce:
+        if settings.dpop_nonce_secret is None and settings.environment == "production":
+            log.warning(
+                "okta.dpop_nonce_secret: is not set, so each process makes its own "
+                "secret and refuses the DPoP nonces of the others (one extra "
+                "use_dpop_nonce round trip when a client changes process); set the "
+                "same secret on every process"
+            )
+        nonces = DPoPNonces(settings.dpop_nonce_secret)
+    replays = (
+        shared.replays
+        if shared is not None
+        else InMemoryReplayStore(
+            settings.dpop_replay_store_size, owner_quota=settings.dpop_replay_key_quota
+        )
+    )
+    return DPoPVerifier(
+        algorithms=settings.dpop_algorithms,
+        max_age=settings.dpop_max_age,
+        leeway=settings.leeway,
+        nonces=nonces,
+        replay_store=replays,
+    )
 
 
 def client_authentication(settings: OktaSettings) -> ClientAuthentication:

@@ -48,6 +48,26 @@ class OktaParts:
     #: Added by ``okta_pyramid.metrics`` when ``okta.metrics`` is on.
     metrics: Metrics | None = None
 
+    @classmethod
+    def from_settings(cls, settings: OktaSettings) -> OktaParts:
+        """The parts the settings ask for (:mod:`okta_pyramid.judges` builds them)."""
+        from . import judges
+        from .tokens import RequestVerifier
+
+        by_issuer = judges.verifiers(settings)
+        shared = judges.shared_store(settings)
+        judge = judges.tokens_judge(settings, by_issuer, shared)
+        dpop = judges.dpop_verifier(settings, shared)
+        return cls(
+            settings=settings,
+            verifiers=by_issuer,
+            verifier=next(iter(by_issuer.values())) if len(by_issuer) == 1 else judge,
+            judge=judge,
+            dpop=dpop,
+            request_verifier=RequestVerifier(judge, dpop, mode=settings.dpop),
+            shared_store=shared,
+        )
+
     @property
     def key_refresher(self) -> KeyRefresher | None:
         """The first issuer's key refresher, if it runs."""
