@@ -140,7 +140,7 @@ def environment(**values: str) -> dict[str, str]:
 class Server:
     """A `pserve production.ini` process; ``lines`` are what it wrote to stderr."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[str]
     url: str = ""
     lines: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
@@ -166,6 +166,7 @@ class Server:
         return server
 
     def _drain(self) -> None:
+        assert self.process.stderr is not None  # launched with stderr=PIPE
         for raw in self.process.stderr:
             line = raw.rstrip("\n")
             self.lines.append(line)
@@ -186,6 +187,7 @@ class Server:
         self.process.wait(10)
         if self.reader is not None:
             self.reader.join(10)
+        assert self.process.stderr is not None  # launched with stderr=PIPE
         self.process.stderr.close()
 
     @property

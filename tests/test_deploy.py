@@ -230,7 +230,7 @@ def test_a_revoked_token_is_refused_by_every_process_within_the_ttl(deployment: 
     assert issuer.hits["/oauth2/default/v1/introspect"] == 1
     revoked_at = time.monotonic()
     issuer.revoke(token)
-    refused = set()
+    refused: set[int] = set()
     while len(refused) < 2:
         for index, process in enumerate(deployment.processes):
             response = deployment.direct(

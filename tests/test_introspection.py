@@ -471,6 +471,7 @@ def test_private_key_jwt_from_a_pem_file(
     assert app.get("/live", headers=bearer(issuer.mint())).status_int == 200
     call = issuer.introspections[-1]
     assert call.method == "private_key_jwt", call.reason
+    assert call.assertion_claims is not None and call.assertion_header is not None
     assert call.assertion_claims["aud"] == issuer.introspection_endpoint
     assert call.assertion_header["kid"] == client.kid
 
@@ -671,7 +672,7 @@ def test_the_org_server_is_refused_without_introspection() -> None:
 
 def test_the_org_server_is_accepted_with_introspection_and_judged_by_it_alone() -> None:
     from okta_pyramid.judges import token_judge
-    from okta_pyramid.tokens import AccessTokenVerifier
+    from okta_pyramid.tokens import AccessTokenVerifier, IntrospectingVerifier
 
     settings = parse_settings(
         {
@@ -684,6 +685,7 @@ def test_the_org_server_is_accepted_with_introspection_and_judged_by_it_alone() 
     # Okta gives the org's tokens the org as audience.
     assert settings.audiences == ("https://acme.okta.com",)
     judge = token_judge(settings, AccessTokenVerifier(settings.issuer, settings.audiences))
+    assert isinstance(judge, IntrospectingVerifier)
     assert judge.local is False
     assert not judge.judged_locally("a.jwt.token")
 

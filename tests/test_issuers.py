@@ -36,7 +36,7 @@ class IntrospectingIssuer(LoopbackIssuer):
         self.audience = audience
         self.keys = [key]
         self.answers: dict[str, dict[str, Any]] = {}
-        self.introspected: list[str] = []
+        self.introspected_tokens: list[str] = []
         self.metadata_overrides["introspection_endpoint"] = f"{self.issuer}/v1/introspect"
 
     def active(self, token: str, **claims: Any) -> str:
@@ -58,7 +58,7 @@ class IntrospectingIssuer(LoopbackIssuer):
                 form = dict(parse_qsl(body.decode()))
                 if self.path != "/oauth2/default/v1/introspect":
                     return self.send(404, b"{}")
-                server.introspected.append(form.get("token", ""))
+                server.introspected_tokens.append(form.get("token", ""))
                 answer = server.answers.get(form.get("token", ""), {"active": False})
                 self.send(200, json.dumps(answer).encode())
 
@@ -263,15 +263,15 @@ def test_a_live_token_is_confirmed_by_its_own_issuer(build, orders, partners) ->
     app = build(live=True, **INTROSPECTION)
     partner = partners.active(partners.mint(), aud=PARTNERS)
     assert app.get("/live", headers=bearer(partner)).json == {"live": True}
-    assert partners.introspected == [partner]
-    assert orders.introspected == []
+    assert partners.introspected_tokens == [partner]
+    assert orders.introspected_tokens == []
     order = orders.active(orders.mint(), aud=ORDERS)
     app.get("/live", headers=bearer(order))
-    assert orders.introspected == [order]
+    assert orders.introspected_tokens == [order]
     # Revoked at its issuer (the answer is reused for a while: ask a new token).
     revoked = partners.mint()
     app.get("/live", headers=bearer(revoked), status=401)
-    assert partners.introspected[-1] == revoked
+    assert partners.introspected_tokens[-1] == revoked
 
 
 def test_an_opaque_token_is_sent_to_no_issuer_when_none_takes_them(build, orders, partners) -> None:
@@ -282,7 +282,7 @@ def test_an_opaque_token_is_sent_to_no_issuer_when_none_takes_them(build, orders
     response = app.get("/who", headers=bearer(opaque), status=401)
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     # It could be either's: it is shown to neither.
-    assert orders.introspected == partners.introspected == []
+    assert orders.introspected_tokens == partners.introspected_tokens == []
     assert total_hits(orders, partners) == 0
 
 
@@ -291,8 +291,8 @@ def test_an_opaque_token_goes_to_the_one_issuer_that_takes_them(build, orders, p
     opaque = partners.active("opaque-token-0123456789", aud=PARTNERS)
     principals = app.get("/who", headers=bearer(opaque)).json["principals"]
     assert f"issuer:{partners.issuer}" in principals
-    assert partners.introspected == [opaque]
-    assert orders.introspected == [] and total_hits(orders) == 0
+    assert partners.introspected_tokens == [opaque]
+    assert orders.introspected_tokens == [] and total_hits(orders) == 0
 
 
 # -- settings -------------------------------------------------------------------------

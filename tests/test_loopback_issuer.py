@@ -16,6 +16,7 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .helpers import basic
 from .issuer import DROP, JWT_BEARER, ClientKey, LoopbackIssuer, SigningKey, public_jwk, rsa_key
@@ -39,6 +40,7 @@ def assertion(
         **claims,
     }
     private_key = serialization.load_pem_private_key(key.pem, password=None)
+    assert isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
     return jwt.encode(
         {k: v for k, v in payload.items() if v is not None},
         private_key,
@@ -161,6 +163,7 @@ def test_private_key_jwt_is_accepted_and_recorded(issuer: LoopbackIssuer, kty: s
     assert response.json()["active"] is True
     [call] = issuer.introspections
     assert (call.method, call.client_id) == ("private_key_jwt", key.client_id)
+    assert call.assertion_header is not None and call.assertion_claims is not None
     assert call.assertion_header["alg"] == key.algorithm
     assert call.assertion_claims["aud"] == issuer.introspection_endpoint
 
@@ -198,7 +201,7 @@ BAD_ASSERTIONS = {
     ),
     "alg none": lambda key, aud: jwt.encode(
         jwt.decode(assertion(key, aud), options={"verify_signature": False}),
-        None,
+        None,  # type: ignore[arg-type]  # alg none signs with no key; PyJWT's stubs want one
         algorithm="none",
         headers={"kid": key.kid},
     ),

@@ -118,14 +118,14 @@ def _fake_package(name: str) -> types.ModuleType:
         return Response("debug")
 
     tween_factory.__module__ = debug_view.__module__ = name
-    module.tween_factory = tween_factory
 
     def includeme(config):
         config.add_tween(f"{name}.tween_factory")
         config.add_route("debug", "/_debug")
         config.add_view(debug_view, route_name="debug", permission=NO_PERMISSION_REQUIRED)
 
-    module.includeme = includeme
+    # A module built at run time: its attributes, which mypy cannot know, go in its dict.
+    vars(module).update(tween_factory=tween_factory, includeme=includeme)
     return module
 
 
@@ -188,8 +188,10 @@ def test_production_refuses_a_development_tween_alone(make_config, monkeypatch) 
         return handler
 
     toolbar_tween_factory.__module__ = "pyramid_debugtoolbar"
-    module.toolbar_tween_factory = toolbar_tween_factory
-    module.includeme = lambda config: config.add_tween("pyramid_debugtoolbar.toolbar_tween_factory")
+    vars(module).update(
+        toolbar_tween_factory=toolbar_tween_factory,
+        includeme=lambda config: config.add_tween("pyramid_debugtoolbar.toolbar_tween_factory"),
+    )
     monkeypatch.setitem(sys.modules, "pyramid_debugtoolbar", module)
     config = make_config(environment="production")
     config.include("pyramid_debugtoolbar")

@@ -123,7 +123,8 @@ def test_identity_is_computed_once_per_request(issuer: LoopbackIssuer) -> None:
         "/", headers={"Authorization": "Bearer " + issuer.mint()}, remote_addr="192.0.2.1"
     )
     for _ in range(3):
-        assert policy.identity(request).subject == "alice@example.com"
+        identity = policy.identity(request)
+        assert identity is not None and identity.subject == "alice@example.com"
         assert policy.authenticated_userid(request) == "alice@example.com"
     assert len(calls) == 1
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 class Server:
-    def __init__(self, base: str, process: subprocess.Popen) -> None:
+    def __init__(self, base: str, process: subprocess.Popen[bytes]) -> None:
         self.base = base
         self.process = process
         self.output = ""
@@ -40,8 +40,8 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     ini["server:main"]["listen"] = f"127.0.0.1:{port}"
     path = tmp_path / "test.ini"
-    with path.open("w") as handle:
-        ini.write(handle)
+    with path.open("w") as out:
+        ini.write(out)
     process = subprocess.Popen(
         [PSERVE, str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -55,6 +55,7 @@ def server(issuer: LoopbackIssuer, tmp_path: Path) -> Iterator[Server]:
                 break
             except requests.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
+                    assert process.stdout is not None  # started with stdout=PIPE
                     raise AssertionError(process.stdout.read().decode()) from None
                 time.sleep(0.1)
         yield handle

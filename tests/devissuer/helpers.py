@@ -88,8 +88,9 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     """``okta-pyramid-token ARGS`` in this process: its exit status, stdout, stderr."""
     try:
         status = cli.main(list(args))
-    except SystemExit as exc:
-        status = exc.code
+    except SystemExit as exc:  # argparse: a usage error, or --help
+        # The status the interpreter would exit with: None is 0, a message is 1.
+        status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     out, err = capsys.readouterr()
     return status, out, err
 

@@ -244,6 +244,7 @@ def test_no_dpop_header_makes_the_token_endpoint_fail(dev: DevServer, value):
 def test_two_dpop_headers_are_refused(dev: DevServer, key):
     # Over real HTTP: the server joins repeated headers, which is not one proof.
     parts = urlsplit(dev.base_url)
+    assert parts.hostname is not None
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
     connection.putrequest("POST", TOKEN)
     body = b"grant_type=client_credentials&scope=api.read"
@@ -260,7 +261,8 @@ def test_two_dpop_headers_are_refused(dev: DevServer, key):
     answer = json.loads(response.read())
     connection.close()
     assert response.status == 400 and answer["error"] == "invalid_dpop_proof"
-    assert "no-store" in response.getheader("Cache-Control")
+    cache_control = response.getheader("Cache-Control")
+    assert cache_control is not None and "no-store" in cache_control
 
 
 def test_a_full_replay_store_is_503_with_retry_after(dev: DevServer, key):

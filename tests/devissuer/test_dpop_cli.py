@@ -32,7 +32,7 @@ def command(name: str) -> str:
     return script
 
 
-def dpop(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def dpop(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [command("okta-pyramid-dpop"), *map(str, args)],
         capture_output=True,

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -76,7 +77,11 @@ KEY_OF_ALG = {
     "ES512": "P-521",
     "EdDSA": "Ed25519",
 }
-_HASH = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
 
 
 def jwk_of(key: Any) -> dict[str, Any]:
@@ -122,7 +127,7 @@ def encode(value: Any) -> str:
 
 
 def header_for(key: Any, alg: str, **changes: Any) -> dict[str, Any]:
-    header = {"typ": "dpop+jwt", "alg": alg}
+    header: dict[str, Any] = {"typ": "dpop+jwt", "alg": alg}
     header["jwk"] = changes.pop("jwk") if "jwk" in changes else jwk_of(key)
     header.update(changes)
     return {name: value for name, value in header.items() if value is not None}
@@ -659,7 +664,8 @@ def test_r_and_s_become_the_der_that_cryptography_writes(size: int) -> None:
 def test_ecdsa_signatures_whose_r_or_s_starts_with_zero_bits_verify(keys: dict[str, Any]) -> None:
     # About half of all signatures have a high bit to protect, one in 256 a zero octet
     # to drop: sign until both kinds have been seen.
-    key, dpop, seen = keys["P-256"], verifier(), set()
+    key, dpop = keys["P-256"], verifier()
+    seen: set[str] = set()
     for number in range(2000):
         value = proof(key, jti=f"jti-{number}")
         raw = base64.urlsafe_b64decode(value.rpartition(".")[2] + "==")

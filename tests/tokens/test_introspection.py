@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -41,13 +41,20 @@ ODD_SECRET = "s:e%cr+et w/rd&="
 LOGGER = "okta_pyramid.tokens.introspection"
 
 
+class Rules(TypedDict, total=False):
+    """The claim rules an :class:`AccessTokenVerifier` takes as keywords."""
+
+    client_ids: list[str]
+    required_claims: list[tuple[str, str | None]]
+
+
 def introspector(
     issuer: LoopbackIssuer,
     auth: Any = None,
     *,
     clock: Clock | None = None,
     http_timeout: float = 2,
-    rules: dict[str, Any] | None = None,
+    rules: Rules | None = None,
     **options: Any,
 ) -> TokenIntrospector:
     clock = clock or Clock(time.time())
@@ -401,7 +408,7 @@ NOW = int(time.time())
     ],
 )
 def test_an_active_answer_is_judged_like_a_jwt(
-    issuer: LoopbackIssuer, claims: dict[str, Any], rules: dict[str, Any], error: type[Exception]
+    issuer: LoopbackIssuer, claims: dict[str, Any], rules: Rules, error: type[Exception]
 ) -> None:
     issuer.introspection_answer = issuer.introspected(issuer.claims(**claims))
     with pytest.raises(error) as by_introspection:
@@ -430,7 +437,10 @@ def test_an_answer_without_aud_does_not_open_the_api_to_an_opaque_token(
 
 def test_client_ids_and_required_claims_accept_a_matching_answer(issuer: LoopbackIssuer) -> None:
     # Okta's answer names the client in client_id (a JWT has cid).
-    rules = {"client_ids": ["0oa-test-client"], "required_claims": [("uid", "00u-test-user")]}
+    rules: Rules = {
+        "client_ids": ["0oa-test-client"],
+        "required_claims": [("uid", "00u-test-user")],
+    }
     answer = introspector(issuer, rules=rules).introspect(issuer.opaque()).claims()
     assert answer["client_id"] == "0oa-test-client" and "cid" not in answer
 
@@ -553,7 +563,7 @@ def test_confirm_takes_no_answer_about_another_token(
 def test_confirm_judges_a_jwt_by_its_own_claims(issuer: LoopbackIssuer) -> None:
     # Okta answers scp as "scope" and cid as "client_id": a JWT that met
     # okta.required_claims locally still meets them once introspected.
-    rules = {"required_claims": [("scp", "openid"), ("cid", "0oa-test-client")]}
+    rules: Rules = {"required_claims": [("scp", "openid"), ("cid", "0oa-test-client")]}
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, **rules)
     token = issuer.mint()
     verified = verifier.verify_token(token)
@@ -566,7 +576,7 @@ def test_confirm_judges_a_jwt_by_its_own_claims(issuer: LoopbackIssuer) -> None:
 
 def test_confirm_needs_no_client_id_in_the_answer(issuer: LoopbackIssuer) -> None:
     # RFC 7662 §2.2: client_id is optional; the JWT's own cid met okta.client_ids.
-    rules = {"client_ids": ["0oa-test-client"]}
+    rules: Rules = {"client_ids": ["0oa-test-client"]}
     verifier = AccessTokenVerifier(issuer.issuer, issuer.audience, **rules)
     token = issuer.mint()
     verified = verifier.verify_token(token)

@@ -74,8 +74,10 @@ def test_no_credentials_is_none(setup: Setup) -> None:
 
 def test_bearer_and_dpop_in_allowed_mode(setup: Setup) -> None:
     bearer = setup.check.verify("GET", URL, {"Authorization": f"Bearer {setup.unbound}"})
+    assert bearer is not None
     assert bearer.scheme == "Bearer" and bearer.proof is None
     dpop = setup.check.verify("GET", URL, setup.dpop())
+    assert dpop is not None and dpop.proof is not None
     assert dpop.scheme == "DPoP" and dpop.proof.jkt == setup.jkt
 
 
@@ -84,7 +86,8 @@ def test_the_url_is_built_only_for_dpop(setup: Setup) -> None:
         raise AssertionError("a Bearer request needs no URL")
 
     setup.check.verify("GET", url, {"Authorization": f"Bearer {setup.unbound}"})
-    assert setup.check.verify("GET", lambda: URL, setup.dpop()).scheme == "DPoP"
+    dpop = setup.check.verify("GET", lambda: URL, setup.dpop())
+    assert dpop is not None and dpop.scheme == "DPoP"
 
 
 def test_a_bound_token_as_bearer_is_invalid_token(setup: Setup) -> None:
@@ -139,10 +142,10 @@ def test_required_and_disabled(issuer: LoopbackIssuer) -> None:
         required.check.verify("GET", URL, {"Authorization": f"Bearer {required.unbound}"})
     assert raised.value.challenge == "DPoP"
     assert required.check.schemes == ("DPoP",)
-    with pytest.raises(InvalidToken) as raised:
+    with pytest.raises(InvalidToken) as invalid:
         required.check.verify("GET", URL, required.dpop(required.unbound))
-    assert raised.value.reason == "unbound_token_as_dpop"
-    assert "Bearer" not in raised.value.description  # not accepted here
+    assert invalid.value.reason == "unbound_token_as_dpop"
+    assert "Bearer" not in invalid.value.description  # not accepted here
     disabled = Setup(issuer, "disabled")
     with pytest.raises(SchemeNotAccepted) as raised:
         disabled.check.verify("GET", URL, disabled.dpop())
@@ -180,7 +183,8 @@ def test_the_tokens_hash_is_checked_with_and_without_the_token_cache(
     setup.check = RequestVerifier(setup.tokens, DPoPVerifier())
     other = issuer.mint(cnf={"jkt": setup.jkt})
     for _ in range(2):  # the second time from the cache, when there is one
-        assert setup.check.verify("GET", URL, setup.dpop()).scheme == "DPoP"
+        verified = setup.check.verify("GET", URL, setup.dpop())
+        assert verified is not None and verified.scheme == "DPoP"
         token = setup.tokens.verify_token(setup.bound)
         assert token.digest == (token_digest(setup.bound) if cache_size else None)
         with pytest.raises(InvalidDPoPProof) as raised:
@@ -194,4 +198,5 @@ def test_the_tokens_hash_is_checked_with_and_without_the_token_cache(
             )
         assert raised.value.reason == "dpop_token_hash"
         # The other token, with a proof of its own, after this one.
-        assert setup.check.verify("GET", URL, setup.dpop(other)).scheme == "DPoP"
+        verified = setup.check.verify("GET", URL, setup.dpop(other))
+        assert verified is not None and verified.scheme == "DPoP"
