@@ -712,6 +712,21 @@ def test_a_store_url_that_cannot_be_used_is_refused_without_its_password(url: st
     assert not any(secret in shown for secret in ("s3cret", "pa55", "us3r"))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        # RFC 3986 allows ";=!$&'()*+," and %XX in a host name: a password typed where
+        # the host goes (its "@" forgotten) is never shown as if it were one.
+        "redis://cache;password=s3cret/0",
+        "rediss://cache%3As3cret/0",
+        "redis://us3r,s3cret:6379/0",
+    ],
+)
+def test_a_host_made_of_more_than_a_name_is_not_shown(url: str) -> None:
+    assert "s3cret" not in display_address(url)
+    assert "s3cret" not in repr(RedisStore(url))
+
+
 def test_the_address_shown_is_the_host_port_and_database() -> None:
     url = "rediss://us3r:s3cret@[::1]:6380/2?ssl_ca_certs=/etc/ssl/ca.pem"
     assert display_address(url) == "rediss://[::1]:6380/2"

@@ -92,6 +92,9 @@ class SharedStoreUnavailable(VerificationError):
 # What an address may show: a scheme, a host name or IP address, a port, a database.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}")
 _DATABASE = re.compile(r"/[0-9]{0,5}")
+# A host shown in messages: a plain name or an IP literal. RFC 3986 allows more in a
+# host (";=!$&'()*+," and %XX), which a password typed without its "@" could fill.
+_SHOWN_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 
 
 def display_address(url: str) -> str:
@@ -116,6 +119,8 @@ def _address(url: str) -> tuple[str, str, str, str]:
     try:
         host, port = split_authority(authority)
     except ValueError:
+        host = port = ""
+    if not _SHOWN_HOST.fullmatch(host):
         host = port = ""
     return (
         scheme if _SCHEME.fullmatch(scheme) else "",
