@@ -740,6 +740,14 @@ def test_refusals_log_the_reason_and_never_the_proof_or_token(
             "https://u:pw@api.example.com",
             "okta.public_url: must not contain user",
         ),
+        # A URL the proofs' htu could never be compared with (RFC 3986: at most five
+        # digits of port).
+        (
+            "okta.public_url",
+            "https://api.example.com:000443",
+            "okta.public_url: must be the absolute",
+        ),
+        ("okta.public_url", "https://api.example.com/%zz", "okta.public_url: must be the absolute"),
     ],
 )
 def test_a_wrong_dpop_setting_names_its_key(key: str, value: str, message: str) -> None:

@@ -22,6 +22,7 @@ from ..tokens.replay import DEFAULT_MAX_ENTRIES as DEFAULT_DPOP_REPLAY_STORE_SIZ
 from ..tokens.replay import MIN_ENTRIES as MIN_DPOP_REPLAY_STORE_SIZE
 from ..tokens.schemes import MODES as DPOP_MODES
 from ..tokens.shared import DEFAULT_TIMEOUT as DEFAULT_SHARED_STORE_TIMEOUT
+from ..tokens.urls import normalize_url
 from ..tokens.verifier import DEFAULT_LEEWAY, DEFAULT_TOKEN_CACHE_SIZE
 from .introspection import auth_method, introspection_endpoint
 from .issuer_lines import issuer_lines
@@ -186,6 +187,7 @@ def _public_url(values: Values, key: str) -> str | None:
         or parts.query
         or parts.fragment
         or raw.endswith(("?", "#"))
+        or not _is_uri(raw)
     ):
         raise ConfigurationError(
             f"{key}: must be the absolute http(s) URL where clients reach this API's root, "
@@ -193,6 +195,16 @@ def _public_url(values: Values, key: str) -> str | None:
             f"query or fragment; got {display_url(parts)!r}"
         )
     return raw.rstrip("/")
+
+
+def _is_uri(url: str) -> bool:
+    # What DPoP compares a proof's htu with must itself be a URI the core can read
+    # (RFC 3986: a port of at most five digits, a host it can parse).
+    try:
+        normalize_url(url)
+    except ValueError:
+        return False
+    return True
 
 
 def public_url_from_proxy(settings: Mapping[str, Any]) -> bool:
