@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -8,6 +9,7 @@ import pytest
 import webtest
 from pyramid.config import Configurator
 
+from okta_pyramid import devissuer
 from okta_pyramid.app import main
 from okta_pyramid.tokens.refresher import KeyRefresher
 from okta_pyramid.tokens.verifier import AccessTokenVerifier
@@ -30,6 +32,25 @@ def stop_key_refreshers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for refresher in started:
         refresher.stop(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def stop_key_prefetches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The development issuer's key prefetch threads started by a test end with it.
+    In process (WebTest) its server never listens, so a prefetch would otherwise
+    wait 30 s and then warn into whichever test is running by then."""
+    stop = threading.Event()
+    original = devissuer.wait_until_listening
+
+    def wait(url: str, timeout: float, _: threading.Event | None = None) -> bool:
+        return original(url, timeout, stop)
+
+    monkeypatch.setattr(devissuer, "wait_until_listening", wait)
+    yield
+    stop.set()
+    for thread in threading.enumerate():
+        if thread.name == "devissuer-prefetch":
+            thread.join(timeout=5)
 
 
 @pytest.fixture
