@@ -511,7 +511,7 @@ def _page(
     document = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>{html.escape(title)} · development issuer</title>
 <style>{STYLE}</style></head>
 <body><main>{body}</main></body></html>"""
@@ -524,7 +524,10 @@ def _page(
             ),
             "X-Frame-Options": "DENY",
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
+            # Not no-referrer: with it, a browser sends "Origin: null" with the
+            # form's POST, which the guard rightly refuses. same-origin sends the
+            # issuer's origin to the issuer, and nothing to anyone else.
+            "Referrer-Policy": "same-origin",
         }
     )
     response.cache_control = "no-store"
