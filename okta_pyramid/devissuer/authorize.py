@@ -234,9 +234,7 @@ def _authorization_request(
             )
     prompt = frozenset(p for p in params.get("prompt", "").split(" ") if p)
     if not prompt <= set(PROMPTS) or ("none" in prompt and len(prompt) > 1):
-        raise AuthorizeError(
-            "invalid_request", "prompt must be none, or login and/or consent (OIDC Core §3.1.2.1)"
-        )
+        raise AuthorizeError("invalid_request", "prompt must be none, or login and/or consent")
     max_age = None
     if "max_age" in params:
         raw = params["max_age"]

@@ -212,7 +212,7 @@ def _code_grant(request: Request, params: dict[str, str], client: Client) -> dic
     if not CODE_VERIFIER.fullmatch(verifier):
         raise TokenError(
             "invalid_request",
-            "the code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)",
+            "the code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
         )
     # The proof first: a request answered use_dpop_nonce must leave the code unused.
     proof = _dpop_proof(request, client)
@@ -261,7 +261,7 @@ def _refresh_grant(request: Request, params: dict[str, str], client: Client) -> 
         raise TokenError(
             "invalid_grant",
             "the refresh token is invalid, expired, used, revoked, issued to another "
-            "client or bound to another DPoP key (RFC 9449 §5)",
+            "client or bound to another DPoP key",
         )
     scopes = grant.scopes
     if params.get("scope"):
