@@ -41,6 +41,8 @@ from .signin_helpers import (
     submit_otp,
 )
 
+FORM = "application/x-www-form-urlencoded"
+
 
 @pytest.fixture
 def dev(serve) -> DevServer:
@@ -593,3 +595,48 @@ def test_a_token_request_with_a_proof_gets_dpop_bound_tokens(dev: DevServer):
     )
     headers = {"Authorization": f"DPoP {tokens['access_token']}", "DPoP": userinfo_proof}
     assert dev.app.get(USERINFO, headers=headers).json["preferred_username"] == "alice@example.com"
+
+
+# -- bad input: a clear answer, never a 500 ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("GET", AUTHORIZE + "?client_id=%ff%fe", {}, 400),
+        ("GET", AUTHORIZE + "?client_id=spa-client&redirect_uri=%ff", {}, 400),
+        ("POST", AUTHORIZE, {"params": b"client_id=%ff", "content_type": FORM}, 400),
+        ("POST", LOGIN, {"params": b"tx=%ff&csrf=%fe", "content_type": FORM}, 400),
+        ("POST", LOGIN, {"params": b'{"tx": 1}', "content_type": "application/json"}, 400),
+        ("POST", LOGIN, {}, 400),
+        ("GET", LOGOUT + "?id_token_hint=not.a.jwt&post_logout_redirect_uri=x", {}, 400),
+        ("GET", LOGOUT + "?id_token_hint=%ff", {}, 400),
+        ("GET", USERINFO, {"headers": {"Authorization": "Bearer a.b.c"}}, 401),
+        ("GET", USERINFO, {"headers": {"Authorization": "DPoP " + "x" * 9000}}, 401),
+        ("GET", USERINFO, {"headers": {"Authorization": "Basic abc"}}, 401),
+        ("PUT", USERINFO, {}, 405),
+        ("DELETE", LOGIN, {}, 405),
+    ],
+)
+def test_bad_input_gets_a_clear_answer(dev: DevServer, method, path, kwargs, status):
+    call = getattr(dev.app, method.lower())
+    response = call(path, expect_errors=True, **kwargs)
+    assert response.status_int == status, response.text[:300]
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"grant_type": "authorization_code", "client_id": SPA},
+        {"grant_type": "authorization_code", "client_id": SPA, "code": "x"},
+        {"grant_type": "authorization_code", "client_id": SPA, "code": "x", "redirect_uri": "y"},
+        {"grant_type": "refresh_token", "client_id": SPA},
+        {"grant_type": "refresh_token", "client_id": SPA, "refresh_token": "nope"},
+        {"grant_type": "authorization_code", "client_id": "unknown", "code": "x"},
+    ],
+)
+def test_bad_token_requests_get_oauth_errors(dev: DevServer, body):
+    response = dev.app.post(TOKEN, body, expect_errors=True)
+    assert response.status_int in (400, 401)
+    assert response.json["error"] in ("invalid_request", "invalid_grant", "invalid_client")
