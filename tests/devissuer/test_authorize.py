@@ -472,6 +472,10 @@ def test_the_form_must_come_back_from_the_same_browser(dev: DevServer):
     dev.app.reset()  # another browser: no cookie of the issuer's
     body = {**fields, "username": "mallory", "scope": "openid"}
     assert "CSRF" in dev.app.post(LOGIN, body, status=400).text
+    # ... or a cookie of its own, from another login page.
+    other = dev.app.get(AUTHORIZE, authorize_params(pkce()))
+    assert form_fields(other)["csrf"] != fields["csrf"]
+    assert "CSRF" in dev.app.post(LOGIN, body, status=400).text
 
 
 def test_the_pages_may_not_be_framed_and_run_no_script(dev: DevServer):
