@@ -13,12 +13,15 @@ from typing import Any
 
 import jwt
 import pytest
+import webtest
 from cryptography.hazmat.primitives.asymmetric import ec
+from webtest.http import StopableWSGIServer
 
+from okta_pyramid.app import main
 from okta_pyramid.devissuer.signin import SignIns
 from okta_pyramid.tokens.dpop import make_proof
 
-from .helpers import DevServer, basic
+from .helpers import DevServer, basic, dev_settings
 from .signin_helpers import (
     APP_CALLBACK,
     AUTHORIZE,
@@ -644,3 +647,51 @@ def test_bad_token_requests_get_oauth_errors(dev: DevServer, body):
     response = dev.app.post(TOKEN, body, expect_errors=True)
     assert response.status_int in (400, 401)
     assert response.json["error"] in ("invalid_request", "invalid_grant", "invalid_client")
+
+
+def test_a_further_authorization_server_signs_users_in_with_its_own_state(tmp_path):
+    server = StopableWSGIServer.create(
+        lambda e, s: holder["app"](e, s), host="127.0.0.1", threads=4
+    )
+    holder: dict[str, Any] = {}
+    base = f"http://127.0.0.1:{server.adj.port}"
+    settings = dev_settings(
+        server.adj.port,
+        tmp_path / "keys",
+        **{
+            "okta.issuer": f"{base}/oauth2/default\n{base}/oauth2/partners api://partners",
+            "devissuer.clients": SIGNIN_CLIENTS,
+        },
+    )
+    holder["app"] = main({}, **settings)
+    app = webtest.TestApp(
+        holder["app"],
+        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": f"127.0.0.1:{server.adj.port}"},
+    )
+    try:
+        pair = pkce()
+        page = app.get("/oauth2/partners/v1/authorize", authorize_params(pair))
+        assert 'action="/oauth2/partners/v1/login"' in page.text
+        fields = form_fields(page)
+        body = [*fields.items(), ("username", "bob@partner.example"), ("scope", "api.read")]
+        code = redirect_params(app.post("/oauth2/partners/v1/login", body))["code"]
+        # The default server knows nothing of the partners' code.
+        token_body = {
+            "grant_type": "authorization_code",
+            "client_id": SPA,
+            "code": code,
+            "code_verifier": pair.verifier,
+            "redirect_uri": "http://127.0.0.1:49152/callback",
+        }
+        app.post(TOKEN, token_body, status=400)
+        tokens = app.post("/oauth2/partners/v1/token", token_body).json
+        access = claims(tokens["access_token"])
+        assert access["iss"] == f"{base}/oauth2/partners" and access["aud"] == "api://partners"
+        assert (
+            app.get(
+                "/api/whoami", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+            ).json["sub"]
+            == "bob@partner.example"
+        )
+    finally:
+        server.shutdown()
