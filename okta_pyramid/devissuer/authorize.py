@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 #: was shown to (the CSRF check compares it with the transaction's).
 SESSION_COOKIE = "okta_dev_session"
 BROWSER_COOKIE = "okta_dev_browser"
-RESPONSE_MODES = ("query", "fragment")
+RESPONSE_MODES = ("query", "fragment", "form_post")
 PROMPTS = ("none", "login", "consent")
 #: RFC 7636 §4.1: a verifier is 43 to 128 characters of this alphabet; an S256
 #: challenge is the 43-character base64url of a SHA-256 digest (§4.2).
@@ -273,7 +273,10 @@ def _error_params(exc: AuthorizeError, state: str | None) -> dict[str, str]:
 
 def _redirect(redirect_uri: str, mode: str, params: dict[str, str]) -> Response:
     """A 302 to the client's verified redirect URI with ``params`` in its query (kept
-    with the URI's own query, RFC 6749 §3.1.2) or its fragment."""
+    with the URI's own query, RFC 6749 §3.1.2) or its fragment; or, for
+    ``form_post``, a page that posts them there (OAuth 2.0 Form Post Response Mode)."""
+    if mode == "form_post":
+        return _form_post(redirect_uri, params)
     if mode == "fragment":
         location = f"{redirect_uri}#{urlencode(params)}"
     else:
@@ -285,6 +288,47 @@ def _redirect(redirect_uri: str, mode: str, params: dict[str, str]) -> Response:
     response.cache_control = "no-store"
     # The code is in the Location: no page may learn it from a Referer.
     response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+#: The one script the issuer's pages run: it submits the form_post page's form.
+FORM_POST_SCRIPT = "document.forms[0].submit();"
+FORM_POST_SCRIPT_HASH = base64.b64encode(
+    hashlib.sha256(FORM_POST_SCRIPT.encode("ascii")).digest()
+).decode("ascii")
+
+
+def _form_post(redirect_uri: str, params: dict[str, str]) -> Response:
+    """The form_post response: an auto-submitted form to the redirect URI (with a
+    button for a browser that runs no script). Its CSP allows that one script, by
+    hash, and posting to that one origin."""
+    e = html.escape
+    fields = "".join(
+        f'<input type="hidden" name="{e(name)}" value="{e(value)}">'
+        for name, value in params.items()
+    )
+    document = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Continue · development issuer</title>
+<meta name="referrer" content="no-referrer"><style>{STYLE}</style></head>
+<body><main><form method="post" action="{e(redirect_uri)}">{fields}
+<p>Returning to the application…</p><button type="submit">Continue</button></form>
+<script>{FORM_POST_SCRIPT}</script></main></body></html>"""
+    parts = urlsplit(redirect_uri)
+    response = Response(body=document, content_type="text/html", charset="utf-8")
+    response.headers.update(
+        {
+            "Content-Security-Policy": (
+                f"default-src 'none'; style-src 'sha256-{STYLE_HASH}'; "
+                f"script-src 'sha256-{FORM_POST_SCRIPT_HASH}'; "
+                f"form-action {parts.scheme}://{parts.netloc}; "
+                "frame-ancestors 'none'; base-uri 'none'"
+            ),
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+    )
+    response.cache_control = "no-store"
     return response
 
 

@@ -276,6 +276,22 @@ def test_fragment_response_mode(dev: DevServer):
     assert "#code=" in location and "?" not in location
 
 
+def test_form_post_response_mode(dev: DevServer):
+    pair = pkce()
+    page = dev.app.get(AUTHORIZE, authorize_params(pair, response_mode="form_post", state="fp"))
+    answer = submit_login(dev.app, page, status=200)
+    assert '<form method="post" action="http://127.0.0.1:49152/callback">' in answer.text
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', answer.text))
+    assert fields["state"] == "fp"
+    exchange(dev, fields["code"], pair.verifier, status=200)
+    csp = answer.headers["Content-Security-Policy"]
+    assert "script-src 'sha256-" in csp and "form-action http://127.0.0.1:49152;" in csp
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    # Errors go back the same way.
+    error = dev.app.get(AUTHORIZE, authorize_params(pair, response_mode="form_post", scope="x"))
+    assert 'name="error" value="invalid_scope"' in error.text
+
+
 # -- codes ------------------------------------------------------------------------
 
 
@@ -487,7 +503,7 @@ def test_the_pages_may_not_be_framed_and_run_no_script(dev: DevServer):
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in csp
     assert "default-src 'none'" in csp
-    assert "script-src" not in csp  # so none runs
+    assert "script-src" not in csp  # so none runs (the form_post page runs one)
     assert "form-action 'self' http://127.0.0.1:49152" in csp
     assert "<script" not in page.text
     error = dev.app.get(AUTHORIZE, {"client_id": "nobody"}, status=400)
