@@ -27,7 +27,10 @@ def includeme(config: Configurator) -> None:
     ``okta.protect_all`` (the default) every view needs a valid token unless it
     says ``permission=NO_PERMISSION_REQUIRED``; a view that needs the issuer to
     confirm the token is live says ``require_active_token=True`` (token
-    introspection, docs/introspection.md). What the application may want besides
+    introspection, docs/introspection.md), and one that needs a stronger or more
+    recent sign-in says ``acr_values=...`` and ``max_age=...`` (RFC 9470,
+    docs/step-up.md). ``/.well-known/oauth-protected-resource`` tells clients what
+    the API needs (RFC 9728, docs/discovery.md). What the application may want besides
     is its own include: ``okta_pyramid.health`` (``/healthz``, ``/readyz``) and
     ``okta_pyramid.logs`` (a request id on every response and log line).
     """
@@ -40,10 +43,12 @@ def includeme(config: Configurator) -> None:
     config.registry.okta = OktaParts.from_settings(settings)
     config.include(".security")
     config.include(".active_token")
+    config.include(".step_up")
     _default_root_factory(config, Root)
     if settings.protect_all:
         config.set_default_permission(AUTHENTICATED)
     config.include(".errors")
+    config.include(".resource_metadata")
     if settings.cors_allowed_origins:
         config.include(".cors")
     if settings.console:

@@ -22,7 +22,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .bearer import withhold_claims
-from .errors import answer
+from .errors import answer, scope_needed
 from .parts import okta_parts
 from .security import authentication
 from .tokens.exceptions import InvalidToken, IssuerUnavailable
@@ -68,11 +68,19 @@ def live_token_failure(request: Request) -> tuple[Exception | None, bool]:
     return None, False
 
 
-def _protected(info: Any) -> bool:
+def view_permission(info: Any) -> str | None:
+    """The permission a view needs (its own, or the default one); ``None`` for a
+    public view."""
     permission = info.options.get("permission")
     if permission is None:
         permission = info.registry.queryUtility(IDefaultPermission)
-    return permission is not None and permission != NO_PERMISSION_REQUIRED
+    if permission is None or permission == NO_PERMISSION_REQUIRED:
+        return None
+    return permission if isinstance(permission, str) else None
+
+
+def _protected(info: Any) -> bool:
+    return view_permission(info) is not None
 
 
 def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., Any]:
@@ -91,13 +99,16 @@ def require_active_token(view: Callable[..., Any], info: Any) -> Callable[..., A
             f"set okta.introspection_client_id and its credentials (docs/introspection.md)"
         )
 
+    permission = view_permission(info)
+
     def live_view(context: Any, request: Request) -> Response:
         failure, refused = live_token_failure(request)
         if refused:
             if failure is not None:
                 request.__dict__[LIVE_FAILURE] = failure
             withhold_claims(request)
-            return answer(request, failure, authentication(request).scheme)
+            scope = scope_needed(context, permission) if permission is not None else None
+            return answer(request, failure, authentication(request).scheme, scope)
         return view(context, request)
 
     return live_view

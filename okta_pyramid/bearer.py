@@ -125,11 +125,7 @@ class BearerTokenReader(JWTAuthenticationPolicy):
             # proxy's X-Forwarded-Host) into the URL unchecked: "api:8080/other-api"
             # would make this request's URL that of another service behind the same
             # host, and a proof signed for that service would pass.
-            environ = request.environ
-            host = environ.get("HTTP_HOST")
-            if host is None:
-                host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
-            if not _is_authority(host):
+            if not has_valid_host(request):
                 raise InvalidDPoPProof(
                     "the Host header is not an RFC 3986 host[:port]: the request's URL "
                     "cannot be compared with the DPoP proof's htu",
@@ -282,6 +278,17 @@ def _malformed(credentials: Credentials) -> MalformedRequest | None:
 
 
 @functools.lru_cache(maxsize=256)
+def has_valid_host(request: Request) -> bool:
+    """Whether the host of the request's URL (its Host header, or what waitress put
+    there from a trusted proxy's X-Forwarded-Host) is an RFC 3986 ``host[:port]``:
+    WebOb copies it into every URL it builds unchecked."""
+    environ = request.environ
+    host = environ.get("HTTP_HOST")
+    if host is None:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return _is_authority(host)
+
+
 def _is_authority(authority: str) -> bool:
     """Whether ``authority`` is an RFC 3986 ``host [ ":" port ]`` without userinfo
     (:func:`~okta_pyramid.tokens.urls.split_authority`; cached: a server sees the

@@ -15,6 +15,7 @@ from pyramid.response import Response
 
 from .errors import json_error
 from .parts import okta_parts
+from .resource_metadata import PATH as METADATA_PATH
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 # DPoP: the proof of a sender-constrained token (RFC 9449 §4.1).
@@ -48,6 +49,9 @@ class CORSTween:
         return origin is not None and (self.any_origin or origin in self.origins)
 
     def __call__(self, request: Request) -> Response:
+        if request.path_info == METADATA_PATH:
+            # Public and readable from any origin: the metadata view answers itself.
+            return self.handler(request)
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return self.preflight(request, origin)

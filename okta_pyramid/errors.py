@@ -24,6 +24,7 @@ from pyramid.response import Response
 from .parts import okta_parts
 from .permissions import scopes_granting
 from .principals import BEARER_TOKEN
+from .resource_metadata import request_metadata_url
 from .security import authentication
 from .tokens import (
     InvalidDPoPProof,
@@ -57,6 +58,33 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
+class InsufficientUserAuthentication(Exception):
+    """A valid token whose sign-in is not strong or recent enough for the view
+    (RFC 9470 §3): the client signs the user in again with ``acr_values`` and
+    ``max_age`` and retries."""
+
+    reason = "insufficient_user_authentication"
+
+    def __init__(self, description: str, acr_values: str | None, max_age: int | None) -> None:
+        super().__init__(description)
+        self.description = description
+        #: The acceptable ``acr`` values, space-separated, for the challenge.
+        self.acr_values = acr_values
+        #: The most seconds since the user's sign-in, for the challenge.
+        self.max_age = max_age
+
+
+class UserSignInRequired(Exception):
+    """A token issued to a client alone on a view that needs a user's sign-in: no
+    sign-in can step it up, so the answer is 403 and asks for none (docs/step-up.md)."""
+
+    reason = "insufficient_user_authentication"
+    description = (
+        "this endpoint needs a user's sign-in; a token issued to a client alone "
+        "(client credentials) cannot be stepped up"
+    )
+
+
 #: :attr:`Answer.scheme`: the challenge of the scheme the request used, or the one a
 #: :class:`SchemeNotAccepted` names; the first scheme the API accepts when the request
 #: used none, or one the API does not accept.
@@ -85,6 +113,9 @@ ANSWERS: dict[type[Exception], Answer] = {
     InvalidDPoPProof: Answer(401, "invalid_dpop_proof", scheme="DPoP"),
     UseDPoPNonce: Answer(401, "use_dpop_nonce", scheme="DPoP"),
     InsufficientScope: Answer(403, "insufficient_scope"),
+    # RFC 9470 §3: sign the user in again, as the challenge's parameters say.
+    InsufficientUserAuthentication: Answer(401, "insufficient_user_authentication"),
+    UserSignInRequired: Answer(403, "insufficient_user_authentication"),
     IssuerUnavailable: Answer(503, "temporarily_unavailable", scheme=None),
     # Every recent proof is remembered and the store is full: retry shortly.
     ReplayStoreFull: Answer(503, "temporarily_unavailable", scheme=None),
@@ -124,9 +155,13 @@ def www_authenticate(
     *,
     scheme: str = "Bearer",
     algs: str | None = None,
+    acr_values: str | None = None,
+    max_age: int | None = None,
+    resource_metadata: str | None = None,
 ) -> str:
     """One ``WWW-Authenticate`` challenge in the form of RFC 6750 §3 (and, for
-    ``DPoP``, RFC 9449 §7.1 with ``algs``)."""
+    ``DPoP``, RFC 9449 §7.1 with ``algs``), with RFC 9470 §3's ``acr_values`` and
+    ``max_age`` and RFC 9728 §5.1's ``resource_metadata``."""
     params = [f'realm="{_quoted(realm)}"']
     if algs:
         params.append(f'algs="{_quoted(algs)}"')
@@ -136,6 +171,12 @@ def www_authenticate(
         params.append(f'error_description="{_quoted(description)}"')
     if scope:
         params.append(f'scope="{_quoted(scope)}"')
+    if acr_values:
+        params.append(f'acr_values="{_quoted(acr_values)}"')
+    if max_age is not None:
+        params.append(f'max_age="{max_age}"')
+    if resource_metadata:
+        params.append(f'resource_metadata="{_quoted(resource_metadata)}"')
     return f"{scheme} " + ", ".join(params)
 
 
@@ -153,12 +194,17 @@ def challenge(
     schemes: tuple[str, ...] = ("Bearer",),
     used: str | None = None,
     algs: str | None = None,
+    scope: str | None = None,
+    resource_metadata: str | None = None,
 ) -> Response:
     """The answer to a request whose credentials did not grant access: ``failure`` is
     the exception that decided it, ``None`` when the request carried no credentials.
 
     ``schemes`` are those the API accepts, ``used`` the one the request used, ``algs``
-    the accepted DPoP proof algorithms (space-separated).
+    the accepted DPoP proof algorithms (space-separated); ``scope`` the scopes that
+    would grant the view's permission (RFC 6750 §3), unless the failure names its
+    own; ``resource_metadata`` the URL of the API's metadata (RFC 9728 §5.1), in
+    every challenge.
     """
     if failure is None:
         how = " or ".join(f"'Authorization: {scheme} <token>'" for scheme in schemes)
@@ -166,17 +212,33 @@ def challenge(
             401, "unauthorized", f"this endpoint needs an access token: send {how}"
         )
         response.headers["WWW-Authenticate"] = ", ".join(
-            www_authenticate(realm, scheme=scheme, algs=algs if scheme == "DPoP" else None)
+            www_authenticate(
+                realm,
+                scope=scope,
+                scheme=scheme,
+                algs=algs if scheme == "DPoP" else None,
+                resource_metadata=resource_metadata,
+            )
             for scheme in SCHEMES
             if scheme in schemes
         )
     else:
         answer = answer_for(failure)
         description = getattr(failure, "description", None) or answer.error
-        scope = getattr(failure, "scope", None)
-        response = json_error(answer.status, answer.error, description)
+        # Only a challenge names scopes: a 503 did not judge the credentials.
+        scope = (getattr(failure, "scope", None) or scope) if answer.scheme else None
+        acr_values = getattr(failure, "acr_values", None)
+        max_age = getattr(failure, "max_age", None)
+        body: dict[str, Any] = {"error": answer.error, "error_description": description}
         if scope:
-            response.json_body = {**response.json_body, "scope": scope}
+            body["scope"] = scope
+        if acr_values:
+            body["acr_values"] = acr_values
+        if max_age is not None:
+            body["max_age"] = max_age
+        response = json_error(answer.status, answer.error, description)
+        if len(body) > 2:
+            response.json_body = body
         if answer.scheme is None:
             response.retry_after = getattr(failure, "retry_after", None) or DEFAULT_RETRY_AFTER
         else:
@@ -195,6 +257,9 @@ def challenge(
                 scope,
                 scheme=scheme,
                 algs=algs if scheme == "DPoP" else None,
+                acr_values=acr_values,
+                max_age=max_age,
+                resource_metadata=resource_metadata,
             )
         nonce = getattr(failure, "nonce", None)
         if nonce:
@@ -204,8 +269,14 @@ def challenge(
     return response
 
 
-def answer(request: Request, failure: Exception | None, used: str | None = None) -> Response:
-    """:func:`challenge` with the application's realm, schemes and DPoP algorithms."""
+def answer(
+    request: Request,
+    failure: Exception | None,
+    used: str | None = None,
+    scope: str | None = None,
+) -> Response:
+    """:func:`challenge` with the application's realm, schemes, DPoP algorithms and
+    metadata URL; ``scope`` as there."""
     okta = okta_parts(request.registry)
     schemes = okta.request_verifier.schemes
     dpop = okta.dpop
@@ -215,6 +286,8 @@ def answer(request: Request, failure: Exception | None, used: str | None = None)
         schemes=schemes,
         used=used,
         algs=" ".join(dpop.algorithms) if dpop is not None else None,
+        scope=scope,
+        resource_metadata=request_metadata_url(request),
     )
 
 
@@ -222,17 +295,19 @@ def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
     """Pyramid raises HTTPForbidden when a view's permission is denied."""
     verdict = authentication(request)
     failure = verdict.failure
-    if verdict.identity is not None:
-        if _denied_bearer(exc):
-            # The ACL requires a sender-constrained token (docs/dpop.md): tell the
-            # client how to get in (RFC 9449 §7.1), not that a scope is missing.
-            failure = SchemeNotAccepted(
-                "this resource needs a DPoP-bound access token: send "
-                "'Authorization: DPoP <token>' with a DPoP proof",
-                "DPoP",
-            )
-        else:
-            failure = InsufficientScope(" ".join(_scopes_needed(exc, request)) or None)
+    if verdict.identity is None:
+        # RFC 6750 §3: a 401 may name the scopes the request needs, too.
+        return answer(request, failure, verdict.scheme, _scope_needed(exc, request))
+    if _denied_bearer(exc):
+        # The ACL requires a sender-constrained token (docs/dpop.md): tell the
+        # client how to get in (RFC 9449 §7.1), not that a scope is missing.
+        failure = SchemeNotAccepted(
+            "this resource needs a DPoP-bound access token: send "
+            "'Authorization: DPoP <token>' with a DPoP proof",
+            "DPoP",
+        )
+    else:
+        failure = InsufficientScope(_scope_needed(exc, request))
     return answer(request, failure, verdict.scheme)
 
 
@@ -242,17 +317,25 @@ def _denied_bearer(exc: HTTPForbidden) -> bool:
     return isinstance(ace, tuple) and len(ace) == 3 and ace[0] == Deny and ace[1] == BEARER_TOKEN
 
 
-def _scopes_needed(exc: HTTPForbidden, request: Request) -> list[str]:
+def _scope_needed(exc: HTTPForbidden, request: Request) -> str | None:
+    """The scopes that would grant the denied permission, space-separated; ``None``
+    when no scope grants it."""
     # Pyramid 2 puts the failed ``permits`` verdict (an ACLDenied) on the exception.
     result: Any = getattr(exc, "result", None)
     permission = getattr(result, "permission", None)
     if not isinstance(permission, str):
-        return []
+        return None
     # The ACL search starts at the view's context, as the denied check did.
     context = getattr(request, "context", None)
     if context is None:
         context = getattr(result, "context", None)
-    return scopes_granting(context, permission)
+    return scope_needed(context, permission)
+
+
+def scope_needed(context: Any, permission: str) -> str | None:
+    """The scopes that, by the ACL of ``context``, grant ``permission``, space-separated
+    (RFC 6750 §3's ``scope``); ``None`` when none does."""
+    return " ".join(scopes_granting(context, permission)) or None
 
 
 def not_found(request: Request) -> Response:

@@ -95,7 +95,8 @@ def warn_shared_audience(settings: OktaSettings) -> bool:
 
 
 def check_public_url(settings: OktaSettings) -> None:
-    """Refuse DPoP proofs checked against a URL the client chooses.
+    """Refuse DPoP proofs checked against a URL the client chooses, and metadata
+    that names one.
 
     Without ``okta.public_url`` the URL a proof must name (``htu``, RFC 9449 §4.3) is
     built from the request's ``Host`` (or a trusted proxy's forwarded host, which
@@ -104,7 +105,21 @@ def check_public_url(settings: OktaSettings) -> None:
     name. ``okta.public_url = from-proxy`` is the operator's word that the proxy in
     front sets ``Host`` (and the forwarded host) itself.
     """
-    if settings.dpop == "disabled" or settings.public_url or settings.public_url_from_proxy:
+    if settings.public_url or settings.public_url_from_proxy:
+        return
+    if settings.dpop == "disabled":
+        if settings.resource_metadata:
+            # RFC 9728 §3.3: the resource a client checks the metadata against would
+            # be whatever Host the client (or an attacker's link) sent.
+            raise ConfigurationError(
+                "okta.public_url: is required in production while the protected-"
+                "resource metadata is served (okta.resource_metadata = true): without "
+                "it the document's resource and every challenge's resource_metadata "
+                "are built from the request's Host header, which the client chooses; "
+                "set it to the URL clients call this API at (OKTA_PUBLIC_URL), or to "
+                "from-proxy if the proxy in front sets the Host header itself, or set "
+                "okta.resource_metadata = false"
+            )
         return
     raise ConfigurationError(
         "okta.public_url: is required in production while DPoP is accepted "

@@ -26,10 +26,21 @@ from .issuer import LoopbackIssuer
 
 # RFC 9449 §7.1: with okta.dpop = allowed (the default), a request without credentials
 # is challenged with both schemes; DPoP's names the accepted proof algorithms.
-BOTH_CHALLENGES = (
-    'Bearer realm="api", DPoP realm="api", '
-    'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"'
-)
+#: Where the protected-resource metadata of the app WebTest calls is (RFC 9728 §3.1).
+LOCAL_METADATA = "http://localhost/.well-known/oauth-protected-resource"
+
+
+def both_challenges(metadata: str = LOCAL_METADATA, scope: str | None = None) -> str:
+    """The challenges of a request without credentials, in the default DPoP mode."""
+    extra = (f', scope="{scope}"' if scope else "") + f', resource_metadata="{metadata}"'
+    return (
+        f'Bearer realm="api"{extra}, DPoP realm="api", '
+        f'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"{extra}'
+    )
+
+
+#: :func:`both_challenges` of an app WebTest calls, at a view no scope grants.
+BOTH_CHALLENGES = both_challenges()
 
 #: The URL WebTest requests /api/whoami at: what a DPoP proof for it names (htu).
 WHOAMI_URL = "http://localhost/api/whoami"

@@ -80,7 +80,13 @@ def test_an_app_that_includes_only_the_addon_gets_nothing_it_did_not_ask_for(
     tweens = app.registry.getUtility(ITweens)
     assert [name for name, _ in tweens.implicit() if name.startswith("okta_pyramid")] == []
     routes = app.registry.getUtility(IRoutesMapper).get_routes()
-    assert [route.name for route in routes] == ["catalogue", "basket"]
+    # The one route of its own: the protected-resource metadata (RFC 9728), which
+    # every challenge names (okta.resource_metadata = false leaves it out).
+    assert [route.name for route in routes] == [
+        "okta_pyramid.resource_metadata",
+        "catalogue",
+        "basket",
+    ]
     client = webtest.TestApp(app)
     public = client.get("/catalogue")
     bought = client.get("/basket", headers={"Authorization": "Bearer " + issuer.mint()})

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import webtest
 
-from .helpers import BOTH_CHALLENGES, bearer
+from .helpers import bearer, both_challenges
 from .issuer import LoopbackIssuer
 
 AppFactory = Callable[..., webtest.TestApp]
@@ -90,7 +90,8 @@ def test_a_group_named_like_the_scope_does_not_grant_it(
 
 def test_no_token_is_401_without_an_error_code(any_mode_app: webtest.TestApp) -> None:
     response = any_mode_app.get("/api/messages", status=401)
-    assert response.headers["WWW-Authenticate"] == BOTH_CHALLENGES
+    # RFC 6750 §3: the scope that grants the view's permission, from its context's ACL.
+    assert response.headers["WWW-Authenticate"] == both_challenges(scope="messages:read")
 
 
 def test_an_invalid_token_is_401_even_if_it_claims_the_scope(
@@ -99,7 +100,9 @@ def test_an_invalid_token_is_401_even_if_it_claims_the_scope(
     token = issuer.mint(scp=["messages:read"], exp=1)
     response = any_mode_app.get("/api/messages", headers=bearer(token), status=401)
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
-    assert "scope=" not in response.headers["WWW-Authenticate"]
+    # The scope the view needs (RFC 6750 §3), not one the refused token claims.
+    assert 'scope="messages:read"' in response.headers["WWW-Authenticate"]
+    assert response.json["scope"] == "messages:read"
 
 
 # -- POST /api/messages: scope messages:write ----------------------------------------

@@ -503,3 +503,33 @@ def test_a_page_retries_with_the_nonce_it_was_given(
     assert first["nonce"]
     assert retry is not None and retry["status"] == 200, retry
     assert json.loads(retry["body"])["cnf"] == {"jkt": jkt}
+
+
+METADATA_FETCH = """
+const [url, withHeader, done] = arguments;
+// An MCP client sends its protocol version, which makes the browser ask first.
+const headers = withHeader ? {"MCP-Protocol-Version": "2025-06-18"} : {};
+fetch(url, {headers, mode: "cors", credentials: "omit"}).then(
+  async (r) => done({rejected: false, status: r.status, body: await r.text()}),
+  (e) => done({rejected: true, name: e.name, message: e.message}));
+"""
+
+
+def test_any_origin_reads_the_protected_resource_metadata(site: Site, browser: Any) -> None:
+    # RFC 9728: a browser client finds the authorization server before it has a
+    # token, from an origin the API need not list.
+    metadata = f"{site.api.url}/.well-known/oauth-protected-resource"
+    browser.get(f"{site.elsewhere.url}/console/")
+    for with_header in (False, True):
+        got = browser.execute_async_script(METADATA_FETCH, metadata, with_header)
+        assert not got["rejected"], got
+        assert got["status"] == 200
+        document = json.loads(got["body"])
+        assert document["resource"] == site.api.url
+        assert document["authorization_servers"] == [site.issuer.issuer]
+    [preflight] = site.api_log.requests("OPTIONS", "/.well-known/oauth-protected-resource")
+    assert preflight.origin == site.elsewhere.url
+    assert preflight.request_headers == "mcp-protocol-version"
+    assert preflight.status == 204
+    # The API itself stays closed to that origin.
+    assert page_fetch(browser, f"{site.api.url}/api/hello")["rejected"]

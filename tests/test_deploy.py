@@ -42,9 +42,19 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def site_config(upstreams: list[str], https_port: int, http_port: int, tls: Any) -> str:
-    """deploy/nginx/okta_pyramid.conf with this run's ports, host and certificate."""
+def site_config(
+    upstreams: list[str], https_port: int, http_port: int, tls: Any, *, under_a_path: bool = False
+) -> str:
+    """deploy/nginx/okta_pyramid.conf with this run's ports, host and certificate;
+    ``under_a_path``: with the locations it gives for the API under /orders."""
     text = (DEPLOY / "nginx" / "okta_pyramid.conf").read_text()
+    if under_a_path:
+        text, made = re.subn(
+            r"(?m)^    location / \{\n        proxy_pass [^\n]*\n    \}\n", "", text
+        )
+        assert made == 1, "deploy/nginx/okta_pyramid.conf changed shape: location /"
+        text, made = re.subn(r"(?m)^    #(location |    proxy_pass |\})", r"    \1", text)
+        assert made == 6, "deploy/nginx/okta_pyramid.conf changed shape: the /orders locations"
     servers = "\n".join(
         f"    server {address} max_fails=1 fail_timeout=10s;" for address in upstreams
     )
@@ -142,10 +152,12 @@ class Deployment:
         return total
 
 
-@pytest.fixture
-def deployment(
-    pserve: Callable[..., Server], issuer: LoopbackIssuer, tmp_path: Path
+@contextlib.contextmanager
+def deployed(
+    pserve: Callable[..., Server], issuer: LoopbackIssuer, tmp_path: Path, path: str = ""
 ) -> Iterator[Deployment]:
+    """The deployment; with ``path``, the API under it (``/orders``), as the comments
+    of the nginx site say."""
     with contextlib.ExitStack() as stack:
         redis = RedisServer(tmp_path)
         stack.callback(redis.stop)
@@ -156,11 +168,12 @@ def deployment(
             # What differs in this run: the issuer, Redis, the URL, a short TTL.
             "OKTA_ISSUER": issuer.issuer,
             "OKTA_AUDIENCE": issuer.audience,
-            "OKTA_PUBLIC_URL": url,
+            "OKTA_PUBLIC_URL": url + path,
             "OKTA_SHARED_STORE": redis.url,
             "OKTA_INTROSPECTION_CLIENT_ID": issuer.CLIENT_ID,
             "OKTA_INTROSPECTION_CLIENT_SECRET": issuer.CLIENT_SECRET,
             "OKTA_INTROSPECTION_CACHE_TTL": str(TTL),
+            **({"WAITRESS_URL_PREFIX": path} if path else {}),
         }
         processes = [pserve(**env) for _ in range(2)]
         for process in processes:
@@ -168,7 +181,8 @@ def deployment(
         (tmp_path / "tls").mkdir()
         tls = make_loopback_tls(tmp_path / "tls")
         upstreams = [process.url.removeprefix("http://") for process in processes]
-        nginx = Nginx(tmp_path, site_config(upstreams, https_port, http_port, tls))
+        site = site_config(upstreams, https_port, http_port, tls, under_a_path=bool(path))
+        nginx = Nginx(tmp_path, site)
         stack.callback(nginx.stop)
         wait_for_port(https_port)
         yield Deployment(
@@ -177,6 +191,14 @@ def deployment(
         for process in processes:
             process.stop()
             assert "Traceback" not in process.stderr
+
+
+@pytest.fixture
+def deployment(
+    pserve: Callable[..., Server], issuer: LoopbackIssuer, tmp_path: Path
+) -> Iterator[Deployment]:
+    with deployed(pserve, issuer, tmp_path) as deployment:
+        yield deployment
 
 
 def test_a_dpop_proof_is_accepted_once_by_all_processes(deployment: Deployment) -> None:
@@ -408,3 +430,24 @@ def test_readiness_details_stay_on_the_operators_network(deployment: Deployment)
         else:
             assert response.status == 403, path
             assert deployment.issuer.issuer not in body and "shared_store" not in body
+
+
+def test_the_api_under_a_path_publishes_its_metadata_at_the_hosts_root(
+    pserve: Callable[..., Server], issuer: LoopbackIssuer, tmp_path: Path
+) -> None:
+    with deployed(pserve, issuer, tmp_path, "/orders") as deployment:
+        refused = deployment.call("GET", "/orders/api/whoami")
+        assert refused.status_code == 401
+        # RFC 9728 §3.1: the well-known path between the host and the resource's path.
+        pointer = f"{deployment.url}/.well-known/oauth-protected-resource/orders"
+        assert f'resource_metadata="{pointer}"' in refused.headers["WWW-Authenticate"]
+        answer = deployment.call("GET", "/.well-known/oauth-protected-resource/orders")
+        assert answer.status_code == 200
+        # §3.3: the resource is the URL the client took the well-known path out of.
+        assert answer.json()["resource"] == deployment.url + "/orders"
+        assert answer.headers["Access-Control-Allow-Origin"] == "*"
+        token = {"Authorization": f"Bearer {issuer.mint()}"}
+        assert deployment.call("GET", "/orders/api/whoami", headers=token).status_code == 200
+        # Nothing of the API is served outside its path (nginx has no location there).
+        outside = deployment.call("GET", "/api/whoami", headers=token)
+        assert outside.status_code in (403, 404) and "alice" not in outside.text

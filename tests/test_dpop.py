@@ -19,7 +19,15 @@ from okta_pyramid.settings import parse_settings
 from okta_pyramid.tokens import DPoPNonces, InMemoryReplayStore, make_proof
 from okta_pyramid.tokens.nonces import DEFAULT_STEP
 
-from .helpers import BOTH_CHALLENGES, WHOAMI_URL, DPoPClient, b64url, bearer, webtest_app
+from .helpers import (
+    BOTH_CHALLENGES,
+    LOCAL_METADATA,
+    WHOAMI_URL,
+    DPoPClient,
+    b64url,
+    bearer,
+    webtest_app,
+)
 from .issuer import LoopbackIssuer
 
 ALGS = 'algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"'
@@ -201,7 +209,7 @@ def test_required_refuses_bearer_with_a_dpop_challenge(
     )
     assert (
         app.get("/api/whoami", status=401).headers["WWW-Authenticate"]
-        == f'DPoP realm="api", {ALGS}'
+        == f'DPoP realm="api", {ALGS}, resource_metadata="{LOCAL_METADATA}"'
     )
     app.get("/api/whoami", headers=client.headers(), status=200)
     app.get("/api/hello", status=200)  # public views are untouched
@@ -217,7 +225,10 @@ def test_disabled_refuses_the_dpop_scheme(
         'Bearer realm="api", error="invalid_token", error_description="this API does not '
         "accept DPoP"
     )
-    assert app.get("/api/whoami", status=401).headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert (
+        app.get("/api/whoami", status=401).headers["WWW-Authenticate"]
+        == f'Bearer realm="api", resource_metadata="{LOCAL_METADATA}"'
+    )
     app.get("/api/whoami", headers=bearer(issuer.mint()), status=200)
     assert app.app.registry.okta.dpop is None
 
@@ -783,7 +794,7 @@ def test_the_dpop_settings_reach_the_verifier(make_app: Callable[..., webtest.Te
     assert (
         app.get("/api/whoami", status=401)
         .headers["WWW-Authenticate"]
-        .endswith('DPoP realm="api", algs="ES256 EdDSA"')
+        .endswith(f'DPoP realm="api", algs="ES256 EdDSA", resource_metadata="{LOCAL_METADATA}"')
     )
 
 

@@ -272,12 +272,32 @@ def test_dpop_without_a_public_url_stops_production_start_up(settings) -> None:
     assert "built from the request's Host header" in message and "from-proxy" in message
 
 
+def test_the_resource_metadata_without_a_public_url_stops_production_start_up(
+    settings,
+) -> None:
+    # Without DPoP, the metadata alone needs the URL: its resource would be the Host.
+    unpinned = {k: v for k, v in settings.items() if k != "okta.public_url"}
+    production = {"okta.environment": "production", "okta.audience": "api://orders"}
+    with pytest.raises(ConfigurationError) as info:
+        main({}, **{**unpinned, **production, "okta.dpop": "disabled"})
+    message = str(info.value)
+    assert message.startswith("okta.public_url: is required in production while the protected")
+    assert "okta.resource_metadata = false" in message and "from-proxy" in message
+    for vouched in ({"okta.public_url": "from-proxy"}, {"okta.resource_metadata": "false"}):
+        app = main({}, **{**unpinned, **production, "okta.dpop": "disabled", **vouched})
+        assert webtest.TestApp(app).get("/api/hello").status_code == 200
+
+
 @pytest.mark.parametrize(
     "extra",
     [
         {"okta.environment": "production", "okta.public_url": "https://api.example.com"},
         {"okta.environment": "production", "okta.public_url": "from-proxy"},
-        {"okta.environment": "production", "okta.dpop": "disabled"},
+        {
+            "okta.environment": "production",
+            "okta.dpop": "disabled",
+            "okta.resource_metadata": "false",
+        },
         {},  # development
     ],
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .helpers import BOTH_CHALLENGES
+from .helpers import both_challenges
 from .issuer import LoopbackIssuer
 from .services import PSERVE, ROOT, free_port
 
@@ -68,7 +68,9 @@ def test_pserve_development_ini(server: Server, issuer: LoopbackIssuer) -> None:
     assert requests.get(served + "/api/hello", timeout=10).status_code == 200
     denied = requests.get(served + "/api/whoami", timeout=10)
     assert denied.status_code == 401
-    assert denied.headers["WWW-Authenticate"] == BOTH_CHALLENGES
+    assert denied.headers["WWW-Authenticate"] == both_challenges(
+        served + "/.well-known/oauth-protected-resource"
+    )
     token = issuer.mint()
     response = requests.get(
         served + "/api/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10

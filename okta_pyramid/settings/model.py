@@ -78,6 +78,18 @@ class OktaSettings:
     #: The request threads of each process (waitress's ``threads``): the limits on
     #: waiting for the issuers are sized to it (docs/introspection.md).
     server_threads: int = DEFAULT_SERVER_THREADS
+    #: ``/.well-known/oauth-protected-resource`` and ``resource_metadata`` in every
+    #: challenge (RFC 9728, docs/discovery.md).
+    resource_metadata: bool = True
+    #: The metadata's ``scopes_supported``: ``None`` derives them from the ACLs, ``()``
+    #: leaves the member out.
+    scopes_supported: tuple[str, ...] | None = None
+    #: The metadata's ``resource_name``, ``resource_documentation``,
+    #: ``resource_policy_uri`` and ``resource_tos_uri`` (RFC 9728 §2).
+    resource_name: str | None = None
+    resource_documentation: str | None = None
+    resource_policy_uri: str | None = None
+    resource_tos_uri: str | None = None
     #: Every trusted authorization server, one per line of ``okta.issuer``, in order.
     #: ``issuer``, ``audiences``, ``client_ids``, ``required_claims`` and ``org_server``
     #: above are the first one's (with one line, the only one's).

@@ -4,6 +4,7 @@ the rules of the keys that need more than a kind of value."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,10 @@ MAX_DPOP_REPLAY_STORE_SIZE = 10_000_000
 #: ``okta.public_url``'s value for "the proxy sets the Host header": the URL a DPoP
 #: proof must name is then built from the request's Host, on the operator's word.
 PUBLIC_URL_FROM_PROXY = "from-proxy"
+#: ``okta.scopes_supported``'s values for "from the ACLs" and "leave the member out".
+SCOPES_AUTO = "auto"
+SCOPES_NONE = "none"
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 # -- the keys that need more than a kind of value -----------------------------------
@@ -212,6 +217,54 @@ def public_url_from_proxy(settings: Mapping[str, Any]) -> bool:
     return str(settings.get(PREFIX + "public_url") or "").strip().lower() == (PUBLIC_URL_FROM_PROXY)
 
 
+def _scopes_supported(values: Values, key: str) -> tuple[str, ...] | None:
+    """The protected-resource metadata's ``scopes_supported``: ``auto`` (the default)
+    derives them from the application's ACLs, ``none`` leaves the member out."""
+    names = tuple(dict.fromkeys(aslist(values.settings.get(key) or "")))
+    if not names or names == (SCOPES_AUTO,):
+        return None
+    if names == (SCOPES_NONE,):
+        return ()
+    for name in names:
+        # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        if name in (SCOPES_AUTO, SCOPES_NONE) or not _SCOPE_TOKEN.fullmatch(name):
+            raise ConfigurationError(
+                f"{key}: must be auto, none, or scope names separated by whitespace "
+                f"(RFC 6749 §3.3: printable ASCII without quotes or backslashes); "
+                f"got {name[:40]!r}"
+            )
+    return names
+
+
+def _resource_name(values: Values, key: str) -> str | None:
+    name = text(values.settings.get(key))
+    if name is not None and (not name.isprintable() or len(name) > 200):
+        raise ConfigurationError(
+            f"{key}: must be one line of printable text, at most 200 characters"
+        )
+    return name
+
+
+def _page_url(values: Values, key: str) -> str | None:
+    """A page for people (documentation, policy, terms): an absolute http(s) URL."""
+    raw = text(values.settings.get(key))
+    if raw is None:
+        return None
+    parts = split_url(raw, key)
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.fragment
+        or raw.endswith("#")
+    ):
+        raise ConfigurationError(
+            f"{key}: must be an absolute http(s) URL with no user info or fragment, "
+            f"such as https://example.com/docs/api; got {display_url(parts)!r}"
+        )
+    return raw
+
+
 def _metrics(values: Values, key: str) -> bool:
     enabled = Boolean(False)(values, key)
     if enabled and importlib.util.find_spec("prometheus_client") is None:
@@ -301,6 +354,13 @@ SETTINGS: tuple[Setting, ...] = (
         Number(DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01, maximum=MAX_SHARED_STORE_TIMEOUT),
     ),
     Setting("metrics", _metrics),
+    # Protected-resource metadata (RFC 9728, docs/discovery.md).
+    Setting("resource_metadata", Boolean(True)),
+    Setting("scopes_supported", _scopes_supported),
+    Setting("resource_name", _resource_name),
+    Setting("resource_documentation", _page_url),
+    Setting("resource_policy_uri", _page_url),
+    Setting("resource_tos_uri", _page_url),
     Setting(
         "server_threads",
         Number(

@@ -1,5 +1,5 @@
-"""The demonstration API: one public view, one that needs a token, and one that needs
-a DPoP-bound token."""
+"""The demonstration API: one public view, one that needs a token, one that needs a
+recent two-factor sign-in, and one that needs a DPoP-bound token."""
 
 from __future__ import annotations
 
@@ -36,6 +36,35 @@ def whoami(request: Request) -> Response:
     return json_response(
         request.identity.token.payload, ("Cache-Control", "no-store")
     )  # the claims are per caller
+
+
+#: What /api/sensitive accepts as the user's sign-in (RFC 9470): Okta's two-factor
+#: level, or phishing-resistant (``phr``) and hardware-protected (``phrh``) sign-ins.
+STRONG_SIGN_IN = ("urn:okta:loa:2fa:any", "phr", "phrh")
+#: ... made within the last five minutes.
+RECENT_SIGN_IN = 300
+
+
+@view_config(
+    route_name="sensitive",
+    request_method=("GET", "HEAD"),
+    permission=AUTHENTICATED,
+    acr_values=STRONG_SIGN_IN,
+    max_age=RECENT_SIGN_IN,
+    renderer="json",
+)
+def sensitive(request: Request) -> dict[str, Any]:
+    """Needs a user who signed in with a second factor in the last five minutes (a
+    weaker or older sign-in gets 401 ``insufficient_user_authentication``): who, how
+    and when they signed in."""
+    claims = request.identity.claims
+    request.response.cache_control = "no-store"  # per caller
+    return {
+        "sub": claims.get("sub"),
+        "acr": claims.get("acr"),
+        "amr": claims.get("amr"),
+        "auth_time": claims.get("auth_time"),
+    }
 
 
 @view_config(
