@@ -304,3 +304,42 @@ def test_okta_auth_js_signs_in_through_the_login_page(fresh: Any, site: Served, 
     assert result["idClaims"]["preferred_username"] == "sdk-user@example.com"
     assert result["scopes"] == ["openid", "profile", "api.read"]
     assert Path(SDK_BUNDLE).stat().st_size > 100_000
+
+
+def test_the_console_steps_up_when_the_api_asks_and_retries(fresh: Any, site: Served, tmp_path):
+    console_signed_in(fresh, site)
+    # The API's protected-resource metadata (RFC 9728) names the issuer.
+    wait_for(fresh, lambda d: text(d, "resource-metadata"), "the API's metadata")
+    metadata = json.loads(text(fresh, "resource-metadata"))
+    assert f"{site.url}/oauth2/default" in metadata["authorization_servers"]
+    # A one-factor sign-in: /api/sensitive refuses (insufficient_user_authentication);
+    # the console signs in again with the acr_values and max_age asked for. The
+    # issuer remembers the user, so only the one-time code is asked for.
+    fresh.find_element(By.ID, "call-sensitive").click()
+    enter_code(fresh)
+    wait_for(
+        fresh,
+        lambda d: (
+            "/api/sensitive" in d.find_element(By.ID, "status").text
+            and d.find_element(By.ID, "status").get_attribute("data-state") != "pending"
+        ),
+        "the retried call",
+    )
+    fresh.save_screenshot(str(tmp_path / "console-step-up.png"))
+    status = fresh.find_element(By.ID, "status").text
+    assert status.startswith("200"), (status, text(fresh, "body"), text(fresh, "step-up"))
+    assert "acr urn:okta:loa:2fa:any" in text(fresh, "signin-status")
+    assert "amr pwd otp" in text(fresh, "signin-status")
+
+
+def test_the_console_shows_a_step_up_refusal_it_cannot_satisfy(fresh: Any, site: Served):
+    # A pasted one-factor token, and no issuer to sign in with: the refusal is shown.
+    console_signed_in(fresh, site)
+    fresh.find_element(By.ID, "issuer").clear()
+    fresh.execute_script("document.getElementById('issuer').value = ''")
+    answer = call(fresh, "call-sensitive")
+    assert answer["status"].startswith("401")
+    assert json.loads(answer["body"])["error"] == "insufficient_user_authentication"
+    note = text(fresh, "step-up")
+    assert "Step-up required" in note and "urn:okta:loa:2fa:any" in note
+    assert "max_age 300 s" in note
