@@ -91,12 +91,38 @@ class Client:
             _without_loopback_port(registered) for registered in self.redirect_uris
         }
 
+    def trusts_origin(self, origin: str) -> bool:
+        """Whether a web page of ``origin`` may use this client from a browser (Okta's
+        Trusted Origins): a public client trusts its redirect URIs' origins, and any
+        port of a loopback IP redirect URI's host (RFC 8252 §7.3)."""
+        return self.public and origin_key(origin) in {origin_key(uri) for uri in self.redirect_uris}
+
     def __repr__(self) -> str:  # never show the secret in a log line or traceback
         return (
             f"Client(client_id={self.client_id!r}, public={self.public!r}, "
             f"scopes={sorted(self.scopes)!r}, dpop_required={self.dpop_required!r}, "
             f"redirect_uris={list(self.redirect_uris)!r})"
         )
+
+
+def origin_key(uri: str) -> str | None:
+    """The RFC 6454 origin of ``uri`` as ``scheme://host[:port]`` (lowercase, no
+    default port), with no port at all for a loopback IP host; ``None`` if ``uri``
+    has no http(s) origin."""
+    try:
+        parts = urlsplit(uri.lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.netloc.rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if port is not None else host
+    if parts.scheme == "http" and host in LOOPBACK_REDIRECT_HOSTS:
+        return f"http://{host}"
+    if port is None or port == {"http": 80, "https": 443}[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _without_loopback_port(uri: str) -> str | None:

@@ -42,6 +42,7 @@ from .authorize import CODE_VERIFIER, PROMPTS, RESPONSE_MODES
 from .config import Client, DevIssuerSettings, is_scope_token
 from .dpop import TOKEN_TYPE
 from .introspection import active_claims, introspection_response
+from .local_only import PAGE_ORIGIN
 from .revocation import RevocationListFull, RevokedTokens
 from .signin import ACR_VALUES, Family, Grant, SignIns, s256
 from .tokens import TokenFactory
@@ -142,6 +143,15 @@ def token(request: Request) -> Response | dict[str, Any]:
     try:
         params = _form(request)
         client = _authenticate_client(request, params, settings, public_allowed=True)
+        page = request.environ.get(PAGE_ORIGIN)
+        if page is not None and not client.trusts_origin(page):
+            # A web page may use only a public client that trusts its origin: never a
+            # confidential client, whose secret sits in development.ini.
+            raise TokenError(
+                "unauthorized_client",
+                f"a web page on {page[:80]} may only use a public client with a redirect "
+                "URI on that origin",
+            )
         grant_type = params.get("grant_type")
         if not grant_type:
             raise TokenError("invalid_request", "the grant_type parameter is required")

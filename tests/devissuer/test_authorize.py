@@ -711,3 +711,66 @@ def test_a_further_authorization_server_signs_users_in_with_its_own_state(tmp_pa
         )
     finally:
         server.shutdown()
+
+
+# -- trusted origins: a single-page app on another origin ------------------------------
+
+APP_ORIGIN = "http://localhost:8080"  # the origin of APP_CALLBACK, a redirect URI of SPA
+
+
+def test_a_public_clients_origin_may_call_the_token_endpoint_across_origins(dev: DevServer):
+    preflight = dev.app.options(
+        TOKEN,
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, dpop",
+        },
+        status=204,
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "dpop" in preflight.headers["Access-Control-Allow-Headers"]
+    pair = pkce()
+    code = sign_in(dev, pair, redirect_uri=APP_CALLBACK)["code"]
+    tokens = exchange(
+        dev, code, pair.verifier, redirect_uri=APP_CALLBACK, headers={"Origin": APP_ORIGIN}
+    )
+    assert tokens.status_int == 200
+    assert tokens.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert "DPoP-Nonce" in tokens.headers["Access-Control-Expose-Headers"]
+    assert "Origin" in tokens.headers["Vary"]
+    # Any port of a loopback IP redirect URI's host (RFC 8252 §7.3).
+    meta = dev.app.get(
+        "/oauth2/default/.well-known/openid-configuration",
+        headers={"Origin": "http://127.0.0.1:5173"},
+    )
+    assert meta.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:5173"
+
+
+def test_a_trusted_page_may_not_use_a_confidential_client(dev: DevServer):
+    body = {"grant_type": "client_credentials", "scope": "api.read"}
+    refused = dev.app.post(
+        TOKEN,
+        body,
+        headers={"Origin": APP_ORIGIN, "Authorization": basic("svc-client", "s3cret-value")},
+        status=400,
+    )
+    assert refused.json["error"] == "unauthorized_client"
+
+
+@pytest.mark.parametrize(
+    ("origin", "method", "path"),
+    [
+        ("http://localhost:8081", "POST", TOKEN),  # another port, not a loopback IP
+        ("https://app.example", "POST", TOKEN),  # a confidential client's origin
+        ("https://evil.example", "GET", "/oauth2/default/v1/keys"),
+        (APP_ORIGIN, "POST", "/oauth2/default/v1/introspect"),
+        (APP_ORIGIN, "POST", "/oauth2/default/v1/revoke"),
+        (APP_ORIGIN, "POST", LOGIN),
+        (APP_ORIGIN, "POST", AUTHORIZE),
+    ],
+)
+def test_other_origins_and_endpoints_stay_closed_to_pages(dev: DevServer, origin, method, path):
+    response = getattr(dev.app, method.lower())(path, headers={"Origin": origin}, status=403)
+    assert response.json["error"] == "access_denied"
+    assert "Access-Control-Allow-Origin" not in response.headers

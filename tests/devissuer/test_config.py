@@ -230,3 +230,24 @@ def test_development_ini_serves_its_issuer_on_the_port_it_listens_on():
     assert issuers == [f"http://{listen}/oauth2/default", f"http://{listen}/oauth2/partners"]
     assert int(parser.get("server:main", "threads")) >= 4
     parse_devissuer_settings(app)  # valid as shipped
+
+
+@pytest.mark.parametrize(
+    ("secret", "registered", "origin", "trusted"),
+    [
+        ("-", "http://localhost:3000/callback", "http://localhost:3000", True),
+        ("-", "http://localhost:3000/callback", "http://LOCALHOST:3000", True),
+        ("-", "http://localhost:3000/callback", "http://localhost:3001", False),
+        ("-", "https://app.example/cb", "https://app.example", True),
+        ("-", "https://app.example/cb", "https://app.example:443", True),
+        ("-", "https://app.example/cb", "http://app.example", False),
+        ("-", "http://127.0.0.1/callback", "http://127.0.0.1:5173", True),
+        ("-", "http://127.0.0.1/callback", "http://localhost:5173", False),
+        ("-", "http://127.0.0.1/callback", "null", False),
+        # A confidential client trusts no page: its secret is in the ini file.
+        ("s3cret-value", "http://localhost:3000/callback", "http://localhost:3000", False),
+    ],
+)
+def test_a_public_client_trusts_its_redirect_uris_origins(secret, registered, origin, trusted):
+    client = Client("c", secret, frozenset({"openid"}), redirect_uris=(registered,))
+    assert client.trusts_origin(origin) is trusted
