@@ -8,8 +8,10 @@ loopback port; Debian's Chromium, driven by Selenium through Debian's chromedriv
   DPoP-bound), and on ``/api/sensitive``'s step-up refusal signs in again with the
   one-time code and retries;
 - opens a page using Okta's own SPA SDK, ``@okta/okta-auth-js`` from npm (pinned in
-  package-lock.json; ``make test`` runs ``npm ci``), which signs in through the same
-  login page and calls ``/api/whoami``.
+  package-lock.json; ``make test`` runs ``npm ci``), served from another loopback
+  port as a SPA's dev server would be: it signs in through the same login page
+  (the token endpoint answering its origin with CORS, Okta's Trusted Origins) and
+  calls ``/api/whoami`` across origins.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -61,16 +63,19 @@ CLIENTS = (
 )
 
 
+def listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
 class Served:
     """A WSGI application served by waitress in a background thread."""
 
-    def __init__(self, build: Callable[[str], Any]) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
+    def __init__(self, app: Any, sock: socket.socket) -> None:
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        # The app needs its own URL (okta.issuer) before it can be built.
-        self.server = create_server(build(self.url), sockets=[sock], threads=6)
+        self.server = create_server(app, sockets=[sock], threads=6)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
@@ -88,9 +93,10 @@ SDK_PAGE = """<!doctype html>
 <script src="/sdk/okta-auth-js.min.js"></script></head>
 <body><pre id="result">working</pre>
 <script>
+const API = "__API__";
 const Auth = OktaAuth.OktaAuth || OktaAuth;
 const auth = new Auth({
-  issuer: location.origin + "/oauth2/default",
+  issuer: API + "/oauth2/default",
   clientId: "okta-pyramid-spa",
   redirectUri: location.origin + "/sdk/callback",
   scopes: ["openid", "profile", "api.read"],
@@ -103,7 +109,7 @@ const show = (value) => {
 };
 if (auth.isLoginRedirect()) {
   auth.token.parseFromUrl().then(async ({tokens}) => {
-    const response = await fetch("/api/whoami", {
+    const response = await fetch(API + "/api/whoami", {
       headers: {Authorization: "Bearer " + tokens.accessToken.accessToken}});
     show({status: response.status, whoami: await response.json(),
           idClaims: tokens.idToken.claims, scopes: tokens.accessToken.scopes});
@@ -117,48 +123,59 @@ if (auth.isLoginRedirect()) {
 
 
 class SdkPages:
-    """Serves the page that uses okta-auth-js, and the SDK's browser bundle, beside
-    the app (same origin, as a SPA served by the API's host would be)."""
+    """A SPA's dev server: the page that uses okta-auth-js and the SDK's browser
+    bundle, on an origin of its own."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, api: str) -> None:
+        self.page = SDK_PAGE.replace("__API__", api).encode()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path in ("/sdk/", "/sdk/callback"):
-            body, kind = SDK_PAGE.encode(), "text/html; charset=utf-8"
+            body, kind, status = self.page, "text/html; charset=utf-8", "200 OK"
         elif path == "/sdk/okta-auth-js.min.js":
-            body, kind = SDK_BUNDLE.read_bytes(), "text/javascript"
+            body, kind, status = SDK_BUNDLE.read_bytes(), "text/javascript", "200 OK"
         else:
-            return self.app(environ, start_response)
-        start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(body)))])
+            body, kind, status = b"not found", "text/plain", "404 Not Found"
+        start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])
         return [body]
 
 
+@dataclass
+class Site:
+    api: Served  # the app, its development issuer and its console
+    spa: Served  # the okta-auth-js page, on another origin
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     keys = tmp_path_factory.mktemp("keys")
-
-    def build(url: str) -> Any:
-        return SdkPages(
-            main(
-                {},
-                **{
-                    "pyramid.includes": "okta_pyramid.devissuer",
-                    "okta.issuer": f"{url}/oauth2/default",
-                    "okta.audience": "api://default",
-                    "okta.console": "true",
-                    "okta.http_timeout": "2",
-                    "okta.dpop": "allowed",
-                    "devissuer.clients": CLIENTS,
-                    "devissuer.keys_dir": str(keys),
-                },
-            )
-        )
-
-    served = Served(build)
+    api_sock, spa_sock = listening_socket(), listening_socket()
+    api_url = f"http://127.0.0.1:{api_sock.getsockname()[1]}"
+    spa_url = f"http://127.0.0.1:{spa_sock.getsockname()[1]}"
+    app = main(
+        {},
+        **{
+            "pyramid.includes": "okta_pyramid.devissuer",
+            "okta.issuer": f"{api_url}/oauth2/default",
+            "okta.audience": "api://default",
+            "okta.console": "true",
+            "okta.http_timeout": "2",
+            "okta.dpop": "allowed",
+            # The SPA calls the API across origins too.
+            "okta.cors_allowed_origins": spa_url,
+            "devissuer.clients": CLIENTS,
+            "devissuer.keys_dir": str(keys),
+        },
+    )
+    served = Site(Served(app, api_sock), Served(SdkPages(api_url), spa_sock))
     yield served
-    served.close()
+    served.api.close()
+    served.spa.close()
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +205,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def fresh(browser: Any, site: Served) -> Any:
+def fresh(browser: Any, site: Site) -> Any:
     """The browser with no cookie or storage of the site's (a new user)."""
     # On a page under the issuer's path, where its cookies (Path=/oauth2/default/)
     # are the page's own.
@@ -239,7 +256,7 @@ def call(driver: Any, button: str) -> dict[str, Any]:
     return {"status": status.text, "body": text(driver, "body")}
 
 
-def console_signed_in(driver: Any, site: Served, *, dpop: bool = False) -> None:
+def console_signed_in(driver: Any, site: Site, *, dpop: bool = False) -> None:
     driver.get(f"{site.url}/console/")
     wait_for(driver, lambda d: text(d, "redirect-uri"), "the console")
     issuer = driver.find_element(By.ID, "issuer")
@@ -256,7 +273,7 @@ def console_signed_in(driver: Any, site: Served, *, dpop: bool = False) -> None:
     )
 
 
-def test_the_console_signs_in_with_pkce_and_calls_the_api(fresh: Any, site: Served, tmp_path):
+def test_the_console_signs_in_with_pkce_and_calls_the_api(fresh: Any, site: Site, tmp_path):
     console_signed_in(fresh, site)
     # The code left the address bar once used.
     assert "code=" not in fresh.current_url
@@ -281,7 +298,7 @@ def test_the_console_signs_in_with_pkce_and_calls_the_api(fresh: Any, site: Serv
     fresh.save_screenshot(str(tmp_path / "console-signed-in.png"))
 
 
-def test_the_console_signs_in_with_dpop_bound_tokens(fresh: Any, site: Served):
+def test_the_console_signs_in_with_dpop_bound_tokens(fresh: Any, site: Site):
     console_signed_in(fresh, site, dpop=True)
     assert "DPoP token" in text(fresh, "signin-status")
     answer = call(fresh, "call-whoami")
@@ -289,10 +306,10 @@ def test_the_console_signs_in_with_dpop_bound_tokens(fresh: Any, site: Served):
     assert "jkt" in json.loads(answer["body"])["cnf"]
 
 
-def test_okta_auth_js_signs_in_through_the_login_page(fresh: Any, site: Served, tmp_path):
+def test_okta_auth_js_signs_in_through_the_login_page(fresh: Any, site: Site, tmp_path):
     if not SDK_BUNDLE.exists():
         pytest.fail("@okta/okta-auth-js is not installed: run `npm ci` (make test does)")
-    fresh.get(f"{site.url}/sdk/")
+    fresh.get(f"{site.spa.url}/sdk/")
     log_in(fresh, "sdk-user@example.com", "staff")
     wait_for(fresh, lambda d: text(d, "result") != "working", "okta-auth-js to finish")
     result = json.loads(text(fresh, "result"))
@@ -303,10 +320,11 @@ def test_okta_auth_js_signs_in_through_the_login_page(fresh: Any, site: Served, 
     assert result["whoami"]["groups"] == ["staff"]
     assert result["idClaims"]["preferred_username"] == "sdk-user@example.com"
     assert result["scopes"] == ["openid", "profile", "api.read"]
-    assert Path(SDK_BUNDLE).stat().st_size > 100_000
+    # The page's origin is not the issuer's: the token request crossed origins.
+    assert site.spa.url != site.api.url
 
 
-def test_the_console_steps_up_when_the_api_asks_and_retries(fresh: Any, site: Served, tmp_path):
+def test_the_console_steps_up_when_the_api_asks_and_retries(fresh: Any, site: Site, tmp_path):
     console_signed_in(fresh, site)
     # The API's protected-resource metadata (RFC 9728) names the issuer.
     wait_for(fresh, lambda d: text(d, "resource-metadata"), "the API's metadata")
@@ -332,7 +350,7 @@ def test_the_console_steps_up_when_the_api_asks_and_retries(fresh: Any, site: Se
     assert "amr pwd otp" in text(fresh, "signin-status")
 
 
-def test_the_console_shows_a_step_up_refusal_it_cannot_satisfy(fresh: Any, site: Served):
+def test_the_console_shows_a_step_up_refusal_it_cannot_satisfy(fresh: Any, site: Site):
     # A pasted one-factor token, and no issuer to sign in with: the refusal is shown.
     console_signed_in(fresh, site)
     fresh.find_element(By.ID, "issuer").clear()
