@@ -111,8 +111,16 @@ if (auth.isLoginRedirect()) {
   auth.token.parseFromUrl().then(async ({tokens}) => {
     const response = await fetch(API + "/api/whoami", {
       headers: {Authorization: "Bearer " + tokens.accessToken.accessToken}});
-    show({status: response.status, whoami: await response.json(),
-          idClaims: tokens.idToken.claims, scopes: tokens.accessToken.scopes});
+    const whoami = await response.json();
+    // Silent renewal, as the SDK's token manager does it: a hidden iframe with
+    // prompt=none and Okta's okta_post_message response mode.
+    const renewed = (await auth.token.getWithoutPrompt()).tokens;
+    const again = await fetch(API + "/api/whoami", {
+      headers: {Authorization: "Bearer " + renewed.accessToken.accessToken}});
+    show({status: response.status, whoami, idClaims: tokens.idToken.claims,
+          scopes: tokens.accessToken.scopes,
+          renewed: renewed.accessToken.accessToken !== tokens.accessToken.accessToken,
+          renewedStatus: again.status, renewedSub: (await again.json()).sub});
   }).catch((error) => show({error: String(error), stack: error.stack}));
 } else {
   auth.token.getWithRedirect({state: "sdk-state"})
@@ -320,6 +328,10 @@ def test_okta_auth_js_signs_in_through_the_login_page(fresh: Any, site: Site, tm
     assert result["whoami"]["groups"] == ["staff"]
     assert result["idClaims"]["preferred_username"] == "sdk-user@example.com"
     assert result["scopes"] == ["openid", "profile", "api.read"]
+    # The SDK renewed the tokens silently (an iframe, okta_post_message).
+    assert result["renewed"] is True
+    assert result["renewedStatus"] == 200
+    assert result["renewedSub"] == "sdk-user@example.com"
     # The page's origin is not the issuer's: the token request crossed origins.
     assert site.spa.url != site.api.url
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import logging
 import re
 import secrets
@@ -60,7 +61,10 @@ log = logging.getLogger(__name__)
 #: was shown to (the CSRF check compares it with the transaction's).
 SESSION_COOKIE = "okta_dev_session"
 BROWSER_COOKIE = "okta_dev_browser"
-RESPONSE_MODES = ("query", "fragment", "form_post")
+#: ``okta_post_message`` is Okta's own: the answer is posted with ``postMessage`` to
+#: the page that framed the request or opened it in a pop-up, as okta-auth-js's
+#: ``token.getWithoutPrompt()`` (its silent renewal) and ``getWithPopup()`` ask.
+RESPONSE_MODES = ("query", "fragment", "form_post", "okta_post_message")
 PROMPTS = ("none", "login", "consent")
 #: RFC 7636 §4.1: a verifier is 43 to 128 characters of this alphabet; an S256
 #: challenge is the 43-character base64url of a SHA-256 digest (§4.2).
@@ -277,6 +281,8 @@ def _redirect(redirect_uri: str, mode: str, params: dict[str, str]) -> Response:
     ``form_post``, a page that posts them there (OAuth 2.0 Form Post Response Mode)."""
     if mode == "form_post":
         return _form_post(redirect_uri, params)
+    if mode == "okta_post_message":
+        return _post_message(redirect_uri, params)
     if mode == "fragment":
         location = f"{redirect_uri}#{urlencode(params)}"
     else:
@@ -324,6 +330,35 @@ def _form_post(redirect_uri: str, params: dict[str, str]) -> Response:
                 "frame-ancestors 'none'; base-uri 'none'"
             ),
             "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+    )
+    response.cache_control = "no-store"
+    return response
+
+
+def _post_message(redirect_uri: str, params: dict[str, str]) -> Response:
+    """Okta's ``okta_post_message`` response: a page that posts ``params`` to its
+    framing page (or its opener), addressed to the redirect URI's origin only. It may
+    be framed by that origin alone; its one script runs by a nonce of this answer."""
+    parts = urlsplit(redirect_uri)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    nonce = secrets.token_urlsafe(16)
+    # JSON in a script: "<" escaped, so no value can close the script element.
+    data = json.dumps(params).replace("<", "\\u003c")
+    target = json.dumps(origin).replace("<", "\\u003c")
+    document = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>development issuer</title></head>
+<body><script nonce="{nonce}">(window.opener || window.parent).postMessage({data}, {target});
+</script></body></html>"""
+    response = Response(body=document, content_type="text/html", charset="utf-8")
+    response.headers.update(
+        {
+            "Content-Security-Policy": (
+                f"default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors {origin}; "
+                "base-uri 'none'; form-action 'none'"
+            ),
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
         }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import time
 from typing import Any
@@ -290,6 +291,31 @@ def test_form_post_response_mode(dev: DevServer):
     # Errors go back the same way.
     error = dev.app.get(AUTHORIZE, authorize_params(pair, response_mode="form_post", scope="x"))
     assert 'name="error" value="invalid_scope"' in error.text
+
+
+def test_okta_post_message_response_mode(dev: DevServer):
+    sign_in(dev, pkce())
+    pair = pkce()
+    params = authorize_params(
+        pair, response_mode="okta_post_message", prompt="none", state="</script><b>"
+    )
+    page = dev.app.get(AUTHORIZE, params)
+    assert page.status_int == 200
+    data = re.search(r"postMessage\((\{.*?\}), \"http://127.0.0.1:49152\"\)", page.text)
+    assert data is not None, page.text
+    assert "</script><b>" not in page.text  # escaped inside the script
+    posted = json.loads(data.group(1))
+    assert posted["state"] == "</script><b>"
+    exchange(dev, posted["code"], pair.verifier, status=200)
+    csp = page.headers["Content-Security-Policy"]
+    # Framed by the client's origin only; its one script runs by this answer's nonce.
+    assert "frame-ancestors http://127.0.0.1:49152;" in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
+    assert f'<script nonce="{nonce}">' in page.text
+    assert "X-Frame-Options" not in page.headers
+    dev.app.reset()
+    error = dev.app.get(AUTHORIZE, params)
+    assert '"error": "login_required"' in error.text
 
 
 # -- codes ------------------------------------------------------------------------
