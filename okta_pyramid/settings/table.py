@@ -32,7 +32,7 @@ from .model import (
     DEFAULT_JWKS_REFRESH_INTERVAL,
     DPOP_REPLAY_KEY_SHARE,
 )
-from .shared_store import shared_store
+from .shared_store import shared_store, shared_store_min_replicas
 from .urls import display_url, split_url
 from .values import (
     PREFIX,
@@ -300,6 +300,7 @@ SETTINGS: tuple[Setting, ...] = (
         "shared_store_timeout",
         Number(DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01, maximum=MAX_SHARED_STORE_TIMEOUT),
     ),
+    Setting("shared_store_min_replicas", shared_store_min_replicas),
     Setting("metrics", _metrics),
     Setting(
         "server_threads",
