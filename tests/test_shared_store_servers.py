@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from redis.crc import key_slot
 
 from okta_pyramid.tokens import RedisStore, SharedStoreUnavailable, make_proof
 from okta_pyramid.tokens.shared import PREFIX
@@ -331,6 +332,55 @@ def test_min_replicas_in_a_cluster_waits_on_the_keys_node(cluster: RedisClusterS
     node = cluster.owner(store.key("dpop", b"m" * 16))
     stats = node.client().info("commandstats")
     assert stats["cmdstat_set"]["calls"] == 1 and stats["cmdstat_wait"]["calls"] == 1
+
+
+def _keys_in_slot(store: RedisStore, slot: int, count: int) -> list[bytes]:
+    """Replay keys (the digests a store is given) whose Redis key is in ``slot``."""
+    found: list[bytes] = []
+    index = 0
+    while len(found) < count:
+        digest = index.to_bytes(16, "big")
+        if key_slot(store.key("dpop", digest).encode()) == slot:
+            found.append(digest)
+        index += 1
+    return found
+
+
+def test_a_replay_mark_follows_a_moving_slot(
+    cluster: RedisClusterServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # redis-py follows MOVED and ASK for its own calls; the SET and WAIT of
+    # min_replicas go to a node's connection, and follow them too.
+    caplog.set_level(logging.DEBUG, logger="okta_pyramid.tokens.shared")
+    plain = RedisStore(cluster.url(), timeout=TIMEOUT)
+    waiting = RedisStore(cluster.url(), timeout=0.2, min_replicas=1, failure_backoff=0.01)
+    assert plain.ping() and waiting.ping()
+    source = cluster.owner(plain.key("dpop", b"\0" * 16))
+    slot = key_slot(plain.key("dpop", b"\0" * 16).encode())
+    target = next(node for node in cluster.nodes if node is not source)
+    ids = {node.port: node.client().execute_command("CLUSTER", "MYID") for node in cluster.nodes}
+    keys = _keys_in_slot(plain, slot, 4)
+    # The slot is moving from source to target: a new key is for the target (ASK).
+    target.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
+    source.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
+    expires = time.time() + 30
+    assert plain.replays.add_if_absent(keys[0], expires)
+    with pytest.raises(SharedStoreUnavailable):  # no replica to acknowledge
+        waiting.replays.add_if_absent(keys[1], expires)
+    # The slot has moved (MOVED): the stores' maps still say source.
+    for node in cluster.nodes:
+        node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
+    time.sleep(0.02)
+    with pytest.raises(SharedStoreUnavailable):
+        waiting.replays.add_if_absent(keys[2], expires)
+    assert plain.replays.add_if_absent(keys[3], expires)
+    # Every mark is on the target, none on the source; min_replicas failed for want
+    # of a replica (WAIT ran on the target), never on a redirect.
+    assert len(target.client().keys("okta_pyramid:dpop:*")) == 4
+    assert source.client().keys("okta_pyramid:dpop:*") == []
+    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 2, failures
+    assert all("fewer than 1 replicas acknowledged" in line for line in failures), failures
 
 
 def test_the_cluster_acl_in_the_docs_is_enough(cluster: RedisClusterServers) -> None:

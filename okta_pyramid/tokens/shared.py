@@ -95,6 +95,8 @@ DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_CLUSTER_PORT = 6379
 #: The most replicas ``okta.shared_store_min_replicas`` may wait for.
 MAX_MIN_REPLICAS = 16
+#: Cluster redirects (``MOVED``, ``ASK``) a replay mark with ``WAIT`` follows.
+MAX_REDIRECTS = 3
 
 
 class SharedStoreUnavailable(VerificationError):
@@ -426,18 +428,43 @@ class RedisStore:
         wait_ms = self.wait_ms
 
         def set_and_wait() -> tuple[Any, int]:
-            client = self.client
             if self.cluster:
-                # The node of the key's slot, one connection of its pool.
-                client = client.get_redis_connection(client.get_node_from_key(name))
-            pipeline = client.pipeline(transaction=False)
-            pipeline.set(name, value, nx=True, px=ttl_ms)
-            pipeline.execute_command("WAIT", self.min_replicas, wait_ms)
-            created, replicas = pipeline.execute()
-            return created, int(replicas)
+                return self._set_and_wait_on_node(name, value, ttl_ms, wait_ms)
+            return _set_and_wait(self.client, name, value, ttl_ms, self.min_replicas, wait_ms)
 
         created, replicas = self._run("set", name, set_and_wait)
         return bool(created), replicas >= self.min_replicas
+
+    def _set_and_wait_on_node(
+        self, name: str, value: bytes, ttl_ms: int, wait_ms: int
+    ) -> tuple[Any, int]:
+        """:func:`_set_and_wait` on the cluster node of ``name``'s slot, following a
+        redirect as redis-py's own calls do: ``MOVED`` (the slot has moved: its new
+        node is learnt) or ``ASK`` (it is moving: ``ASKING`` on the new node)."""
+        from redis.exceptions import AskError, ClusterError, MovedError
+
+        cluster = self.client
+        node = cluster.get_node_from_key(name)
+        asking = False
+        for _ in range(MAX_REDIRECTS):
+            try:
+                return _set_and_wait(
+                    cluster.get_redis_connection(node),
+                    name,
+                    value,
+                    ttl_ms,
+                    self.min_replicas,
+                    wait_ms,
+                    asking=asking,
+                )
+            except MovedError as moved:
+                cluster.nodes_manager.move_slot(moved)
+                node, asking = cluster.get_node_from_key(name), False
+            except AskError as ask:
+                node, asking = cluster.get_node(host=ask.host, port=ask.port), True
+                if node is None:
+                    raise ClusterError("redirected to a node the cluster did not name") from None
+        raise ClusterError("redirected too many times")
 
     @property
     def wait_ms(self) -> int:
@@ -542,6 +569,28 @@ class RedisStore:
         if was:
             node = f" (node {where})" if where else ""
             log.warning("shared store %s works again%s", self.address, node)
+
+
+def _set_and_wait(
+    client: Any,
+    name: str,
+    value: bytes,
+    ttl_ms: int,
+    replicas: int,
+    wait_ms: int,
+    *,
+    asking: bool = False,
+) -> tuple[Any, int]:
+    """``SET name value NX PX ttl_ms`` then ``WAIT replicas wait_ms``, in one pipeline:
+    WAIT counts the replicas that hold the writes of its own connection. The ``SET``'s
+    reply, and how many replicas acknowledged."""
+    pipeline = client.pipeline(transaction=False)
+    if asking:
+        pipeline.execute_command("ASKING")
+    pipeline.set(name, value, nx=True, px=ttl_ms)
+    pipeline.execute_command("WAIT", replicas, wait_ms)
+    *_, created, acknowledged = pipeline.execute()
+    return created, int(acknowledged)
 
 
 class RedisReplayStore:
