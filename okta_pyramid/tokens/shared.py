@@ -370,12 +370,14 @@ class RedisStore:
             raise ValueError(f"min_replicas must be from 0 to {MAX_MIN_REPLICAS}")
         self.address = display_address(url)
         self.cluster = url.partition("://")[0].lower() in CLUSTER_SCHEMES
-        if client is None:
-            client = _client(url, timeout)
         # A cluster's client is made at its first call: redis-py asks the cluster
         # for its slots as it makes it, and start-up does not wait for Redis.
-        self._make_client: Callable[[], Any] | None = client if self.cluster else None
-        self._client: Any = None if self.cluster else client
+        lazy = client is None and self.cluster
+        if client is None:
+            client = _client(url, timeout)
+        self._make_client: Callable[[], Any] | None = client if lazy else None
+        self._client: Any = None if lazy else client
+        self._making = threading.Lock()
         self.timeout = timeout
         self.failure_backoff = failure_backoff
         self.min_replicas = min_replicas
@@ -403,7 +405,7 @@ class RedisStore:
     def client(self) -> Any:
         """The redis-py client (a cluster's is made here, at its first use)."""
         if self._client is None:
-            with self._lock:
+            with self._making:
                 if self._client is None and self._make_client is not None:
                     self._client = self._make_client()
         return self._client
