@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import redis
 import requests
 from redis.crc import key_slot
 
+from benchmarks.tls import make_loopback_tls
 from okta_pyramid.tokens import RedisStore, SharedStoreUnavailable, make_proof
 from okta_pyramid.tokens.shared import PREFIX
 
@@ -27,6 +29,9 @@ from .services import (
     RedisClusterServers,
     RedisSentinels,
     Server,
+    free_port,
+    program,
+    wait_for_port,
     wait_ready,
     wait_until,
 )
@@ -163,6 +168,50 @@ def _rules(text: str, label: str) -> list[list[str]]:
         if line.startswith("user okta_pyramid ") and label in lines[index - 1]:
             rules.append(line.split()[2:])
     return rules
+
+
+def test_rediss_sentinel_speaks_tls_to_the_sentinel_and_the_primary(tmp_path: Path) -> None:
+    # Both speak only TLS (port 0), with a certificate for 127.0.0.1 from an
+    # authority made for the run.
+    tls = make_loopback_tls(tmp_path)
+    files = [
+        *("--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file)),
+        *("--tls-ca-cert-file", str(tls.ca_file), "--tls-auth-clients", "no"),
+    ]
+    primary_port, sentinel_port = free_port(), free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port 0\ntls-port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"tls-cert-file {tls.cert_file}\ntls-key-file {tls.key_file}\n"
+        f"tls-ca-cert-file {tls.ca_file}\ntls-auth-clients no\ntls-replication yes\n"
+        f"sentinel monitor mymaster 127.0.0.1 {primary_port} 1\n"
+    )
+    commands = [
+        [
+            program("redis-server", "redis-server"),
+            *("--port", "0", "--tls-port", str(primary_port), "--bind", "127.0.0.1"),
+            *("--save", "", "--dir", str(tmp_path), *files),
+        ],
+        [program("redis-sentinel", "redis-sentinel"), str(config)],
+    ]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command in commands
+    ]
+    try:
+        wait_for_port(primary_port)
+        wait_for_port(sentinel_port)
+        url = f"rediss+sentinel://127.0.0.1:{sentinel_port}/mymaster"
+        trusted = RedisStore(f"{url}?ssl_ca_certs={tls.ca_file}", timeout=2.0)
+        wait_until(trusted.ping, 10, "the primary was not found over TLS")
+        assert trusted.replays.add_if_absent(b"t" * 16, time.time() + 30)
+        # An authority this machine does not trust, or no TLS: nothing is believed.
+        assert not RedisStore(url, timeout=TIMEOUT).ping()
+        assert not RedisStore(url.replace("rediss+", "redis+"), timeout=TIMEOUT).ping()
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
 
 
 @dataclass
