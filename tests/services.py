@@ -168,9 +168,12 @@ class RedisSentinels:
     def __init__(self, directory: Path, replicas: int = 1, sentinels: int = 3) -> None:
         self.sentinel = program("redis-sentinel", "redis-sentinel")
         self.directory = directory
-        self.primary = RedisServer(directory)
+        # A replica's first copy starts at once (Redis waits 5 s for more replicas
+        # to share a diskless one); each may become the primary.
+        now = ("--repl-diskless-sync-delay", "0")
+        self.primary = RedisServer(directory, *now)
         self.replicas = [
-            RedisServer(directory, "--replicaof", "127.0.0.1", str(self.primary.port))
+            RedisServer(directory, *now, "--replicaof", "127.0.0.1", str(self.primary.port))
             for _ in range(replicas)
         ]
         self.servers = [self.primary, *self.replicas]
@@ -198,17 +201,22 @@ class RedisSentinels:
         for port in self.ports:
             wait_for_port(port)
         self.wait_replicated(self.primary, len(self.replicas))
-        # Each sentinel has found the replicas and the other sentinels.
-        wait_until(
-            lambda: all(
-                self.sentinel_client(port).sentinel_master(self.SERVICE)["num-slaves"] == replicas
-                and self.sentinel_client(port).sentinel_master(self.SERVICE)["num-other-sentinels"]
-                == sentinels - 1
-                for port in self.ports
-            ),
-            20,
-            "the sentinels did not find each other and the replicas",
-        )
+
+    def wait_ready_for_failover(self) -> None:
+        """Until each sentinel has found the replicas and the other sentinels (they
+        say hello every two seconds): before that, no failover can be agreed."""
+
+        def found() -> bool:
+            masters = [
+                self.sentinel_client(port).sentinel_master(self.SERVICE) for port in self.ports
+            ]
+            return all(
+                master["num-slaves"] == len(self.replicas)
+                and master["num-other-sentinels"] == len(self.ports) - 1
+                for master in masters
+            )
+
+        wait_until(found, 20, "the sentinels did not find each other and the replicas")
 
     def url(self, scheme: str = "redis+sentinel", userinfo: str = "") -> str:
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)

@@ -241,6 +241,7 @@ def test_a_failover_is_a_gap_of_503s_and_no_replay(
     ]
     for process in processes:
         assert wait_ready(process).status_code == 200
+    sentinels.wait_ready_for_failover()
     client = DPoPClient(issuer)
 
     def call(index: int, proof: str | None = None) -> Answer:
