@@ -100,14 +100,17 @@ chromium:
 		apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	fi
-# The shared-store and deployment tests run Debian's redis-server and nginx on loopback
-# ports of their own. In CI a missing one is installed; elsewhere those tests skip.
+# The shared-store and deployment tests run Debian's redis-server, redis-sentinel,
+# redis-cli (redis-tools: it makes the test cluster) and nginx on loopback ports of
+# their own. In CI a missing one is installed; elsewhere those tests skip.
 services:
 	@case "$${CI:-}" in ""|0|false|no) exit 0;; esac; \
-	if ! command -v redis-server >/dev/null || [ ! -x /usr/sbin/nginx ]; then \
+	if ! command -v redis-server >/dev/null || ! command -v redis-sentinel >/dev/null || \
+		! command -v redis-cli >/dev/null || [ ! -x /usr/sbin/nginx ]; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && \
-		apt-get install -y -qq --no-install-recommends redis-server nginx; \
+		apt-get install -y -qq --no-install-recommends \
+			redis-server redis-sentinel redis-tools nginx; \
 	fi
 # The benchmark also needs its peers (the `bench` extra); wrk is used when installed.
 $(BIN)/.bench-installed: $(INSTALLED)

@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"## Behind nginx: /api/whoami over https with one reused token, "
                 f"{result_deploy.loadgen}, {result_deploy.connections} connections, "
-                f"{result_deploy.duration:g} s per run; and the Redis round trip per "
+                f"{result_deploy.duration:g} s per run; and the Redis round trip and a "
+                f"replica's acknowledgement per "
                 f"DPoP request (median of interleaved passes)\n"
             )
             print(deploy.table(result_deploy) + "\n")
@@ -354,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                     "rps": result_deploy.rps,
                     "micros": result_deploy.micros,
                     "redis_micros": result_deploy.redis_micros,
+                    "replica_wait_micros": result_deploy.wait_micros,
+                    "replica_wait_ratio": result_deploy.wait_ratio,
                 }
     finally:
         issuer.close()

@@ -4,8 +4,11 @@
    (deploy/nginx/okta_pyramid.conf, as the deployment tests run it), with one
    waitress process upstream and then with two; the processes share one Redis.
 2. In process, the same run: a DPoP request's check (cached token, new ES256
-   proof) with the in-process replay store and with the Redis one, in passes that
-   take turns; the difference is the Redis round trip per DPoP request.
+   proof) with the in-process replay store, with the Redis one, and with the Redis
+   one waiting for a replica (``okta.shared_store_min_replicas = 1``: ``WAIT 1``
+   after the ``SET NX``, on a replica of the same Redis), in passes that take
+   turns; the differences are the Redis round trip, and the replica's
+   acknowledgement, per DPoP request.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ ONE = "one process"
 TWO = "two processes"
 IN_PROCESS = "DPoP check, in-process replay store"
 REDIS = "DPoP check, Redis replay store"
+REDIS_WAIT = "DPoP check, Redis replay store, okta.shared_store_min_replicas = 1"
 URL = "https://api.example.com/api/whoami"
 
 
@@ -55,6 +59,16 @@ class DeployResult:
     @property
     def redis_micros(self) -> float:
         return self.micros[REDIS] - self.micros[IN_PROCESS]
+
+    @property
+    def wait_micros(self) -> float:
+        """What waiting for one replica adds to a DPoP request."""
+        return self.micros[REDIS_WAIT] - self.micros[REDIS]
+
+    @property
+    def wait_ratio(self) -> float:
+        """The check with ``min_replicas = 1`` against the one with 0."""
+        return self.micros[REDIS_WAIT] / self.micros[REDIS]
 
 
 def missing() -> str | None:
@@ -81,7 +95,7 @@ def run(
     env: dict[str, str],
     progress: Callable[[str], None],
 ) -> DeployResult:
-    from tests.services import RedisServer, free_port, wait_for_port
+    from tests.services import RedisSentinels, RedisServer, free_port, wait_for_port
     from tests.test_deploy import Nginx, site_config
 
     result = DeployResult(loadgen, connections, duration)
@@ -93,6 +107,9 @@ def run(
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="okta-bench-")))
         redis = RedisServer(work)
         stack.callback(redis.stop)
+        (work / "replica").mkdir()
+        replica = RedisServer(work / "replica", "--replicaof", "127.0.0.1", str(redis.port))
+        stack.callback(replica.stop)
         servers = [
             stack.enter_context(
                 app_server(
@@ -131,13 +148,21 @@ def run(
                 nginx.stop()
             result.rps[name] = load.rps
             result.p50_ms[name] = load.latency_ms[50]
-        progress("DPoP checks: in-process replay store against Redis")
-        result.micros = _dpop_micros(issuer, tls, RedisStore(redis.url), proofs, rounds)
+        progress("DPoP checks: in-process replay store against Redis, and a replica's wait")
+        RedisSentinels.wait_replicated(redis, 1)
+        result.micros = _dpop_micros(
+            issuer,
+            tls,
+            RedisStore(redis.url),
+            RedisStore(redis.url, min_replicas=1),
+            proofs,
+            rounds,
+        )
     return result
 
 
 def _dpop_micros(
-    issuer: Any, tls: Any, store: RedisStore, proofs: int, rounds: int
+    issuer: Any, tls: Any, store: RedisStore, waiting: RedisStore, proofs: int, rounds: int
 ) -> dict[str, float]:
     import requests
 
@@ -151,6 +176,7 @@ def _dpop_micros(
     checks = {
         IN_PROCESS: RequestVerifier(tokens, DPoPVerifier()),
         REDIS: RequestVerifier(tokens, DPoPVerifier(replay_store=store.replays)),
+        REDIS_WAIT: RequestVerifier(tokens, DPoPVerifier(replay_store=waiting.replays)),
     }
     credentials = Credentials(DPOP, token)
     timings: dict[str, list[float]] = {name: [] for name in checks}
@@ -176,7 +202,11 @@ def table(result: DeployResult) -> str:
             f"{result.p50_ms[name]:.2f} |"
         )
     lines += ["", "| check | µs |", "| --- | ---: |"]
-    for name in (IN_PROCESS, REDIS):
+    for name in (IN_PROCESS, REDIS, REDIS_WAIT):
         lines.append(f"| {name} | {result.micros[name]:.1f} |")
     lines.append(f"| the Redis round trip per DPoP request | {result.redis_micros:.1f} |")
+    lines.append(
+        f"| the replica's acknowledgement per DPoP request (WAIT 1) | {result.wait_micros:.1f} |"
+    )
+    lines.append(f"| the check with min_replicas = 1, × with 0 | {result.wait_ratio:.2f} |")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 One table, :data:`ANSWERS`, maps what went wrong to the HTTP status, the error code
 and the scheme whose ``WWW-Authenticate`` challenge carries it; the body is always
-``{"error": ..., "error_description": ...}`` (RFC 6750 §3). A new failure, error
+``{"error": ..., "error_description": ...}`` (RFC 6750 §3), with the challenge's
+``scope``, ``acr_values`` and ``max_age`` when it has them. A new failure, error
 code or scheme is a row in that table (and :data:`SCHEMES`), not a new branch.
 """
 
@@ -229,16 +230,14 @@ def challenge(
         scope = (getattr(failure, "scope", None) or scope) if answer.scheme else None
         acr_values = getattr(failure, "acr_values", None)
         max_age = getattr(failure, "max_age", None)
-        body: dict[str, Any] = {"error": answer.error, "error_description": description}
-        if scope:
-            body["scope"] = scope
-        if acr_values:
-            body["acr_values"] = acr_values
-        if max_age is not None:
-            body["max_age"] = max_age
         response = json_error(answer.status, answer.error, description)
-        if len(body) > 2:
-            response.json_body = body
+        extra = {
+            name: value
+            for name, value in (("scope", scope), ("acr_values", acr_values), ("max_age", max_age))
+            if value is not None and value != ""
+        }
+        if extra:
+            response.json_body = {**response.json_body, **extra}
         if answer.scheme is None:
             response.retry_after = getattr(failure, "retry_after", None) or DEFAULT_RETRY_AFTER
         else:

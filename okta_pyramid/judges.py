@@ -106,7 +106,11 @@ def shared_store(settings: OktaSettings) -> RedisStore | None:
         return None
     from .tokens.shared import RedisStore
 
-    return RedisStore(settings.shared_store, timeout=settings.shared_store_timeout)
+    return RedisStore(
+        settings.shared_store,
+        timeout=settings.shared_store_timeout,
+        min_replicas=settings.shared_store_min_replicas,
+    )
 
 
 def call_slots(settings: OktaSettings) -> CallSlots:

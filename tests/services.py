@@ -1,4 +1,5 @@
-"""Real programs the tests start on loopback: redis-server and nginx (Debian's), and
+"""Real programs the tests start on loopback: redis-server, redis-sentinel,
+redis-cli and nginx (Debian's), and
 `pserve production.ini` configured by the environment (the ``pserve`` fixture of
 tests/conftest.py starts it and stops it after the test).
 
@@ -12,11 +13,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +56,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cluster_port() -> int:
+    """A free port for a cluster node whose bus port (the port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
 def wait_for_port(port: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -69,10 +85,12 @@ class RedisServer:
     """A redis-server on a loopback port, with no persistence; it can be stopped and
     started again on the same port."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str, port: int | None = None) -> None:
         self.executable = program("redis-server", "redis-server")
         self.directory = directory
-        self.port = free_port()
+        #: More of redis-server's options (``--replicaof``, ``--cluster-enabled``...).
+        self.options = options
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
         self.start()
@@ -95,6 +113,7 @@ class RedisServer:
                 "yes",
                 "--loglevel",
                 "warning",
+                *self.options,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -108,10 +127,201 @@ class RedisServer:
             self.process.wait(10)
         self.process = None
 
+    def kill(self) -> None:
+        """End it at once, as a machine's loss would (no goodbye to its replicas)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def pause(self) -> None:
+        """Stop it answering (SIGSTOP), its connections open: a Redis that hangs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def client(self):
         import redis
 
         return redis.Redis.from_url(self.url, socket_timeout=5)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+
+
+class RedisSentinels:
+    """A primary, its replicas and three sentinels on loopback, watching the
+    primary as ``mymaster``. A failover takes a few seconds: a sentinel judges the
+    primary down after :attr:`DOWN_AFTER_MS`."""
+
+    SERVICE = "mymaster"
+    DOWN_AFTER_MS = 1000
+    FAILOVER_TIMEOUT_MS = 3000
+
+    def __init__(self, directory: Path, replicas: int = 1, sentinels: int = 3) -> None:
+        self.sentinel = program("redis-sentinel", "redis-sentinel")
+        self.directory = directory
+        # A replica's first copy starts at once (Redis waits 5 s for more replicas
+        # to share a diskless one); each may become the primary.
+        now = ("--repl-diskless-sync-delay", "0")
+        self.primary = RedisServer(directory, *now)
+        self.replicas = [
+            RedisServer(directory, *now, "--replicaof", "127.0.0.1", str(self.primary.port))
+            for _ in range(replicas)
+        ]
+        self.servers = [self.primary, *self.replicas]
+        self.ports = [free_port() for _ in range(sentinels)]
+        self.processes: list[subprocess.Popen] = []
+        for index, port in enumerate(self.ports):
+            config = directory / f"sentinel-{index}.conf"  # sentinel rewrites it
+            config.write_text(
+                f"port {port}\n"
+                f"bind 127.0.0.1\n"
+                f"dir {directory}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} {self.DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {self.SERVICE} {self.FAILOVER_TIMEOUT_MS}\n"
+                f"sentinel parallel-syncs {self.SERVICE} {max(1, replicas)}\n"
+            )
+            self.processes.append(
+                subprocess.Popen(
+                    [self.sentinel, str(config), "--loglevel", "warning"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.ports:
+            wait_for_port(port)
+        self.wait_replicated(self.primary, len(self.replicas))
+
+    def wait_ready_for_failover(self) -> None:
+        """Until each sentinel has found the replicas and the other sentinels (they
+        say hello every two seconds): before that, no failover can be agreed."""
+
+        def found() -> bool:
+            masters = [
+                self.sentinel_client(port).sentinel_master(self.SERVICE) for port in self.ports
+            ]
+            return all(
+                master["num-slaves"] == len(self.replicas)
+                and master["num-other-sentinels"] == len(self.ports) - 1
+                for master in masters
+            )
+
+        wait_until(found, 20, "the sentinels did not find each other and the replicas")
+
+    def url(self, scheme: str = "redis+sentinel", userinfo: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"{scheme}://{userinfo}{hosts}/{self.SERVICE}"
+
+    def sentinel_client(self, port: int):
+        import redis
+
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first sentinel names it."""
+        _, port = self.sentinel_client(self.ports[0]).sentinel_get_master_addr_by_name(self.SERVICE)
+        return int(port)
+
+    def server_on(self, port: int) -> RedisServer:
+        [server] = [server for server in self.servers if server.port == port]
+        return server
+
+    @staticmethod
+    def wait_replicated(primary: RedisServer, replicas: int, timeout: float = 20) -> None:
+        """Until ``replicas`` replicas of ``primary`` are online (their first copy made)."""
+
+        def online() -> bool:
+            info = primary.client().info("replication")
+            states = [info.get(f"slave{i}", {}).get("state") for i in range(replicas)]
+            return states == ["online"] * replicas
+
+        wait_until(online, timeout, "the replicas did not come online")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        for server in self.servers:
+            if server.process is not None:
+                server.resume()
+            server.stop()
+
+
+class RedisClusterServers:
+    """Three primaries (no replicas) of a Redis Cluster on loopback, made with
+    ``redis-cli --cluster create``. Each serves its slots while another is down
+    (``cluster-require-full-coverage no``, as docs/deployment.md says)."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        cli = program("redis-cli", "redis-tools")
+        self.nodes = []
+        for index in range(nodes):
+            home = directory / f"node-{index}"
+            home.mkdir()
+            self.nodes.append(
+                RedisServer(
+                    home,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(home / "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-require-full-coverage",
+                    "no",
+                    port=cluster_port(),
+                )
+            )
+        created = subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+        wait_until(
+            lambda: all(
+                node.client().cluster("info")["cluster_state"] == "ok" for node in self.nodes
+            ),
+            30,
+            "the cluster did not come up",
+        )
+
+    def url(self, scheme: str = "redis+cluster", userinfo: str = "") -> str:
+        return f"{scheme}://{userinfo}" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def owner(self, key: str) -> RedisServer:
+        """The node whose slots hold ``key``, as the live nodes say."""
+        live = next(node for node in self.nodes if node.process is not None)
+        client = live.client()
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return next(node for node in self.nodes if node.port == int(primary[1]))
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 # -- pserve production.ini ------------------------------------------------------------

@@ -94,3 +94,9 @@ def test_benchmark_smoke_run(tmp_path: Path, loadgen: str) -> None:
             data["deploy"]["micros"]["DPoP check, Redis replay store"]
             - data["deploy"]["micros"]["DPoP check, in-process replay store"]
         )
+        # And the wait for a replica (okta.shared_store_min_replicas = 1).
+        micros = data["deploy"]["micros"]
+        assert data["deploy"]["replica_wait_ratio"] == pytest.approx(
+            micros["DPoP check, Redis replay store, okta.shared_store_min_replicas = 1"]
+            / micros["DPoP check, Redis replay store"]
+        )

@@ -878,7 +878,8 @@ def test_the_redis_user_in_the_docs_is_enough_and_no_more(
     redis_url: str, redis_server: RedisServer, issuer: LoopbackIssuer
 ) -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
-    [rule] = re.findall(r"(?m)^user okta_pyramid (.+)$", text)
+    # The first: one Redis (Sentinel's and a cluster's follow; test_shared_store_servers).
+    rule = re.findall(r"(?m)^user okta_pyramid (.+)$", text)[0]
     admin = redis_server.client()
     admin.execute_command("ACL", "SETUSER", "okta_pyramid", "reset", *rule.split())
     try:
@@ -901,3 +902,142 @@ def test_the_redis_user_in_the_docs_is_enough_and_no_more(
                 store.client.execute_command(*command)
     finally:
         admin.execute_command("ACL", "DELUSER", "okta_pyramid")
+
+
+# -- Sentinel and Cluster URLs (tests/test_shared_store_servers.py runs the servers) --
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://okta_pyramid:pa55-s3cret@10.0.0.5:26379,10.0.0.6:26379/mymaster",
+        "redis+sentinel://10.0.0.5,10.0.0.6:26380,[::1]/mymaster",
+        "rediss+sentinel://:pa55-s3cret@sentinel.internal:26379/mymaster",
+        "redis+cluster://okta_pyramid:pa55-s3cret@10.0.0.5:7000,10.0.0.6:7001",
+        "rediss+cluster://cache-1.internal,cache-2.internal:6380",
+    ],
+)
+def test_sentinel_and_cluster_urls_are_accepted(url: str) -> None:
+    parsed = parse_settings(
+        {"okta.issuer": "https://dev-1.okta.com/oauth2/default", "okta.shared_store": url}
+    )
+    assert parsed.shared_store == url and "s3cret" not in repr(parsed)
+    store = RedisStore(url)  # nothing is sent yet: start-up does not wait for Redis
+    assert repr(store) == f"<RedisStore {display_address(url)}>" and "s3cret" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis+sentinel://10.0.0.5:26379", "names the sentinels and the service they watch"),
+        ("redis+sentinel://10.0.0.5:26379/", "names the sentinels and the service they watch"),
+        ("redis+sentinel://10.0.0.5:26379/my master", "no spaces"),
+        ("redis+cluster://10.0.0.5:7000/0", "no database (a cluster has one)"),
+        ("redis+cluster://10.0.0.5:99999", "each server is host:port, separated by commas"),
+        ("redis+cluster://10.0.0.5:7000,,10.0.0.6", "each server is host:port"),
+        ("redis+cluster://:pa55/s3cret@10.0.0.5:7000", "must be percent-encoded"),
+        ("redis+sentinel://:pa55?s3cret@10.0.0.5/mymaster", "must be percent-encoded"),
+        ("redis+sentinel://:pa55#s3cret@10.0.0.5/mymaster", "must not contain a fragment"),
+        ("redis+cluster://10.0.0.5:7000?ssl_ca_certs=/etc/hosts", "only with rediss+"),
+        ("rediss+cluster://10.0.0.5:7000?ssl_cert_reqs=none", "may carry only ssl_ca_certs"),
+        ("rediss+cluster://10.0.0.5:7000?ssl_ca_certs=/missing.pem", "ssl_ca_certs must name"),
+    ],
+)
+def test_a_wrong_sentinel_or_cluster_url_stops_start_up(url: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_settings(
+            {"okta.issuer": "https://dev-1.okta.com/oauth2/default", "okta.shared_store": url}
+        )
+    message = str(refused.value)
+    assert message.startswith("okta.shared_store: ") and expected in message, message
+    assert "s3cret" not in message and "pa55" not in message
+
+
+def test_the_address_of_several_servers_is_shown_without_the_password() -> None:
+    url = "redis+sentinel://us3r:s3cret@10.0.0.5:26379,[::1]:26380/mymaster"
+    assert display_address(url) == "redis+sentinel://10.0.0.5:26379,[::1]:26380/mymaster"
+    assert (
+        display_address("rediss+cluster://:s3cret@a.internal,b.internal:7001?ssl_ca_certs=/x")
+        == "rediss+cluster://a.internal,b.internal:7001"
+    )
+    # One server: still the old rule, a host and a database.
+    assert display_address("redis://a,b:6379/0") == "redis:///0"
+
+
+def test_the_sentinels_and_the_primary_get_the_same_user_tls_and_timeout() -> None:
+    store = RedisStore(
+        "rediss+sentinel://us3r:pa%2F55@10.0.0.5:26379,10.0.0.6/mymaster", timeout=0.25
+    )
+    pool = store.client.connection_pool
+    options = pool.connection_kwargs
+    assert (options["username"], options["password"]) == ("us3r", "pa/55")
+    assert (options["ssl_cert_reqs"], options["ssl_check_hostname"]) == ("required", True)
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.25
+    assert pool.service_name == "mymaster"
+    sentinels = pool.sentinel_manager.sentinels
+    assert [s.connection_pool.connection_kwargs["port"] for s in sentinels] == [26379, 26379]
+    for sentinel in sentinels:
+        kwargs = sentinel.connection_pool.connection_kwargs
+        assert (kwargs["username"], kwargs["password"], kwargs["socket_timeout"]) == (
+            "us3r",
+            "pa/55",
+            0.25,
+        )
+        assert kwargs["ssl_check_hostname"] is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:{port},127.0.0.1:{port}/mymaster",
+        "redis+cluster://127.0.0.1:{port},127.0.0.1:{port}",
+    ],
+)
+def test_sentinels_or_a_cluster_that_cannot_be_reached_fail_closed(url: str) -> None:
+    # Made without contacting Redis; every call then fails closed (503), within the
+    # timeout: a cluster's client is made at the first call, and its errors (not all
+    # redis-py's RedisError) are the store's SharedStoreUnavailable, never a 500.
+    store = RedisStore(url.format(port=free_port()), timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(SharedStoreUnavailable):
+        store.replays.add_if_absent(b"x" * 16, time.time() + 30)
+    with pytest.raises(SharedStoreUnavailable):
+        store.answers.get(b"s" * 8, b"d" * 32)
+    assert time.monotonic() - started < 1.5
+    assert not store.ping() and store.failures == 1
+
+
+def test_the_replica_setting() -> None:
+    base = {"okta.issuer": "https://dev-1.okta.com/oauth2/default"}
+    store = {**base, "okta.shared_store": "redis://cache:6379/0"}
+    assert parse_settings(store).shared_store_min_replicas == 0
+    assert (
+        parse_settings({**store, "okta.shared_store_min_replicas": "2"}).shared_store_min_replicas
+        == 2
+    )
+    for value, message in (
+        ("17", "must be at least 0 and at most 16 replicas"),
+        ("-1", "must be at least 0"),
+        ("one", "must be a whole number of replicas"),
+    ):
+        with pytest.raises(ConfigurationError, match=f"^okta.shared_store_min_replicas: {message}"):
+            parse_settings({**store, "okta.shared_store_min_replicas": value})
+    # Without a shared store there are no replicas to wait for.
+    with pytest.raises(
+        ConfigurationError, match="^okta.shared_store_min_replicas: replicas of the shared store"
+    ):
+        parse_settings({**base, "okta.shared_store_min_replicas": "1"})
+    assert parse_settings({**base, "okta.shared_store_min_replicas": "0"}).shared_store is None
+
+
+def test_without_replicas_to_wait_for_a_new_proof_is_refused_503(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    # The test Redis has no replica: WAIT 1 hears from none within half the timeout.
+    store = RedisStore(redis_url, timeout=0.2, min_replicas=1)
+    started = time.monotonic()
+    with pytest.raises(SharedStoreUnavailable):
+        store.replays.add_if_absent(b"q" * 16, time.time() + 30)
+    assert 0.1 <= time.monotonic() - started < 1.5
+    assert store.failures == 1 and not store.available
+    assert RedisStore(redis_url).replays.add_if_absent(b"r" * 16, time.time() + 30)

@@ -73,6 +73,9 @@ class OktaSettings:
     #: each process keeps its own. Kept out of the repr: it may hold a password.
     shared_store: str | None = field(default=None, repr=False)
     shared_store_timeout: float = DEFAULT_SHARED_STORE_TIMEOUT
+    #: Replicas that must hold a DPoP proof's mark before the proof is accepted
+    #: (Redis ``WAIT``); 0: the primary's word is enough.
+    shared_store_min_replicas: int = 0
     #: ``/metrics`` in the Prometheus text format (docs/metrics.md).
     metrics: bool = False
     #: The request threads of each process (waitress's ``threads``): the limits on

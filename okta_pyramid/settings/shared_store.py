@@ -1,6 +1,7 @@
 """``okta.shared_store``: the Redis URL of the state the processes share
-(docs/deployment.md), checked, with its TLS client certificate, before the first
-request needs it."""
+(docs/deployment.md: one server, Sentinel's primary or a cluster), checked, with its
+TLS client certificate, before the first request needs it; and
+``okta.shared_store_min_replicas``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import importlib.util
 import os
 import re
 import ssl
-from urllib.parse import SplitResult, parse_qs
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from pyramid.exceptions import ConfigurationError
 
+from ..tokens.shared import CLUSTER_SCHEMES, MAX_MIN_REPLICAS, SENTINEL_SCHEMES, split_servers
 from ..tokens.shared import URL_OPTIONS as SHARED_STORE_URL_OPTIONS
 from .urls import display_url, split_url
-from .values import Values, text
+from .values import Number, Values, text
 
 
 def shared_store(values: Values, key: str) -> str | None:
@@ -22,6 +24,8 @@ def shared_store(values: Values, key: str) -> str | None:
     raw = text(values.settings.get(key))
     if raw is None:
         return None
+    if raw.partition("://")[0].lower() in SENTINEL_SCHEMES + CLUSTER_SCHEMES:
+        return _servers(raw, key)
     parts = split_url(raw, key)
     if "@" in parts.path + parts.query + parts.fragment:
         # A "/", "?" or "#" in the password ended the URL's authority early: what
@@ -34,7 +38,8 @@ def shared_store(values: Values, key: str) -> str | None:
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigurationError(
             f"{key}: must be a Redis URL, redis://host:port/db or rediss://host:port/db "
-            f"(TLS), got {shown!r}"
+            f"(TLS), redis+sentinel://host:26379,host:26379/service_name or "
+            f"redis+cluster://host:6379,host:6379 (rediss+ for TLS), got {shown!r}"
         )
     if parts.path.strip("/") and not parts.path.strip("/").isdigit():
         raise ConfigurationError(
@@ -46,11 +51,44 @@ def shared_store(values: Values, key: str) -> str | None:
     _client_certificate(
         key, options.get("ssl_certfile", [None])[0], options.get("ssl_keyfile", [None])[0]
     )
+    _redis_py(key)
+    return raw
+
+
+def _servers(raw: str, key: str) -> str:
+    """A ``redis+sentinel://`` or ``redis+cluster://`` URL (``rediss+`` for TLS)."""
+    try:
+        servers = split_servers(raw)
+    except ValueError as exc:
+        # The core's messages quote no part of the URL but its scheme and hosts.
+        raise ConfigurationError(f"{key}: {exc}") from None
+    files = dict(servers.options)
+    _url_options(
+        urlsplit(f"{'rediss' if servers.tls else 'redis'}://x/?{raw.partition('?')[2]}"), key
+    )
+    _client_certificate(key, files.get("ssl_certfile"), files.get("ssl_keyfile"))
+    _redis_py(key)
+    return raw
+
+
+def _redis_py(key: str) -> None:
     if importlib.util.find_spec("redis") is None:
         raise ConfigurationError(
             f"{key}: needs redis-py, which is not installed: pip install 'okta_pyramid[redis]'"
         )
-    return raw
+
+
+def shared_store_min_replicas(values: Values, key: str) -> int:
+    """How many replicas must acknowledge a DPoP proof's mark (``WAIT``): 0 by
+    default; more only with ``okta.shared_store``."""
+    replicas = int(
+        Number(0, minimum=0, maximum=MAX_MIN_REPLICAS, integer=True, unit="replicas")(values, key)
+    )
+    if replicas and values["shared_store"] is None:
+        raise ConfigurationError(
+            f"{key}: replicas of the shared store are waited for only with okta.shared_store"
+        )
+    return replicas
 
 
 def _url_options(parts: SplitResult, key: str) -> dict[str, list[str]]:

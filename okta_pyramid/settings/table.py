@@ -33,7 +33,7 @@ from .model import (
     DEFAULT_JWKS_REFRESH_INTERVAL,
     DPOP_REPLAY_KEY_SHARE,
 )
-from .shared_store import shared_store
+from .shared_store import shared_store, shared_store_min_replicas
 from .urls import display_url, split_url
 from .values import (
     PREFIX,
@@ -353,6 +353,7 @@ SETTINGS: tuple[Setting, ...] = (
         "shared_store_timeout",
         Number(DEFAULT_SHARED_STORE_TIMEOUT, minimum=0.01, maximum=MAX_SHARED_STORE_TIMEOUT),
     ),
+    Setting("shared_store_min_replicas", shared_store_min_replicas),
     Setting("metrics", _metrics),
     # Protected-resource metadata (RFC 9728, docs/discovery.md).
     Setting("resource_metadata", Boolean(True)),
