@@ -117,10 +117,17 @@ if (auth.isLoginRedirect()) {
     const renewed = (await auth.token.getWithoutPrompt()).tokens;
     const again = await fetch(API + "/api/whoami", {
       headers: {Authorization: "Bearer " + renewed.accessToken.accessToken}});
+    const renewedSub = (await again.json()).sub;
+    // /v1/userinfo, then revocation by the public client (okta-auth-js's signOut
+    // revokes this way): the revoked token gets no more user info.
+    const info = await auth.token.getUserInfo(renewed.accessToken, renewed.idToken);
+    await auth.revokeAccessToken(renewed.accessToken);
+    const afterRevoke = await auth.token.getUserInfo(renewed.accessToken, renewed.idToken)
+      .then(() => "accepted", (error) => String(error));
     show({status: response.status, whoami, idClaims: tokens.idToken.claims,
           scopes: tokens.accessToken.scopes,
           renewed: renewed.accessToken.accessToken !== tokens.accessToken.accessToken,
-          renewedStatus: again.status, renewedSub: (await again.json()).sub});
+          renewedStatus: again.status, renewedSub, userinfo: info, afterRevoke});
   }).catch((error) => show({error: String(error), stack: error.stack}));
 } else {
   auth.token.getWithRedirect({state: "sdk-state"})
@@ -332,6 +339,10 @@ def test_okta_auth_js_signs_in_through_the_login_page(fresh: Any, site: Site, tm
     assert result["renewed"] is True
     assert result["renewedStatus"] == 200
     assert result["renewedSub"] == "sdk-user@example.com"
+    # userinfo names the user as the ID token does; a revoked token gets none.
+    assert result["userinfo"]["sub"] == result["idClaims"]["sub"]
+    assert result["userinfo"]["preferred_username"] == "sdk-user@example.com"
+    assert result["afterRevoke"] != "accepted"
     # The page's origin is not the issuer's: the token request crossed origins.
     assert site.spa.url != site.api.url
 

@@ -8,7 +8,7 @@ on the same host would make every caller look local).
 One exception, Okta's "Trusted Origins": a single-page app served from the origin
 of a public client's redirect URI (``http://localhost:3000`` for a client that
 registered ``http://localhost:3000/callback``) may call the endpoints a browser app
-needs (discovery, keys, token, userinfo) across origins, with CORS answers. At the
+needs (discovery, keys, token, userinfo, revocation) across origins, with CORS answers. At the
 token endpoint such a page may use that public client only, so the confidential
 clients' secrets (public in development.ini) stay useless to web pages.
 """
@@ -39,6 +39,7 @@ BROWSER_ENDPOINTS = frozenset(
         "/v1/keys",
         "/v1/token",
         "/v1/userinfo",
+        "/v1/revoke",
     }
 )
 #: Set on a request from a page on a trusted origin: the origin (the token endpoint

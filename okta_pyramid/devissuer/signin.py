@@ -322,6 +322,16 @@ class SignIns:
             grant.used = True
             return grant, family, False
 
+    def refresh_grant(self, token: str) -> tuple[Grant, Family] | None:
+        """The grant and family of a live refresh token, left as they are (for
+        revocation), or ``None``."""
+        with self.lock:
+            grant = self.refresh_tokens.get(token)
+            family = self.families.get(grant.family) if grant is not None else None
+        if grant is None or family is None:
+            return None
+        return grant, family
+
     def revoke_family(self, family: Family) -> None:
         with self.lock:
             family.revoked = True

@@ -21,6 +21,7 @@ too.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from dataclasses import replace
@@ -113,7 +114,7 @@ def metadata(request: Request) -> dict[str, Any]:
         "introspection_endpoint": f"{issuer}/v1/introspect",
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint": f"{issuer}/v1/revoke",
-        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
         "scopes_supported": sorted(
             {s for c in settings.clients for s in c.scopes} | set(OIDC_SCOPES)
         ),
@@ -143,15 +144,7 @@ def token(request: Request) -> Response | dict[str, Any]:
     try:
         params = _form(request)
         client = _authenticate_client(request, params, settings, public_allowed=True)
-        page = request.environ.get(PAGE_ORIGIN)
-        if page is not None and not client.trusts_origin(page):
-            # A web page may use only a public client that trusts its origin: never a
-            # confidential client, whose secret sits in development.ini.
-            raise TokenError(
-                "unauthorized_client",
-                f"a web page on {page[:80]} may only use a public client with a redirect "
-                "URI on that origin",
-            )
+        _check_page(request, client)
         grant_type = params.get("grant_type")
         if not grant_type:
             raise TokenError("invalid_request", "the grant_type parameter is required")
@@ -172,6 +165,19 @@ def token(request: Request) -> Response | dict[str, Any]:
     except TokenError as exc:
         log.info("token refused: error=%s client=%s", exc.error, request.remote_addr)
         return _error(exc, settings)
+
+
+def _check_page(request: Request, client: Client) -> None:
+    """A web page (a trusted origin, :mod:`.local_only`) may use only a public client
+    that trusts its origin: never a confidential client, whose secret sits in
+    development.ini."""
+    page = request.environ.get(PAGE_ORIGIN)
+    if page is not None and not client.trusts_origin(page):
+        raise TokenError(
+            "unauthorized_client",
+            f"a web page on {page[:80]} may only use a public client with a redirect "
+            "URI on that origin",
+        )
 
 
 def _client_credentials(request: Request, params: dict[str, str], client: Client) -> dict[str, Any]:
@@ -407,13 +413,36 @@ def revoke(request: Request) -> Response:
     revoked, expired, or not a token of this issuer at all (§2.2), so that it tells
     nothing about tokens the client does not hold. A client's attempt to revoke
     another client's active token is refused (§2.1) with ``unauthorized_client``.
+
+    A public client identifies itself by its ``client_id`` (§2.1, as Okta lets
+    browser apps revoke). Revoking a refresh token revokes every token of its grant,
+    access tokens included (§2.1: "SHOULD also invalidate all access tokens based on
+    the same authorization grant").
     """
     settings: DevIssuerSettings = request.registry.devissuer_settings
     revoked: RevokedTokens = request.registry.devissuer_revoked
+    signins: SignIns = request.registry.devissuer_signins
     try:
         params = _form(request)
-        client = _authenticate_client(request, params, settings)
+        client = _authenticate_client(request, params, settings, public_allowed=True)
+        _check_page(request, client)
         token = _token_param(params)
+        refresh = signins.refresh_grant(token)
+        if refresh is not None:
+            grant, family = refresh
+            if grant.client_id != client.client_id:
+                raise TokenError(
+                    "unauthorized_client",
+                    "a client may only revoke its own tokens; this token was issued to "
+                    "another client",
+                )
+            _revoke_family(request, family)
+            log.info(
+                "refresh token revoked with its grant's tokens: client_id=%s client=%s",
+                client.client_id,
+                request.remote_addr,
+            )
+            return _revoked_response()
         try:
             # RFC 7009 §2.1: token_type_hint is optional, and an unknown value is
             # ignored; this issuer has one kind of token, so every hint is.
@@ -532,8 +561,26 @@ def _authenticate_client(
                 "invalid_request", "authenticate the client with one method: Basic or form"
             )
         credentials = extract_http_basic_credentials(request)
-        if credentials is None:
+        public_id = _basic_public_client_id(header) if public_allowed else None
+        if credentials is None and public_id is None:
             raise TokenError("invalid_client", "the Basic credentials are malformed", 401)
+        if credentials is None or (public_id is not None and not credentials.password):
+            # okta-auth-js sends a public client's id alone as Basic credentials
+            # ("Basic base64(client_id)", no colon), and Okta takes it; so does this.
+            client_id = unquote_plus(public_id or "")
+            public = settings.client(client_id)
+            if public is None or not public.public:
+                raise TokenError(
+                    "invalid_client",
+                    "client authentication failed: unknown client, or a confidential "
+                    "client without its secret",
+                    401,
+                )
+            if params.get("client_id", client_id) != client_id:
+                raise TokenError(
+                    "invalid_request", "client_id in the body differs from the Basic credentials"
+                )
+            return public
         # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
         client_id = unquote_plus(credentials.username)
         secret = unquote_plus(credentials.password)
@@ -572,6 +619,20 @@ def _authenticate_client(
             "invalid_client", "client authentication failed: unknown client or wrong secret", 401
         )
     return client
+
+
+def _basic_public_client_id(header: str) -> str | None:
+    """The client id of ``Basic base64(client_id)`` or ``Basic base64(client_id:)``:
+    a public client naming itself without a secret; ``None`` for anything else."""
+    try:
+        decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True)
+        text = decoded.decode("utf-8")
+    except (IndexError, ValueError):
+        return None
+    client_id, _, secret = text.partition(":")
+    if not client_id or secret or not client_id.isprintable():
+        return None
+    return client_id
 
 
 def _dpop_proof(request: Request, client: Client) -> DPoPProof | None:

@@ -791,7 +791,7 @@ def test_a_trusted_page_may_not_use_a_confidential_client(dev: DevServer):
         ("https://app.example", "POST", TOKEN),  # a confidential client's origin
         ("https://evil.example", "GET", "/oauth2/default/v1/keys"),
         (APP_ORIGIN, "POST", "/oauth2/default/v1/introspect"),
-        (APP_ORIGIN, "POST", "/oauth2/default/v1/revoke"),
+        (APP_ORIGIN, "GET", LOGOUT),
         (APP_ORIGIN, "POST", LOGIN),
         (APP_ORIGIN, "POST", AUTHORIZE),
     ],
@@ -800,3 +800,78 @@ def test_other_origins_and_endpoints_stay_closed_to_pages(dev: DevServer, origin
     response = getattr(dev.app, method.lower())(path, headers={"Origin": origin}, status=403)
     assert response.json["error"] == "access_denied"
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+# -- revocation by a public client ------------------------------------------------------
+
+REVOKE = "/oauth2/default/v1/revoke"
+
+
+def test_a_public_client_revokes_its_refresh_token_and_the_grants_tokens(dev: DevServer):
+    tokens = tokens_for(dev)
+    answer = dev.app.post(
+        REVOKE,
+        {"client_id": SPA, "token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+        headers={"Origin": APP_ORIGIN},
+    )
+    assert answer.status_int == 200 and answer.body == b""
+    assert answer.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert refresh(dev, tokens["refresh_token"], status=400).json["error"] == "invalid_grant"
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    dev.app.get(USERINFO, headers=bearer, status=401)
+
+
+def test_a_public_client_revokes_its_access_token(dev: DevServer):
+    tokens = tokens_for(dev)
+    dev.app.post(REVOKE, {"client_id": SPA, "token": tokens["access_token"]}, status=200)
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    dev.app.get(USERINFO, headers=bearer, status=401)
+    # The refresh token lives on: only the access token was revoked.
+    refresh(dev, tokens["refresh_token"], status=200)
+
+
+def test_revocation_stays_with_the_tokens_own_client(dev: DevServer):
+    tokens = tokens_for(dev)
+    other = dev.app.post(
+        REVOKE,
+        {"token": tokens["refresh_token"]},
+        headers={"Authorization": basic(WEB, WEB_SECRET)},
+        status=400,
+    )
+    assert other.json["error"] == "unauthorized_client"
+    refresh(dev, tokens["refresh_token"], status=200)
+    # A page may not revoke with a confidential client.
+    page = dev.app.post(
+        REVOKE,
+        {"token": tokens["access_token"]},
+        headers={"Origin": APP_ORIGIN, "Authorization": basic("svc-client", "s3cret-value")},
+        status=400,
+    )
+    assert page.json["error"] == "unauthorized_client"
+
+
+@pytest.mark.parametrize("credentials", [SPA, f"{SPA}:"])
+def test_a_public_client_may_name_itself_in_basic_credentials(dev: DevServer, credentials):
+    # okta-auth-js revokes with "Basic base64(client_id)", and Okta accepts it.
+    tokens = tokens_for(dev)
+    header = "Basic " + base64.b64encode(credentials.encode()).decode()
+    dev.app.post(
+        REVOKE, {"token": tokens["refresh_token"]}, headers={"Authorization": header}, status=200
+    )
+    assert refresh(dev, tokens["refresh_token"], status=400).json["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("credentials", ["svc-client", "svc-client:", "nobody", ":", ""])
+def test_no_confidential_or_unknown_client_without_its_secret(dev: DevServer, credentials):
+    header = "Basic " + base64.b64encode(credentials.encode()).decode()
+    refused = dev.app.post(
+        REVOKE, {"token": "x"}, headers={"Authorization": header}, status=401
+    ).json
+    assert refused["error"] == "invalid_client"
+    refused = dev.app.post(
+        "/oauth2/default/v1/introspect",
+        {"token": "x"},
+        headers={"Authorization": header},
+        status=401,
+    ).json
+    assert refused["error"] == "invalid_client"
