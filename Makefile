@@ -41,7 +41,8 @@ $(INSTALLED): setup.cfg pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/pserve development.ini
 
-# newman (pinned in package-lock.json) runs the Postman collection in the tests.
+# newman (pinned in package-lock.json) runs the Postman collection in the tests, and
+# @okta/okta-auth-js (Okta's SPA SDK) signs in against the development issuer in Chromium.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@

@@ -1,8 +1,9 @@
 """A development issuer: the app mints its own Okta-style access tokens.
 
 For local development and tests only. It serves the endpoints of an Okta custom
-authorization server (metadata, keys, a client-credentials token endpoint, token
-introspection and revocation) under the issuer URI's path on the app's own host,
+authorization server (metadata, keys, a token endpoint, token introspection and
+revocation, and a login page that signs users in with the authorization-code flow
+and PKCE) under the issuer URI's path on the app's own host,
 so ``make run`` works with no Okta org and no network, while the resource server
 validates its tokens exactly as it validates Okta's: by discovery and JWKS over
 HTTP.
@@ -24,11 +25,13 @@ from pyramid.response import Response
 from pyramid.tweens import INGRESS, MAIN
 
 from ..errors import add_json_error_views
+from ..tokens.dpop import DPoPVerifier
 from ..tokens.refresher import wait_until_listening
 from .config import DevIssuerSettings, parse_devissuer_servers
 from .dpop import token_endpoint_verifier
 from .keys import KeyStore, KeyStoreError
 from .revocation import RevokedTokens
+from .signin import SignIns
 from .tokens import TokenFactory
 
 __all__ = [
@@ -75,7 +78,8 @@ def includeme(config: Configurator) -> None:
 
     Settings: ``devissuer.clients`` (required; one ``client_id secret scope...`` per
     line, ``dpop=required`` after the scopes for a client that must send DPoP
-    proofs), ``devissuer.token_lifetime`` (seconds, default 3600),
+    proofs, ``redirect=URI`` (repeatable) for a client users sign in to, and ``-``
+    as the secret of a public client), ``devissuer.token_lifetime`` (seconds, default 3600),
     ``devissuer.keys_dir`` (default ``.devissuer``), ``devissuer.keep_keys`` (keys
     published after a rotation, default 2), ``devissuer.audience`` (default: the
     first ``okta.audience``).
@@ -116,6 +120,10 @@ def _serve(config: Configurator, settings: DevIssuerSettings, factory: TokenFact
     config.registry.devissuer_dpop = token_endpoint_verifier()
     # In memory, like the DPoP nonces: a restart forgets what was revoked.
     config.registry.devissuer_revoked = RevokedTokens(clock=factory.clock)
+    # Sessions, codes and refresh tokens, in memory too (.signin).
+    config.registry.devissuer_signins = SignIns(clock=factory.clock)
+    # The userinfo endpoint checks proofs of DPoP-bound tokens, without nonces.
+    config.registry.devissuer_userinfo_dpop = DPoPVerifier(clock=factory.clock)
     config.include(".views")
 
 

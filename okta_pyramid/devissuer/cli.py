@@ -3,6 +3,7 @@ with the development issuer's keys, without a browser.
 
     okta-pyramid-token --sub alice@example.com --group admins --scope api.read
     okta-pyramid-token --sub alice@example.com --dpop-key key.pem
+    okta-pyramid-token --sub alice@example.com --acr urn:okta:loa:2fa:any --auth-age 30
     okta-pyramid-token --sub bob@partner.example --issuer partners
     okta-pyramid-token --rotate
 
@@ -14,6 +15,10 @@ server's keys.
 With ``--dpop-key`` the token is bound to that key (``cnf.jkt``, RFC 9449 §6.1), as
 if the user's client had sent a DPoP proof signed with it; ``okta-pyramid-dpop``
 makes such a key and the proofs that go with each request.
+
+``--acr``, ``--amr`` and ``--auth-age`` say how and when the user signed in: the
+``acr``, ``amr`` and ``auth_time`` claims (OIDC Core §2) that a step-up check reads
+(RFC 9470). ``auth_time`` is now minus ``--auth-age`` seconds.
 
 The token goes to standard output alone, so ``TOKEN=$(okta-pyramid-token ...)``
 works. The configuration file (default ``development.ini``) must include
@@ -43,6 +48,7 @@ from .config import (
     parse_devissuer_servers,
 )
 from .dpop import KeyFileError, key_thumbprint, load_key_file
+from .signin import ACR_VALUES, TWO_FACTOR_ACR_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +105,25 @@ def _parser() -> argparse.ArgumentParser:
         "'okta-pyramid-dpop keygen FILE'): the cnf.jkt claim",
     )
     parser.add_argument(
+        "--acr",
+        metavar="VALUE",
+        help="the acr claim: how strongly the user signed in, e.g. urn:okta:loa:2fa:any "
+        f"(Okta's values: {', '.join(ACR_VALUES)})",
+    )
+    parser.add_argument(
+        "--amr",
+        action="append",
+        metavar="METHOD",
+        help="a method the user signed in with (repeatable; RFC 8176, e.g. pwd, otp): the "
+        "amr claim (default with --acr: pwd, and otp for a two-factor acr)",
+    )
+    parser.add_argument(
+        "--auth-age",
+        type=int,
+        metavar="SECONDS",
+        help="how long ago the user signed in: auth_time is now minus this (default with --acr: 0)",
+    )
+    parser.add_argument(
         "--issuer",
         metavar="ISSUER",
         help="the authorization server that signs: its issuer URL or the "
@@ -126,6 +151,31 @@ def _server(
         f"--issuer: {wanted!r} is not served here; choose among "
         f"{', '.join(server.issuer for server in servers)}"
     )
+
+
+def _authentication(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, now: float
+) -> tuple[str | None, list[str] | None, int | None]:
+    """The ``acr``, ``amr`` and ``auth_time`` claims the options ask for (none
+    without them)."""
+    acr = args.acr
+    if acr is not None and (not acr or not acr.isprintable() or " " in acr):
+        parser.error("--acr: give one acr value, e.g. urn:okta:loa:2fa:any")
+    amr = None
+    if args.amr:
+        amr = list(dict.fromkeys(m for value in args.amr for m in value.split()))
+        if not amr or not all(m.isprintable() for m in amr):
+            parser.error("--amr: give method names such as pwd or otp")
+    elif acr is not None:
+        amr = ["pwd", "otp"] if acr in TWO_FACTOR_ACR_VALUES else ["pwd"]
+    auth_time = None
+    if args.auth_age is not None:
+        if not 0 <= args.auth_age <= 10 * 365 * 86400:
+            parser.error("--auth-age: give seconds since the sign-in, 0 or more")
+        auth_time = int(now) - args.auth_age
+    elif acr is not None or amr is not None:
+        auth_time = int(now)
+    return acr, amr, auth_time
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             jkt = key_thumbprint(load_key_file(args.dpop_key))
         except KeyFileError as exc:
             parser.error(f"--dpop-key: {exc}")
+    acr, amr, auth_time = _authentication(parser, args, factory.clock())
     token = factory.user_token(
         args.sub,
         client_id=client_id,
@@ -195,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         groups=args.groups,
         lifetime=args.lifetime,
         jkt=jkt,
+        acr=acr,
+        amr=amr,
+        auth_time=auth_time,
     )
     print(token)
     return 0

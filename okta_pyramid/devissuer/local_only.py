@@ -4,6 +4,13 @@ Every request under the issuer's path passes :class:`LocalOnlyTween` first: it
 must come from loopback, name the issuer's own host and port in ``Host``, carry no
 ``Origin`` but the issuer's own, and carry no header a proxy adds (a reverse proxy
 on the same host would make every caller look local).
+
+One exception, Okta's "Trusted Origins": a single-page app served from the origin
+of a public client's redirect URI (``http://localhost:3000`` for a client that
+registered ``http://localhost:3000/callback``) may call the endpoints a browser app
+needs (discovery, keys, token, userinfo, revocation) across origins, with CORS answers. At the
+token endpoint such a page may use that public client only, so the confidential
+clients' secrets (public in development.ini) stay useless to web pages.
 """
 
 from __future__ import annotations
@@ -24,6 +31,23 @@ from .config import DevIssuerSettings
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The endpoints (under the issuer's path) that a page on a trusted origin may call.
+BROWSER_ENDPOINTS = frozenset(
+    {
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/v1/keys",
+        "/v1/token",
+        "/v1/userinfo",
+        "/v1/revoke",
+    }
+)
+#: Set on a request from a page on a trusted origin: the origin (the token endpoint
+#: then lets it use only a public client that trusts it).
+PAGE_ORIGIN = "okta_pyramid.devissuer.page_origin"
+CORS_ALLOWED_HEADERS = "accept, authorization, content-type, dpop, x-okta-user-agent-extended"
+CORS_EXPOSED_HEADERS = "DPoP-Nonce, WWW-Authenticate"
+CORS_MAX_AGE = "600"
 
 
 def _origin(scheme: str, host: str, port: int | None) -> str:
@@ -65,6 +89,7 @@ class LocalOnlyTween:
         self.hostname = (issuer.hostname or "").lower()
         self.port = issuer.port or DEFAULT_PORTS[issuer.scheme]
         self.origin = _origin(self.scheme, self.hostname, self.port)
+        self.clients = settings.clients
 
     def __call__(self, request: Request) -> Response:
         # The WSGI path (RFC 3333: the request's bytes as latin-1), not webob's
@@ -81,7 +106,36 @@ class LocalOnlyTween:
                 return json_error(
                     403, "access_denied", f"the development issuer refuses this request: {refusal}"
                 )
+            page = request.environ.get(PAGE_ORIGIN)
+            if page is not None:
+                return self.cross_origin(request, page)
         return self.handler(request)
+
+    def trusted_page(self, origin: str, path: str) -> bool:
+        """Whether ``origin`` is a public client's trusted origin and ``path`` an
+        endpoint a browser app calls."""
+        return path[len(self.path) :] in BROWSER_ENDPOINTS and any(
+            client.trusts_origin(origin) for client in self.clients
+        )
+
+    def cross_origin(self, request: Request, origin: str) -> Response:
+        """A trusted page's request: its preflight answered here, its answer labelled
+        for it (the Fetch standard's CORS protocol; no credentials)."""
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response = Response(status=204)
+            response.headers.update(
+                {
+                    "Access-Control-Allow-Methods": "GET, POST",
+                    "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+                    "Access-Control-Max-Age": CORS_MAX_AGE,
+                }
+            )
+        else:
+            response = self.handler(request)
+            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.vary = tuple(dict.fromkeys((*(response.vary or ()), "Origin")))
+        return response
 
     def refusal(self, request: Request) -> str | None:
         """Why ``request`` must not reach the development issuer, or ``None``."""
@@ -108,6 +162,9 @@ class LocalOnlyTween:
         if origin is not None:
             own = _origin(request.scheme, hostname, port)
             if origin.lower() not in (self.origin, own):
+                if self.trusted_page(origin, request.environ.get("PATH_INFO", "")):
+                    request.environ[PAGE_ORIGIN] = origin
+                    return None
                 return f"requests from a web page are only accepted from {self.origin}"
         site = request.headers.get("Sec-Fetch-Site", "").lower()
         if site in ("cross-site", "same-site"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jwt
@@ -136,3 +137,48 @@ def test_the_console_script_is_installed(ini: Path):
         jwt.decode(result.stdout.strip(), options={"verify_signature": False})["sub"]
         == "carol@example.com"
     )
+
+
+# -- how and when the user signed in (acr, amr, auth_time) ---------------------------
+
+
+def test_a_user_token_says_how_and_when_the_user_signed_in(dev: DevServer, ini: Path, capsys):
+    status, out, _ = run_cli(
+        capsys, str(ini), "--sub", "alice", "--acr", "urn:okta:loa:2fa:any", "--auth-age", "120"
+    )
+    assert status == 0
+    claims = dev.whoami(out.strip()).json
+    assert claims["acr"] == "urn:okta:loa:2fa:any"
+    assert claims["amr"] == ["pwd", "otp"]
+    assert abs(claims["auth_time"] - (time.time() - 120)) < 5
+
+
+def test_amr_and_auth_time_defaults(dev: DevServer, ini: Path, capsys):
+    _, out, _ = run_cli(capsys, str(ini), "--sub", "alice", "--acr", "urn:okta:loa:1fa:pwd")
+    one = jwt.decode(out.strip(), options={"verify_signature": False})
+    assert one["amr"] == ["pwd"] and abs(one["auth_time"] - time.time()) < 5
+    _, out, _ = run_cli(capsys, str(ini), "--sub", "alice", "--acr", "phr", "--amr", "hwk")
+    assert jwt.decode(out.strip(), options={"verify_signature": False})["amr"] == ["hwk"]
+    _, out, _ = run_cli(capsys, str(ini), "--sub", "alice")
+    plain = jwt.decode(out.strip(), options={"verify_signature": False})
+    assert not {"acr", "amr", "auth_time"} & set(plain)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--acr", ""), "--acr: give one acr value"),
+        (("--acr", "a b"), "--acr: give one acr value"),
+        (("--auth-age", "-5"), "--auth-age: give seconds"),
+        (("--auth-age", "soon"), "--auth-age: invalid int value"),
+    ],
+)
+def test_bad_authentication_options_are_usage_errors(ini: Path, capsys, args, message):
+    status, out, err = run_cli(capsys, str(ini), "--sub", "alice", *args)
+    assert status == 2 and not out
+    assert message in err
+
+
+def test_client_credentials_tokens_carry_no_authentication_claims(dev: DevServer):
+    claims = jwt.decode(dev.token(), options={"verify_signature": False})
+    assert not {"acr", "amr", "auth_time", "uid"} & set(claims)

@@ -147,6 +147,14 @@ def test_a_client_line_can_require_dpop(tmp_path):
         ("a  secret123  x  mtls=required", "unknown option 'mtls'"),
         ("a  secret123  x=y", "has no scope"),
         ("a  secret123  dpop=required", "has no scope"),
+        ("a  -  openid", "needs at least one redirect=URI"),
+        ("a  short  openid", "at least 8 characters ('-' for a public client)"),
+        ("a  -  openid  redirect=/callback", "is not an absolute http(s) URI"),
+        ("a  -  openid  redirect=ftp://host/x", "is not an absolute http(s) URI"),
+        ("a  -  openid  redirect=http://host:port/x", "is not an absolute http(s) URI"),
+        ("a  -  openid  redirect=http://host/x#frag", "has a fragment"),
+        ("a  -  openid  redirect=http://h/x  redirect=http://h/x", "twice"),
+        ("redirect=http://h/x\na  -  openid", "the first line must start with a client id"),
     ],
 )
 def test_a_wrong_client_option_stops_start_up(tmp_path, line, message):
@@ -154,6 +162,49 @@ def test_a_wrong_client_option_stops_start_up(tmp_path, line, message):
         main({}, **settings(tmp_path, **{"devissuer.clients": line}))
     assert str(info.value).startswith("devissuer.clients:")
     assert message in str(info.value)
+
+
+def test_client_lines_declare_public_clients_and_redirect_uris(tmp_path):
+    clients = (
+        "svc  s3cret-value  api.read\n"
+        "spa  -  openid api.read  redirect=http://127.0.0.1/callback\n"
+        # A line starting with an option continues the client above.
+        "      redirect=http://localhost:6543/console/?from=x\n"
+        "web  w3b-secret  openid  redirect=https://app.example/cb  dpop=required\n"
+    )
+    parsed = parse_devissuer_settings(settings(tmp_path, **{"devissuer.clients": clients}))
+    svc, spa, web = parsed.clients
+    assert (svc.public, svc.redirect_uris) == (False, ())
+    assert spa.public and spa.scopes == {"openid", "api.read"}
+    assert spa.redirect_uris == (
+        "http://127.0.0.1/callback",
+        "http://localhost:6543/console/?from=x",
+    )
+    assert not web.public and web.dpop_required
+    assert "secret" not in repr(web).replace("secret'", "")
+
+
+@pytest.mark.parametrize(
+    ("registered", "asked", "allowed"),
+    [
+        # RFC 8252 §7.3: a loopback IP redirect URI matches with any port.
+        ("http://127.0.0.1/callback", "http://127.0.0.1:51234/callback", True),
+        ("http://127.0.0.1:8000/callback", "http://127.0.0.1:9/callback", True),
+        ("http://[::1]/cb", "http://[::1]:4000/cb", True),
+        ("http://127.0.0.1/callback", "http://127.0.0.1:51234/callback/", False),
+        ("http://127.0.0.1/callback", "https://127.0.0.1:51234/callback", False),
+        ("http://127.0.0.1/callback", "http://127.0.0.2:51234/callback", False),
+        # Everything else: the exact string (localhost too, RFC 8252 §8.3).
+        ("http://localhost:6543/console/", "http://localhost:6543/console/", True),
+        ("http://localhost:6543/console/", "http://localhost:6544/console/", False),
+        ("http://localhost/console/", "http://localhost:80/console/", False),
+        ("https://app.example/cb", "https://APP.example/cb", False),
+        ("https://app.example/cb", "https://app.example/cb?next=/", False),
+    ],
+)
+def test_redirect_uris_match_exactly_but_for_loopback_ports(registered, asked, allowed):
+    client = Client("c", "-", frozenset({"openid"}), redirect_uris=(registered,))
+    assert client.redirect_uri_allowed(asked) is allowed
 
 
 # -- the two ini files ------------------------------------------------------------------
@@ -179,3 +230,24 @@ def test_development_ini_serves_its_issuer_on_the_port_it_listens_on():
     assert issuers == [f"http://{listen}/oauth2/default", f"http://{listen}/oauth2/partners"]
     assert int(parser.get("server:main", "threads")) >= 4
     parse_devissuer_settings(app)  # valid as shipped
+
+
+@pytest.mark.parametrize(
+    ("secret", "registered", "origin", "trusted"),
+    [
+        ("-", "http://localhost:3000/callback", "http://localhost:3000", True),
+        ("-", "http://localhost:3000/callback", "http://LOCALHOST:3000", True),
+        ("-", "http://localhost:3000/callback", "http://localhost:3001", False),
+        ("-", "https://app.example/cb", "https://app.example", True),
+        ("-", "https://app.example/cb", "https://app.example:443", True),
+        ("-", "https://app.example/cb", "http://app.example", False),
+        ("-", "http://127.0.0.1/callback", "http://127.0.0.1:5173", True),
+        ("-", "http://127.0.0.1/callback", "http://localhost:5173", False),
+        ("-", "http://127.0.0.1/callback", "null", False),
+        # A confidential client trusts no page: its secret is in the ini file.
+        ("s3cret-value", "http://localhost:3000/callback", "http://localhost:3000", False),
+    ],
+)
+def test_a_public_client_trusts_its_redirect_uris_origins(secret, registered, origin, trusted):
+    client = Client("c", secret, frozenset({"openid"}), redirect_uris=(registered,))
+    assert client.trusts_origin(origin) is trusted

@@ -49,7 +49,8 @@ def test_metadata_names_the_introspection_and_revocation_endpoints(dev: DevServe
     assert document["revocation_endpoint"] == f"{dev.issuer}/v1/revoke"
     methods = ["client_secret_basic", "client_secret_post"]
     assert document["introspection_endpoint_auth_methods_supported"] == methods
-    assert document["revocation_endpoint_auth_methods_supported"] == methods
+    # A public client revokes by its client_id alone (RFC 7009 §2.1).
+    assert document["revocation_endpoint_auth_methods_supported"] == [*methods, "none"]
     # The URLs in the metadata are the ones that answer.
     for url in (document["introspection_endpoint"], document["revocation_endpoint"]):
         path = url.removeprefix(dev.base_url)

@@ -201,10 +201,10 @@ def test_an_endpoint_added_later_is_guarded_too(tmp_path: Path):
     ) as config:
         config.include("okta_pyramid")
         config.include("okta_pyramid.devissuer")
-        config.add_route("devissuer.userinfo", "/oauth2/default/v1/userinfo")
+        config.add_route("devissuer.later", "/oauth2/default/v1/later")
         config.add_view(
             lambda request: {"sub": "alice"},
-            route_name="devissuer.userinfo",
+            route_name="devissuer.later",
             renderer="json",
             permission=NO_PERMISSION_REQUIRED,
         )
@@ -212,8 +212,8 @@ def test_an_endpoint_added_later_is_guarded_too(tmp_path: Path):
         config.make_wsgi_app(),
         extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:6543"},
     )
-    assert app.get("/oauth2/default/v1/userinfo").json == {"sub": "alice"}
+    assert app.get("/oauth2/default/v1/later").json == {"sub": "alice"}
     refused = app.get(
-        "/oauth2/default/v1/userinfo", headers={"Origin": "https://evil.example"}, status=403
+        "/oauth2/default/v1/later", headers={"Origin": "https://evil.example"}, status=403
     )
     assert refused.json["error"] == "access_denied"

@@ -38,8 +38,20 @@ def test_metadata_is_public_and_names_the_configured_issuer(dev: DevServer, name
     assert document["issuer"] == dev.issuer
     assert document["jwks_uri"] == f"{dev.issuer}/v1/keys"
     assert document["token_endpoint"] == f"{dev.issuer}/v1/token"
-    assert document["grant_types_supported"] == ["client_credentials"]
-    assert document["scopes_supported"] == ["api.read", "api.write"]
+    assert document["grant_types_supported"] == [
+        "client_credentials",
+        "authorization_code",
+        "refresh_token",
+    ]
+    # The clients' scopes, and the OpenID Connect ones any sign-in may ask for.
+    assert document["scopes_supported"] == [
+        "api.read",
+        "api.write",
+        "email",
+        "offline_access",
+        "openid",
+        "profile",
+    ]
 
 
 def test_the_resource_servers_discovery_accepts_the_metadata(dev: DevServer):
@@ -177,7 +189,8 @@ def test_client_id_in_the_body_must_match_basic(dev: DevServer):
     "params, error",
     [
         ({"grant_type": "password"}, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
+        # A client with no redirect URI has no user signing in to it.
+        ({"grant_type": "authorization_code"}, "unauthorized_client"),
         ({"grant_type": ""}, "invalid_request"),
         ({"grant_type": None}, "invalid_request"),
         ({"scope": None}, "invalid_scope"),
