@@ -97,12 +97,13 @@ def includeme(config: Configurator) -> None:
     config.registry.devissuer_apps = tuple(
         (server.settings.path, _server_app(*server)) for server in servers[1:]
     )
-    if others:
-        config.add_tween(
-            "okta_pyramid.devissuer.ServersTween",
-            under=("okta_pyramid.logs.RequestIdTween", INGRESS),
-            over=("okta_pyramid.cors.CORSTween", MAIN),
-        )
+    # Over each server's guard, which then judges the request at the path it was
+    # handed on to.
+    config.add_tween(
+        "okta_pyramid.devissuer.ServersTween",
+        under=("okta_pyramid.logs.RequestIdTween", INGRESS),
+        over=("okta_pyramid.cors.CORSTween", MAIN),
+    )
     config.add_subscriber(_start_prefetch, ApplicationCreated)
     for server in servers:
         log.warning(
@@ -136,16 +137,37 @@ def _server_app(settings: DevIssuerSettings, factory: TokenFactory) -> Any:
     return config.make_wsgi_app()
 
 
+#: The metadata documents, which RFC 8414 §3.1 also publishes with the well-known
+#: path inserted before the issuer's path.
+WELL_KNOWN = ("oauth-authorization-server", "openid-configuration")
+
+
 class ServersTween:
     """Hands a request under a further authorization server's path to its application
-    (whose own guard, :class:`.local_only.LocalOnlyTween`, judges it first)."""
+    (whose own guard, :class:`.local_only.LocalOnlyTween`, judges it first).
+
+    Before that, a request for a server's metadata at the URL RFC 8414 §3.1 gives
+    (``/.well-known/oauth-authorization-server/oauth2/default``, and the same form
+    of ``openid-configuration``, which clients also try) is handed on as a request
+    for the URL Okta uses (``/oauth2/default/.well-known/...``), so clients find the
+    metadata either way and the server's guard judges it as any other request.
+    """
 
     def __init__(self, handler: Callable[[Request], Response], registry: Registry) -> None:
         self.handler = handler
         self.apps = registry.devissuer_apps
+        paths = [server.settings.path for server in registry.devissuer_servers]
+        self.inserted = {
+            f"/.well-known/{name}{path}": f"{path}/.well-known/{name}"
+            for path in paths
+            for name in WELL_KNOWN
+        }
 
     def __call__(self, request: Request) -> Response:
         path = request.environ.get("PATH_INFO", "")
+        appended = self.inserted.get(path)
+        if appended is not None:
+            request.environ["PATH_INFO"] = path = appended
         for prefix, app in self.apps:
             if path == prefix or path.startswith(prefix + "/"):
                 return request.get_response(app)

@@ -165,3 +165,21 @@ def test_the_second_server_answers_json_for_what_no_view_handles(
     response = two.app.get(path, status=status)
     assert response.content_type == "application/json"
     assert response.json["error"] in ("not_found", "invalid_request")
+
+
+@pytest.mark.parametrize("name", ["oauth-authorization-server", "openid-configuration"])
+@pytest.mark.parametrize("server", ["/oauth2/default", "/oauth2/partners"])
+def test_the_metadata_is_also_where_rfc_8414_inserts_the_well_known_path(
+    two: DevServer, name: str, server: str
+) -> None:
+    # RFC 8414 §3.1: /.well-known/<name> between the host and the issuer's path; Okta's
+    # own form (appended) is what the metadata is served at, and both answer alike.
+    inserted = two.app.get(f"/.well-known/{name}{server}").json
+    assert inserted == two.app.get(f"{server}/.well-known/{name}").json
+    assert inserted["issuer"] == f"{two.base_url}{server}"
+    # The server's guard judges it as any other request to the server.
+    refused = two.app.get(
+        f"/.well-known/{name}{server}", headers={"X-Forwarded-For": "203.0.113.9"}, status=403
+    )
+    assert refused.json["error"] == "access_denied"
+    two.app.get(f"/.well-known/{name}/oauth2/other", status=404)
