@@ -308,7 +308,9 @@ def _client(url: str, timeout: float) -> Any:
 def _servers_client(servers: Servers, timeout: float) -> Any:
     """The primary's client through Sentinel, or a function that makes a cluster's
     client (redis-py's asks the cluster for its slots as it is made)."""
+    from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode, RedisCluster
+    from redis.retry import Retry
     from redis.sentinel import Sentinel
 
     options = {
@@ -326,10 +328,12 @@ def _servers_client(servers: Servers, timeout: float) -> Any:
     if servers.kind == "sentinel":
         # The sentinels are asked with the same user, TLS and timeout as the primary
         # (docs/deployment.md: the user's rule on the sentinels); redis-py asks each
-        # in turn, without retries, until one names the primary.
+        # in turn, without retries, until one names the primary. Said explicitly:
+        # redis-py's own default retries a sentinel that does not answer (three
+        # times, with backoff, in redis-py 8.1), which would multiply the timeout.
         sentinels = Sentinel(
             list(servers.nodes),
-            sentinel_kwargs={k: v for k, v in options.items() if k != "retry"},
+            sentinel_kwargs={**options, "retry": Retry(NoBackoff(), 0)},
             **options,
         )
         return sentinels.master_for(servers.service, **options)
