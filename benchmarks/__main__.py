@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import deploy, dpop, e2e, inprocess, introspection, issuers, wsgi
+    from . import deploy, dpop, e2e, inprocess, introspection, issuers, peer, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 spin_us=spin_us,
                 dpop=dpop_client(issuer),
+                peer_public_key=peer.public_key_pem(issuer),
+                wrong_audience=issuer.mint(aud="api://another-api"),
                 progress=progress,
             )
             print(
@@ -312,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result_e2e.ratio(e2e.WHOAMI_DPOP, e2e.WHOAMI_REUSED):.2f} of the "
                 f"requests/s of /api/whoami with a reused Bearer token.\n"
             )
+            print(
+                "The same workloads on the peer, an application on pyramid_jwt's own "
+                "JWTAuthenticationPolicy (PyJWT, the issuer's public key given at start-up, "
+                "ACL authorization), under the same waitress settings, its runs taking "
+                "turns with ours:\n"
+            )
+            print(e2e.peer_table(result_e2e) + "\n")
             targets += result_e2e.targets()
             report["e2e"] = {
                 "loadgen": result_e2e.loadgen,
@@ -326,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
                         "server_cpu_us_per_request": result_e2e.cpu_per_request(name),
                     }
                     for name in result_e2e.runs
+                },
+                "peer": {
+                    name: {
+                        "rps": result_e2e.peer_rps(name),
+                        "ours_over_peer": result_e2e.over_peer(name),
+                        "server_cpu_us_per_request": result_e2e.peer_cpu_per_request(name),
+                    }
+                    for name in result_e2e.peer_runs
                 },
             }
         if args.only in (None, "deploy"):
