@@ -163,3 +163,49 @@ def counted(claims: Any, settings: Any) -> list[str]:
 
     calls.append(claims["sub"])
     return principals_for(claims, settings)
+
+
+# -- the DPoP htu, built once per distinct URL ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HTTP_HOST": "api.test"},
+        {"HTTP_HOST": "api.test:8443", "wsgi.url_scheme": "https"},
+        {"HTTP_HOST": "api.test:443", "wsgi.url_scheme": "https"},
+        {"HTTP_HOST": "[::1]:8080", "SCRIPT_NAME": "/mount"},
+        {"HTTP_HOST": "[::1]"},
+        {"SERVER_NAME": "internal", "SERVER_PORT": "8080"},
+        {"HTTP_HOST": "api.test", "PATH_INFO": "/caf\xc3\xa9/a b;c"},
+    ],
+)
+@pytest.mark.parametrize("public_url", [None, "https://api.example.com/base"])
+def test_the_request_url_is_the_one_webob_builds(
+    verifier: AccessTokenVerifier, environ: dict[str, str], public_url: str | None
+) -> None:
+    from okta_pyramid.bearer import BearerTokenReader
+
+    reader = BearerTokenReader(verifier, public_url=public_url)
+    request = Request.blank("/api/whoami", environ=dict(environ))
+    for _ in range(2):  # built, then remembered
+        url = reader.request_url(request)
+        expected = request.path_url
+        if public_url is not None:
+            expected = public_url + expected[len(request.application_url) :]
+        assert url == expected
+
+
+def test_the_request_url_keeps_no_request_alive(verifier: AccessTokenVerifier) -> None:
+    import gc
+    import weakref
+
+    from okta_pyramid.bearer import BearerTokenReader
+
+    reader = BearerTokenReader(verifier)
+    request = Request.blank("/api/whoami", environ={"HTTP_HOST": "api.test"})
+    reader.request_url(request)
+    gone = weakref.ref(request)
+    del request
+    gc.collect()
+    assert gone() is None
