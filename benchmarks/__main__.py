@@ -42,8 +42,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("inprocess", "dpop", "introspection", "issuers", "wsgi", "e2e", "deploy"),
-        help="run one of the parts (dpop, introspection, issuers: only that part of inprocess)",
+        choices=(
+            "inprocess",
+            "dpop",
+            "introspection",
+            "issuers",
+            "wsgi",
+            "e2e",
+            "floors",
+            "deploy",
+        ),
+        help="run one of the parts (dpop, introspection, issuers: only that part of inprocess; "
+        "floors: only with --only, see benchmarks/floors.py)",
     )
     parser.add_argument(
         "--tokens", type=int, default=1000, help="distinct tokens in process (default 1000)"
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import deploy, dpop, e2e, inprocess, introspection, issuers, peer, wsgi
+    from . import deploy, dpop, e2e, floors, inprocess, introspection, issuers, peer, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -344,6 +354,36 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     for name in result_e2e.peer_runs
                 },
+            }
+        if args.only == "floors":
+            result_floors = floors.run(
+                issuer.issuer,
+                tokens[0],
+                distinct,
+                dpop_client(issuer),
+                cache_size=args.cache_size,
+                loadgen=args.loadgen,
+                connections=args.connections,
+                duration=args.duration,
+                rounds=max(args.e2e_rounds, 5) if not args.smoke else 1,
+                threads=args.threads,
+                env=env,
+                progress=progress,
+            )
+            print(
+                f"## Floors: the application and what /api/whoami would cost with no check, "
+                f"or only a signature check more (waitress, {args.threads} threads, "
+                f"{args.loadgen}, {args.connections} connections, {args.duration:g} s per run, "
+                f"median of {result_floors.rounds} interleaved rounds)\n"
+            )
+            print(floors.table(result_floors) + "\n")
+            report["floors"] = {
+                name: {
+                    "rps": result_floors.rps(name),
+                    "server_cpu_us_per_request": result_floors.cpu(name),
+                    "ratio": result_floors.ratio(name) if name in floors.BASELINES else None,
+                }
+                for name in result_floors.runs
             }
         if args.only in (None, "deploy"):
             result_deploy = deploy.run(

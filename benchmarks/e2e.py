@@ -171,6 +171,7 @@ def app_server(
     shared_store: str = "",
     app: str = "okta_pyramid",
     public_key_file: str | None = None,
+    floor: str | None = None,
 ) -> Iterator[AppServer]:
     """Run ``benchmarks.server`` in a child process; yield its URL and pid.
 
@@ -178,6 +179,8 @@ def app_server(
     read from ``public_key_file``.
     """
     peer = ["--app", "peer", "--public-key-file", str(public_key_file)] if app == "peer" else []
+    if floor is not None:
+        peer += ["--floor", floor]  # benchmarks.floors
     process = subprocess.Popen(
         [
             sys.executable,

@@ -58,6 +58,11 @@ def serve(argv: list[str] | None = None) -> None:
         help="the application: okta_pyramid's, or the peer on pyramid_jwt (benchmarks.peer)",
     )
     parser.add_argument("--public-key-file", help="the issuer's public key (PEM), for the peer")
+    parser.add_argument(
+        "--floor",
+        choices=("none", "rs256", "es256"),
+        help="serve a floor of benchmarks.floors, never a real application",
+    )
     args = parser.parse_args(argv)
     # waitress warns "Task queue depth is N" whenever more requests are in flight
     # than it has threads, which a load generator does on purpose; writing that line
@@ -82,6 +87,10 @@ def serve(argv: list[str] | None = None) -> None:
                 "okta.dpop_replay_key_quota": "200000",
             },
         )
+        if args.floor is not None:
+            from .floors import bench_token, install
+
+            install(app, args.floor, bench_token())
     if args.spin_us > 0:
         app = spin_then_hello(app, args.spin_us)
     server = waitress.create_server(
