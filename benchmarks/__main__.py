@@ -95,7 +95,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--duration", type=float, default=5.0, help="seconds per end-to-end measurement (default 5)"
     )
     parser.add_argument(
-        "--e2e-rounds", type=int, default=3, help="interleaved end-to-end rounds (default 3)"
+        "--e2e-rounds", type=int, default=5, help="interleaved end-to-end rounds (default 5)"
     )
     parser.add_argument(
         "--connections", type=int, default=8, help="concurrent connections (default 8)"

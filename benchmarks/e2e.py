@@ -96,7 +96,13 @@ class EndToEndResult:
         return statistics.median(values) if values else None
 
     def ratio(self, name: str, baseline: str = HELLO) -> float:
-        return self.rps(name) / self.rps(baseline)
+        """The median over the rounds of ``name``'s requests/s over ``baseline``'s in
+        the same round: a round that other work on the machine disturbed moves one
+        ratio, not the baseline of every ratio."""
+        return statistics.median(
+            ours.rps / base.rps
+            for ours, base in zip(self.runs[name], self.runs[baseline], strict=True)
+        )
 
     def peer_rps(self, name: str) -> float:
         return statistics.median(r.rps for r in self.peer_runs[name])
@@ -106,8 +112,11 @@ class EndToEndResult:
         return statistics.median(values) if values else None
 
     def over_peer(self, name: str) -> float:
-        """Our requests/s over the peer's, for one workload (medians of the rounds)."""
-        return self.rps(name) / self.peer_rps(name)
+        """Our requests/s over the peer's for one workload, per round (as :meth:`ratio`)."""
+        return statistics.median(
+            ours.rps / peer.rps
+            for ours, peer in zip(self.runs[name], self.peer_runs[name], strict=True)
+        )
 
     def targets(self) -> list[tuple[str, float, str, bool]]:
         reused, distinct = self.ratio(WHOAMI_REUSED), self.ratio(WHOAMI_DISTINCT)
