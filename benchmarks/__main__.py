@@ -42,8 +42,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("inprocess", "dpop", "introspection", "issuers", "wsgi", "e2e", "deploy"),
-        help="run one of the parts (dpop, introspection, issuers: only that part of inprocess)",
+        choices=(
+            "inprocess",
+            "dpop",
+            "introspection",
+            "issuers",
+            "wsgi",
+            "e2e",
+            "floors",
+            "deploy",
+        ),
+        help="run one of the parts (dpop, introspection, issuers: only that part of inprocess; "
+        "floors: only with --only, see benchmarks/floors.py)",
     )
     parser.add_argument(
         "--tokens", type=int, default=1000, help="distinct tokens in process (default 1000)"
@@ -85,7 +95,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--duration", type=float, default=5.0, help="seconds per end-to-end measurement (default 5)"
     )
     parser.add_argument(
-        "--e2e-rounds", type=int, default=3, help="interleaved end-to-end rounds (default 3)"
+        "--e2e-rounds", type=int, default=5, help="interleaved end-to-end rounds (default 5)"
     )
     parser.add_argument(
         "--connections", type=int, default=8, help="concurrent connections (default 8)"
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.issuer import LoopbackIssuer
 
-    from . import deploy, dpop, e2e, inprocess, introspection, issuers, wsgi
+    from . import deploy, dpop, e2e, floors, inprocess, introspection, issuers, peer, wsgi
     from .tls import make_loopback_tls
 
     def progress(message: str) -> None:
@@ -297,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 spin_us=spin_us,
                 dpop=dpop_client(issuer),
+                peer_public_key=peer.public_key_pem(issuer),
+                wrong_audience=issuer.mint(aud="api://another-api"),
                 progress=progress,
             )
             print(
@@ -312,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result_e2e.ratio(e2e.WHOAMI_DPOP, e2e.WHOAMI_REUSED):.2f} of the "
                 f"requests/s of /api/whoami with a reused Bearer token.\n"
             )
+            print(
+                "The same workloads on the peer, an application on pyramid_jwt's own "
+                "JWTAuthenticationPolicy (PyJWT, the issuer's public key given at start-up, "
+                "ACL authorization), under the same waitress settings, its runs taking "
+                "turns with ours:\n"
+            )
+            print(e2e.peer_table(result_e2e) + "\n")
             targets += result_e2e.targets()
             report["e2e"] = {
                 "loadgen": result_e2e.loadgen,
@@ -327,6 +346,44 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     for name in result_e2e.runs
                 },
+                "peer": {
+                    name: {
+                        "rps": result_e2e.peer_rps(name),
+                        "ours_over_peer": result_e2e.over_peer(name),
+                        "server_cpu_us_per_request": result_e2e.peer_cpu_per_request(name),
+                    }
+                    for name in result_e2e.peer_runs
+                },
+            }
+        if args.only == "floors":
+            result_floors = floors.run(
+                issuer.issuer,
+                tokens[0],
+                distinct,
+                dpop_client(issuer),
+                cache_size=args.cache_size,
+                loadgen=args.loadgen,
+                connections=args.connections,
+                duration=args.duration,
+                rounds=max(args.e2e_rounds, 5) if not args.smoke else 1,
+                threads=args.threads,
+                env=env,
+                progress=progress,
+            )
+            print(
+                f"## Floors: the application and what /api/whoami would cost with no check, "
+                f"or only a signature check more (waitress, {args.threads} threads, "
+                f"{args.loadgen}, {args.connections} connections, {args.duration:g} s per run, "
+                f"median of {result_floors.rounds} interleaved rounds)\n"
+            )
+            print(floors.table(result_floors) + "\n")
+            report["floors"] = {
+                name: {
+                    "rps": result_floors.rps(name),
+                    "server_cpu_us_per_request": result_floors.cpu(name),
+                    "ratio": result_floors.ratio(name) if name in floors.BASELINES else None,
+                }
+                for name in result_floors.runs
             }
         if args.only in (None, "deploy"):
             result_deploy = deploy.run(

@@ -51,20 +51,46 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--spin-us", type=float, default=0.0, help=f"busy work added to {SPIN_PATH} (calibration)"
     )
+    parser.add_argument(
+        "--app",
+        choices=("okta_pyramid", "peer"),
+        default="okta_pyramid",
+        help="the application: okta_pyramid's, or the peer on pyramid_jwt (benchmarks.peer)",
+    )
+    parser.add_argument("--public-key-file", help="the issuer's public key (PEM), for the peer")
+    parser.add_argument(
+        "--floor",
+        choices=("none", "rs256", "es256"),
+        help="serve a floor of benchmarks.floors, never a real application",
+    )
     args = parser.parse_args(argv)
     # waitress warns "Task queue depth is N" whenever more requests are in flight
     # than it has threads, which a load generator does on purpose; writing that line
     # thousands of times a second would be measured instead of the application.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    app = make_app(
-        {},
-        **{
-            "okta.issuer": args.issuer,
-            "okta.audience": args.audience,
-            "okta.token_cache_size": args.token_cache_size,
-            "okta.shared_store": args.shared_store,
-        },
-    )
+    if args.app == "peer":
+        from .peer import make_app as make_peer_app
+
+        with open(args.public_key_file) as pem:
+            app = make_peer_app(pem.read(), args.audience)
+    else:
+        app = make_app(
+            {},
+            **{
+                "okta.issuer": args.issuer,
+                "okta.audience": args.audience,
+                "okta.token_cache_size": args.token_cache_size,
+                "okta.shared_store": args.shared_store,
+                # One benchmark client signs every DPoP proof with one key, tens of
+                # thousands in a run: more than one key's default share of the replay
+                # store (okta.dpop_replay_key_quota), which would answer 429.
+                "okta.dpop_replay_key_quota": "200000",
+            },
+        )
+        if args.floor is not None:
+            from .floors import bench_token, install
+
+            install(app, args.floor, bench_token())
     if args.spin_us > 0:
         app = spin_then_hello(app, args.spin_us)
     server = waitress.create_server(

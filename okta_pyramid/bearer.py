@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from pyramid.request import Request
 from pyramid_jwt import JWTAuthenticationPolicy
+from webob.request import BaseRequest
 
 from .tokens import (
     Credentials,
@@ -131,9 +132,10 @@ class BearerTokenReader(JWTAuthenticationPolicy):
                     "cannot be compared with the DPoP proof's htu",
                     "dpop_host",
                 )
-            return request.path_url
+            return _urls(request)[1]
         # path_url is application_url (scheme, host, SCRIPT_NAME) + the quoted PATH_INFO.
-        return self.public_url + request.path_url[len(request.application_url) :]
+        application_url, path_url = _urls(request)
+        return self.public_url + path_url[len(application_url) :]
 
     def verified_request(self, request: Request) -> VerifiedRequest | None:
         """The request's validated credentials, or ``None`` when it has none; raises
@@ -277,7 +279,6 @@ def _malformed(credentials: Credentials) -> MalformedRequest | None:
     )
 
 
-@functools.lru_cache(maxsize=256)
 def has_valid_host(request: Request) -> bool:
     """Whether the host of the request's URL (its Host header, or what waitress put
     there from a trusted proxy's X-Forwarded-Host) is an RFC 3986 ``host[:port]``:
@@ -289,6 +290,43 @@ def has_valid_host(request: Request) -> bool:
     return _is_authority(host)
 
 
+# The environ's values that WebOb's application_url and path_url read.
+_URL_KEYS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
+
+
+def _urls(request: Request) -> tuple[str, str]:
+    """WebOb's ``(request.application_url, request.path_url)``, built once per distinct
+    scheme, host, script name and path rather than once per request."""
+    environ = request.environ
+    return _webob_urls(
+        *[environ.get(key) for key in _URL_KEYS],
+        environ.get("PATH_INFO"),
+        request.url_encoding,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _webob_urls(
+    scheme: str | None,
+    http_host: str | None,
+    server_name: str | None,
+    server_port: str | None,
+    script_name: str | None,
+    path_info: str | None,
+    url_encoding: str,
+) -> tuple[str, str]:
+    # WebOb itself builds them, from exactly the values it reads, so they are the
+    # URLs it would build for the request; an error it raises is not remembered.
+    values = (*_URL_KEYS, "PATH_INFO")
+    given = (scheme, http_host, server_name, server_port, script_name, path_info)
+    alone = BaseRequest(
+        {key: value for key, value in zip(values, given, strict=True) if value is not None}
+    )
+    alone.url_encoding = url_encoding
+    return alone.application_url, alone.path_url
+
+
+@functools.lru_cache(maxsize=256)
 def _is_authority(authority: str) -> bool:
     """Whether ``authority`` is an RFC 3986 ``host [ ":" port ]`` without userinfo
     (:func:`~okta_pyramid.tokens.urls.split_authority`; cached: a server sees the

@@ -20,7 +20,7 @@ from pyramid.authorization import (
 
 from .principals import BEARER_TOKEN, scope
 
-__all__ = ["ACE", "AUTHENTICATED", "DENY_BEARER_TOKENS", "Root", "scopes_granting"]
+__all__ = ["ACE", "AUTHENTICATED", "DENY_BEARER_TOKENS", "ROOT_ACL", "Root", "scopes_granting"]
 
 #: Any caller with a valid access token.
 AUTHENTICATED = "authenticated"
@@ -36,13 +36,19 @@ _SCOPE_PREFIX = scope("")
 ACE = tuple[str, str, Any]
 
 
+#: The root's ACL: any caller with a valid token has :data:`AUTHENTICATED`, and no one
+#: has any other permission. The security policy knows it by identity (a context whose
+#: ``__acl__`` is this very tuple) and decides its first entry without ACLHelper.
+ROOT_ACL: tuple[ACE, ...] = (
+    (Allow, Authenticated, AUTHENTICATED),
+    (Deny, Everyone, ALL_PERMISSIONS),
+)
+
+
 class Root:
     """Root of the resource tree: the ACL that maps principals to permissions."""
 
-    __acl__: ClassVar[tuple[ACE, ...]] = (
-        (Allow, Authenticated, AUTHENTICATED),
-        (Deny, Everyone, ALL_PERMISSIONS),
-    )
+    __acl__: ClassVar[tuple[ACE, ...]] = ROOT_ACL
 
     def __init__(self, request: object) -> None:
         self.request = request

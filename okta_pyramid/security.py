@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from pyramid.authorization import ACLHelper, Everyone
+from pyramid.authorization import ACLAllowed, ACLHelper, Authenticated, Everyone
 from pyramid.config import Configurator
 from pyramid.decorator import reify
 from pyramid.interfaces import ISecurityPolicy
@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from .bearer import BearerTokenReader
 from .parts import okta_parts
+from .permissions import AUTHENTICATED, ROOT_ACL
 from .principals import BEARER_TOKEN, DPOP_TOKEN, configured_principals, principals_for
 from .principals import issuer as issuer_principal
 from .tokens import (
@@ -78,12 +79,16 @@ class TokenIdentity:
     def principals(self) -> tuple[str, ...]:
         """The principals of the token, computed once per token, and the principal of
         how this request presented it (``token:dpop`` or ``token:bearer``)."""
-        token = self.token
-        return (
-            *token.principals(self.principals_of),
-            *_issuer_principal(token),
-            _SCHEME_PRINCIPALS[self.scheme],
-        )
+        return self.acl_principals()[1:]
+
+    def acl_principals(self) -> tuple[str, ...]:
+        """What an ACL is checked against: ``Everyone``, then :attr:`principals`.
+
+        Computed once per token, not per request: a token comes from one issuer and
+        is presented with one scheme (a bound token only as ``DPoP``, an unbound one
+        only as ``Bearer``), so the whole tuple is derived from it alone.
+        """
+        return self.token.principals(_acl_principals(self.principals_of, self.token, self.scheme))
 
     def __principals__(self) -> list[str]:
         """``Authenticated``, ``user:``, ``client:``, ``scope:``, ``group:``, ``issuer:``
@@ -161,17 +166,16 @@ class OktaSecurityPolicy:
         identity = self.identity(request)
         if identity is None:
             return self.helper.permits(context, _ANONYMOUS, permission)
-        token = identity.token
-        return self.helper.permits(
-            context,
-            (
-                Everyone,
-                *token.principals(identity.principals_of),
-                *_issuer_principal(token),
-                _SCHEME_PRINCIPALS[identity.scheme],
-            ),
-            permission,
-        )
+        principals = identity.acl_principals()
+        if (
+            permission == AUTHENTICATED
+            and getattr(context, "__acl__", None) is ROOT_ACL
+            and Authenticated in principals
+        ):
+            # The add-on's own root ACL, as ACLHelper reads it: its first entry
+            # allows exactly this, so neither the rest nor the lineage is read.
+            return ACLAllowed(ROOT_ACL[0], ROOT_ACL, permission, principals, context)
+        return self.helper.permits(context, principals, permission)
 
     def remember(self, request: Request, userid: Any, **kw: Any) -> list:
         # The client sends its token with every request; there is nothing to set.
@@ -206,13 +210,14 @@ class OktaSecurityPolicy:
             return Authentication(failure=exc, scheme=self._scheme(request))
         if verified is None:
             return _NO_TOKEN
-        proof = verified.proof
+        token, scheme, proof = verified
         if proof is not None and proof.next_nonce is not None:
             # RFC 9449 §8.2: the next nonce before the client's one expires.
             request.add_response_callback(_NonceOnResponse(proof.next_nonce))
-        return Authentication(
-            identity=TokenIdentity(verified.token, self.principals, verified.scheme, proof),
-            scheme=verified.scheme,
+        # tuple.__new__, as for the verdicts of the token core: the NamedTuple's own
+        # __new__ costs as much again on every request.
+        return _tuple(
+            Authentication, (TokenIdentity(token, self.principals, scheme, proof), None, scheme)
         )
 
     def _scheme(self, request: Request) -> str | None:
@@ -224,18 +229,53 @@ class OktaSecurityPolicy:
 
 _ANONYMOUS = (Everyone,)
 _NO_TOKEN = Authentication()
+_tuple = tuple.__new__
 _SCHEME_PRINCIPALS = {BEARER: BEARER_TOKEN, DPOP: DPOP_TOKEN}
-# issuer URL -> ("issuer:<url>",). The URL is a verifier's, never a token's own text,
-# so this holds one entry per configured issuer.
-_ISSUER_PRINCIPALS: dict[str | None, tuple[str, ...]] = {None: ()}
 
 
-def _issuer_principal(token: VerifiedToken) -> tuple[str, ...]:
-    """The principal of the issuer that vouched for ``token`` (none when unknown)."""
-    found = _ISSUER_PRINCIPALS.get(token.issuer)
-    if found is None and token.issuer is not None:
-        found = _ISSUER_PRINCIPALS[token.issuer] = (issuer_principal(token.issuer),)
-    return found or ()
+class _ACLPrincipals:
+    """Claims to every principal an ACL is checked against, for tokens of one issuer
+    presented with one scheme: ``Everyone``, what ``principals_of`` finds in the
+    claims, the issuer's principal and the scheme's. The token remembers the result
+    (:meth:`~okta_pyramid.tokens.VerifiedToken.principals`), so it is computed once
+    per token."""
+
+    __slots__ = ("policy_principals", "principals_of")
+
+    def __init__(
+        self,
+        principals_of: Callable[[Mapping[str, Any]], Iterable[str]],
+        issuer: str | None,
+        scheme: str,
+    ) -> None:
+        self.principals_of = principals_of
+        # Added by the policy, never found in the claims (okta_pyramid.principals).
+        self.policy_principals = (
+            *(() if issuer is None else (issuer_principal(issuer),)),
+            _SCHEME_PRINCIPALS[scheme],
+        )
+
+    def __call__(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
+        return (Everyone, *self.principals_of(claims), *self.policy_principals)
+
+
+# (claims-to-principals function, issuer URL, scheme) -> its _ACLPrincipals. The URL is
+# a verifier's, never a token's own text, and the functions are the policies' (one
+# each), so this holds a few entries per configured issuer and application.
+_ACL_PRINCIPALS: dict[tuple[Any, str | None, str], _ACLPrincipals] = {}
+_MAX_ACL_PRINCIPALS = 1024
+
+
+def _acl_principals(
+    principals_of: Callable[[Mapping[str, Any]], Iterable[str]], token: VerifiedToken, scheme: str
+) -> _ACLPrincipals:
+    key = (principals_of, token.issuer, scheme)
+    found = _ACL_PRINCIPALS.get(key)
+    if found is None:
+        if len(_ACL_PRINCIPALS) >= _MAX_ACL_PRINCIPALS:
+            _ACL_PRINCIPALS.clear()  # many applications in one process (tests)
+        found = _ACL_PRINCIPALS.setdefault(key, _ACLPrincipals(*key))
+    return found
 
 
 class _NonceOnResponse:
