@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -31,45 +27,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from waitress.server import create_server
 
 from okta_pyramid.app import main
 
+from .browser import Served, chromium, listening_socket
 from .helpers import b64url
 from .issuer import LoopbackIssuer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-
-# The flags Chromium needs on a machine with no display, no sandbox (root) and
-# no network beyond loopback: background fetches to Google would only fail.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1000",
-)
-
 # Chromium keeps a preflight for 5 s when the answer has no Access-Control-Max-Age
 # (and at most 2 h), so a preflight still cached after this pause was kept
 # because of our header.
 PAST_DEFAULT_PREFLIGHT_CACHE = 6.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 # -- servers -------------------------------------------------------------------
@@ -122,33 +94,6 @@ class RequestLog:
             return [s for s in self.seen if s.method == method and s.path == path]
 
 
-def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    return sock
-
-
-class Served:
-    """A WSGI application served by waitress in a background thread."""
-
-    def __init__(self, app: Callable[..., Any], sock: socket.socket) -> None:
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = create_server(app, sockets=[sock], threads=4)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        # Close every channel and the trigger so waitress's loop finds its map
-        # empty and returns, then stop the worker threads.
-        self.server.logger.disabled = True
-        while self.server._map:
-            for channel in list(self.server._map.values()):
-                channel.handle_close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(5)
-
-
 @dataclass
 class Site:
     issuer: LoopbackIssuer
@@ -186,30 +131,8 @@ def site() -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        message = (
-            f"headless Chromium is not installed ({', '.join(missing)} missing): "
-            "apt-get install chromium chromium-driver, or run make test as root with CI=true"
-        )
-        if in_ci():
-            pytest.fail(f"{message}; CI must run the browser tests, so this fails", pytrace=False)
-        pytest.skip(message)
-    profile = tempfile.mkdtemp(prefix="okta-pyramid-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    # An explicit driver path: Selenium then uses Debian's chromedriver (built with
-    # this Chromium) and never runs Selenium Manager to download one.
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_script_timeout(15)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 FETCH = """

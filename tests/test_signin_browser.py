@@ -17,42 +17,21 @@ loopback port; Debian's Chromium, driven by Selenium through Debian's chromedriv
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from waitress.server import create_server
 
 from okta_pyramid.app import main
 
-from .services import ROOT, in_ci
+from .browser import Served, chromium, listening_socket
+from .services import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1000",
-)
 SDK_BUNDLE = ROOT / "node_modules" / "@okta" / "okta-auth-js" / "dist" / "okta-auth-js.min.js"
 WAIT = 20
 
@@ -61,31 +40,6 @@ CLIENTS = (
     "okta-pyramid-spa  -  openid profile email offline_access api.read\n"
     "    redirect=http://127.0.0.1/console/  redirect=http://127.0.0.1/sdk/callback\n"
 )
-
-
-def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    return sock
-
-
-class Served:
-    """A WSGI application served by waitress in a background thread."""
-
-    def __init__(self, app: Any, sock: socket.socket) -> None:
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = create_server(app, sockets=[sock], threads=6)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.logger.disabled = True
-        while self.server._map:
-            for channel in list(self.server._map.values()):
-                channel.handle_close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(5)
 
 
 SDK_PAGE = """<!doctype html>
@@ -187,7 +141,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "devissuer.keys_dir": str(keys),
         },
     )
-    served = Site(Served(app, api_sock), Served(SdkPages(api_url), spa_sock))
+    served = Site(Served(app, api_sock, threads=6), Served(SdkPages(api_url), spa_sock, threads=6))
     yield served
     served.api.close()
     served.spa.close()
@@ -195,28 +149,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        message = (
-            f"headless Chromium is not installed ({', '.join(missing)} missing): "
-            "apt-get install chromium chromium-driver, or run make test as root with CI=true"
-        )
-        if in_ci():
-            pytest.fail(f"{message}; CI must run the browser tests, so this fails", pytrace=False)
-        pytest.skip(message)
-    profile = tempfile.mkdtemp(prefix="okta-pyramid-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_script_timeout(15)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
