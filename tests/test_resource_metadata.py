@@ -17,7 +17,7 @@ from okta_pyramid.principals import group, scope
 from okta_pyramid.resource_metadata import metadata_url
 
 from .helpers import LOCAL_METADATA, DPoPClient, b64url, bearer, webtest_app
-from .issuer import LoopbackIssuer
+from .issuer import LoopbackIssuer, unreachable_url
 
 PATH = "/.well-known/oauth-protected-resource"
 ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -389,3 +389,16 @@ def test_the_challenges_name_the_scopes_of_the_views_permission(
     audit = orders_app.get("/audit", headers=bearer(issuer.mint()), status=403)
     assert "scope" not in audit.json and "scope=" not in audit.headers["WWW-Authenticate"]
     assert "scope=" not in orders_app.get("/audit", status=401).headers["WWW-Authenticate"]
+
+
+def test_a_503_names_no_scope(make_app: Callable[..., webtest.TestApp]) -> None:
+    # The issuer cannot be reached: the credentials were not judged, so no challenge
+    # and nothing to ask for, even on a view that scopes grant.
+    token = LoopbackIssuer()
+    try:
+        app = make_app(issuer=unreachable_url(), http_timeout="1")
+        response = app.get("/api/messages", headers=bearer(token.mint()), status=503)
+    finally:
+        token.close()
+    assert response.json["error"] == "temporarily_unavailable"
+    assert "scope" not in response.json and "WWW-Authenticate" not in response.headers
