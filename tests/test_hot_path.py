@@ -75,6 +75,64 @@ def test_claims_that_are_not_utf8_are_malformed(
         verifier.verify(token)
 
 
+# -- the usual Bearer header, read in one step ----------------------------------------
+#
+# "Bearer <token>" on a request without a query string is read without the general
+# reader; anything else (another spelling of the scheme, a query string to look at)
+# goes the general way. Both must give the same answer.
+
+
+def _both_ways(app: webtest.TestApp, authorization: str) -> tuple[Any, Any]:
+    """The answers to ``authorization`` without a query string and with one."""
+    headers = {"Authorization": authorization}
+    return (
+        app.get("/api/whoami", headers=headers, expect_errors=True),
+        app.get("/api/whoami?verbose=1", headers=headers, expect_errors=True),
+    )
+
+
+@pytest.mark.parametrize(
+    "spelling", ["Bearer {}", "bearer {}", "BEARER {}", "Bearer  {}", "Bearer {}  "]
+)
+def test_every_spelling_of_a_bearer_header_is_accepted_alike(
+    app: webtest.TestApp, issuer: LoopbackIssuer, spelling: str
+) -> None:
+    for response in _both_ways(app, spelling.format(issuer.mint())):
+        assert response.status_int == 200
+        assert response.json["sub"] == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer ", "Bearer {}x", "Bearer {} {}", "Bearer\t{}", "Bearerx {}"]
+)
+def test_a_bearer_header_without_one_good_token_is_refused_alike(
+    app: webtest.TestApp, issuer: LoopbackIssuer, header: str
+) -> None:
+    token = issuer.mint()
+    plain, queried = _both_ways(app, header.format(token, token))
+    assert plain.status_int == queried.status_int in (400, 401)
+    assert plain.headers["WWW-Authenticate"] == queried.headers["WWW-Authenticate"]
+    assert plain.json == queried.json
+
+
+def test_a_bound_token_sent_as_bearer_is_refused_either_way(
+    app: webtest.TestApp, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.mint(cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+    for response in _both_ways(app, f"Bearer {token}"):
+        assert response.status_int == 401
+        assert "bound to a key (cnf)" in response.json["error_description"]
+
+
+def test_dpop_required_refuses_a_bearer_token_either_way(
+    make_app: Callable[..., webtest.TestApp], issuer: LoopbackIssuer
+) -> None:
+    app = make_app(dpop="required")
+    for response in _both_ways(app, f"Bearer {issuer.mint()}"):
+        assert response.status_int == 401
+        assert response.headers["WWW-Authenticate"].startswith("DPoP ")
+
+
 # -- the root ACL's fast path and principals once per token ---------------------------
 
 

@@ -172,6 +172,27 @@ class RequestVerifier:
             return None
         return self.check(credentials, method, url, dpop_headers)
 
+    def check_bearer(self, token: str) -> VerifiedRequest:
+        """:meth:`check` of ``Authorization: Bearer <token>`` (a Bearer request needs
+        neither its method nor its URL)."""
+        if self.mode == "required":
+            raise SchemeNotAccepted(
+                "this API accepts only DPoP-bound access tokens: send "
+                "'Authorization: DPoP <token>' with a DPoP proof",
+                DPOP,
+            )
+        verified = self.tokens.verify_token(token)
+        if verified.bound:
+            raise BindingMismatch(
+                "the access token is bound to a key (cnf): send it as "
+                "'Authorization: DPoP <token>' with a DPoP proof"
+                if verified.jkt
+                else "the access token is bound to a key this API cannot check (cnf "
+                "without jkt, such as a client certificate's x5t#S256)",
+                "bound_token_as_bearer",
+            )
+        return _tuple(VerifiedRequest, (verified, BEARER, None))
+
     def check(
         self, credentials: Credentials, method: str, url: URL, dpop_headers: Sequence[str] = ()
     ) -> VerifiedRequest:
@@ -179,23 +200,7 @@ class RequestVerifier:
         carried ``dpop_headers`` (every ``DPoP`` header value). Raises a
         :class:`~okta_pyramid.tokens.exceptions.VerificationError`."""
         if credentials.scheme == BEARER:
-            if self.mode == "required":
-                raise SchemeNotAccepted(
-                    "this API accepts only DPoP-bound access tokens: send "
-                    "'Authorization: DPoP <token>' with a DPoP proof",
-                    DPOP,
-                )
-            token = self.tokens.verify_token(credentials.token)
-            if token.bound:
-                raise BindingMismatch(
-                    "the access token is bound to a key (cnf): send it as "
-                    "'Authorization: DPoP <token>' with a DPoP proof"
-                    if token.jkt
-                    else "the access token is bound to a key this API cannot check (cnf "
-                    "without jkt, such as a client certificate's x5t#S256)",
-                    "bound_token_as_bearer",
-                )
-            return _tuple(VerifiedRequest, (token, BEARER, None))
+            return self.check_bearer(credentials.token)
         dpop = self.dpop
         if dpop is None:
             raise SchemeNotAccepted(
