@@ -1,7 +1,8 @@
 """Shortcuts on the per-request path keep their answers.
 
-The policy skips parsing an empty query string, sets ``Vary`` without parsing
-when there is none yet, decides the add-on's root ACL without ACLHelper (with
+The policy skips parsing an empty query string, reads the usual ``Bearer`` header
+in one step (with the general reader's answer), sets ``Vary`` without parsing when
+there is none yet, decides the add-on's root ACL without ACLHelper (with
 ACLHelper's answer), computes a token's principals once, and the verifier decodes
 JSON as strict UTF-8.
 """
