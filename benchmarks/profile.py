@@ -10,6 +10,13 @@ okta_pyramid, cryptography, the standard library), and the functions with the
 most samples of their own and, for okta_pyramid, including what they call.
 
 The raw stacks (``--out DIR``) can be read with any flame graph tool.
+
+``--perf`` samples with Linux ``perf`` instead (``apt-get install linux-perf``),
+which sees what py-spy cannot: native code (the interpreter itself, OpenSSL,
+libc) and the kernel, across every thread. For each workload it prints the
+server's CPU and context switches per request, and the CPU per request in each
+shared object (``perf report --sort dso``), then what each workload adds to
+``/api/hello`` there.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -160,6 +168,111 @@ def record(
     return outcome
 
 
+def record_perf(
+    perf: str,
+    pid: int,
+    rate: int,
+    output: Path,
+    load: Callable[[], LoadResult],
+) -> tuple[LoadResult, float]:
+    """Sample ``pid``'s CPU clock with ``perf record`` and count its context switches
+    with ``perf stat`` while ``load`` runs; its result and the switches."""
+    sampler = subprocess.Popen(
+        [perf, "record", "-e", "cpu-clock", "-F", str(rate), "-p", str(pid), "-o", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    counter = subprocess.Popen(
+        [perf, "stat", "-x", ",", "-e", "context-switches", "-p", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)  # both attach
+    try:
+        outcome = load()
+    finally:
+        for process in (sampler, counter):
+            process.send_signal(signal.SIGINT)  # how perf is told to stop and write
+    _, sampled = sampler.communicate(timeout=60)
+    _, counted = counter.communicate(timeout=60)
+    if sampler.returncode not in (0, -signal.SIGINT) or not output.exists():
+        raise RuntimeError(f"perf record failed: {sampled[-2000:]}")
+    switches = next(
+        (float(line.split(",")[0]) for line in counted.splitlines() if "context-switches" in line),
+        float("nan"),
+    )
+    return outcome, switches
+
+
+def perf_dsos(perf: str, data: Path) -> dict[str, float]:
+    """Each shared object's share of the samples in ``data`` (``perf report --sort dso``)."""
+    done = subprocess.run(
+        [perf, "report", "-i", str(data), "--sort", "dso", "-g", "none", "--stdio"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    shares: dict[str, float] = {}
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].endswith("%") and not line.startswith("#"):
+            shares[fields[1]] = float(fields[0][:-1]) / 100
+    return shares
+
+
+def perf_report(name: str, dsos: dict[str, float], cpu_us: float, switches: float, top: int) -> str:
+    lines = [
+        f"### {name}\n",
+        f"server CPU {cpu_us:.0f} µs/request under perf; "
+        f"{switches:.2f} context switches a request\n",
+        "| shared object | share | ≈ µs/request |",
+        "| --- | ---: | ---: |",
+    ]
+    for dso, share in sorted(dsos.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"| `{dso}` | {share:.1%} | {_micros(share, cpu_us)} |")
+    return "\n".join(lines) + "\n"
+
+
+def perf_differences(found: dict[str, tuple[dict[str, float], float]], top: int) -> str:
+    """What each workload adds to /api/hello's CPU per request, object by object."""
+    if "hello" not in found or len(found) < 2:
+        return ""
+    names = [name for name in found if name != "hello"]
+    base, base_cpu = found["hello"]
+
+    def micros(name: str, dso: str) -> float:
+        shares, cpu = found[name]
+        return shares.get(dso, 0.0) * cpu
+
+    every = {dso for shares, _ in found.values() for dso in shares}
+
+    def largest_change(dso: str) -> float:
+        here = base.get(dso, 0.0) * base_cpu
+        return max(abs(micros(name, dso) - here) for name in names)
+
+    ranked = sorted(every, key=largest_change, reverse=True)
+    lines = [
+        "### What each workload adds to /api/hello, µs/request under perf\n",
+        "| shared object | /api/hello | " + " | ".join(f"+ {n}" for n in names) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in names) + " |",
+        "| all | "
+        + f"{base_cpu:.0f} | "
+        + " | ".join(f"{found[n][1] - base_cpu:+.1f}" for n in names)
+        + " |",
+    ]
+    for dso in ranked[:top]:
+        here = base.get(dso, 0.0) * base_cpu
+        lines.append(
+            f"| `{dso}` | {here:.1f} | "
+            + " | ".join(f"{micros(n, dso) - here:+.1f}" for n in names)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def report(profile: Profile, top: int) -> str:
     cpu = profile.held_us
     lines = [
@@ -204,10 +317,22 @@ def main(argv: list[str] | None = None) -> int:
         help="profile only these (repeatable; default all)",
     )
     parser.add_argument("--out", type=Path, help="keep the raw stacks in this folder")
+    parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="sample with Linux perf (native code and kernel included) instead of py-spy",
+    )
     args = parser.parse_args(argv)
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not os.access(py_spy, os.X_OK):
-        parser.error("py-spy is not installed (pip install py-spy)")
+    if args.perf:
+        py_spy = ""
+        perf = shutil.which("perf") or ""
+        if not perf:
+            parser.error("perf is not installed (apt-get install linux-perf)")
+    else:
+        perf = ""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not os.access(py_spy, os.X_OK):
+            parser.error("py-spy is not installed (pip install py-spy)")
     loadgen = "wrk" if wrk_available() else "python"
 
     from tests.issuer import LoopbackIssuer
@@ -242,28 +367,39 @@ def main(argv: list[str] | None = None) -> int:
             for name in chosen:
                 path, headers = workloads[name]
                 run_load(loadgen, server.base_url, path, headers(1.0), connections=2, duration=1)
-            print(f"# Profiles of the served request ({loadgen}, py-spy at {args.rate}/s)\n")
+            sampler = "perf" if perf else "py-spy"
+            print(f"# Profiles of the served request ({loadgen}, {sampler} at {args.rate}/s)\n")
+            found: dict[str, tuple[dict[str, float], float]] = {}
             for name in chosen:
                 path, headers = workloads[name]
                 sent = headers(args.duration)
-                raw = out / f"{name}.txt"
-                cpu_before = e2e.process_cpu_seconds(server.pid)
-                outcome = record(
-                    py_spy,
-                    server.pid,
-                    args.duration,
-                    args.rate,
-                    raw,
-                    functools.partial(
-                        run_load,
-                        loadgen,
-                        server.base_url,
-                        path,
-                        sent,
-                        connections=args.connections,
-                        duration=args.duration - 1,
-                    ),
+                load = functools.partial(
+                    run_load,
+                    loadgen,
+                    server.base_url,
+                    path,
+                    sent,
+                    connections=args.connections,
+                    duration=args.duration - 1,
                 )
+                cpu_before = e2e.process_cpu_seconds(server.pid)
+                if perf:
+                    data = out / f"{name}.perf.data"
+                    outcome, switches = record_perf(perf, server.pid, args.rate, data, load)
+                    cpu_after = e2e.process_cpu_seconds(server.pid)
+                    if cpu_before is None or cpu_after is None:
+                        raise RuntimeError("the server's CPU time cannot be read (/proc)")
+                    cpu_us = (cpu_after - cpu_before) / outcome.requests * 1e6
+                    found[name] = (perf_dsos(perf, data), cpu_us)
+                    print(
+                        perf_report(
+                            name, found[name][0], cpu_us, switches / outcome.requests, args.top
+                        )
+                    )
+                    print(f"({outcome.rps:,.0f} requests/s; samples: {data})\n", flush=True)
+                    continue
+                raw = out / f"{name}.txt"
+                outcome = record(py_spy, server.pid, args.duration, args.rate, raw, load)
                 cpu_after = e2e.process_cpu_seconds(server.pid)
                 profile = Profile(name, read_raw(raw), requests=outcome.requests, rate=args.rate)
                 if cpu_before is not None and cpu_after is not None:
@@ -272,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                     profile.cpu_us = (cpu_after - cpu_before) / outcome.requests * 1e6
                 print(report(profile, args.top))
                 print(f"({outcome.rps:,.0f} requests/s; raw stacks: {raw})\n", flush=True)
+            if found:
+                print(perf_differences(found, args.top))
     finally:
         issuer.close()
     return 0
