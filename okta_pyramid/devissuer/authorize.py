@@ -461,15 +461,8 @@ def _signed_in(
     session_id = signins.start_session(user)
     log.info("user signed in: user=%r acr=%s", user.username, user.acr)
     response = _issue_code(request, authz, user, granted)
-    settings: DevIssuerSettings = request.registry.devissuer_settings
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        path=settings.path + "/",
-        httponly=True,
-        samesite="lax",
-        secure=request.scheme == "https",
-    )
+    # Lax: the session must come along when a client's page sends the user here.
+    _set_cookie(request, response, SESSION_COOKIE, session_id, samesite="lax")
     return response
 
 
@@ -496,16 +489,30 @@ def _login_page(
         response = _page(
             request, "Sign in", _login_form(request, authz, tx_id, transaction, error), authz
         )
+    # Strict: only the login page's own form sends it back.
+    _set_cookie(request, response, BROWSER_COOKIE, transaction.browser, samesite="strict")
+    return response
+
+
+def _cookie_path(request: Request) -> str:
+    """The issuer's own pages: no other path on the host is sent its cookies."""
     settings: DevIssuerSettings = request.registry.devissuer_settings
+    return settings.path + "/"
+
+
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, *, samesite: str
+) -> None:
+    """A cookie of the sign-in pages: on their path, out of scripts' reach, and sent
+    only over https when the page was served over https."""
     response.set_cookie(
-        BROWSER_COOKIE,
-        transaction.browser,
-        path=settings.path + "/",
+        name,
+        value,
+        path=_cookie_path(request),
         httponly=True,
-        samesite="strict",
+        samesite=samesite,
         secure=request.scheme == "https",
     )
-    return response
 
 
 def _login_form(
@@ -726,7 +733,7 @@ def logout(request: Request) -> Response:
         response = _page(
             request, "Signed out", "<h1>Signed out</h1><p>You may close this page.</p>", None
         )
-    response.delete_cookie(SESSION_COOKIE, path=settings.path + "/")
+    response.delete_cookie(SESSION_COOKIE, path=_cookie_path(request))
     log.info("user signed out: client_id=%s", client.client_id if client else "-")
     return response
 

@@ -511,6 +511,30 @@ def test_the_form_needs_its_csrf_token(dev: DevServer, field):
         assert "Location" not in refused.headers
 
 
+def _cookie(response: webtest.TestResponse, name: str) -> list[str]:
+    """The attributes of the ``Set-Cookie`` for ``name``, lower-cased, without its value."""
+    (header,) = [h for h in response.headers.getall("Set-Cookie") if h.startswith(name + "=")]
+    return sorted(part.strip().lower() for part in header.split(";")[1:])
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_sign_in_cookies_stay_on_the_issuer_s_pages_and_out_of_scripts(
+    dev: DevServer, scheme: str
+):
+    secure = ["secure"] if scheme == "https" else []
+    dev.app.extra_environ["wsgi.url_scheme"] = scheme
+    page = dev.app.get(AUTHORIZE, authorize_params(pkce()))
+    # The browser cookie binds the login form (CSRF): strict, sent by the form alone.
+    assert _cookie(page, "okta_dev_browser") == sorted(
+        ["httponly", "path=/oauth2/default/", "samesite=strict", *secure]
+    )
+    signed_in = submit_login(dev.app, page, status=302)
+    # The session comes along when a client's page sends the user back: lax.
+    assert _cookie(signed_in, "okta_dev_session") == sorted(
+        ["httponly", "path=/oauth2/default/", "samesite=lax", *secure]
+    )
+
+
 def test_the_form_must_come_back_from_the_same_browser(dev: DevServer):
     page = dev.app.get(AUTHORIZE, authorize_params(pkce()))
     fields = form_fields(page)
